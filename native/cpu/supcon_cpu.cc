@@ -1,0 +1,222 @@
+#include "supcon_cpu.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+
+#include "../common/errors.h"
+#include "thread_pool.h"
+
+namespace supcon::cpu {
+namespace {
+
+std::vector<const KernelTable*> supportedTables() {
+  std::vector<const KernelTable*> tables;
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    tables.push_back(&avx512::kKernels);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    tables.push_back(&avx2::kKernels);
+#endif
+  tables.push_back(&baseline::kKernels);
+  return tables;
+}
+
+const KernelTable* initialKernels() {
+  const auto tables = supportedTables();
+  if (const char* want = std::getenv("SUPCON_CPU_KERNELS")) {
+    for (const KernelTable* t : tables)
+      if (want == std::string(t->name)) return t;
+  }
+  return tables.front();
+}
+
+std::atomic<const KernelTable*> gActive{nullptr};
+
+int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+}  // namespace
+
+std::vector<std::string> availableKernels() {
+  std::vector<std::string> names;
+  for (const KernelTable* t : supportedTables()) names.emplace_back(t->name);
+  return names;
+}
+
+const KernelTable& activeKernels() {
+  const KernelTable* t = gActive.load();
+  if (t == nullptr) {
+    t = initialKernels();
+    gActive.store(t);
+  }
+  return *t;
+}
+
+void selectKernels(const std::string& name) {
+  for (const KernelTable* t : supportedTables()) {
+    if (name == t->name) {
+      gActive.store(t);
+      return;
+    }
+  }
+  std::string list;
+  for (const auto& n : availableKernels()) list += (list.empty() ? "'" : ", '") + n + "'";
+  throw rangeError("kernels: expected one of " + list + " on this machine, got '" + name + "'");
+}
+
+size_t LossState::bytes() const {
+  return zw.bytes() + norms.bytes() + statA.bytes() + statB.bytes() + statC.bytes() +
+         hasGrad.bytes() + rowClass.size() * sizeof(int32_t) + mask.size();
+}
+
+static KernelContext makeContext(const LossState& s, float* rowLoss, uint8_t* rowCounts,
+                                 uint8_t* rowHasGrad, float* statG) {
+  KernelContext ctx;
+  ctx.zw = s.zw.data();
+  ctx.n = s.n;
+  ctx.B = s.B;
+  ctx.ld = s.ld;
+  ctx.numAnchors = s.numAnchors;
+  ctx.rowClass = s.rowClass.data();
+  ctx.mask = s.mask.empty() ? nullptr : s.mask.data();
+  ctx.invTau = 1.0f / s.options.temperature;
+  ctx.options = s.options;
+  ctx.positiveTerm = positiveTermOf(s.options.variant, s.options.denominator);
+  ctx.rowLoss = rowLoss;
+  ctx.rowCounts = rowCounts;
+  ctx.rowHasGrad = rowHasGrad;
+  ctx.statA = const_cast<float*>(s.statA.data());
+  ctx.statB = const_cast<float*>(s.statB.data());
+  ctx.statC = const_cast<float*>(s.statC.data());
+  ctx.statG = statG;
+  return ctx;
+}
+
+std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& options,
+                                       int threads) {
+  auto st = std::make_unique<LossState>();
+  LossState& s = *st;
+  s.kernels = &activeKernels();
+  s.n = in.n;
+  s.v = in.v;
+  s.d = in.d;
+  s.B = in.n * in.v;
+  s.ld = roundUp(in.d, s.kernels->width);
+  s.numAnchors = options.contrastMode == ContrastMode::All ? s.B : s.n;
+  s.options = options;
+  const int64_t mb = s.kernels->rowBlock;
+  const int64_t padded = roundUp(s.B, mb);
+
+  s.zw = AlignedBuffer<float>(static_cast<size_t>(s.B) * static_cast<size_t>(s.ld));
+  if (options.normalize) s.norms = AlignedBuffer<float>(s.B);
+  s.statA = AlignedBuffer<float>(padded);
+  s.statB = AlignedBuffer<float>(padded);
+  s.statC = AlignedBuffer<float>(padded);
+  s.hasGrad = AlignedBuffer<uint8_t>(padded);
+  s.rowClass.resize(s.B);
+  if (in.mask != nullptr) s.mask.assign(in.mask, in.mask + in.n * in.n);
+
+  // Row r = view * n + sample holds features[sample][view].
+  ThreadPool& pool = ThreadPool::instance();
+  const int64_t rowChunks = (s.B + 255) / 256;
+  pool.parallelFor(rowChunks, threads, [&](int64_t chunk, int) {
+    const int64_t end = std::min(s.B, (chunk + 1) * 256);
+    for (int64_t r = chunk * 256; r < end; ++r) {
+      const int64_t sample = r % s.n, view = r / s.n;
+      const float* x = in.features + (sample * s.v + view) * s.d;
+      float* z = s.zw.data() + r * s.ld;
+      float scale = 1.0f;
+      if (options.normalize) {
+        double ss = 0.0;
+        for (int64_t k = 0; k < s.d; ++k) ss += static_cast<double>(x[k]) * x[k];
+        const float norm = std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
+        s.norms[r] = norm;
+        scale = 1.0f / norm;
+      }
+      for (int64_t k = 0; k < s.d; ++k) z[k] = x[k] * scale;
+      s.rowClass[r] = (in.labels != nullptr && in.mask == nullptr)
+                          ? in.labels[sample]
+                          : static_cast<int32_t>(sample);
+    }
+  });
+
+  AlignedBuffer<float> rowLoss(padded);
+  AlignedBuffer<uint8_t> rowCounts(padded);
+  const KernelContext ctx = makeContext(s, rowLoss.data(), rowCounts.data(), s.hasGrad.data(),
+                                        nullptr);
+  const int64_t scratchFloats = s.kernels->scratchFloats(s.ld);
+  const int workers = std::max(1, threads);
+  std::vector<AlignedBuffer<float>> scratch(static_cast<size_t>(workers));
+  const int64_t blocks = (s.numAnchors + mb - 1) / mb;
+  pool.parallelFor(blocks, workers, [&](int64_t block, int worker) {
+    auto& buf = scratch[static_cast<size_t>(worker)];
+    if (buf.size() == 0) buf = AlignedBuffer<float>(static_cast<size_t>(scratchFloats));
+    s.kernels->forwardBlock(ctx, block * mb, buf.data());
+  });
+
+  double sum = 0.0;
+  int64_t counted = 0;
+  for (int64_t r = 0; r < s.numAnchors; ++r) {
+    sum += rowLoss[r];
+    counted += rowCounts[r];
+  }
+  if (!options.excludeAnchorsWithoutPositives) counted = s.numAnchors;
+  s.counted = counted;
+  const double scale = static_cast<double>(options.temperature) / options.baseTemperature;
+  s.loss = counted > 0 ? scale * sum / static_cast<double>(counted) : 0.0;
+  if (!std::isfinite(s.loss))
+    throw rangeError(
+        "features: the loss overflowed float32; the logits z_i . z_j / temperature are too "
+        "large (scale the features down, raise the temperature or pass normalize: true)");
+  return st;
+}
+
+void lossBackward(const LossState& s, float gradLoss, float* grad, int threads) {
+  const int64_t mb = s.kernels->rowBlock;
+  const int64_t padded = roundUp(s.B, mb);
+  AlignedBuffer<float> statG(padded);
+  if (s.counted > 0) {
+    const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
+    const float g = static_cast<float>(scale * gradLoss / static_cast<double>(s.counted));
+    for (int64_t r = 0; r < s.numAnchors; ++r) statG[r] = s.hasGrad[r] ? g : 0.0f;
+  }
+  const KernelContext ctx = makeContext(s, nullptr, nullptr, nullptr, statG.data());
+  const int64_t scratchFloats = s.kernels->scratchFloats(s.ld);
+  const int workers = std::max(1, threads);
+  std::vector<AlignedBuffer<float>> scratch(static_cast<size_t>(workers));
+  std::vector<AlignedBuffer<float>> dzt(static_cast<size_t>(workers));
+  const float invTau = 1.0f / s.options.temperature;
+  const int64_t blocks = (s.B + mb - 1) / mb;
+  ThreadPool::instance().parallelFor(blocks, workers, [&](int64_t block, int worker) {
+    auto& buf = scratch[static_cast<size_t>(worker)];
+    auto& acc = dzt[static_cast<size_t>(worker)];
+    if (buf.size() == 0) {
+      buf = AlignedBuffer<float>(static_cast<size_t>(scratchFloats));
+      acc = AlignedBuffer<float>(static_cast<size_t>(s.ld * mb));
+    }
+    const int64_t r0 = block * mb;
+    s.kernels->backwardBlock(ctx, r0, buf.data(), acc.data());
+    const int64_t rows = std::min(mb, s.B - r0);
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t r = r0 + i;
+      const int64_t sample = r % s.n, view = r / s.n;
+      float* out = grad + (sample * s.v + view) * s.d;
+      for (int64_t k = 0; k < s.d; ++k) out[k] = acc[k * mb + i] * invTau;
+      if (s.options.normalize) {
+        // z = x / max(|x|, eps): dx = (dz - z (z . dz)) / |x|, or dz / eps when clamped.
+        const float norm = s.norms[r];
+        const float* z = s.zw.data() + r * s.ld;
+        double dot = 0.0;
+        if (norm > 1e-12f)
+          for (int64_t k = 0; k < s.d; ++k) dot += static_cast<double>(z[k]) * out[k];
+        const float fdot = static_cast<float>(dot), inv = 1.0f / norm;
+        for (int64_t k = 0; k < s.d; ++k) out[k] = (out[k] - z[k] * fdot) * inv;
+      }
+    }
+  });
+}
+
+}  // namespace supcon::cpu

@@ -1,0 +1,348 @@
+// Fused SupCon forward and backward over one block of rows, for one instruction set.
+//
+// Included by supcon_kernel_{avx512,avx2,baseline}.cc, each compiled with its own flags;
+// SUPCON_SIMD_WIDTH and SUPCON_ISA_NAMESPACE are set there.
+//
+// Orientation: a block holds MB = 2 vectors of rows (the anchors I, one lane each). Its
+// features are packed transposed (zt[k][i]) so that a tile of logits is computed as
+// st[j][i] = sum_k z_j[k] * zt[k][i]: a broadcast of z_j[k] times a vector over i. All the
+// row statistics (online log-sum-exp, positive counts, the backward coefficients) are then
+// element-wise over i, with no horizontal reductions. The B x B matrix never exists: only
+// a tile of NB columns at a time.
+#include <algorithm>
+#include <cmath>
+
+#include "../common/supcon_types.h"
+#include "simd.h"
+#include "supcon_cpu_kernels.h"
+
+namespace supcon::cpu::SUPCON_ISA_NAMESPACE {
+namespace {
+
+using namespace supcon::simd;
+
+constexpr int W = kWidth;
+constexpr int MV = 2;             // vectors of anchor rows per block
+constexpr int MB = MV * W;        // rows per block
+constexpr int JR = W >= 16 ? 8 : 4;  // columns (or k values) per micro-kernel step
+constexpr int NB = 128;           // columns per tile
+static_assert(NB % JR == 0, "tile must hold whole micro-kernel steps");
+
+constexpr float kNeg = -1e30f;  // "minus infinity" that keeps exp(kNeg - m) = 0 and no NaN
+
+struct Block {
+  int64_t r0;
+  int rows;   // valid rows in the block (<= MB)
+  VI rowIdx[MV];
+  VI rowCls[MV];
+};
+
+Block makeBlock(const KernelContext& ctx, int64_t r0) {
+  Block blk;
+  blk.r0 = r0;
+  blk.rows = static_cast<int>(std::min<int64_t>(MB, ctx.B - r0));
+  for (int m = 0; m < MV; ++m) {
+    for (int l = 0; l < W; ++l) {
+      const int64_t r = r0 + m * W + l;
+      blk.rowIdx[m][l] = static_cast<int32_t>(r);
+      blk.rowCls[m][l] = r < ctx.B ? ctx.rowClass[r] : -1;
+    }
+  }
+  return blk;
+}
+
+// zt[k * MB + i] = z_{r0 + i}[k]; rows past the end are zero.
+void packBlock(const KernelContext& ctx, const Block& blk, float* zt) {
+  for (int i = 0; i < MB; ++i) {
+    if (i < blk.rows) {
+      const float* z = ctx.zw + (blk.r0 + i) * ctx.ld;
+      for (int64_t k = 0; k < ctx.ld; ++k) zt[k * MB + i] = z[k];
+    } else {
+      for (int64_t k = 0; k < ctx.ld; ++k) zt[k * MB + i] = 0.0f;
+    }
+  }
+}
+
+// st[jj * MB + i] = z_{j0 + jj} . z_{r0 + i} / tau for jj < jn.
+void tileLogits(const KernelContext& ctx, const float* zt, int64_t j0, int jn, float* st) {
+  const int64_t ld = ctx.ld;
+  for (int jj = 0; jj < jn; jj += JR) {
+    const float* zr[JR];
+    for (int u = 0; u < JR; ++u) zr[u] = ctx.zw + (j0 + std::min(jj + u, jn - 1)) * ld;
+    VF acc[JR][MV];
+    for (int u = 0; u < JR; ++u)
+      for (int m = 0; m < MV; ++m) acc[u][m] = splat(0.0f);
+    for (int64_t k = 0; k < ld; ++k) {
+      VF a[MV];
+      for (int m = 0; m < MV; ++m) a[m] = load(zt + k * MB + m * W);
+#pragma GCC unroll 8
+      for (int u = 0; u < JR; ++u) {
+        const float b = zr[u][k];
+        for (int m = 0; m < MV; ++m) acc[u][m] += a[m] * b;
+      }
+    }
+    const int un = std::min(JR, jn - jj);
+    for (int u = 0; u < un; ++u)
+      for (int m = 0; m < MV; ++m) store(st + (jj + u) * MB + m * W, acc[u][m] * ctx.invTau);
+  }
+}
+
+// Positive flags of (i, j) and (j, i) for the block's rows i against column j.
+struct PairMasks {
+  VI pos[MV];     // j in P(i)
+  VI posT[MV];    // i in P(j)
+  VI valid[MV];   // j != i
+};
+
+void pairMasks(const KernelContext& ctx, const Block& blk, int64_t j, PairMasks& pm) {
+  const VI jv = splati(static_cast<int32_t>(j));
+  for (int m = 0; m < MV; ++m) pm.valid[m] = blk.rowIdx[m] != jv;
+  if (ctx.mask == nullptr) {
+    const VI cj = splati(ctx.rowClass[j]);
+    for (int m = 0; m < MV; ++m) {
+      pm.pos[m] = (blk.rowCls[m] == cj) & pm.valid[m];
+      pm.posT[m] = pm.pos[m];
+    }
+    return;
+  }
+  // Mask mode: rowClass holds the sample index; mask[a * n + b] says whether sample b is a
+  // positive of sample a (possibly asymmetric).
+  const int64_t n = ctx.n;
+  const int64_t sj = ctx.rowClass[j];
+  for (int m = 0; m < MV; ++m) {
+    VI p, pt;
+    for (int l = 0; l < W; ++l) {
+      const int32_t si = blk.rowCls[m][l];
+      p[l] = si >= 0 && ctx.mask[si * n + sj] ? -1 : 0;
+      pt[l] = si >= 0 && ctx.mask[sj * n + si] ? -1 : 0;
+    }
+    pm.pos[m] = p & pm.valid[m];
+    pm.posT[m] = pt & pm.valid[m];
+  }
+}
+
+struct ForwardState {
+  VF denMax[MV], denSum[MV], posMax[MV], posSum[MV], sumPos[MV], numPos[MV];
+  VF p2a[MV], p2b[MV];
+};
+
+// First pass: online log-sum-exp over den(i) (and over P(i) for 'in'), sum of positive
+// logits and n_i.
+void forwardTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn,
+                 const float* st, ForwardState& fs) {
+  const bool denAll = ctx.options.denominator == Denominator::All;
+  const bool needPosLse = ctx.positiveTerm == PositiveTerm::ExpIn;
+  VF tileDen[MV], tilePos[MV];
+  for (int m = 0; m < MV; ++m) tileDen[m] = tilePos[m] = splat(kNeg);
+  PairMasks pm;
+  for (int jj = 0; jj < jn; ++jj) {
+    pairMasks(ctx, blk, j0 + jj, pm);
+    for (int m = 0; m < MV; ++m) {
+      const VF s = load(st + jj * MB + m * W);
+      const VI den = denAll ? pm.valid[m] : (pm.valid[m] & ~pm.pos[m]);
+      tileDen[m] = vmax(tileDen[m], select(den, s, splat(kNeg)));
+      if (needPosLse) tilePos[m] = vmax(tilePos[m], select(pm.pos[m], s, splat(kNeg)));
+    }
+  }
+  for (int m = 0; m < MV; ++m) {
+    const VF dm = vmax(fs.denMax[m], tileDen[m]);
+    fs.denSum[m] *= vexp(fs.denMax[m] - dm);
+    fs.denMax[m] = dm;
+    if (needPosLse) {
+      const VF pmx = vmax(fs.posMax[m], tilePos[m]);
+      fs.posSum[m] *= vexp(fs.posMax[m] - pmx);
+      fs.posMax[m] = pmx;
+    }
+  }
+  VF denPart[MV], posPart[MV], sumPart[MV], cntPart[MV];
+  for (int m = 0; m < MV; ++m) denPart[m] = posPart[m] = sumPart[m] = cntPart[m] = splat(0.0f);
+  for (int jj = 0; jj < jn; ++jj) {
+    pairMasks(ctx, blk, j0 + jj, pm);
+    for (int m = 0; m < MV; ++m) {
+      const VF s = load(st + jj * MB + m * W);
+      const VI den = denAll ? pm.valid[m] : (pm.valid[m] & ~pm.pos[m]);
+      denPart[m] += select(den, vexp(s - fs.denMax[m]), splat(0.0f));
+      if (needPosLse) posPart[m] += select(pm.pos[m], vexp(s - fs.posMax[m]), splat(0.0f));
+      sumPart[m] += select(pm.pos[m], s, splat(0.0f));
+      cntPart[m] += select(pm.pos[m], splat(1.0f), splat(0.0f));
+    }
+  }
+  for (int m = 0; m < MV; ++m) {
+    fs.denSum[m] += denPart[m];
+    fs.posSum[m] += posPart[m];
+    fs.sumPos[m] += sumPart[m];
+    fs.numPos[m] += cntPart[m];
+  }
+}
+
+// Second pass ('onePositive'): each positive against the negatives, given a = LSE over
+// the negatives.
+void onePositiveTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn,
+                     const float* st, const VF* a, ForwardState& fs) {
+  const bool out = ctx.options.variant == Variant::Out;
+  PairMasks pm;
+  for (int jj = 0; jj < jn; ++jj) {
+    pairMasks(ctx, blk, j0 + jj, pm);
+    for (int m = 0; m < MV; ++m) {
+      const VF s = load(st + jj * MB + m * W);
+      const VF zero = splat(0.0f);
+      if (out) {
+        fs.p2a[m] += select(pm.pos[m], vsoftplus(a[m] - s), zero);
+        fs.p2b[m] += select(pm.pos[m], vsigmoid(a[m] - s), zero);
+      } else {
+        const VF sg = vsigmoid(s - a[m]);
+        fs.p2a[m] += select(pm.pos[m], sg, zero);
+        fs.p2b[m] += select(pm.pos[m], sg * (1.0f - sg), zero);
+      }
+    }
+  }
+}
+
+void forwardBlock(const KernelContext& ctx, int64_t r0, float* scratch) {
+  const Block blk = makeBlock(ctx, r0);
+  float* zt = scratch;
+  float* st = zt + ctx.ld * MB;
+  packBlock(ctx, blk, zt);
+
+  ForwardState fs;
+  for (int m = 0; m < MV; ++m) {
+    fs.denMax[m] = fs.posMax[m] = splat(kNeg);
+    fs.denSum[m] = fs.posSum[m] = fs.sumPos[m] = fs.numPos[m] = splat(0.0f);
+    fs.p2a[m] = fs.p2b[m] = splat(0.0f);
+  }
+  for (int64_t j0 = 0; j0 < ctx.B; j0 += NB) {
+    const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.B - j0));
+    tileLogits(ctx, zt, j0, jn, st);
+    forwardTile(ctx, blk, j0, jn, st, fs);
+  }
+  if (ctx.options.denominator == Denominator::OnePositive) {
+    VF a[MV];
+    for (int m = 0; m < MV; ++m) a[m] = fs.denMax[m] + vlog(vmax(fs.denSum[m], splat(1e-38f)));
+    for (int64_t j0 = 0; j0 < ctx.B; j0 += NB) {
+      const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.B - j0));
+      tileLogits(ctx, zt, j0, jn, st);
+      onePositiveTile(ctx, blk, j0, jn, st, a, fs);
+    }
+  }
+
+  const float numOthers = static_cast<float>(ctx.B - 1);
+  for (int i = 0; i < blk.rows; ++i) {
+    const int64_t r = r0 + i;
+    if (r >= ctx.numAnchors) break;
+    const int m = i / W, l = i % W;
+    RowAccum acc{fs.denMax[m][l], fs.denSum[m][l], fs.posMax[m][l], fs.posSum[m][l],
+                 fs.sumPos[m][l], fs.numPos[m][l], fs.p2a[m][l],  fs.p2b[m][l]};
+    const float numDen = ctx.options.denominator == Denominator::All
+                             ? numOthers
+                             : numOthers - acc.numPos;
+    const RowResult res = finishRow(acc, numDen, ctx.options.variant, ctx.options.denominator);
+    ctx.rowLoss[r] = res.loss;
+    ctx.rowCounts[r] = res.counts ? 1 : 0;
+    ctx.rowHasGrad[r] = res.hasGradient ? 1 : 0;
+    ctx.statA[r] = res.a;
+    ctx.statB[r] = res.b;
+    ctx.statC[r] = res.c;
+  }
+}
+
+// d l_x / d s_xy for anchor x against column y, on vectors: the row's coefficients a, b,
+// c, and whether y is in den(x) / P(x).
+inline VF pairCoefficient(PositiveTerm term, VF s, VF a, VF b, VF c, VI den, VI pos) {
+  const VF zero = splat(0.0f);
+  VF g = select(den, c * vexp(s - a), zero);
+  VF p = zero;
+  switch (term) {
+    case PositiveTerm::ConstOut: p = b; break;
+    case PositiveTerm::ExpIn: p = vexp(s - b); break;
+    case PositiveTerm::SigmoidOut: p = b * vsigmoid(a - s); break;
+    case PositiveTerm::SigmoidIn: {
+      const VF sg = vsigmoid(s - a);
+      p = b * sg * (1.0f - sg);
+      break;
+    }
+  }
+  return g - select(pos, p, zero);
+}
+
+// Turns a tile of logits st[j][i] into H[j][i] = G_ij + G_ji, in place.
+void backwardTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn, float* st) {
+  const bool denAll = ctx.options.denominator == Denominator::All;
+  const PositiveTerm term = ctx.positiveTerm;
+  VF ai[MV], bi[MV], ci[MV], gi[MV];
+  for (int m = 0; m < MV; ++m) {
+    const int64_t r = blk.r0 + m * W;
+    ai[m] = load(ctx.statA + r);
+    bi[m] = load(ctx.statB + r);
+    ci[m] = load(ctx.statC + r);
+    gi[m] = load(ctx.statG + r);
+  }
+  PairMasks pm;
+  for (int jj = 0; jj < jn; ++jj) {
+    const int64_t j = j0 + jj;
+    pairMasks(ctx, blk, j, pm);
+    const float gjs = ctx.statG[j];
+    const VF aj = splat(ctx.statA[j]), bj = splat(ctx.statB[j]), cj = splat(ctx.statC[j]);
+    for (int m = 0; m < MV; ++m) {
+      const VF s = load(st + jj * MB + m * W);
+      const VI denIJ = denAll ? pm.valid[m] : (pm.valid[m] & ~pm.pos[m]);
+      // Rows with g = 0 (not anchors, no valid terms, padding) contribute exactly zero,
+      // whatever their coefficients are.
+      VF h = select(gi[m] != 0.0f,
+                    gi[m] * pairCoefficient(term, s, ai[m], bi[m], ci[m], denIJ, pm.pos[m]),
+                    splat(0.0f));
+      if (gjs != 0.0f) {
+        const VI denJI = denAll ? pm.valid[m] : (pm.valid[m] & ~pm.posT[m]);
+        h += gjs * pairCoefficient(term, s, aj, bj, cj, denJI, pm.posT[m]);
+      }
+      store(st + jj * MB + m * W, h);
+    }
+  }
+}
+
+// dzt[k][i] += sum_j z_j[k] * h[j][i] over the tile.
+void accumulateTile(const KernelContext& ctx, int64_t j0, int jn, const float* h, float* dzt) {
+  const int64_t ld = ctx.ld;
+  for (int64_t k0 = 0; k0 < ld; k0 += JR) {
+    VF acc[JR][MV];
+    for (int u = 0; u < JR; ++u)
+      for (int m = 0; m < MV; ++m) acc[u][m] = splat(0.0f);
+    for (int jj = 0; jj < jn; ++jj) {
+      const float* z = ctx.zw + (j0 + jj) * ld + k0;
+      VF hv[MV];
+      for (int m = 0; m < MV; ++m) hv[m] = load(h + jj * MB + m * W);
+#pragma GCC unroll 8
+      for (int u = 0; u < JR; ++u) {
+        const float b = z[u];
+        for (int m = 0; m < MV; ++m) acc[u][m] += hv[m] * b;
+      }
+    }
+    for (int u = 0; u < JR; ++u)
+      for (int m = 0; m < MV; ++m) {
+        float* p = dzt + (k0 + u) * MB + m * W;
+        store(p, load(p) + acc[u][m]);
+      }
+  }
+}
+
+void backwardBlock(const KernelContext& ctx, int64_t r0, float* scratch, float* dzt) {
+  const Block blk = makeBlock(ctx, r0);
+  float* zt = scratch;
+  float* st = zt + ctx.ld * MB;
+  packBlock(ctx, blk, zt);
+  std::fill(dzt, dzt + ctx.ld * MB, 0.0f);
+  for (int64_t j0 = 0; j0 < ctx.B; j0 += NB) {
+    const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.B - j0));
+    tileLogits(ctx, zt, j0, jn, st);
+    backwardTile(ctx, blk, j0, jn, st);
+    accumulateTile(ctx, j0, jn, st, dzt);
+  }
+}
+
+}  // namespace
+
+extern const KernelTable kKernels = {
+    SUPCON_ISA_LABEL, W, MB, forwardBlock, backwardBlock,
+    [](int64_t ld) -> int64_t { return ld * MB + static_cast<int64_t>(NB) * MB; },
+};
+
+}  // namespace supcon::cpu::SUPCON_ISA_NAMESPACE

@@ -1,0 +1,110 @@
+// Native checks of the CPU loss against the float64 reference, for every instruction set
+// this machine has; built with AddressSanitizer and UBSan by `npm run test:sanitize`.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../common/errors.h"
+#include "../cpu/supcon_cpu.h"
+#include "reference.h"
+
+using namespace supcon;
+
+namespace {
+
+int failures = 0;
+int checks = 0;
+
+void expectClose(const char* what, const std::string& where, double got, double want,
+                 double rel, double abs) {
+  ++checks;
+  if (!(std::fabs(got - want) <= abs + rel * std::fabs(want))) {
+    if (++failures < 20)
+      std::printf("FAIL %s %s: got %.9g want %.9g\n", what, where.c_str(), got, want);
+  }
+}
+
+struct Case {
+  int64_t n, v, d;
+  int labelKinds;  // 0: SimCLR (no labels), -1: mask, else number of distinct labels
+  LossOptions o;
+};
+
+void runCase(const Case& c, std::mt19937& rng, int threads) {
+  const int64_t B = c.n * c.v;
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(B * c.d);
+  for (auto& e : x) e = normal(rng) * (c.o.normalize ? 3.0f : 0.3f);
+  std::vector<int32_t> labels(c.n);
+  std::vector<uint8_t> mask(c.n * c.n);
+  for (auto& l : labels) l = static_cast<int32_t>(rng() % std::max(1, c.labelKinds)) - 2;
+  for (auto& m : mask) m = rng() % 3 == 0;
+  const int32_t* lp = c.labelKinds > 0 ? labels.data() : nullptr;
+  const uint8_t* mp = c.labelKinds < 0 ? mask.data() : nullptr;
+
+  std::vector<double> xd(x.begin(), x.end());
+  const auto ref = reference::supcon(xd, c.n, c.v, c.d, lp, mp, c.o);
+  for (const auto& name : cpu::availableKernels()) {
+    cpu::selectKernels(name);
+    cpu::LossInput in{x.data(), c.n, c.v, c.d, lp, mp};
+    auto state = cpu::lossForward(in, c.o, threads);
+    // Guard values around the output catch writes out of bounds.
+    std::vector<float> grad(B * c.d + 32, 12345.0f);
+    cpu::lossBackward(*state, 1.0f, grad.data() + 16, threads);
+    char where[160];
+    std::snprintf(where, sizeof where, "[%s n=%lld v=%lld d=%lld labels=%d mode=%d var=%d den=%d norm=%d excl=%d]",
+                  name.c_str(), (long long)c.n, (long long)c.v, (long long)c.d, c.labelKinds,
+                  (int)c.o.contrastMode, (int)c.o.variant, (int)c.o.denominator, c.o.normalize,
+                  c.o.excludeAnchorsWithoutPositives);
+    expectClose("loss", where, state->loss, ref.loss, 1e-5, 1e-6);
+    double gmax = 0;
+    for (double g : ref.grad) gmax = std::max(gmax, std::fabs(g));
+    for (int64_t i = 0; i < B * c.d; ++i)
+      expectClose("grad", where, grad[16 + i], ref.grad[i], 1e-4, 1e-4 * gmax + 1e-7);
+    for (int i = 0; i < 16; ++i) {
+      expectClose("guard", where, grad[i], 12345.0f, 0, 0);
+      expectClose("guard", where, grad[16 + B * c.d + i], 12345.0f, 0, 0);
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937 rng(1234);
+  const ContrastMode modes[] = {ContrastMode::All, ContrastMode::One};
+  const Variant variants[] = {Variant::Out, Variant::In};
+  const Denominator dens[] = {Denominator::All, Denominator::OnePositive,
+                              Denominator::OnlyNegatives};
+  const int64_t shapes[][3] = {{37, 2, 3}, {5, 4, 17}, {1, 2, 8}, {33, 1, 5}, {70, 2, 20}};
+  const int labelKinds[] = {0, 3, -1, 1};
+  int cases = 0;
+  for (const auto& sh : shapes)
+    for (int lk : labelKinds)
+      for (auto mode : modes)
+        for (auto var : variants)
+          for (auto den : dens) {
+            Case c{sh[0], sh[1], sh[2], lk, LossOptions{}};
+            c.o.temperature = 0.1f + 0.2f * (cases % 3);
+            c.o.baseTemperature = 0.07f;
+            c.o.contrastMode = mode;
+            c.o.variant = var;
+            c.o.denominator = den;
+            c.o.normalize = cases % 2 == 0;
+            c.o.excludeAnchorsWithoutPositives = cases % 5 == 1;
+            runCase(c, rng, 1 + cases % 3);
+            ++cases;
+          }
+  // Kernel selection rejects names this machine lacks.
+  ++checks;
+  try {
+    cpu::selectKernels("no-such-isa");
+    ++failures;
+    std::printf("FAIL selectKernels accepted an unknown name\n");
+  } catch (const ArgumentError&) {
+  }
+  std::printf("%d passed, %d failed\n", checks - failures, failures);
+  return failures == 0 ? 0 : 1;
+}
