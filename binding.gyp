@@ -1,0 +1,54 @@
+# CPU-only source build of the addon with node-gyp (what `npm install` falls back to when
+# no prebuilt binary fits). The full build with CUDA is CMakeLists.txt (cmake-js).
+{
+  "variables": {
+    "supcon_cflags": ["-std=c++17", "-O3", "-ffp-contract=fast", "-fexceptions"]
+  },
+  "targets": [
+    {
+      "target_name": "supcon_kernels_x86",
+      "type": "static_library",
+      "conditions": [
+        ["target_arch=='x64'", {
+          "sources": ["native/cpu/supcon_kernel_avx2.cc"],
+          "cflags_cc": ["<@(supcon_cflags)", "-mavx2", "-mfma"],
+          "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["<@(supcon_cflags)", "-mavx2", "-mfma"]}
+        }]
+      ]
+    },
+    {
+      "target_name": "supcon_kernels_avx512",
+      "type": "static_library",
+      "conditions": [
+        ["target_arch=='x64'", {
+          "sources": ["native/cpu/supcon_kernel_avx512.cc"],
+          "cflags_cc": ["<@(supcon_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"],
+          "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["<@(supcon_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
+        }]
+      ]
+    },
+    {
+      "target_name": "supcon",
+      "sources": [
+        "<!@(node -p \"require('fs').readdirSync('native/binding').filter(f => f.endsWith('.cc')).map(f => 'native/binding/' + f).join(' ')\")",
+        "native/cpu/supcon_cpu.cc",
+        "native/cpu/thread_pool.cc",
+        "native/cpu/supcon_kernel_baseline.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["<@(supcon_cflags)"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "OTHER_CPLUSPLUSFLAGS": ["<@(supcon_cflags)"]
+      },
+      "conditions": [
+        ["target_arch=='x64'", {
+          "dependencies": ["supcon_kernels_x86", "supcon_kernels_avx512"]
+        }]
+      ]
+    }
+  ]
+}

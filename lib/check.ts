@@ -1,0 +1,58 @@
+// Argument checks for the TypeScript front end. Messages name the argument, what was
+// expected and what came, like the native layer's.
+
+export function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  if (typeof value === 'number') return `number ${value}`;
+  if (typeof value === 'string') return `string '${value.length > 40 ? value.slice(0, 40) + '...' : value}'`;
+  if (typeof value === 'boolean') return `boolean ${value}`;
+  if (Array.isArray(value)) return `an Array(${value.length})`;
+  if (ArrayBuffer.isView(value)) {
+    const len = (value as unknown as { length?: number }).length;
+    return `${value.constructor.name}(${len ?? value.byteLength})`;
+  }
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'object') {
+    const name = (value as object).constructor?.name;
+    return name && name !== 'Object' ? `a ${name}` : 'an object';
+  }
+  return typeof value;
+}
+
+export function isPositiveInteger(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
+}
+
+/** A shape: an array of positive safe integers. */
+export function checkShape(shape: unknown, name: string): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${name}: expected an array of dimensions, got ${describe(shape)}`);
+  for (let i = 0; i < shape.length; i++) {
+    const s = shape[i];
+    if (typeof s !== 'number') throw new TypeError(`${name}[${i}]: expected a number, got ${describe(s)}`);
+    if (!Number.isSafeInteger(s) || s < 0)
+      throw new RangeError(`${name}[${i}]: expected a non-negative integer, got ${describe(s)}`);
+  }
+  return shape.slice() as number[];
+}
+
+export function product(shape: readonly number[]): number {
+  let p = 1;
+  for (const s of shape) p *= s;
+  return p;
+}
+
+/** Rejects option names the function does not know (a typo must not pass silently). */
+export function checkOptionNames(options: object, known: readonly string[], name: string): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key))
+      throw new TypeError(`${name}: unknown option '${key}'; expected one of ${known.map((k) => `'${k}'`).join(', ')}`);
+  }
+}
+
+export function checkOneOf<T extends string>(value: unknown, choices: readonly T[], name: string): T {
+  if (typeof value !== 'string') throw new TypeError(`${name}: expected a string, got ${describe(value)}`);
+  if (!(choices as readonly string[]).includes(value))
+    throw new RangeError(`${name}: expected one of ${choices.map((c) => `'${c}'`).join(', ')}, got '${value}'`);
+  return value as T;
+}

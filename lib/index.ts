@@ -1,0 +1,9 @@
+// supcon: Supervised Contrastive Learning for Node.js.
+export { supconLoss, supconForward, supconBackward, SupconForward } from './loss';
+export type {
+  SupconOptions, SupconResult, FeaturesInput, LabelsInput, MaskInput, ContrastMode, Variant, Denominator,
+} from './loss';
+export { Tensor, tidy, keep, memory } from './tensor';
+export type { DType, DeviceName, TypedArray, TensorOptions, MemoryInfo } from './tensor';
+export { devices, backendInfo, setCpuKernels } from './device';
+export type { DeviceInfo, BackendInfo, DeviceRequest } from './device';

@@ -1,0 +1,29 @@
+// The addon's entry point: registers each part of the binding.
+#include <napi.h>
+
+#include "addon_data.h"
+#include "storage.h"
+
+namespace supcon::binding {
+
+void registerStorage(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = Storage::define(env);
+  AddonData::of(env).storage = Napi::Persistent(ctor);
+  exports.Set("Storage", ctor);
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  registerStorage(env, exports);
+  registerLoss(env, exports);
+  registerDevices(env, exports);
+  return exports;
+}
+
+}  // namespace supcon::binding
+
+static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
+  return supcon::binding::init(env, exports);
+}
+
+NODE_API_MODULE(supcon, initAddon)

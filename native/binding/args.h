@@ -1,0 +1,42 @@
+// Argument checking at the JavaScript boundary: every value that reaches native code is
+// checked here, and every failure names the argument, what was expected and what came.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "../common/errors.h"
+
+namespace supcon::binding {
+
+// A short description of a JavaScript value for error messages ("a string",
+// "Float64Array(12)", "number 3.5", ...).
+std::string describe(const Napi::Value& value);
+
+double requireNumber(const Napi::Value& value, const std::string& name);
+// A finite number > 0.
+double requirePositive(const Napi::Value& value, const std::string& name);
+// An integer in [min, max].
+int64_t requireInteger(const Napi::Value& value, const std::string& name, int64_t min,
+                       int64_t max);
+bool requireBoolean(const Napi::Value& value, const std::string& name);
+std::string requireString(const Napi::Value& value, const std::string& name);
+Napi::Object requireObject(const Napi::Value& value, const std::string& name);
+
+// A typed array of the given kind whose length is `length` (or any length when -1).
+template <typename T>
+Napi::TypedArrayOf<T> requireTypedArray(const Napi::Value& value, const std::string& name,
+                                        int64_t length);
+
+// a * b, or a RangeError naming `name` when the product passes `limit`.
+int64_t checkedProduct(int64_t a, int64_t b, const std::string& name, int64_t limit);
+
+// Runs fn; turns C++ exceptions into JavaScript ones (ArgumentError -> TypeError or
+// RangeError, bad_alloc -> RangeError, anything else -> Error). Never lets one escape.
+Napi::Value guarded(const Napi::CallbackInfo& info,
+                    const std::function<Napi::Value(const Napi::CallbackInfo&)>& fn);
+
+}  // namespace supcon::binding

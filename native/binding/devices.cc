@@ -1,0 +1,69 @@
+// devices(), buildInfo() and memory(): what this build and this machine offer.
+#include "addon_data.h"
+#include "args.h"
+#include "storage.h"
+
+#if defined(SUPCON_WITH_CUDA)
+#include "../cuda/device_info.h"
+#endif
+
+namespace supcon::binding {
+namespace {
+
+Napi::Value devices(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Napi::Env env = i.Env();
+    Napi::Array list = Napi::Array::New(env);
+#if defined(SUPCON_WITH_CUDA)
+    uint32_t k = 0;
+    for (const auto& d : cuda::discover().devices) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("index", d.index);
+      o.Set("name", d.name);
+      o.Set("computeCapability", std::to_string(d.computeMajor) + "." + std::to_string(d.computeMinor));
+      o.Set("totalMemory", static_cast<double>(d.totalMemory));
+      o.Set("multiprocessors", d.multiprocessors);
+      list.Set(k++, o);
+    }
+#endif
+    return list;
+  });
+}
+
+Napi::Value buildInfo(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Napi::Env env = i.Env();
+    Napi::Object o = Napi::Object::New(env);
+#if defined(SUPCON_WITH_CUDA)
+    const auto& disc = cuda::discover();
+    o.Set("cuda", true);
+    o.Set("cudaRuntimeVersion", disc.runtimeVersion);
+    o.Set("cudaDriverVersion", disc.driverVersion);
+    o.Set("cudaArchitectures", SUPCON_CUDA_ARCHITECTURES);
+    o.Set("noGpuReason", disc.reason);
+#else
+    o.Set("cuda", false);
+    o.Set("noGpuReason", "this build has no CUDA kernels");
+#endif
+    o.Set("napiVersion", NAPI_VERSION);
+    return o;
+  });
+}
+
+Napi::Value memory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cpuBytes", static_cast<double>(Storage::liveBytes()));
+  o.Set("cpuStorages", static_cast<double>(Storage::liveCount()));
+  return o;
+}
+
+}  // namespace
+
+void registerDevices(Napi::Env env, Napi::Object exports) {
+  exports.Set("devices", Napi::Function::New(env, devices, "devices"));
+  exports.Set("buildInfo", Napi::Function::New(env, buildInfo, "buildInfo"));
+  exports.Set("memory", Napi::Function::New(env, memory, "memory"));
+}
+
+}  // namespace supcon::binding

@@ -1,0 +1,217 @@
+// lossForward / lossBackward: the SupCon loss for JavaScript. Checks every argument, then
+// hands the work to native/cpu.
+#include <cmath>
+#include <memory>
+
+#include "../cpu/supcon_cpu.h"
+#include "../cpu/thread_pool.h"
+#include "addon_data.h"
+#include "args.h"
+#include "storage.h"
+
+namespace supcon::binding {
+namespace {
+
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+
+// The state a forward pass leaves for its backward pass, as a JavaScript object.
+class LossContext : public Napi::ObjectWrap<LossContext> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "LossContext",
+                       {InstanceMethod<&LossContext::dispose>("dispose"),
+                        InstanceAccessor<&LossContext::getLoss>("loss"),
+                        InstanceAccessor<&LossContext::getBytes>("bytes"),
+                        InstanceAccessor<&LossContext::getDisposed>("disposed")});
+  }
+  explicit LossContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LossContext>(info) {}
+
+  void adopt(Napi::Env env, std::unique_ptr<cpu::LossState> state) {
+    state_ = std::move(state);
+    reported_ = static_cast<int64_t>(state_->bytes());
+    Napi::MemoryManagement::AdjustExternalMemory(env, reported_);
+  }
+  const cpu::LossState& state(const std::string& name) const {
+    if (!state_) throw rangeError(name + ": the loss context has been disposed");
+    return *state_;
+  }
+  void Finalize(Napi::BasicEnv env) override { release(env); }
+
+ private:
+  void release(Napi::BasicEnv env) {
+    if (!state_) return;
+    state_.reset();
+    Napi::MemoryManagement::AdjustExternalMemory(env, -reported_);
+    reported_ = 0;
+  }
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    release(info.Env());
+    return info.Env().Undefined();
+  }
+  Napi::Value getLoss(const Napi::CallbackInfo& info) {
+    return state_ ? Napi::Number::New(info.Env(), state_->loss) : info.Env().Undefined();
+  }
+  Napi::Value getBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(reported_));
+  }
+  Napi::Value getDisposed(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), !state_);
+  }
+
+  std::unique_ptr<cpu::LossState> state_;
+  int64_t reported_ = 0;
+};
+
+// A Float32Array of `count` elements or a tensor storage of at least that many floats.
+float* floatData(const Napi::Value& value, const std::string& name, int64_t count) {
+  if (value.IsTypedArray()) return requireTypedArray<float>(value, name, count).Data();
+  if (value.IsObject() && !value.IsArray())
+    return reinterpret_cast<float*>(
+        Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(float)).data());
+  throw typeError(name + ": expected a Float32Array or a float32 tensor, got " + describe(value));
+}
+
+template <typename E>
+E requireEnum(const Napi::Object& opts, const char* key,
+              std::initializer_list<std::pair<const char*, E>> choices, E fallback) {
+  const Napi::Value v = opts.Get(key);
+  const std::string name = std::string("options.") + key;
+  if (v.IsUndefined()) return fallback;
+  const std::string s = requireString(v, name);
+  std::string list;
+  for (const auto& [label, value] : choices) {
+    if (s == label) return value;
+    list += (list.empty() ? "'" : ", '") + std::string(label) + "'";
+  }
+  throw rangeError(name + ": expected one of " + list + ", got '" + s + "'");
+}
+
+double optionalPositive(const Napi::Object& opts, const char* key, double fallback) {
+  const Napi::Value v = opts.Get(key);
+  return v.IsUndefined() ? fallback : requirePositive(v, std::string("options.") + key);
+}
+
+bool optionalBoolean(const Napi::Object& opts, const char* key, bool fallback) {
+  const Napi::Value v = opts.Get(key);
+  return v.IsUndefined() ? fallback : requireBoolean(v, std::string("options.") + key);
+}
+
+int optionalThreads(const Napi::Object& opts) {
+  const Napi::Value v = opts.Get("threads");
+  if (v.IsUndefined()) return cpu::ThreadPool::hardwareThreads();
+  return static_cast<int>(requireInteger(v, "options.threads", 1, 1024));
+}
+
+LossOptions parseOptions(const Napi::Object& opts) {
+  LossOptions o;
+  const double tau = optionalPositive(opts, "temperature", o.temperature);
+  const double base = optionalPositive(opts, "baseTemperature", o.baseTemperature);
+  if (tau < 1e-6 || base < 1e-6)
+    throw rangeError("options.temperature: expected temperatures >= 1e-6, got " +
+                     std::to_string(tau < 1e-6 ? tau : base));
+  o.temperature = static_cast<float>(tau);
+  o.baseTemperature = static_cast<float>(base);
+  o.contrastMode = requireEnum<ContrastMode>(
+      opts, "contrastMode", {{"all", ContrastMode::All}, {"one", ContrastMode::One}}, o.contrastMode);
+  o.variant = requireEnum<Variant>(opts, "variant", {{"out", Variant::Out}, {"in", Variant::In}},
+                                   o.variant);
+  o.denominator = requireEnum<Denominator>(
+      opts, "denominator",
+      {{"all", Denominator::All},
+       {"onePositive", Denominator::OnePositive},
+       {"onlyNegatives", Denominator::OnlyNegatives}},
+      o.denominator);
+  o.normalize = optionalBoolean(opts, "normalize", o.normalize);
+  o.excludeAnchorsWithoutPositives =
+      optionalBoolean(opts, "excludeAnchorsWithoutPositives", o.excludeAnchorsWithoutPositives);
+  return o;
+}
+
+// lossForward(features, n, v, d, labels | null, mask | null, options) -> LossContext
+Napi::Value lossForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Napi::Env env = i.Env();
+    const int64_t n = requireInteger(i[1], "n", 1, kMaxElements);
+    const int64_t v = requireInteger(i[2], "v", 1, kMaxElements);
+    const int64_t d = requireInteger(i[3], "d", 1, kMaxElements);
+    const int64_t B = checkedProduct(n, v, "features", kMaxElements);
+    const int64_t count = checkedProduct(B, d, "features", kMaxElements);
+    if (B > (int64_t{1} << 31) - 1024)
+      throw rangeError("features: expected at most 2^31 - 1024 rows (n * v), got " + std::to_string(B));
+    const float* x = floatData(i[0], "features", count);
+    for (int64_t e = 0; e < count; ++e) {
+      if (!std::isfinite(x[e])) {
+        const int64_t s = e / (v * d), view = (e / d) % v, k = e % d;
+        throw rangeError("features: expected finite values, got " +
+                         std::string(std::isnan(x[e]) ? "NaN" : "Infinity") + " at index " +
+                         std::to_string(e) + " (sample " + std::to_string(s) + ", view " +
+                         std::to_string(view) + ", dim " + std::to_string(k) + ")");
+      }
+    }
+    const int32_t* labels = nullptr;
+    const uint8_t* mask = nullptr;
+    const bool hasLabels = !i[4].IsNull() && !i[4].IsUndefined();
+    const bool hasMask = !i[5].IsNull() && !i[5].IsUndefined();
+    if (hasLabels && hasMask)
+      throw typeError("labels: pass labels or options.mask, not both");
+    if (hasLabels) labels = requireTypedArray<int32_t>(i[4], "labels", n).Data();
+    if (hasMask) {
+      const int64_t nn = checkedProduct(n, n, "options.mask", kMaxElements);
+      mask = requireTypedArray<uint8_t>(i[5], "options.mask", nn).Data();
+      for (int64_t e = 0; e < nn; ++e)
+        if (mask[e] > 1)
+          throw rangeError("options.mask: expected 0 or 1, got " + std::to_string(mask[e]) +
+                           " at index " + std::to_string(e));
+    }
+    const Napi::Object opts = i[6].IsUndefined() ? Napi::Object::New(env) : requireObject(i[6], "options");
+    const LossOptions o = parseOptions(opts);
+    const int threads = optionalThreads(opts);
+
+    auto state = cpu::lossForward(cpu::LossInput{x, n, v, d, labels, mask}, o, threads);
+    Napi::Object handle = AddonData::of(env).lossContext.New({});
+    LossContext::Unwrap(handle)->adopt(env, std::move(state));
+    return handle;
+  });
+}
+
+// lossBackward(context, gradLoss, out, options?) writes gradLoss * d loss / d features.
+Napi::Value lossBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Napi::Env env = i.Env();
+    if (!i[0].IsObject() || !i[0].As<Napi::Object>().InstanceOf(AddonData::of(env).lossContext.Value()))
+      throw typeError("context: expected the result of a forward pass, got " + describe(i[0]));
+    const cpu::LossState& s = LossContext::Unwrap(i[0].As<Napi::Object>())->state("context");
+    const double gradLoss = requireNumber(i[1], "gradLoss");
+    if (!std::isfinite(gradLoss)) throw rangeError("gradLoss: expected a finite number, got " + describe(i[1]));
+    float* out = floatData(i[2], "out", s.B * s.d);
+    const Napi::Object opts = i[3].IsUndefined() ? Napi::Object::New(env) : requireObject(i[3], "options");
+    cpu::lossBackward(s, static_cast<float>(gradLoss), out, optionalThreads(opts));
+    return env.Undefined();
+  });
+}
+
+Napi::Value cpuKernels(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Napi::Env env = i.Env();
+    if (!i[0].IsUndefined()) cpu::selectKernels(requireString(i[0], "kernels"));
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("active", cpu::activeKernels().name);
+    Napi::Array list = Napi::Array::New(env);
+    uint32_t k = 0;
+    for (const auto& name : cpu::availableKernels()) list.Set(k++, name);
+    result.Set("available", list);
+    result.Set("threads", cpu::ThreadPool::hardwareThreads());
+    return result;
+  });
+}
+
+}  // namespace
+
+void registerLoss(Napi::Env env, Napi::Object exports) {
+  AddonData::of(env).lossContext = Napi::Persistent(LossContext::define(env));
+  exports.Set("lossForward", Napi::Function::New(env, lossForward, "lossForward"));
+  exports.Set("lossBackward", Napi::Function::New(env, lossBackward, "lossBackward"));
+  exports.Set("cpuKernels", Napi::Function::New(env, cpuKernels, "cpuKernels"));
+}
+
+}  // namespace supcon::binding

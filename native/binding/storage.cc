@@ -1,0 +1,118 @@
+#include "storage.h"
+
+#include <atomic>
+#include <cstring>
+
+#include "addon_data.h"
+#include "args.h"
+
+namespace supcon::binding {
+namespace {
+std::atomic<int64_t> gLiveBytes{0};
+std::atomic<int64_t> gLiveCount{0};
+constexpr int64_t kMaxBytes = int64_t{1} << 46;
+}  // namespace
+
+int64_t Storage::liveBytes() { return gLiveBytes.load(); }
+int64_t Storage::liveCount() { return gLiveCount.load(); }
+
+Napi::Function Storage::define(Napi::Env env) {
+  return DefineClass(env, "Storage",
+                     {
+                         InstanceMethod<&Storage::write>("write"),
+                         InstanceMethod<&Storage::read>("read"),
+                         InstanceMethod<&Storage::dispose>("dispose"),
+                         InstanceAccessor<&Storage::getBytes>("bytes"),
+                         InstanceAccessor<&Storage::getDisposed>("disposed"),
+                     });
+}
+
+// new Storage(bytes): zero-filled host memory.
+Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {
+  Napi::Env env = info.Env();
+  guarded(info, [&](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t bytes = requireInteger(i[0], "bytes", 0, kMaxBytes);
+    buffer_ = cpu::AlignedBuffer<uint8_t>(static_cast<size_t>(bytes));
+    gLiveBytes += bytes;
+    gLiveCount += 1;
+    Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+    reported_ = true;
+    return env.Undefined();
+  });
+}
+
+// The garbage collector's backstop for storages that were never disposed.
+void Storage::Finalize(Napi::BasicEnv env) { release(env); }
+
+void Storage::release(Napi::BasicEnv env) {
+  if (disposed_) return;
+  disposed_ = true;
+  if (reported_) {
+    const int64_t bytes = static_cast<int64_t>(buffer_.bytes());
+    gLiveBytes -= bytes;
+    gLiveCount -= 1;
+    Napi::MemoryManagement::AdjustExternalMemory(env, -bytes);
+  }
+  buffer_ = cpu::AlignedBuffer<uint8_t>();
+}
+
+Storage& Storage::unwrap(const Napi::Value& value, const std::string& name, size_t bytes) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(AddonData::of(env).storage.Value()))
+    throw typeError(name + ": expected a tensor storage, got " + describe(value));
+  Storage* s = Storage::Unwrap(value.As<Napi::Object>());
+  if (s->disposed_) throw rangeError(name + ": the tensor has been disposed");
+  if (s->bytes() < bytes)
+    throw rangeError(name + ": expected storage of at least " + std::to_string(bytes) +
+                     " bytes, got " + std::to_string(s->bytes()));
+  return *s;
+}
+
+// write(typedArray, byteOffset): copies the array's bytes in.
+Napi::Value Storage::write(const Napi::CallbackInfo& info) {
+  return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
+    if (disposed_) throw rangeError("tensor: it has been disposed");
+    if (!i[0].IsTypedArray()) throw typeError("data: expected a typed array, got " + describe(i[0]));
+    auto ta = i[0].As<Napi::TypedArray>();
+    const int64_t offset = requireInteger(i[1], "byteOffset", 0, kMaxBytes);
+    const size_t n = ta.ByteLength();
+    if (static_cast<size_t>(offset) + n > bytes())
+      throw rangeError("data: " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
+                       " do not fit in " + std::to_string(bytes()) + " bytes");
+    const uint8_t* src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    if (n > 0) std::memcpy(buffer_.data() + offset, src, n);
+    return i.Env().Undefined();
+  });
+}
+
+// read(typedArray, byteOffset): copies bytes out into the array.
+Napi::Value Storage::read(const Napi::CallbackInfo& info) {
+  return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
+    if (disposed_) throw rangeError("tensor: it has been disposed");
+    if (!i[0].IsTypedArray()) throw typeError("out: expected a typed array, got " + describe(i[0]));
+    auto ta = i[0].As<Napi::TypedArray>();
+    const int64_t offset = requireInteger(i[1], "byteOffset", 0, kMaxBytes);
+    const size_t n = ta.ByteLength();
+    if (static_cast<size_t>(offset) + n > bytes())
+      throw rangeError("out: " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
+                       " are past the end of " + std::to_string(bytes()) + " bytes");
+    uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    if (n > 0) std::memcpy(dst, buffer_.data() + offset, n);
+    return i.Env().Undefined();
+  });
+}
+
+Napi::Value Storage::dispose(const Napi::CallbackInfo& info) {
+  release(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value Storage::getBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(buffer_.bytes()));
+}
+
+Napi::Value Storage::getDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), disposed_);
+}
+
+}  // namespace supcon::binding
