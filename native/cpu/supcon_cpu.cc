@@ -128,15 +128,16 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
       const int64_t sample = r % s.n, view = r / s.n;
       const float* x = in.features + (sample * s.v + view) * s.d;
       float* z = s.zw.data() + r * s.ld;
-      float scale = 1.0f;
       if (options.normalize) {
         double ss = 0.0;
         for (int64_t k = 0; k < s.d; ++k) ss += static_cast<double>(x[k]) * x[k];
         const float norm = std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
         s.norms[r] = norm;
-        scale = 1.0f / norm;
+        // Divide (not multiply by 1/norm): a 1-d feature then becomes exactly +-1.
+        for (int64_t k = 0; k < s.d; ++k) z[k] = x[k] / norm;
+      } else {
+        for (int64_t k = 0; k < s.d; ++k) z[k] = x[k];
       }
-      for (int64_t k = 0; k < s.d; ++k) z[k] = x[k] * scale;
       s.rowClass[r] = (in.labels != nullptr && in.mask == nullptr)
                           ? in.labels[sample]
                           : static_cast<int32_t>(sample);

@@ -1,0 +1,165 @@
+// A naive float64 SupCon loss straight from the definitions (docs/LOSS.md), with its
+// analytic gradient: materialises the B x B logits. Independent of the native code.
+
+export interface RefOptions {
+  temperature?: number;
+  baseTemperature?: number;
+  contrastMode?: 'all' | 'one';
+  variant?: 'out' | 'in';
+  denominator?: 'all' | 'onePositive' | 'onlyNegatives';
+  normalize?: boolean;
+  excludeAnchorsWithoutPositives?: boolean;
+}
+
+function logSumExp(xs: number[]): number {
+  if (xs.length === 0) return -Infinity;
+  const m = Math.max(...xs);
+  let s = 0;
+  for (const x of xs) s += Math.exp(x - m);
+  return m + Math.log(s);
+}
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
+
+/** Features x as [n, v, d] row-major. */
+export function referenceLoss(
+  x: ArrayLike<number>,
+  n: number,
+  v: number,
+  d: number,
+  labels: ArrayLike<number> | null,
+  mask: ArrayLike<number> | null,
+  opts: RefOptions = {},
+): { loss: number; grad: Float64Array } {
+  const tau = opts.temperature ?? 0.07;
+  const base = opts.baseTemperature ?? 0.07;
+  const den = opts.denominator ?? 'all';
+  const variant = opts.variant ?? 'out';
+  const B = n * v;
+  const A = (opts.contrastMode ?? 'all') === 'all' ? B : n;
+  // Row r = view * n + sample.
+  const z: number[][] = [];
+  const norms: number[] = [];
+  for (let r = 0; r < B; r++) {
+    const s = r % n, view = Math.floor(r / n);
+    const row = Array.from({ length: d }, (_, k) => x[(s * v + view) * d + k]);
+    const norm = opts.normalize ? Math.max(Math.hypot(...row), 1e-12) : 1;
+    norms.push(norm);
+    z.push(row.map((e) => e / norm));
+  }
+  const isPos = (i: number, j: number): boolean => {
+    if (i === j) return false;
+    const a = i % n, b = j % n;
+    if (mask) return mask[a * n + b] !== 0;
+    if (labels) return labels[a] === labels[b];
+    return a === b;
+  };
+  const S = z.map((zi) => z.map((zj) => zi.reduce((acc, e, k) => acc + e * zj[k], 0) / tau));
+  const G = S.map(() => new Float64Array(B));
+  let sum = 0;
+  let counted = 0;
+  for (let i = 0; i < A; i++) {
+    const pos: number[] = [];
+    const dens: number[] = [];
+    for (let j = 0; j < B; j++) {
+      if (j === i) continue;
+      if (isPos(i, j)) pos.push(j);
+      if (den === 'all' || !isPos(i, j)) dens.push(j);
+    }
+    const np = pos.length;
+    if (np === 0) continue;
+    if (dens.length === 0) {
+      if (den === 'onePositive') counted++;
+      continue;
+    }
+    counted++;
+    const a = logSumExp(dens.map((j) => S[i][j]));
+    const denGrad = (w: number) => { for (const j of dens) G[i][j] += w * Math.exp(S[i][j] - a); };
+    if (den === 'onePositive') {
+      if (variant === 'out') {
+        for (const p of pos) {
+          sum += softplus(a - S[i][p]) / np;
+          const sg = sigmoid(a - S[i][p]);
+          G[i][p] -= sg / np;
+          denGrad(sg / np);
+        }
+      } else {
+        const sg = pos.map((p) => sigmoid(S[i][p] - a));
+        const Q = sg.reduce((s, e) => s + e, 0);
+        sum += Math.log(np) - Math.log(Q);
+        pos.forEach((p, q) => {
+          const ds = sg[q] * (1 - sg[q]);
+          G[i][p] -= ds / Q;
+          denGrad(ds / Q);
+        });
+      }
+    } else if (variant === 'out') {
+      sum += a - pos.reduce((s, p) => s + S[i][p], 0) / np;
+      denGrad(1);
+      for (const p of pos) G[i][p] -= 1 / np;
+    } else {
+      const b = logSumExp(pos.map((p) => S[i][p]));
+      sum += a - b + Math.log(np);
+      denGrad(1);
+      for (const p of pos) G[i][p] -= Math.exp(S[i][p] - b);
+    }
+  }
+  const count = opts.excludeAnchorsWithoutPositives ? counted : A;
+  const grad = new Float64Array(B * d);
+  if (count === 0) return { loss: 0, grad };
+  const scale = tau / base;
+  const dz = z.map(() => new Float64Array(d));
+  for (let i = 0; i < A; i++)
+    for (let j = 0; j < B; j++) {
+      const g = (G[i][j] * scale) / count / tau;
+      if (g === 0) continue;
+      for (let k = 0; k < d; k++) {
+        dz[i][k] += g * z[j][k];
+        dz[j][k] += g * z[i][k];
+      }
+    }
+  for (let r = 0; r < B; r++) {
+    const s = r % n, view = Math.floor(r / n);
+    let dot = 0;
+    if (opts.normalize && norms[r] > 1e-12) for (let k = 0; k < d; k++) dot += z[r][k] * dz[r][k];
+    for (let k = 0; k < d; k++)
+      grad[(s * v + view) * d + k] = (dz[r][k] - (opts.normalize ? z[r][k] * dot : 0)) / norms[r];
+  }
+  return { loss: (scale * sum) / count, grad };
+}
+
+/** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomNormal(count: number, random: () => number, scale = 1): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    const u = Math.max(random(), 1e-12), w = random();
+    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * w);
+  }
+  return out;
+}
+
+export function randomLabels(n: number, classes: number, random: () => number): Int32Array {
+  return Int32Array.from({ length: n }, () => Math.floor(random() * classes) - 3);
+}
+
+/** max |a - b| relative to max |b| (plus a floor). */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / Math.max(den, 1e-30);
+}
