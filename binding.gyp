@@ -1,16 +1,18 @@
 # CPU-only source build of the addon with node-gyp (what `npm install` falls back to when
 # no prebuilt binary fits). The full build with CUDA is CMakeLists.txt (cmake-js).
+# Sources are listed by scripts/gyp-sources.js: native/binding/*.cc and native/cpu/*.cc,
+# with the *_avx2.cc / *_avx512.cc kernels in their own targets (own compiler flags).
 {
   "variables": {
     "supcon_cflags": ["-std=c++17", "-O3", "-ffp-contract=fast", "-fexceptions"]
   },
   "targets": [
     {
-      "target_name": "supcon_kernels_x86",
+      "target_name": "supcon_kernels_avx2",
       "type": "static_library",
       "conditions": [
         ["target_arch=='x64'", {
-          "sources": ["native/cpu/supcon_kernel_avx2.cc"],
+          "sources": ["<!@(node scripts/gyp-sources.js avx2)"],
           "cflags_cc": ["<@(supcon_cflags)", "-mavx2", "-mfma"],
           "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["<@(supcon_cflags)", "-mavx2", "-mfma"]}
         }]
@@ -21,7 +23,7 @@
       "type": "static_library",
       "conditions": [
         ["target_arch=='x64'", {
-          "sources": ["native/cpu/supcon_kernel_avx512.cc"],
+          "sources": ["<!@(node scripts/gyp-sources.js avx512)"],
           "cflags_cc": ["<@(supcon_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"],
           "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["<@(supcon_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
         }]
@@ -29,12 +31,7 @@
     },
     {
       "target_name": "supcon",
-      "sources": [
-        "<!@(node -p \"require('fs').readdirSync('native/binding').filter(f => f.endsWith('.cc')).map(f => 'native/binding/' + f).join(' ')\")",
-        "native/cpu/supcon_cpu.cc",
-        "native/cpu/thread_pool.cc",
-        "native/cpu/supcon_kernel_baseline.cc"
-      ],
+      "sources": ["<!@(node scripts/gyp-sources.js portable)"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
@@ -46,7 +43,7 @@
       },
       "conditions": [
         ["target_arch=='x64'", {
-          "dependencies": ["supcon_kernels_x86", "supcon_kernels_avx512"]
+          "dependencies": ["supcon_kernels_avx2", "supcon_kernels_avx512"]
         }]
       ]
     }
