@@ -11,6 +11,8 @@ export type DataFor<D extends DType> = D extends 'float32' ? Float32Array : D ex
 
 const DTYPES: readonly DType[] = ['float32', 'int32', 'uint8'];
 const BYTES: Record<DType, number> = { float32: 4, int32: 4, uint8: 1 };
+/** The addon's limit on one storage (2^46 bytes). */
+const MAX_STORAGE_BYTES = 2 ** 46;
 
 function arrayFor(dtype: DType, length: number): TypedArray {
   switch (dtype) {
@@ -100,8 +102,8 @@ export class Tensor<D extends DType = DType> {
     if (device !== 'cpu')
       throw new RangeError(`options.device: expected 'cpu' (device tensors come with the CUDA backend), got ${describe(device)}`);
     const bytes = product(shape) * BYTES[dtype];
-    if (!Number.isSafeInteger(bytes))
-      throw new RangeError(`shape: [${shape.join(', ')}] is too large to allocate`);
+    if (!(bytes <= MAX_STORAGE_BYTES))
+      throw new RangeError(`shape: [${shape.join(', ')}] needs ${bytes} bytes, more than the ${MAX_STORAGE_BYTES} one tensor may hold`);
     return new Tensor(new native.Storage(bytes), shape, dtype, device);
   }
 
@@ -178,18 +180,29 @@ export function tidy<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
-  } finally {
+  } catch (e) {
     scopes.pop();
+    closeScope(scope, new Set());
+    throw e;
   }
-  if (result instanceof Promise) throw new TypeError('fn: tidy() takes a synchronous function, got one that returned a Promise');
+  scopes.pop();
+  if (result instanceof Promise) {
+    closeScope(scope, new Set());
+    throw new TypeError('fn: tidy() takes a synchronous function, got one that returned a Promise');
+  }
   const returned = new Set<Tensor>();
   collectTensors(result, returned);
+  closeScope(scope, returned);
+  return result;
+}
+
+/** Disposes a finished scope's tensors, handing returned and kept ones to the parent. */
+function closeScope(scope: Set<Tensor>, returned: Set<Tensor>): void {
   const parent = scopes[scopes.length - 1];
   for (const t of scope) {
     if (returned.has(t) || kept.has(t)) parent?.add(t);
     else t.dispose();
   }
-  return result;
 }
 
 /** Keeps a tensor alive past the end of the enclosing tidy(). */
