@@ -66,6 +66,18 @@ export interface NativeAddon {
   devices(): NativeDeviceInfo[];
   buildInfo(): NativeBuildInfo;
   memory(): { cpuBytes: number; cpuStorages: number };
+  lossUnfused(
+    features: Float32Array,
+    n: number,
+    v: number,
+    d: number,
+    labels: Int32Array | null,
+    temperature: number,
+    baseTemperature: number,
+    out: Float32Array,
+    threads?: number,
+  ): number;
+  measureCpuPeak(threads?: number, seconds?: number): { gflops: number; kernels: string; threads: number };
 }
 
 export const native = load(path.join(__dirname, '..', '..')) as NativeAddon;

@@ -1,9 +1,12 @@
 // lossForward / lossBackward: the SupCon loss for JavaScript. Checks every argument, then
 // hands the work to native/cpu.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
+#include "../cpu/fma_peak.h"
 #include "../cpu/supcon_cpu.h"
+#include "../cpu/supcon_unfused.h"
 #include "../cpu/thread_pool.h"
 #include "addon_data.h"
 #include "args.h"
@@ -205,6 +208,44 @@ Napi::Value cpuKernels(const Napi::CallbackInfo& info) {
   });
 }
 
+// lossUnfused(features, n, v, d, labels | null, temperature, baseTemperature, out, threads?)
+// -> loss. The materialising implementation, for benchmarks and cross-checks.
+Napi::Value lossUnfused(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[1], "n", 1, kMaxElements);
+    const int64_t v = requireInteger(i[2], "v", 1, kMaxElements);
+    const int64_t d = requireInteger(i[3], "d", 1, kMaxElements);
+    const int64_t B = checkedProduct(n, v, "features", int64_t{1} << 20);
+    checkedProduct(B, B, "features (B x B matrices)", int64_t{1} << 34);
+    const int64_t count = checkedProduct(B, d, "features", kMaxElements);
+    const float* x = floatData(i[0], "features", count);
+    const int32_t* labels = (i[4].IsNull() || i[4].IsUndefined()) ? nullptr : requireTypedArray<int32_t>(i[4], "labels", n).Data();
+    const double tau = requirePositive(i[5], "temperature");
+    const double base = requirePositive(i[6], "baseTemperature");
+    float* out = floatData(i[7], "out", count);
+    const int threads = i[8].IsUndefined() ? cpu::ThreadPool::hardwareThreads()
+                                           : static_cast<int>(requireInteger(i[8], "threads", 1, 1024));
+    const double loss = cpu::unfusedLoss(x, n, v, d, labels, static_cast<float>(tau),
+                                         static_cast<float>(base), out, threads);
+    return Napi::Number::New(i.Env(), loss);
+  });
+}
+
+// measureCpuPeak(threads?, seconds?) -> { gflops, kernels, threads }: fp32 FMA throughput.
+Napi::Value measureCpuPeak(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int threads = i[0].IsUndefined() ? cpu::ThreadPool::hardwareThreads()
+                                           : static_cast<int>(requireInteger(i[0], "threads", 1, 1024));
+    const double seconds = i[1].IsUndefined() ? 0.5 : requirePositive(i[1], "seconds");
+    const cpu::FmaPeak peak = cpu::measureFmaPeak(threads, std::min(seconds, 10.0));
+    Napi::Object o = Napi::Object::New(i.Env());
+    o.Set("gflops", peak.gflops);
+    o.Set("kernels", peak.kernels);
+    o.Set("threads", peak.threads);
+    return o;
+  });
+}
+
 }  // namespace
 
 void registerLoss(Napi::Env env, Napi::Object exports) {
@@ -212,6 +253,8 @@ void registerLoss(Napi::Env env, Napi::Object exports) {
   exports.Set("lossForward", Napi::Function::New(env, lossForward, "lossForward"));
   exports.Set("lossBackward", Napi::Function::New(env, lossBackward, "lossBackward"));
   exports.Set("cpuKernels", Napi::Function::New(env, cpuKernels, "cpuKernels"));
+  exports.Set("lossUnfused", Napi::Function::New(env, lossUnfused, "lossUnfused"));
+  exports.Set("measureCpuPeak", Napi::Function::New(env, measureCpuPeak, "measureCpuPeak"));
 }
 
 }  // namespace supcon::binding
