@@ -287,3 +287,25 @@ describe('determinism and devices of input', () => {
     t.dispose();
   });
 });
+
+describe('the unfused benchmark peer', () => {
+  it('agrees with the fused kernels and the reference', async () => {
+    const { createRequire } = await import('node:module');
+    const addon = createRequire(import.meta.url)('node-gyp-build')(new URL('..', import.meta.url).pathname);
+    const random = rng(8);
+    const n = 45, v = 2, d = 19;
+    const x = randomNormal(n * v * d, random, 0.4);
+    const labels = randomLabels(n, 6, random);
+    const grad = new Float32Array(n * v * d);
+    const loss = addon.lossUnfused(x, n, v, d, labels, 0.2, 0.07, grad);
+    const ref = referenceLoss(x, n, v, d, labels, null, { temperature: 0.2 });
+    expect(Math.abs(loss - ref.loss)).toBeLessThan(1e-5 * ref.loss);
+    expect(relativeError(grad, ref.grad)).toBeLessThan(1e-4);
+    const fused = supconLoss({ data: x, shape: [n, v, d] }, labels, { temperature: 0.2 });
+    expect(Math.abs(fused.loss - loss)).toBeLessThan(1e-5 * loss);
+    expect(() => addon.lossUnfused(x, n, v, d, labels, 0, 0.07, grad)).toThrow(/^temperature: expected a finite number > 0/);
+    const peak = addon.measureCpuPeak(1, 0.05);
+    expect(peak.gflops).toBeGreaterThan(0.1);
+    expect(peak.kernels).toBe(backendInfo().cpuKernelsAvailable[0]);
+  });
+});
