@@ -20,6 +20,9 @@ export interface BackendInfo extends NativeBuildInfo {
   devices: DeviceInfo[];
   /** Set when SUPCON_DEVICE forces a device. */
   forcedDevice: string | null;
+  /** Whether the CUDA kernels run here (a GPU, a driver, kernels for its architecture). */
+  cudaUsable: boolean;
+  cudaReason: string;
 }
 
 /** What this build and this machine offer: the diagnostic behind `supcon info`. */
@@ -32,6 +35,8 @@ export function backendInfo(): BackendInfo {
     cpuThreads: cpu.threads,
     devices: devices(),
     forcedDevice: process.env.SUPCON_DEVICE ?? null,
+    cudaUsable: native.cudaStatus().usable,
+    cudaReason: native.cudaStatus().reason,
   };
 }
 
@@ -43,9 +48,12 @@ export function setCpuKernels(name: string): void {
   native.cpuKernels(name);
 }
 
+let announced = false;
+
 /**
  * The device an operation runs on. `cudaSupported` says whether that operation has CUDA
- * kernels in this version.
+ * kernels in this version. 'auto' takes a working GPU (and says so once, on stderr), else
+ * the CPU; 'cuda' throws when no GPU can be used; SUPCON_DEVICE=cpu forces the CPU.
  */
 export function resolveDevice(request: unknown, name: string, cudaSupported: boolean): 'cpu' | 'cuda' {
   const want = checkOneOf<DeviceRequest>(request ?? 'auto', ['auto', 'cpu', 'cuda'], name);
@@ -53,12 +61,20 @@ export function resolveDevice(request: unknown, name: string, cudaSupported: boo
   if (forced !== undefined && forced !== '' && forced !== 'cpu' && forced !== 'auto' && forced !== 'cuda')
     throw new RangeError(`SUPCON_DEVICE: expected 'cpu', 'cuda' or 'auto', got '${forced}'`);
   if (want === 'cpu' || forced === 'cpu') return 'cpu';
-  const reason = !cudaSupported
-    ? 'this operation has no CUDA kernels yet'
-    : devices().length === 0
-      ? native.buildInfo().noGpuReason
-      : '';
-  if (reason === '') return 'cuda';
-  if (want === 'cuda' || forced === 'cuda') throw new Error(`${name}: 'cuda' was asked for, but ${reason}`);
+  const status = cudaSupported ? native.cudaStatus() : { usable: false, reason: 'this operation has no CUDA kernels yet' };
+  if (status.usable) {
+    if (want === 'auto' && !announced) {
+      announced = true;
+      const d = devices()[0];
+      process.stderr.write(`supcon: using CUDA device 0 (${d.name}, compute capability ${d.computeCapability})\n`);
+    }
+    return 'cuda';
+  }
+  if (want === 'cuda' || forced === 'cuda') throw new Error(`${name}: 'cuda' was asked for, but ${status.reason}`);
   return 'cpu';
+}
+
+/** Whether the CUDA kernels can run on this machine, and why not. */
+export function cudaStatus(): { usable: boolean; reason: string } {
+  return native.cudaStatus();
 }

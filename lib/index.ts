@@ -5,5 +5,5 @@ export type {
 } from './loss';
 export { Tensor, tidy, keep, memory } from './tensor';
 export type { DType, DeviceName, TypedArray, TensorOptions, MemoryInfo } from './tensor';
-export { devices, backendInfo, setCpuKernels } from './device';
+export { devices, backendInfo, setCpuKernels, cudaStatus } from './device';
 export type { DeviceInfo, BackendInfo, DeviceRequest } from './device';

@@ -35,13 +35,21 @@ export interface SupconOptions {
   excludeAnchorsWithoutPositives?: boolean;
   /** CPU threads; default all the process may use. */
   threads?: number;
-  /** 'auto' (default), 'cpu' or 'cuda'. */
+  /**
+   * 'auto' (default: a working GPU, else the CPU), 'cpu' or 'cuda'. A CUDA tensor always
+   * runs on the GPU.
+   */
   device?: 'auto' | 'cpu' | 'cuda';
+  /**
+   * GPU arithmetic of the logits and gradient products: 'fp32' (default, exact), 'tf32' or
+   * 'bf16' (tensor cores, fp32 accumulation). The CPU always computes in fp32.
+   */
+  precision?: 'fp32' | 'tf32' | 'bf16';
 }
 
 const OPTION_NAMES = [
   'temperature', 'baseTemperature', 'contrastMode', 'variant', 'mask', 'denominator',
-  'normalize', 'excludeAnchorsWithoutPositives', 'threads', 'device',
+  'normalize', 'excludeAnchorsWithoutPositives', 'threads', 'device', 'precision',
 ] as const;
 
 interface Prepared {
@@ -62,6 +70,8 @@ interface Prepared {
     normalize: boolean;
     excludeAnchorsWithoutPositives: boolean;
     threads?: number;
+    device: 'cpu' | 'cuda';
+    precision: 'fp32' | 'tf32' | 'bf16';
   };
 }
 
@@ -133,7 +143,13 @@ function prepare(features: unknown, labels: unknown, options: unknown): Prepared
     throw new RangeError(`features.shape: expected positive dimensions, got [${f.shape.join(', ')}]`);
   if (labels !== null && labels !== undefined && o.mask !== undefined && o.mask !== null)
     throw new TypeError('labels: pass labels or options.mask, not both');
-  resolveDevice(o.device, 'options.device', false);
+  const onGpu = f.tensor !== null && f.tensor.device === 'cuda';
+  if (onGpu && o.device === 'cpu')
+    throw new TypeError("options.device: the features are a CUDA tensor; move them with .to('cpu') to run on the CPU");
+  const device = onGpu ? 'cuda' : resolveDevice(o.device, 'options.device', true);
+  const precision = checkOneOf(o.precision ?? 'fp32', ['fp32', 'tf32', 'bf16'], 'options.precision');
+  if (precision !== 'fp32' && device !== 'cuda')
+    throw new RangeError(`options.precision: '${precision}' runs on GPU tensor cores, but the loss runs on the CPU`);
   const bool = (x: unknown, name: string, fallback: boolean): boolean => {
     if (x === undefined) return fallback;
     if (typeof x !== 'boolean') throw new TypeError(`${name}: expected a boolean, got ${describe(x)}`);
@@ -163,6 +179,8 @@ function prepare(features: unknown, labels: unknown, options: unknown): Prepared
       normalize: bool(o.normalize, 'options.normalize', false),
       excludeAnchorsWithoutPositives: bool(o.excludeAnchorsWithoutPositives, 'options.excludeAnchorsWithoutPositives', false),
       ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      device,
+      precision,
     },
   };
 }
@@ -173,15 +191,19 @@ export class SupconForward<G extends Float32Array | Tensor<'float32'> = Float32A
   /** Features shape, as given. */
   readonly shape: readonly number[];
   #context: NativeLossContext | null;
-  readonly #asTensor: boolean;
+  /** Where the loss ran. */
+  readonly device: 'cpu' | 'cuda';
+  /** For Tensor features: the device of the features, where the gradient goes. */
+  readonly #gradDevice: 'cpu' | 'cuda' | null;
   readonly #threads: number | undefined;
 
   /** @internal */
-  constructor(context: NativeLossContext, shape: number[], asTensor: boolean, threads: number | undefined) {
+  constructor(context: NativeLossContext, shape: number[], gradDevice: 'cpu' | 'cuda' | null, threads: number | undefined) {
     this.#context = context;
     this.loss = context.loss;
+    this.device = context.device;
     this.shape = Object.freeze(shape);
-    this.#asTensor = asTensor;
+    this.#gradDevice = gradDevice;
     this.#threads = threads;
   }
 
@@ -190,14 +212,17 @@ export class SupconForward<G extends Float32Array | Tensor<'float32'> = Float32A
     return this.#context?.bytes ?? 0;
   }
 
-  /** gradLoss * d loss / d features, in the layout and kind of the features. */
+  /**
+   * gradLoss * d loss / d features, in the layout and kind of the features (for Tensor
+   * features, a Tensor on the features' device).
+   */
   backward(gradLoss = 1): G {
     if (this.#context === null) throw new RangeError('context: the forward result has been disposed');
     if (typeof gradLoss !== 'number') throw new TypeError(`gradLoss: expected a number, got ${describe(gradLoss)}`);
     if (!Number.isFinite(gradLoss)) throw new RangeError(`gradLoss: expected a finite number, got ${gradLoss}`);
     const opts = this.#threads !== undefined ? { threads: this.#threads } : {};
-    if (this.#asTensor) {
-      const grad = Tensor.zeros<'float32'>(this.shape);
+    if (this.#gradDevice !== null) {
+      const grad = Tensor.zeros<'float32'>(this.shape, { device: this.#gradDevice });
       try {
         native.lossBackward(this.#context, gradLoss, grad.storage, opts);
       } catch (e) {
@@ -232,7 +257,7 @@ export function supconForward<F extends FeaturesInput>(
 ): SupconForward<GradOf<F>> {
   const p = prepare(features, labels, options);
   const ctx = native.lossForward(p.source, p.n, p.v, p.d, p.labels, p.mask, p.native);
-  return new SupconForward<GradOf<F>>(ctx, p.shape, p.tensor !== null, p.native.threads);
+  return new SupconForward<GradOf<F>>(ctx, p.shape, p.tensor?.device ?? null, p.native.threads);
 }
 
 /** Backward pass of a supconForward result: gradLoss * d loss / d features. */

@@ -5,6 +5,7 @@ import load = require('node-gyp-build');
 export interface NativeStorage {
   readonly bytes: number;
   readonly disposed: boolean;
+  readonly device: 'cpu' | 'cuda';
   write(data: ArrayBufferView, byteOffset: number): void;
   read(out: ArrayBufferView, byteOffset: number): void;
   dispose(): void;
@@ -14,6 +15,7 @@ export interface NativeLossContext {
   readonly loss: number;
   readonly bytes: number;
   readonly disposed: boolean;
+  readonly device: 'cpu' | 'cuda';
   dispose(): void;
 }
 
@@ -26,6 +28,8 @@ export interface NativeLossOptions {
   normalize: boolean;
   excludeAnchorsWithoutPositives: boolean;
   threads?: number;
+  device?: 'cpu' | 'cuda';
+  precision?: 'fp32' | 'tf32' | 'bf16';
 }
 
 export interface NativeDeviceInfo {
@@ -46,7 +50,7 @@ export interface NativeBuildInfo {
 }
 
 export interface NativeAddon {
-  Storage: new (bytes: number) => NativeStorage;
+  Storage: new (bytes: number, device?: 'cpu' | 'cuda') => NativeStorage;
   lossForward(
     features: Float32Array | NativeStorage,
     n: number,
@@ -65,7 +69,9 @@ export interface NativeAddon {
   cpuKernels(select?: string): { active: string; available: string[]; threads: number };
   devices(): NativeDeviceInfo[];
   buildInfo(): NativeBuildInfo;
-  memory(): { cpuBytes: number; cpuStorages: number };
+  memory(): { cpuBytes: number; cpuStorages: number; cudaBytes: number; cudaCachedBytes: number };
+  cudaStatus(): { usable: boolean; reason: string };
+  emptyCache(): void;
   lossUnfused(
     features: Float32Array,
     n: number,

@@ -99,12 +99,12 @@ export class Tensor<D extends DType = DType> {
     if (!DTYPES.includes(dtype))
       throw new RangeError(`options.dtype: expected one of 'float32', 'int32', 'uint8', got ${describe(dtype)}`);
     const device = options.device ?? 'cpu';
-    if (device !== 'cpu')
-      throw new RangeError(`options.device: expected 'cpu' (device tensors come with the CUDA backend), got ${describe(device)}`);
+    if (device !== 'cpu' && device !== 'cuda')
+      throw new RangeError(`options.device: expected 'cpu' or 'cuda', got ${describe(device)}`);
     const bytes = product(shape) * BYTES[dtype];
     if (!(bytes <= MAX_STORAGE_BYTES))
       throw new RangeError(`shape: [${shape.join(', ')}] needs ${bytes} bytes, more than the ${MAX_STORAGE_BYTES} one tensor may hold`);
-    return new Tensor(new native.Storage(bytes), shape, dtype, device);
+    return new Tensor(new native.Storage(bytes, device), shape, dtype, device);
   }
 
   /** @internal The native storage (throws when disposed). */
@@ -142,6 +142,18 @@ export class Tensor<D extends DType = DType> {
       return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, offset + i * stride));
     };
     return this.shape.length === 0 ? flat[0] : build(0, 0);
+  }
+
+  /** A copy of this tensor on `device` (a new tensor even when it is already there). */
+  to(device: DeviceName): Tensor<D> {
+    const out = Tensor.empty<D>(this.shape.slice(), { dtype: this.dtype, device });
+    try {
+      out.storage.write(this.dataSync(), 0);
+    } catch (e) {
+      out.dispose();
+      throw e;
+    }
+    return out;
   }
 
   /** Frees the storage now. Safe to call twice. */
@@ -218,9 +230,16 @@ export interface MemoryInfo {
   /** Bytes of native memory held by tensors, all devices. */
   numBytes: number;
   cpu: { bytes: number; storages: number };
+  /** GPU memory in use by tensors and loss states, and held in the allocator's cache. */
+  cuda: { bytes: number; cachedBytes: number };
 }
 
 export function memory(): MemoryInfo {
   const m = native.memory();
-  return { numTensors: liveTensors, numBytes: m.cpuBytes, cpu: { bytes: m.cpuBytes, storages: m.cpuStorages } };
+  return {
+    numTensors: liveTensors,
+    numBytes: m.cpuBytes + m.cudaBytes,
+    cpu: { bytes: m.cpuBytes, storages: m.cpuStorages },
+    cuda: { bytes: m.cudaBytes, cachedBytes: m.cudaCachedBytes },
+  };
 }

@@ -5,6 +5,7 @@
 
 #if defined(SUPCON_WITH_CUDA)
 #include "../cuda/device_info.h"
+#include "../cuda/runtime.h"
 #endif
 
 namespace supcon::binding {
@@ -55,7 +56,42 @@ Napi::Value memory(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("cpuBytes", static_cast<double>(Storage::liveBytes()));
   o.Set("cpuStorages", static_cast<double>(Storage::liveCount()));
+#if defined(SUPCON_WITH_CUDA)
+  const cuda::AllocatorStats st = cuda::allocatorStats();
+  o.Set("cudaBytes", static_cast<double>(st.inUseBytes));
+  o.Set("cudaCachedBytes", static_cast<double>(st.cachedBytes));
+#else
+  o.Set("cudaBytes", 0);
+  o.Set("cudaCachedBytes", 0);
+#endif
   return o;
+}
+
+// cudaStatus() -> { usable, reason }: whether the CUDA kernels can run here (probed once).
+Napi::Value cudaStatus(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Napi::Object o = Napi::Object::New(i.Env());
+#if defined(SUPCON_WITH_CUDA)
+    std::string reason;
+    const bool ok = cuda::usable(&reason);
+    o.Set("usable", ok);
+    o.Set("reason", reason);
+#else
+    o.Set("usable", false);
+    o.Set("reason", "this build has no CUDA kernels");
+#endif
+    return o;
+  });
+}
+
+// emptyCache(): returns the GPU memory cached by the allocator to the driver.
+Napi::Value emptyCache(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+#if defined(SUPCON_WITH_CUDA)
+    cuda::emptyCache();
+#endif
+    return i.Env().Undefined();
+  });
 }
 
 }  // namespace
@@ -64,6 +100,8 @@ void registerDevices(Napi::Env env, Napi::Object exports) {
   exports.Set("devices", Napi::Function::New(env, devices, "devices"));
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo, "buildInfo"));
   exports.Set("memory", Napi::Function::New(env, memory, "memory"));
+  exports.Set("cudaStatus", Napi::Function::New(env, cudaStatus, "cudaStatus"));
+  exports.Set("emptyCache", Napi::Function::New(env, emptyCache, "emptyCache"));
 }
 
 }  // namespace supcon::binding

@@ -12,6 +12,11 @@
 #include "args.h"
 #include "storage.h"
 
+#if defined(SUPCON_WITH_CUDA)
+#include "../cuda/runtime.h"
+#include "../cuda/supcon_cuda.h"
+#endif
+
 namespace supcon::binding {
 namespace {
 
@@ -25,25 +30,46 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
                        {InstanceMethod<&LossContext::dispose>("dispose"),
                         InstanceAccessor<&LossContext::getLoss>("loss"),
                         InstanceAccessor<&LossContext::getBytes>("bytes"),
-                        InstanceAccessor<&LossContext::getDisposed>("disposed")});
+                        InstanceAccessor<&LossContext::getDisposed>("disposed"),
+                        InstanceAccessor<&LossContext::getDevice>("device")});
   }
   explicit LossContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LossContext>(info) {}
 
   void adopt(Napi::Env env, std::unique_ptr<cpu::LossState> state) {
-    state_ = std::move(state);
-    reported_ = static_cast<int64_t>(state_->bytes());
+    cpu_ = std::move(state);
+    reported_ = static_cast<int64_t>(cpu_->bytes());
     Napi::MemoryManagement::AdjustExternalMemory(env, reported_);
   }
-  const cpu::LossState& state(const std::string& name) const {
-    if (!state_) throw rangeError(name + ": the loss context has been disposed");
-    return *state_;
+#if defined(SUPCON_WITH_CUDA)
+  void adopt(cuda::LossStateCudaPtr state) { cuda_ = std::move(state); }
+  const cuda::LossStateCuda* cudaState() const { return cuda_.get(); }
+#endif
+  // The CPU state, or null for a CUDA one; throws when disposed.
+  const cpu::LossState* cpuState(const std::string& name) const {
+    if (!live()) throw rangeError(name + ": the loss context has been disposed");
+    return cpu_.get();
   }
   void Finalize(Napi::BasicEnv env) override { release(env); }
 
  private:
+  bool live() const {
+#if defined(SUPCON_WITH_CUDA)
+    if (cuda_) return true;
+#endif
+    return cpu_ != nullptr;
+  }
+  double loss() const {
+#if defined(SUPCON_WITH_CUDA)
+    if (cuda_) return cuda::stateLoss(*cuda_);
+#endif
+    return cpu_->loss;
+  }
   void release(Napi::BasicEnv env) {
-    if (!state_) return;
-    state_.reset();
+#if defined(SUPCON_WITH_CUDA)
+    cuda_.reset();
+#endif
+    if (!cpu_) return;
+    cpu_.reset();
     Napi::MemoryManagement::AdjustExternalMemory(env, -reported_);
     reported_ = 0;
   }
@@ -52,27 +78,56 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     return info.Env().Undefined();
   }
   Napi::Value getLoss(const Napi::CallbackInfo& info) {
-    return state_ ? Napi::Number::New(info.Env(), state_->loss) : info.Env().Undefined();
+    return live() ? Napi::Number::New(info.Env(), loss()) : info.Env().Undefined();
   }
   Napi::Value getBytes(const Napi::CallbackInfo& info) {
+#if defined(SUPCON_WITH_CUDA)
+    if (cuda_) return Napi::Number::New(info.Env(), static_cast<double>(cuda::stateBytes(*cuda_)));
+#endif
     return Napi::Number::New(info.Env(), static_cast<double>(reported_));
   }
   Napi::Value getDisposed(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), !state_);
+    return Napi::Boolean::New(info.Env(), !live());
+  }
+  Napi::Value getDevice(const Napi::CallbackInfo& info) {
+#if defined(SUPCON_WITH_CUDA)
+    if (cuda_) return Napi::String::New(info.Env(), "cuda");
+#endif
+    return Napi::String::New(info.Env(), "cpu");
   }
 
-  std::unique_ptr<cpu::LossState> state_;
+  std::unique_ptr<cpu::LossState> cpu_;
+#if defined(SUPCON_WITH_CUDA)
+  cuda::LossStateCudaPtr cuda_;
+#endif
   int64_t reported_ = 0;
 };
 
-// A Float32Array of `count` elements or a tensor storage of at least that many floats.
-float* floatData(const Napi::Value& value, const std::string& name, int64_t count) {
-  if (value.IsTypedArray()) return requireTypedArray<float>(value, name, count).Data();
-  if (value.IsObject() && !value.IsArray())
-    return reinterpret_cast<float*>(
-        Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(float)).data());
+// Float data of `count` elements: a Float32Array (host) or a tensor storage (host or GPU).
+struct FloatData {
+  float* ptr;
+  bool onDevice;
+};
+
+FloatData floatData(const Napi::Value& value, const std::string& name, int64_t count) {
+  if (value.IsTypedArray()) return {requireTypedArray<float>(value, name, count).Data(), false};
+  if (value.IsObject() && !value.IsArray()) {
+    Storage& s = Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(float));
+    return {reinterpret_cast<float*>(s.data()), s.onDevice()};
+  }
   throw typeError(name + ": expected a Float32Array or a float32 tensor, got " + describe(value));
 }
+
+#if defined(SUPCON_WITH_CUDA)
+// A temporary device buffer (upload of host input, staging of host output).
+struct DeviceTemp {
+  void* ptr = nullptr;
+  explicit DeviceTemp(size_t bytes) : ptr(cuda::deviceAlloc(bytes)) {}
+  ~DeviceTemp() { cuda::deviceFree(ptr); }
+  DeviceTemp(const DeviceTemp&) = delete;
+  DeviceTemp& operator=(const DeviceTemp&) = delete;
+};
+#endif
 
 template <typename E>
 E requireEnum(const Napi::Object& opts, const char* key,
@@ -130,7 +185,9 @@ LossOptions parseOptions(const Napi::Object& opts) {
   return o;
 }
 
-// lossForward(features, n, v, d, labels | null, mask | null, options) -> LossContext
+// lossForward(features, n, v, d, labels | null, mask | null, options) -> LossContext.
+// options.device ('cpu' | 'cuda'; default: where the features are) and options.precision
+// ('fp32' | 'tf32' | 'bf16'; the last two only on 'cuda').
 Napi::Value lossForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Napi::Env env = i.Env();
@@ -141,16 +198,7 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
     const int64_t count = checkedProduct(B, d, "features", kMaxElements);
     if (B > (int64_t{1} << 31) - 1024)
       throw rangeError("features: expected at most 2^31 - 1024 rows (n * v), got " + std::to_string(B));
-    const float* x = floatData(i[0], "features", count);
-    for (int64_t e = 0; e < count; ++e) {
-      if (!std::isfinite(x[e])) {
-        const int64_t s = e / (v * d), view = (e / d) % v, k = e % d;
-        throw rangeError("features: expected finite values, got " +
-                         std::string(std::isnan(x[e]) ? "NaN" : "Infinity") + " at index " +
-                         std::to_string(e) + " (sample " + std::to_string(s) + ", view " +
-                         std::to_string(view) + ", dim " + std::to_string(k) + ")");
-      }
-    }
+    const FloatData x = floatData(i[0], "features", count);
     const int32_t* labels = nullptr;
     const uint8_t* mask = nullptr;
     const bool hasLabels = !i[4].IsNull() && !i[4].IsUndefined();
@@ -168,27 +216,83 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
     }
     const Napi::Object opts = i[6].IsUndefined() ? Napi::Object::New(env) : requireObject(i[6], "options");
     const LossOptions o = parseOptions(opts);
-    const int threads = optionalThreads(opts);
-
-    auto state = cpu::lossForward(cpu::LossInput{x, n, v, d, labels, mask}, o, threads);
+    const std::string device = requireEnum<std::string>(opts, "device", {{"cpu", "cpu"}, {"cuda", "cuda"}},
+                                                        x.onDevice ? "cuda" : "cpu");
+    const std::string precision = requireEnum<std::string>(
+        opts, "precision", {{"fp32", "fp32"}, {"tf32", "tf32"}, {"bf16", "bf16"}}, "fp32");
     Napi::Object handle = AddonData::of(env).lossContext.New({});
-    LossContext::Unwrap(handle)->adopt(env, std::move(state));
+    LossContext* context = LossContext::Unwrap(handle);
+
+    if (device == "cpu") {
+      if (x.onDevice) throw typeError("features: a CUDA tensor needs options.device 'cuda'");
+      if (precision != "fp32")
+        throw rangeError("options.precision: '" + precision + "' runs on tensor cores: it needs options.device 'cuda'");
+      for (int64_t e = 0; e < count; ++e) {
+        if (!std::isfinite(x.ptr[e])) {
+          const int64_t s = e / (v * d), view = (e / d) % v, k = e % d;
+          throw rangeError("features: expected finite values, got " +
+                           std::string(std::isnan(x.ptr[e]) ? "NaN" : "Infinity") + " at index " +
+                           std::to_string(e) + " (sample " + std::to_string(s) + ", view " +
+                           std::to_string(view) + ", dim " + std::to_string(k) + ")");
+        }
+      }
+      context->adopt(env, cpu::lossForward(cpu::LossInput{x.ptr, n, v, d, labels, mask}, o, optionalThreads(opts)));
+      return handle;
+    }
+#if defined(SUPCON_WITH_CUDA)
+    const cuda::Precision prec = precision == "bf16" ? cuda::Precision::Bf16
+                                 : precision == "tf32" ? cuda::Precision::Tf32
+                                                       : cuda::Precision::Fp32;
+    if (x.onDevice) {
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, n, v, d, labels, mask}, o, prec));
+    } else {
+      for (int64_t e = 0; e < count; ++e)
+        if (!std::isfinite(x.ptr[e]))
+          throw rangeError("features: expected finite values, got " +
+                           std::string(std::isnan(x.ptr[e]) ? "NaN" : "Infinity") + " at index " +
+                           std::to_string(e));
+      DeviceTemp upload(static_cast<size_t>(count) * sizeof(float));
+      cuda::copyToDevice(upload.ptr, x.ptr, static_cast<size_t>(count) * sizeof(float));
+      context->adopt(cuda::lossForward(
+          cuda::DeviceLossInput{static_cast<const float*>(upload.ptr), n, v, d, labels, mask}, o, prec));
+    }
     return handle;
+#else
+    throw rangeError("options.device: 'cuda' is not available: this build has no CUDA kernels");
+#endif
   });
 }
 
-// lossBackward(context, gradLoss, out, options?) writes gradLoss * d loss / d features.
+// lossBackward(context, gradLoss, out, options?) writes gradLoss * d loss / d features to
+// out (a Float32Array, or a tensor storage on the context's device or the host).
 Napi::Value lossBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Napi::Env env = i.Env();
     if (!i[0].IsObject() || !i[0].As<Napi::Object>().InstanceOf(AddonData::of(env).lossContext.Value()))
       throw typeError("context: expected the result of a forward pass, got " + describe(i[0]));
-    const cpu::LossState& s = LossContext::Unwrap(i[0].As<Napi::Object>())->state("context");
+    LossContext* context = LossContext::Unwrap(i[0].As<Napi::Object>());
+    const cpu::LossState* cpuState = context->cpuState("context");
     const double gradLoss = requireNumber(i[1], "gradLoss");
     if (!std::isfinite(gradLoss)) throw rangeError("gradLoss: expected a finite number, got " + describe(i[1]));
-    float* out = floatData(i[2], "out", s.B * s.d);
     const Napi::Object opts = i[3].IsUndefined() ? Napi::Object::New(env) : requireObject(i[3], "options");
-    cpu::lossBackward(s, static_cast<float>(gradLoss), out, optionalThreads(opts));
+    if (cpuState != nullptr) {
+      const FloatData out = floatData(i[2], "out", cpuState->B * cpuState->d);
+      if (out.onDevice) throw typeError("out: expected host memory for a CPU loss, got a CUDA tensor");
+      cpu::lossBackward(*cpuState, static_cast<float>(gradLoss), out.ptr, optionalThreads(opts));
+      return env.Undefined();
+    }
+#if defined(SUPCON_WITH_CUDA)
+    const cuda::LossStateCuda& cs = *context->cudaState();
+    const int64_t count = cuda::stateRows(cs) * cuda::stateDim(cs);
+    const FloatData out = floatData(i[2], "out", count);
+    if (out.onDevice) {
+      cuda::lossBackward(cs, static_cast<float>(gradLoss), out.ptr);
+    } else {
+      DeviceTemp staging(static_cast<size_t>(count) * sizeof(float));
+      cuda::lossBackward(cs, static_cast<float>(gradLoss), static_cast<float*>(staging.ptr));
+      cuda::copyToHost(out.ptr, staging.ptr, static_cast<size_t>(count) * sizeof(float));
+    }
+#endif
     return env.Undefined();
   });
 }
@@ -218,15 +322,17 @@ Napi::Value lossUnfused(const Napi::CallbackInfo& info) {
     const int64_t B = checkedProduct(n, v, "features", int64_t{1} << 20);
     checkedProduct(B, B, "features (B x B matrices)", int64_t{1} << 34);
     const int64_t count = checkedProduct(B, d, "features", kMaxElements);
-    const float* x = floatData(i[0], "features", count);
+    const FloatData x = floatData(i[0], "features", count);
+    if (x.onDevice) throw typeError("features: expected host memory, got a CUDA tensor");
     const int32_t* labels = (i[4].IsNull() || i[4].IsUndefined()) ? nullptr : requireTypedArray<int32_t>(i[4], "labels", n).Data();
     const double tau = requirePositive(i[5], "temperature");
     const double base = requirePositive(i[6], "baseTemperature");
-    float* out = floatData(i[7], "out", count);
+    const FloatData out = floatData(i[7], "out", count);
+    if (out.onDevice) throw typeError("out: expected host memory, got a CUDA tensor");
     const int threads = i[8].IsUndefined() ? cpu::ThreadPool::hardwareThreads()
                                            : static_cast<int>(requireInteger(i[8], "threads", 1, 1024));
-    const double loss = cpu::unfusedLoss(x, n, v, d, labels, static_cast<float>(tau),
-                                         static_cast<float>(base), out, threads);
+    const double loss = cpu::unfusedLoss(x.ptr, n, v, d, labels, static_cast<float>(tau),
+                                         static_cast<float>(base), out.ptr, threads);
     return Napi::Number::New(i.Env(), loss);
   });
 }

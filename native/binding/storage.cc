@@ -6,6 +6,10 @@
 #include "addon_data.h"
 #include "args.h"
 
+#if defined(SUPCON_WITH_CUDA)
+#include "../cuda/runtime.h"
+#endif
+
 namespace supcon::binding {
 namespace {
 std::atomic<int64_t> gLiveBytes{0};
@@ -24,18 +28,40 @@ Napi::Function Storage::define(Napi::Env env) {
                          InstanceMethod<&Storage::dispose>("dispose"),
                          InstanceAccessor<&Storage::getBytes>("bytes"),
                          InstanceAccessor<&Storage::getDisposed>("disposed"),
+                         InstanceAccessor<&Storage::getDevice>("device"),
                      });
 }
 
-// new Storage(bytes): zero-filled host memory.
+// new Storage(bytes, device = 'cpu'): zero-filled memory on the host or the GPU.
 Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {
   Napi::Env env = info.Env();
   guarded(info, [&](const Napi::CallbackInfo& i) -> Napi::Value {
     const int64_t bytes = requireInteger(i[0], "bytes", 0, kMaxBytes);
-    buffer_ = cpu::AlignedBuffer<uint8_t>(static_cast<size_t>(bytes));
-    gLiveBytes += bytes;
-    gLiveCount += 1;
-    Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+    const std::string device = i[1].IsUndefined() ? "cpu" : requireString(i[1], "device");
+    if (device == "cuda") {
+#if defined(SUPCON_WITH_CUDA)
+      std::string reason;
+      if (!cuda::usable(&reason)) throw rangeError("device: 'cuda' is not available: " + reason);
+      device_ = cuda::deviceAlloc(static_cast<size_t>(bytes));
+      try {
+        cuda::memsetDevice(device_, 0, static_cast<size_t>(bytes));
+      } catch (...) {
+        cuda::deviceFree(device_);
+        device_ = nullptr;
+        throw;
+      }
+#else
+      throw rangeError("device: 'cuda' is not available: this build has no CUDA kernels");
+#endif
+    } else if (device == "cpu") {
+      buffer_ = cpu::AlignedBuffer<uint8_t>(static_cast<size_t>(bytes));
+      gLiveBytes += bytes;
+      gLiveCount += 1;
+      Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+    } else {
+      throw rangeError("device: expected 'cpu' or 'cuda', got '" + device + "'");
+    }
+    bytes_ = static_cast<size_t>(bytes);
     reported_ = true;
     return env.Undefined();
   });
@@ -47,13 +73,19 @@ void Storage::Finalize(Napi::BasicEnv env) { release(env); }
 void Storage::release(Napi::BasicEnv env) {
   if (disposed_) return;
   disposed_ = true;
-  if (reported_) {
+  if (!reported_) return;
+  if (device_ != nullptr) {
+#if defined(SUPCON_WITH_CUDA)
+    cuda::deviceFree(device_);
+#endif
+    device_ = nullptr;
+  } else {
     const int64_t bytes = static_cast<int64_t>(buffer_.bytes());
     gLiveBytes -= bytes;
     gLiveCount -= 1;
     Napi::MemoryManagement::AdjustExternalMemory(env, -bytes);
+    buffer_ = cpu::AlignedBuffer<uint8_t>();
   }
-  buffer_ = cpu::AlignedBuffer<uint8_t>();
 }
 
 Storage& Storage::unwrap(const Napi::Value& value, const std::string& name, size_t bytes) {
@@ -80,7 +112,7 @@ Napi::Value Storage::write(const Napi::CallbackInfo& info) {
       throw rangeError("data: " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
                        " do not fit in " + std::to_string(bytes()) + " bytes");
     const uint8_t* src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    if (n > 0) std::memcpy(buffer_.data() + offset, src, n);
+    copyIn(static_cast<size_t>(offset), src, n);
     return i.Env().Undefined();
   });
 }
@@ -97,9 +129,31 @@ Napi::Value Storage::read(const Napi::CallbackInfo& info) {
       throw rangeError("out: " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
                        " are past the end of " + std::to_string(bytes()) + " bytes");
     uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    if (n > 0) std::memcpy(dst, buffer_.data() + offset, n);
+    copyOut(dst, static_cast<size_t>(offset), n);
     return i.Env().Undefined();
   });
+}
+
+void Storage::copyIn(size_t offset, const void* src, size_t n) {
+  if (n == 0) return;
+#if defined(SUPCON_WITH_CUDA)
+  if (device_ != nullptr) {
+    cuda::copyToDevice(static_cast<uint8_t*>(device_) + offset, src, n);
+    return;
+  }
+#endif
+  std::memcpy(buffer_.data() + offset, src, n);
+}
+
+void Storage::copyOut(void* dst, size_t offset, size_t n) {
+  if (n == 0) return;
+#if defined(SUPCON_WITH_CUDA)
+  if (device_ != nullptr) {
+    cuda::copyToHost(dst, static_cast<uint8_t*>(device_) + offset, n);
+    return;
+  }
+#endif
+  std::memcpy(dst, buffer_.data() + offset, n);
 }
 
 Napi::Value Storage::dispose(const Napi::CallbackInfo& info) {
@@ -108,7 +162,11 @@ Napi::Value Storage::dispose(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Storage::getBytes(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(buffer_.bytes()));
+  return Napi::Number::New(info.Env(), static_cast<double>(bytes_));
+}
+
+Napi::Value Storage::getDevice(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), device_ != nullptr ? "cuda" : "cpu");
 }
 
 Napi::Value Storage::getDisposed(const Napi::CallbackInfo& info) {

@@ -1,4 +1,4 @@
-// Storage: the native memory behind a Tensor. JavaScript holds it as an opaque handle;
+// Storage: the native memory behind a Tensor, in host memory or on the GPU. JavaScript holds it as an opaque handle;
 // data moves in and out by copy. dispose() frees it at once; the garbage collector frees
 // what was never disposed.
 #pragma once
@@ -18,8 +18,10 @@ class Storage : public Napi::ObjectWrap<Storage> {
   void Finalize(Napi::BasicEnv env) override;
 
   bool disposed() const { return disposed_; }
-  size_t bytes() const { return buffer_.bytes(); }
-  uint8_t* data() { return buffer_.data(); }
+  bool onDevice() const { return device_ != nullptr; }
+  size_t bytes() const { return bytes_; }
+  // Host memory, or device memory for a CUDA storage.
+  uint8_t* data() { return device_ != nullptr ? static_cast<uint8_t*>(device_) : buffer_.data(); }
   // The storage behind `value`, or a TypeError naming `name`; a RangeError when it is
   // disposed or smaller than `bytes`.
   static Storage& unwrap(const Napi::Value& value, const std::string& name, size_t bytes);
@@ -34,9 +36,14 @@ class Storage : public Napi::ObjectWrap<Storage> {
   Napi::Value dispose(const Napi::CallbackInfo& info);
   Napi::Value getBytes(const Napi::CallbackInfo& info);
   Napi::Value getDisposed(const Napi::CallbackInfo& info);
+  Napi::Value getDevice(const Napi::CallbackInfo& info);
+  void copyIn(size_t offset, const void* src, size_t n);
+  void copyOut(void* dst, size_t offset, size_t n);
   void release(Napi::BasicEnv env);
 
   cpu::AlignedBuffer<uint8_t> buffer_;
+  void* device_ = nullptr;  // CUDA memory from the caching allocator, when on the GPU
+  size_t bytes_ = 0;
   bool disposed_ = false;
   bool reported_ = false;  // external memory reported to the engine
 };

@@ -105,4 +105,30 @@ SUPCON_HD RowResult finishRow(const RowAccum& acc, float numDen, Variant variant
   return r;
 }
 
+SUPCON_HD float sigmoidScalar(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+SUPCON_HD float softplusScalar(float x) {
+  return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
+}
+
+// d l_i / d s_ij for anchor i and column j != i (scalar form of the CPU SIMD kernel's
+// pairCoefficient): the row's a, b, c, and whether j is in den(i) / P(i).
+SUPCON_HD float pairCoefficientScalar(PositiveTerm term, float s, float a, float b, float c,
+                                      bool inDen, bool isPos) {
+  float g = inDen ? c * expf(s - a) : 0.0f;
+  if (isPos) {
+    switch (term) {
+      case PositiveTerm::ConstOut: g -= b; break;
+      case PositiveTerm::ExpIn: g -= expf(s - b); break;
+      case PositiveTerm::SigmoidOut: g -= b * sigmoidScalar(a - s); break;
+      case PositiveTerm::SigmoidIn: {
+        const float sg = sigmoidScalar(s - a);
+        g -= b * sg * (1.0f - sg);
+        break;
+      }
+    }
+  }
+  return g;
+}
+
 }  // namespace supcon

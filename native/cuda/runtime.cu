@@ -1,0 +1,171 @@
+// Stream, caching allocator, copies and the usability probe.
+#include <cuda_runtime.h>
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "check.cuh"
+#include "device_info.h"
+#include "runtime.h"
+
+namespace supcon::cuda {
+namespace {
+
+__global__ void probeKernel(int* out) { *out = 42; }
+
+std::mutex gMutex;
+
+// Blocks are rounded to 512 bytes (small) or 2 MiB (large) and kept in per-size free
+// lists after release; all work runs on one stream, so a freed block may be reused by the
+// next allocation without a synchronisation.
+struct Allocator {
+  std::multimap<size_t, void*> freeBlocks;
+  std::map<void*, size_t> sizes;
+  int64_t inUse = 0, cached = 0, allocations = 0;
+};
+Allocator& allocator() {
+  static Allocator a;
+  return a;
+}
+
+size_t roundSize(size_t bytes) {
+  if (bytes <= (size_t{1} << 20)) return (bytes + 511) / 512 * 512;
+  const size_t big = size_t{2} << 20;
+  return (bytes + big - 1) / big * big;
+}
+
+}  // namespace
+
+cudaStream_t stream() {
+  static cudaStream_t s = [] {
+    cudaStream_t created;
+    check(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking), "creating the stream");
+    return created;
+  }();
+  return s;
+}
+
+void check(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return;
+  cudaGetLastError();
+  throw CudaError(std::string("CUDA error while ") + what + ": " + cudaGetErrorString(err) + " (" +
+                      cudaGetErrorName(err) + ")",
+                  err == cudaErrorMemoryAllocation);
+}
+
+bool usable(std::string* reason) {
+  static bool ok = false;
+  static std::string why;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const Discovery& disc = discover();
+    if (disc.devices.empty()) {
+      why = disc.reason;
+      return;
+    }
+    try {
+      check(cudaSetDevice(0), "selecting device 0");
+      int* d = nullptr;
+      check(cudaMalloc(&d, sizeof(int)), "allocating the probe");
+      probeKernel<<<1, 1, 0, stream()>>>(d);
+      cudaError_t launch = cudaGetLastError();
+      int host = 0;
+      if (launch == cudaSuccess) launch = cudaMemcpyAsync(&host, d, sizeof host, cudaMemcpyDeviceToHost, stream());
+      if (launch == cudaSuccess) launch = cudaStreamSynchronize(stream());
+      cudaFree(d);
+      check(launch, "running the probe kernel");
+      ok = host == 42;
+      if (!ok) why = "the probe kernel gave a wrong result";
+    } catch (const CudaError& e) {
+      why = e.what();
+    }
+  });
+  if (reason != nullptr) *reason = why;
+  return ok;
+}
+
+void* deviceAlloc(size_t bytes) {
+  std::lock_guard<std::mutex> lock(gMutex);
+  Allocator& a = allocator();
+  const size_t size = roundSize(std::max<size_t>(bytes, 1));
+  auto it = a.freeBlocks.lower_bound(size);
+  // Reuse a cached block of the same size, or of a small one up to twice the size.
+  if (it != a.freeBlocks.end() && (it->first == size || (size < (size_t{1} << 20) && it->first <= 2 * size))) {
+    void* p = it->second;
+    a.cached -= static_cast<int64_t>(it->first);
+    a.inUse += static_cast<int64_t>(it->first);
+    a.freeBlocks.erase(it);
+    return p;
+  }
+  void* p = nullptr;
+  cudaError_t err = cudaMallocAsync(&p, size, stream());
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    for (auto& [s, block] : a.freeBlocks) cudaFreeAsync(block, stream());
+    for (auto& [s, block] : a.freeBlocks) a.sizes.erase(block);
+    a.freeBlocks.clear();
+    a.cached = 0;
+    cudaStreamSynchronize(stream());
+    err = cudaMallocAsync(&p, size, stream());
+  }
+  check(err, ("allocating " + std::to_string(bytes) + " bytes on the GPU").c_str());
+  a.sizes[p] = size;
+  a.inUse += static_cast<int64_t>(size);
+  ++a.allocations;
+  return p;
+}
+
+void deviceFree(void* p) {
+  if (p == nullptr) return;
+  std::lock_guard<std::mutex> lock(gMutex);
+  Allocator& a = allocator();
+  auto it = a.sizes.find(p);
+  if (it == a.sizes.end()) return;
+  a.freeBlocks.emplace(it->second, p);
+  a.inUse -= static_cast<int64_t>(it->second);
+  a.cached += static_cast<int64_t>(it->second);
+}
+
+AllocatorStats allocatorStats() {
+  std::lock_guard<std::mutex> lock(gMutex);
+  const Allocator& a = allocator();
+  return AllocatorStats{a.inUse, a.cached, a.allocations};
+}
+
+void emptyCache() {
+  std::lock_guard<std::mutex> lock(gMutex);
+  Allocator& a = allocator();
+  for (auto& [s, block] : a.freeBlocks) {
+    cudaFreeAsync(block, stream());
+    a.sizes.erase(block);
+  }
+  a.freeBlocks.clear();
+  a.cached = 0;
+}
+
+void copyToDevice(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()), "copying to the GPU");
+  check(cudaStreamSynchronize(stream()), "copying to the GPU");
+}
+
+void copyToHost(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "copying from the GPU");
+  check(cudaStreamSynchronize(stream()), "copying from the GPU");
+}
+
+void copyOnDevice(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()), "copying on the GPU");
+}
+
+void memsetDevice(void* dst, int value, size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemsetAsync(dst, value, bytes, stream()), "filling GPU memory");
+}
+
+void synchronize() { check(cudaStreamSynchronize(stream()), "waiting for the GPU"); }
+
+}  // namespace supcon::cuda

@@ -1,0 +1,44 @@
+// The CUDA runtime as the rest of the addon sees it: plain C++ (no CUDA headers), so the
+// binding compiles with the host compiler. Every failure is thrown as CudaError with the
+// CUDA message; nothing here aborts the process.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace supcon::cuda {
+
+class CudaError : public std::runtime_error {
+ public:
+  CudaError(const std::string& message, bool outOfMemory)
+      : std::runtime_error(message), outOfMemory_(outOfMemory) {}
+  bool outOfMemory() const { return outOfMemory_; }
+
+ private:
+  bool outOfMemory_;
+};
+
+// Whether the CUDA path can run here: a device, a driver, and kernels this build carries
+// for it (checked once by launching a kernel). `reason` says why not.
+bool usable(std::string* reason);
+
+// Device memory through the caching allocator (stream-ordered on the addon's stream).
+void* deviceAlloc(size_t bytes);
+void deviceFree(void* p);
+struct AllocatorStats {
+  int64_t inUseBytes, cachedBytes, allocations;
+};
+AllocatorStats allocatorStats();
+// Returns cached blocks to the driver.
+void emptyCache();
+
+// Copies on the addon's stream; the host-side ones wait for completion.
+void copyToDevice(void* dst, const void* src, size_t bytes);
+void copyToHost(void* dst, const void* src, size_t bytes);
+void copyOnDevice(void* dst, const void* src, size_t bytes);
+void memsetDevice(void* dst, int value, size_t bytes);
+void synchronize();
+
+}  // namespace supcon::cuda

@@ -1,0 +1,42 @@
+// The fused SupCon loss on an NVIDIA GPU: the CUDA twin of native/cpu/supcon_cpu.h, with
+// the same semantics (docs/LOSS.md). Plain C++: no CUDA headers, so the binding compiles
+// with the host compiler.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "../common/supcon_types.h"
+
+namespace supcon::cuda {
+
+// How the logits and the gradient products are computed: 'fp32' on CUDA cores (exact
+// fp32 FMA), 'tf32' and 'bf16' on tensor cores (mma.sync, fp32 accumulation).
+enum class Precision : int32_t { Fp32 = 0, Tf32 = 1, Bf16 = 2 };
+
+// Features [n, v, d] in device memory; labels [n] or mask [n, n] in host memory (they are
+// copied to the device), or neither.
+struct DeviceLossInput {
+  const float* features;
+  int64_t n, v, d;
+  const int32_t* labels;
+  const uint8_t* mask;
+};
+
+// Device buffers kept between the forward and backward passes; O(B * d + B (+ n * n)).
+struct LossStateCuda;
+struct LossStateCudaDeleter {
+  void operator()(LossStateCuda* s) const;
+};
+using LossStateCudaPtr = std::unique_ptr<LossStateCuda, LossStateCudaDeleter>;
+
+LossStateCudaPtr lossForward(const DeviceLossInput& input, const LossOptions& options,
+                             Precision precision);
+double stateLoss(const LossStateCuda& state);
+int64_t stateRows(const LossStateCuda& state);   // B
+int64_t stateDim(const LossStateCuda& state);    // d
+size_t stateBytes(const LossStateCuda& state);
+// grad [n, v, d] (device memory) = gradLoss * d loss / d features.
+void lossBackward(const LossStateCuda& state, float gradLoss, float* grad);
+
+}  // namespace supcon::cuda

@@ -1,0 +1,655 @@
+// Fused SupCon forward and backward on the GPU (flash-attention style: the B x B logits
+// never leave the chip).
+//
+// A thread block owns BM = 64 rows. It streams column tiles of BN = 64 rows of Z:
+//   1. S = Z_I Z_J^T / tau for the tile, by an engine (exact fp32 FMA, or tensor cores with
+//      tf32 / bf16 inputs and fp32 accumulation), written to shared memory;
+//   2. a row phase, 4 threads per row, 16 columns each: masks, the online log-sum-exp and
+//      positive sums (forward), or H_ij = G_ij + G_ji (backward, in place of S);
+//   3. backward only: dZ_I += H Z_J by the same engine, d in chunks of 64 columns, kept in
+//      registers for d <= 256 and in global memory (owned by the block) above.
+// No atomics anywhere: the results are the same bits run to run.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../common/errors.h"
+#include "check.cuh"
+#include "runtime.h"
+#include "supcon_cuda.h"
+
+namespace supcon::cuda {
+namespace {
+
+constexpr int BM = 64;       // rows per block
+constexpr int BN = 64;       // columns per tile
+constexpr int BK = 32;       // k per shared-memory stage of the logits
+constexpr int DC = 64;       // gradient columns per chunk
+constexpr int kThreads = 256;
+constexpr int PAD = 4;       // shared-memory row padding (floats) against bank conflicts
+constexpr float kNeg = -1e30f;
+
+// ---------------------------------------------------------------------------------------
+// Engines. A warp computes a 16 x 32 block of a 64 x 64 product (warp w: rows 16 (w % 4),
+// columns 32 (w / 4)); each thread holds acc[4][4] in the m16n8 accumulator layout:
+// tile j, element e -> row g + 8 (e / 2), column 8 j + 2 t + (e % 2), g = lane / 4,
+// t = lane % 4. A(r, k) and B(k, c) read shared memory.
+
+struct Fp32Engine {
+  static constexpr int kStep = 8;
+  template <class FA, class FB>
+  __device__ static void step(float (&acc)[4][4], const FA& A, const FB& B, int k0, int g, int t) {
+#pragma unroll
+    for (int k = k0; k < k0 + kStep; ++k) {
+      const float a0 = A(g, k), a1 = A(g + 8, k);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float b0 = B(k, 8 * j + 2 * t), b1 = B(k, 8 * j + 2 * t + 1);
+        acc[j][0] = fmaf(a0, b0, acc[j][0]);
+        acc[j][1] = fmaf(a0, b1, acc[j][1]);
+        acc[j][2] = fmaf(a1, b0, acc[j][2]);
+        acc[j][3] = fmaf(a1, b1, acc[j][3]);
+      }
+    }
+  }
+};
+
+__device__ __forceinline__ uint32_t toTf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
+struct Tf32Engine {
+  static constexpr int kStep = 8;
+  template <class FA, class FB>
+  __device__ static void step(float (&acc)[4][4], const FA& A, const FB& B, int k0, int g, int t) {
+    const uint32_t a0 = toTf32(A(g, k0 + t)), a1 = toTf32(A(g + 8, k0 + t));
+    const uint32_t a2 = toTf32(A(g, k0 + t + 4)), a3 = toTf32(A(g + 8, k0 + t + 4));
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t b0 = toTf32(B(k0 + t, 8 * j + g)), b1 = toTf32(B(k0 + t + 4, 8 * j + g));
+      asm volatile(
+          "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+          "{%8,%9}, {%0,%1,%2,%3};"
+          : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
+          : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    }
+  }
+};
+
+__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  uint32_t r;
+  memcpy(&r, &v, sizeof r);
+  return r;
+}
+
+struct Bf16Engine {
+  static constexpr int kStep = 16;
+  template <class FA, class FB>
+  __device__ static void step(float (&acc)[4][4], const FA& A, const FB& B, int k0, int g, int t) {
+    const int k = k0 + 2 * t;
+    const uint32_t a0 = packBf16(A(g, k), A(g, k + 1));
+    const uint32_t a1 = packBf16(A(g + 8, k), A(g + 8, k + 1));
+    const uint32_t a2 = packBf16(A(g, k + 8), A(g, k + 9));
+    const uint32_t a3 = packBf16(A(g + 8, k + 8), A(g + 8, k + 9));
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int c = 8 * j + g;
+      const uint32_t b0 = packBf16(B(k, c), B(k + 1, c));
+      const uint32_t b1 = packBf16(B(k + 8, c), B(k + 9, c));
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+          "{%8,%9}, {%0,%1,%2,%3};"
+          : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
+          : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+
+struct Params {
+  const float* zw;  // [B, ld] view-major working features (normalised if asked), zero-padded
+  int64_t n, B, ld, d, numAnchors;
+  const int32_t* rowClass;  // [B]
+  const uint8_t* mask;      // [n, n] or null
+  float invTau;
+  Variant variant;
+  Denominator denominator;
+  PositiveTerm positiveTerm;
+  // forward outputs
+  float* rowLoss;
+  uint8_t* rowCounts;
+  uint8_t* rowHasGrad;
+  float *statA, *statB, *statC, *statG;
+  // backward output: [B, ld]
+  float* dz;
+};
+
+struct Shared {
+  float a[BM][BK + PAD];   // Z_I stage; with b, the Z_J chunk of the gradient product
+  float b[BN][BK + PAD];
+  float s[BM][BN + PAD];   // logits, then H
+  int32_t colClass[BN];
+  float colA[BN], colB[BN], colC[BN], colG[BN];
+};
+static_assert(sizeof(float) * 2 * BM * (BK + PAD) >= sizeof(float) * BN * (DC + PAD),
+              "the gradient chunk must fit in the two stages");
+
+__device__ __forceinline__ bool isPositive(const Params& p, int64_t i, int64_t j, int32_t ci, int32_t cj) {
+  if (i == j) return false;
+  if (p.mask == nullptr) return ci == cj;
+  return p.mask[static_cast<int64_t>(ci) * p.n + cj] != 0;
+}
+
+// sh.s[r][c] = z_{row0 + r} . z_{col0 + c} / tau for the tile (rows past B read as zero).
+template <class E>
+__device__ void logitsTile(const Params& p, Shared& sh, int64_t row0, int64_t col0) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int wr = 16 * (warp & 3), wc = 32 * (warp >> 2);
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < p.ld; k0 += BK) {
+    // 64 rows x 32 k for each of A and B: 2048 floats each, 8 per thread, as float4.
+    for (int e = tid; e < BM * BK / 4; e += kThreads) {
+      const int r = e / (BK / 4), c4 = (e % (BK / 4)) * 4;
+      const int64_t ra = row0 + r, rb = col0 + r;
+      const float4 va = ra < p.B ? *reinterpret_cast<const float4*>(p.zw + ra * p.ld + k0 + c4) : make_float4(0, 0, 0, 0);
+      const float4 vb = rb < p.B ? *reinterpret_cast<const float4*>(p.zw + rb * p.ld + k0 + c4) : make_float4(0, 0, 0, 0);
+      sh.a[r][c4] = va.x; sh.a[r][c4 + 1] = va.y; sh.a[r][c4 + 2] = va.z; sh.a[r][c4 + 3] = va.w;
+      sh.b[r][c4] = vb.x; sh.b[r][c4 + 1] = vb.y; sh.b[r][c4 + 2] = vb.z; sh.b[r][c4 + 3] = vb.w;
+    }
+    __syncthreads();
+    const auto A = [&](int r, int k) { return sh.a[wr + r][k]; };
+    const auto B = [&](int k, int c) { return sh.b[wc + c][k]; };
+#pragma unroll
+    for (int k = 0; k < BK; k += E::kStep) E::step(acc, A, B, k, g, t);
+    __syncthreads();
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      sh.s[wr + g + 8 * (e >> 1)][wc + 8 * j + 2 * t + (e & 1)] = acc[j][e] * p.invTau;
+  __syncthreads();
+}
+
+__device__ __forceinline__ float quadMax(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quadSum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+template <class E>
+__global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
+  __shared__ Shared sh;
+  const int tid = threadIdx.x;
+  const int row = tid >> 2, q = tid & 3;  // row phase: 4 threads a row, 16 columns each
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int64_t i = row0 + row;
+  const int32_t ci = i < p.B ? p.rowClass[i] : -1;
+  const bool denAll = p.denominator == Denominator::All;
+  const bool needPosLse = p.positiveTerm == PositiveTerm::ExpIn;
+  const bool onePositive = p.denominator == Denominator::OnePositive;
+
+  float denM = kNeg, denS = 0.f, posM = kNeg, posS = 0.f, sumPos = 0.f, numPos = 0.f;
+  float p2a = 0.f, p2b = 0.f, a = 0.f;
+  for (int pass = 0; pass < (onePositive ? 2 : 1); ++pass) {
+    for (int64_t col0 = 0; col0 < p.B; col0 += BN) {
+      if (tid < BN) sh.colClass[tid] = col0 + tid < p.B ? p.rowClass[col0 + tid] : -1;
+      logitsTile<E>(p, sh, row0, col0);
+      float s[16];
+      bool valid[16], pos[16];
+#pragma unroll
+      for (int u = 0; u < 16; ++u) {
+        const int c = 16 * q + u;
+        const int64_t j = col0 + c;
+        s[u] = sh.s[row][c];
+        valid[u] = j < p.B && j != i;
+        pos[u] = valid[u] && isPositive(p, i, j, ci, sh.colClass[c]);
+      }
+      if (pass == 0) {
+        float tileDen = kNeg, tilePos = kNeg;
+#pragma unroll
+        for (int u = 0; u < 16; ++u) {
+          const bool den = denAll ? valid[u] : valid[u] && !pos[u];
+          if (den) tileDen = fmaxf(tileDen, s[u]);
+          if (needPosLse && pos[u]) tilePos = fmaxf(tilePos, s[u]);
+        }
+        const float dm = fmaxf(denM, quadMax(tileDen));
+        denS *= expf(denM - dm);
+        denM = dm;
+        if (needPosLse) {
+          const float pm = fmaxf(posM, quadMax(tilePos));
+          posS *= expf(posM - pm);
+          posM = pm;
+        }
+#pragma unroll
+        for (int u = 0; u < 16; ++u) {
+          const bool den = denAll ? valid[u] : valid[u] && !pos[u];
+          if (den) denS += expf(s[u] - denM);
+          if (needPosLse && pos[u]) posS += expf(s[u] - posM);
+          if (pos[u]) {
+            sumPos += s[u];
+            numPos += 1.f;
+          }
+        }
+      } else {
+#pragma unroll
+        for (int u = 0; u < 16; ++u) {
+          if (!pos[u]) continue;
+          if (p.variant == Variant::Out) {
+            p2a += softplusScalar(a - s[u]);
+            p2b += sigmoidScalar(a - s[u]);
+          } else {
+            const float sg = sigmoidScalar(s[u] - a);
+            p2a += sg;
+            p2b += sg * (1.f - sg);
+          }
+        }
+      }
+      __syncthreads();  // the next tile overwrites sh.s and sh.colClass
+    }
+    if (pass == 0) {
+      denS = quadSum(denS);
+      posS = quadSum(posS);
+      sumPos = quadSum(sumPos);
+      numPos = quadSum(numPos);
+      a = denM + logf(fmaxf(denS, 1e-38f));
+    }
+  }
+  p2a = quadSum(p2a);
+  p2b = quadSum(p2b);
+  if (q == 0 && i < p.numAnchors) {
+    const RowAccum acc{denM, denS, posM, posS, sumPos, numPos, p2a, p2b};
+    const float others = static_cast<float>(p.B - 1);
+    const float numDen = denAll ? others : others - numPos;
+    const RowResult res = finishRow(acc, numDen, p.variant, p.denominator);
+    p.rowLoss[i] = res.loss;
+    p.rowCounts[i] = res.counts ? 1 : 0;
+    p.rowHasGrad[i] = res.hasGradient ? 1 : 0;
+    p.statA[i] = res.a;
+    p.statB[i] = res.b;
+    p.statC[i] = res.c;
+  }
+}
+
+// dz[i][k] = sum_j H_ij z_j[k] over all column tiles, for the block's rows. kRegChunks
+// chunks of 64 gradient columns live in registers; 0 means read-modify-write in global
+// memory per tile (large d).
+template <class E, int kRegChunks>
+__global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
+  __shared__ Shared sh;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int wr = 16 * (warp & 3), wc = 32 * (warp >> 2);
+  const int row = tid >> 2, q = tid & 3;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int64_t i = row0 + row;
+  const bool inRange = i < p.B;
+  const int32_t ci = inRange ? p.rowClass[i] : -1;
+  const float ai = inRange ? p.statA[i] : 0.f, bi = inRange ? p.statB[i] : 0.f;
+  const float cci = inRange ? p.statC[i] : 0.f, gi = inRange ? p.statG[i] : 0.f;
+  const bool denAll = p.denominator == Denominator::All;
+  const int chunks = static_cast<int>((p.ld + DC - 1) / DC);
+  float (*zc)[DC + PAD] = reinterpret_cast<float (*)[DC + PAD]>(&sh.a[0][0]);
+
+  float regAcc[kRegChunks > 0 ? kRegChunks : 1][4][4] = {};
+  for (int64_t col0 = 0; col0 < p.B; col0 += BN) {
+    if (tid < BN) {
+      const int64_t j = col0 + tid;
+      const bool in = j < p.B;
+      sh.colClass[tid] = in ? p.rowClass[j] : -1;
+      sh.colA[tid] = in ? p.statA[j] : 0.f;
+      sh.colB[tid] = in ? p.statB[j] : 0.f;
+      sh.colC[tid] = in ? p.statC[j] : 0.f;
+      sh.colG[tid] = in ? p.statG[j] : 0.f;
+    }
+    logitsTile<E>(p, sh, row0, col0);
+    // H_ij = G_ij + G_ji, in place.
+#pragma unroll 4
+    for (int u = 0; u < 16; ++u) {
+      const int c = 16 * q + u;
+      const int64_t j = col0 + c;
+      float h = 0.f;
+      if (j < p.B && j != i && inRange) {
+        const float s = sh.s[row][c];
+        const int32_t cj = sh.colClass[c];
+        if (gi != 0.f) {
+          const bool pij = isPositive(p, i, j, ci, cj);
+          h += gi * pairCoefficientScalar(p.positiveTerm, s, ai, bi, cci, denAll || !pij, pij);
+        }
+        const float gj = sh.colG[c];
+        if (gj != 0.f) {
+          const bool pji = isPositive(p, j, i, cj, ci);
+          h += gj * pairCoefficientScalar(p.positiveTerm, s, sh.colA[c], sh.colB[c], sh.colC[c],
+                                          denAll || !pji, pji);
+        }
+      }
+      sh.s[row][c] = h;
+    }
+    __syncthreads();
+    const auto A = [&](int r, int k) { return sh.s[wr + r][k]; };
+    const auto B = [&](int k, int c) { return zc[k][wc + c]; };
+    for (int ch = 0; ch < chunks; ++ch) {
+      const int64_t k0 = static_cast<int64_t>(ch) * DC;
+      for (int e = tid; e < BN * DC / 4; e += kThreads) {
+        const int r = e / (DC / 4), c4 = (e % (DC / 4)) * 4;
+        const int64_t j = col0 + r;
+        float4 v = make_float4(0, 0, 0, 0);
+        if (j < p.B && k0 + c4 < p.ld) v = *reinterpret_cast<const float4*>(p.zw + j * p.ld + k0 + c4);
+        zc[r][c4] = v.x; zc[r][c4 + 1] = v.y; zc[r][c4 + 2] = v.z; zc[r][c4 + 3] = v.w;
+      }
+      __syncthreads();
+      if constexpr (kRegChunks > 0) {
+#pragma unroll
+        for (int rc = 0; rc < kRegChunks; ++rc)
+          if (rc == ch)
+#pragma unroll
+            for (int k = 0; k < BN; k += E::kStep) E::step(regAcc[rc], A, B, k, g, t);
+      } else {
+        float acc[4][4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int64_t r = row0 + wr + g + 8 * (e >> 1);
+            const int64_t c = k0 + wc + 8 * j + 2 * t + (e & 1);
+            acc[j][e] = (r < p.B && c < p.ld) ? p.dz[r * p.ld + c] : 0.f;
+          }
+#pragma unroll
+        for (int k = 0; k < BN; k += E::kStep) E::step(acc, A, B, k, g, t);
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int64_t r = row0 + wr + g + 8 * (e >> 1);
+            const int64_t c = k0 + wc + 8 * j + 2 * t + (e & 1);
+            if (r < p.B && c < p.ld) p.dz[r * p.ld + c] = acc[j][e];
+          }
+      }
+      __syncthreads();
+    }
+  }
+  if constexpr (kRegChunks > 0) {
+#pragma unroll
+    for (int rc = 0; rc < kRegChunks; ++rc)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t r = row0 + wr + g + 8 * (e >> 1);
+          const int64_t c = static_cast<int64_t>(rc) * DC + wc + 8 * j + 2 * t + (e & 1);
+          if (r < p.B && c < p.ld) p.dz[r * p.ld + c] = regAcc[rc][j][e];
+        }
+  }
+}
+
+// One warp a row: the view-major working copy (normalised if asked, zero-padded to ld) and
+// the row's class.
+__global__ void prepareKernel(const float* x, int64_t n, int64_t v, int64_t d, int64_t ld,
+                              bool normalize, const int32_t* labels, float* zw, float* norms,
+                              int32_t* rowClass) {
+  const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (r >= n * v) return;
+  const int64_t sample = r % n, view = r / n;
+  const float* src = x + (sample * v + view) * d;
+  float norm = 1.f;
+  if (normalize) {
+    double ss = 0.0;
+    for (int64_t k = lane; k < d; k += 32) ss += static_cast<double>(src[k]) * src[k];
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    norm = fmaxf(static_cast<float>(sqrt(ss)), 1e-12f);
+    if (lane == 0) norms[r] = norm;
+  }
+  for (int64_t k = lane; k < ld; k += 32) zw[r * ld + k] = k < d ? (normalize ? src[k] / norm : src[k]) : 0.f;
+  if (lane == 0) rowClass[r] = labels != nullptr ? labels[sample] : static_cast<int32_t>(sample);
+}
+
+// Sum of the anchors' losses and the number that count, in a fixed order (one block).
+__global__ void reduceKernel(const float* rowLoss, const uint8_t* rowCounts, int64_t anchors,
+                             double* out) {
+  __shared__ double sums[1024];
+  __shared__ double counts[1024];
+  double s = 0.0, c = 0.0;
+  for (int64_t r = threadIdx.x; r < anchors; r += blockDim.x) {
+    s += rowLoss[r];
+    c += rowCounts[r];
+  }
+  sums[threadIdx.x] = s;
+  counts[threadIdx.x] = c;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) {
+      sums[threadIdx.x] += sums[threadIdx.x + stride];
+      counts[threadIdx.x] += counts[threadIdx.x + stride];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    out[0] = sums[0];
+    out[1] = counts[0];
+  }
+}
+
+__global__ void setGradientWeights(const uint8_t* hasGrad, int64_t anchors, int64_t rows, float g,
+                                   float* statG) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r < rows) statG[r] = (r < anchors && hasGrad[r]) ? g : 0.f;
+}
+
+// One warp a row: scale by 1 / tau, back through the normalisation, scatter to [n, v, d].
+__global__ void finishGradient(const float* dz, const float* zw, const float* norms, int64_t n,
+                               int64_t v, int64_t d, int64_t ld, float invTau, bool normalize,
+                               float* grad) {
+  const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (r >= n * v) return;
+  float* out = grad + ((r % n) * v + r / n) * d;
+  const float* g = dz + r * ld;
+  const float* z = zw + r * ld;
+  if (!normalize) {
+    for (int64_t k = lane; k < d; k += 32) out[k] = g[k] * invTau;
+    return;
+  }
+  const float norm = norms[r];
+  double dot = 0.0;
+  if (norm > 1e-12f)
+    for (int64_t k = lane; k < d; k += 32) dot += static_cast<double>(z[k]) * (g[k] * invTau);
+  for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+  const float fdot = static_cast<float>(dot), inv = 1.f / norm;
+  for (int64_t k = lane; k < d; k += 32) out[k] = (g[k] * invTau - z[k] * fdot) * inv;
+}
+
+void checkLaunch(const char* what) { check(cudaGetLastError(), what); }
+
+// An owning device buffer from the caching allocator.
+template <typename T>
+struct DeviceBuffer {
+  T* ptr = nullptr;
+  size_t count = 0;
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t n) : ptr(static_cast<T*>(deviceAlloc(n * sizeof(T)))), count(n) {}
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr(o.ptr), count(o.count) { o.ptr = nullptr; o.count = 0; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(ptr, o.ptr);
+    std::swap(count, o.count);
+    return *this;
+  }
+  ~DeviceBuffer() { deviceFree(ptr); }
+  size_t bytes() const { return count * sizeof(T); }
+};
+
+}  // namespace
+
+struct LossStateCuda {
+  int64_t n = 0, v = 0, d = 0, ld = 0, B = 0, numAnchors = 0;
+  LossOptions options;
+  Precision precision = Precision::Fp32;
+  double loss = 0.0;
+  int64_t counted = 0;
+  DeviceBuffer<float> zw, norms, statA, statB, statC;
+  DeviceBuffer<uint8_t> hasGrad, mask;
+  DeviceBuffer<int32_t> rowClass;
+};
+
+void LossStateCudaDeleter::operator()(LossStateCuda* s) const { delete s; }
+double stateLoss(const LossStateCuda& s) { return s.loss; }
+int64_t stateRows(const LossStateCuda& s) { return s.B; }
+int64_t stateDim(const LossStateCuda& s) { return s.d; }
+size_t stateBytes(const LossStateCuda& s) {
+  return s.zw.bytes() + s.norms.bytes() + s.statA.bytes() + s.statB.bytes() + s.statC.bytes() +
+         s.hasGrad.bytes() + s.mask.bytes() + s.rowClass.bytes();
+}
+
+namespace {
+
+Params makeParams(const LossStateCuda& s) {
+  Params p{};
+  p.zw = s.zw.ptr;
+  p.n = s.n;
+  p.B = s.B;
+  p.ld = s.ld;
+  p.d = s.d;
+  p.numAnchors = s.numAnchors;
+  p.rowClass = s.rowClass.ptr;
+  p.mask = s.mask.count > 0 ? s.mask.ptr : nullptr;
+  p.invTau = 1.0f / s.options.temperature;
+  p.variant = s.options.variant;
+  p.denominator = s.options.denominator;
+  p.positiveTerm = positiveTermOf(s.options.variant, s.options.denominator);
+  p.statA = s.statA.ptr;
+  p.statB = s.statB.ptr;
+  p.statC = s.statC.ptr;
+  return p;
+}
+
+template <class E>
+void launchForward(const Params& p, int64_t blocks) {
+  forwardKernel<E><<<static_cast<unsigned>(blocks), kThreads, 0, stream()>>>(p);
+}
+
+template <class E>
+void launchBackward(const Params& p, int64_t blocks) {
+  const int64_t chunks = (p.ld + DC - 1) / DC;
+  const dim3 grid(static_cast<unsigned>(blocks));
+  if (chunks == 1) backwardKernel<E, 1><<<grid, kThreads, 0, stream()>>>(p);
+  else if (chunks == 2) backwardKernel<E, 2><<<grid, kThreads, 0, stream()>>>(p);
+  else if (chunks <= 4) backwardKernel<E, 4><<<grid, kThreads, 0, stream()>>>(p);
+  else backwardKernel<E, 0><<<grid, kThreads, 0, stream()>>>(p);
+}
+
+}  // namespace
+
+LossStateCudaPtr lossForward(const DeviceLossInput& in, const LossOptions& options,
+                             Precision precision) {
+  std::string reason;
+  if (!usable(&reason)) throw CudaError("the CUDA loss cannot run here: " + reason, false);
+  LossStateCudaPtr st(new LossStateCuda);
+  LossStateCuda& s = *st;
+  s.n = in.n;
+  s.v = in.v;
+  s.d = in.d;
+  s.B = in.n * in.v;
+  s.ld = (in.d + BK - 1) / BK * BK;
+  s.numAnchors = options.contrastMode == ContrastMode::All ? s.B : s.n;
+  s.options = options;
+  s.precision = precision;
+  if (s.B > (int64_t{1} << 31) - BM) throw rangeError("features: too many rows for the GPU kernels");
+
+  s.zw = DeviceBuffer<float>(static_cast<size_t>(s.B * s.ld));
+  if (options.normalize) s.norms = DeviceBuffer<float>(static_cast<size_t>(s.B));
+  s.statA = DeviceBuffer<float>(static_cast<size_t>(s.B));
+  s.statB = DeviceBuffer<float>(static_cast<size_t>(s.B));
+  s.statC = DeviceBuffer<float>(static_cast<size_t>(s.B));
+  s.hasGrad = DeviceBuffer<uint8_t>(static_cast<size_t>(s.B));
+  s.rowClass = DeviceBuffer<int32_t>(static_cast<size_t>(s.B));
+  DeviceBuffer<int32_t> labels;
+  if (in.mask != nullptr) {
+    s.mask = DeviceBuffer<uint8_t>(static_cast<size_t>(s.n * s.n));
+    copyToDevice(s.mask.ptr, in.mask, s.mask.bytes());
+  } else if (in.labels != nullptr) {
+    labels = DeviceBuffer<int32_t>(static_cast<size_t>(s.n));
+    copyToDevice(labels.ptr, in.labels, labels.bytes());
+  }
+  DeviceBuffer<float> rowLoss(static_cast<size_t>(s.B));
+  DeviceBuffer<uint8_t> rowCounts(static_cast<size_t>(s.B));
+  DeviceBuffer<double> sums(2);
+  memsetDevice(s.statA.ptr, 0, s.statA.bytes());
+  memsetDevice(s.statB.ptr, 0, s.statB.bytes());
+  memsetDevice(s.statC.ptr, 0, s.statC.bytes());
+  memsetDevice(s.hasGrad.ptr, 0, s.hasGrad.bytes());
+
+  const int64_t warpsPerBlock = 8;
+  const unsigned prepBlocks = static_cast<unsigned>((s.B + warpsPerBlock - 1) / warpsPerBlock);
+  prepareKernel<<<prepBlocks, 32 * warpsPerBlock, 0, stream()>>>(
+      in.features, s.n, s.v, s.d, s.ld, options.normalize, labels.ptr, s.zw.ptr, s.norms.ptr,
+      s.rowClass.ptr);
+  checkLaunch("preparing the features");
+
+  Params p = makeParams(s);
+  p.rowLoss = rowLoss.ptr;
+  p.rowCounts = rowCounts.ptr;
+  p.rowHasGrad = s.hasGrad.ptr;
+  const int64_t blocks = (s.numAnchors + BM - 1) / BM;
+  switch (precision) {
+    case Precision::Fp32: launchForward<Fp32Engine>(p, blocks); break;
+    case Precision::Tf32: launchForward<Tf32Engine>(p, blocks); break;
+    case Precision::Bf16: launchForward<Bf16Engine>(p, blocks); break;
+  }
+  checkLaunch("running the forward kernel");
+  reduceKernel<<<1, 1024, 0, stream()>>>(rowLoss.ptr, rowCounts.ptr, s.numAnchors, sums.ptr);
+  checkLaunch("reducing the loss");
+  double host[2];
+  copyToHost(host, sums.ptr, sizeof host);
+
+  const int64_t counted = options.excludeAnchorsWithoutPositives ? static_cast<int64_t>(host[1]) : s.numAnchors;
+  s.counted = counted;
+  const double scale = static_cast<double>(options.temperature) / options.baseTemperature;
+  s.loss = counted > 0 ? scale * host[0] / static_cast<double>(counted) : 0.0;
+  if (!std::isfinite(s.loss))
+    throw rangeError(
+        "features: the loss overflowed float32; the logits z_i . z_j / temperature are too "
+        "large (scale the features down, raise the temperature or pass normalize: true)");
+  return st;
+}
+
+void lossBackward(const LossStateCuda& s, float gradLoss, float* grad) {
+  DeviceBuffer<float> statG(static_cast<size_t>(s.B));
+  DeviceBuffer<float> dz(static_cast<size_t>(s.B * s.ld));
+  const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
+  const float g = s.counted > 0 ? static_cast<float>(scale * gradLoss / static_cast<double>(s.counted)) : 0.f;
+  setGradientWeights<<<static_cast<unsigned>((s.B + 255) / 256), 256, 0, stream()>>>(
+      s.hasGrad.ptr, s.numAnchors, s.B, g, statG.ptr);
+  checkLaunch("setting the gradient weights");
+  memsetDevice(dz.ptr, 0, dz.bytes());
+  Params p = makeParams(s);
+  p.statG = statG.ptr;
+  p.dz = dz.ptr;
+  const int64_t blocks = (s.B + BM - 1) / BM;
+  switch (s.precision) {
+    case Precision::Fp32: launchBackward<Fp32Engine>(p, blocks); break;
+    case Precision::Tf32: launchBackward<Tf32Engine>(p, blocks); break;
+    case Precision::Bf16: launchBackward<Bf16Engine>(p, blocks); break;
+  }
+  checkLaunch("running the backward kernel");
+  const unsigned finishBlocks = static_cast<unsigned>((s.B + 7) / 8);
+  finishGradient<<<finishBlocks, 256, 0, stream()>>>(dz.ptr, s.zw.ptr, s.norms.ptr, s.n, s.v, s.d,
+                                                      s.ld, 1.0f / s.options.temperature,
+                                                      s.options.normalize, grad);
+  checkLaunch("finishing the gradient");
+  synchronize();
+}
+
+}  // namespace supcon::cuda
