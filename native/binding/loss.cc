@@ -41,8 +41,16 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     Napi::MemoryManagement::AdjustExternalMemory(env, reported_);
   }
 #if defined(SUPCON_WITH_CUDA)
-  void adopt(cuda::LossStateCudaPtr state) { cuda_ = std::move(state); }
-  const cuda::LossStateCuda* cudaState() const { return cuda_.get(); }
+  // `features`: the device storage the state reads (empty when the state holds a copy).
+  void adopt(cuda::LossStateCudaPtr state, Napi::Object features) {
+    cuda_ = std::move(state);
+    if (!features.IsEmpty()) features_ = Napi::Persistent(features);
+  }
+  const cuda::LossStateCuda& cudaState(const std::string& name) const {
+    if (!features_.IsEmpty() && Storage::Unwrap(features_.Value())->disposed())
+      throw rangeError(name + ": the features tensor was disposed before the backward pass");
+    return *cuda_;
+  }
 #endif
   // The CPU state, or null for a CUDA one; throws when disposed.
   const cpu::LossState* cpuState(const std::string& name) const {
@@ -67,6 +75,7 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
   void release(Napi::BasicEnv env) {
 #if defined(SUPCON_WITH_CUDA)
     cuda_.reset();
+    if (!features_.IsEmpty()) features_.Reset();
 #endif
     if (!cpu_) return;
     cpu_.reset();
@@ -99,6 +108,7 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
   std::unique_ptr<cpu::LossState> cpu_;
 #if defined(SUPCON_WITH_CUDA)
   cuda::LossStateCudaPtr cuda_;
+  Napi::ObjectReference features_;
 #endif
   int64_t reported_ = 0;
 };
@@ -185,6 +195,20 @@ LossOptions parseOptions(const Napi::Object& opts) {
   return o;
 }
 
+// Host features must be finite (device features are the caller's to check: reading them
+// back would cost a copy).
+void checkFinite(const float* x, int64_t count, int64_t v, int64_t d) {
+  for (int64_t e = 0; e < count; ++e) {
+    if (!std::isfinite(x[e])) {
+      const int64_t s = e / (v * d), view = (e / d) % v, k = e % d;
+      throw rangeError("features: expected finite values, got " +
+                       std::string(std::isnan(x[e]) ? "NaN" : "Infinity") + " at index " +
+                       std::to_string(e) + " (sample " + std::to_string(s) + ", view " +
+                       std::to_string(view) + ", dim " + std::to_string(k) + ")");
+    }
+  }
+}
+
 // lossForward(features, n, v, d, labels | null, mask | null, options) -> LossContext.
 // options.device ('cpu' | 'cuda'; default: where the features are) and options.precision
 // ('fp32' | 'tf32' | 'bf16'; the last two only on 'cuda').
@@ -227,15 +251,7 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
       if (x.onDevice) throw typeError("features: a CUDA tensor needs options.device 'cuda'");
       if (precision != "fp32")
         throw rangeError("options.precision: '" + precision + "' runs on tensor cores: it needs options.device 'cuda'");
-      for (int64_t e = 0; e < count; ++e) {
-        if (!std::isfinite(x.ptr[e])) {
-          const int64_t s = e / (v * d), view = (e / d) % v, k = e % d;
-          throw rangeError("features: expected finite values, got " +
-                           std::string(std::isnan(x.ptr[e]) ? "NaN" : "Infinity") + " at index " +
-                           std::to_string(e) + " (sample " + std::to_string(s) + ", view " +
-                           std::to_string(view) + ", dim " + std::to_string(k) + ")");
-        }
-      }
+      checkFinite(x.ptr, count, v, d);
       context->adopt(env, cpu::lossForward(cpu::LossInput{x.ptr, n, v, d, labels, mask}, o, optionalThreads(opts)));
       return handle;
     }
@@ -244,17 +260,13 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
                                  : precision == "tf32" ? cuda::Precision::Tf32
                                                        : cuda::Precision::Fp32;
     if (x.onDevice) {
-      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, n, v, d, labels, mask}, o, prec));
+      // The state reads the features in place: hold the storage until the context goes.
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, mask}, o, prec),
+                     i[0].As<Napi::Object>());
     } else {
-      for (int64_t e = 0; e < count; ++e)
-        if (!std::isfinite(x.ptr[e]))
-          throw rangeError("features: expected finite values, got " +
-                           std::string(std::isnan(x.ptr[e]) ? "NaN" : "Infinity") + " at index " +
-                           std::to_string(e));
-      DeviceTemp upload(static_cast<size_t>(count) * sizeof(float));
-      cuda::copyToDevice(upload.ptr, x.ptr, static_cast<size_t>(count) * sizeof(float));
-      context->adopt(cuda::lossForward(
-          cuda::DeviceLossInput{static_cast<const float*>(upload.ptr), n, v, d, labels, mask}, o, prec));
+      checkFinite(x.ptr, count, v, d);
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{nullptr, x.ptr, n, v, d, labels, mask}, o, prec),
+                     Napi::Object());
     }
     return handle;
 #else
@@ -282,7 +294,7 @@ Napi::Value lossBackward(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
 #if defined(SUPCON_WITH_CUDA)
-    const cuda::LossStateCuda& cs = *context->cudaState();
+    const cuda::LossStateCuda& cs = context->cudaState("features");
     const int64_t count = cuda::stateRows(cs) * cuda::stateDim(cs);
     const FloatData out = floatData(i[2], "out", count);
     if (out.onDevice) {

@@ -14,16 +14,19 @@ namespace supcon::cuda {
 // fp32 FMA), 'tf32' and 'bf16' on tensor cores (mma.sync, fp32 accumulation).
 enum class Precision : int32_t { Fp32 = 0, Tf32 = 1, Bf16 = 2 };
 
-// Features [n, v, d] in device memory; labels [n] or mask [n, n] in host memory (they are
-// copied to the device), or neither.
+// Features [n, v, d] in device memory (kept alive and unchanged by the caller until the
+// state is gone) or in host memory (then copied into the state); labels [n] or mask [n, n]
+// in host memory, or neither.
 struct DeviceLossInput {
-  const float* features;
+  const float* features;      // device, or null
+  const float* hostFeatures;  // host, or null
   int64_t n, v, d;
   const int32_t* labels;
   const uint8_t* mask;
 };
 
-// Device buffers kept between the forward and backward passes; O(B * d + B (+ n * n)).
+// Device buffers kept between the forward and backward passes: O(B (+ n * n)), plus the
+// features when they came from the host.
 struct LossStateCuda;
 struct LossStateCudaDeleter {
   void operator()(LossStateCuda* s) const;

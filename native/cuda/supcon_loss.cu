@@ -7,8 +7,11 @@
 //   2. a row phase, 4 threads per row, 16 columns each: masks, the online log-sum-exp and
 //      positive sums (forward), or H_ij = G_ij + G_ji (backward, in place of S);
 //   3. backward only: dZ_I += H Z_J by the same engine, d in chunks of 64 columns, kept in
-//      registers for d <= 256 and in global memory (owned by the block) above.
-// No atomics anywhere: the results are the same bits run to run.
+//      registers for d <= 256 (then scaled, taken back through the normalisation and
+//      written to the gradient in place) and in global memory (owned by the block) above.
+// Z is read from the features as given ([n, v, d], row r = view * n + sample), scaled by
+// 1 / |x_r| on the way in when normalising: no working copy, so the extra GPU memory is
+// O(B) beyond the gradient itself. No atomics: the results are the same bits run to run.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -114,8 +117,9 @@ struct Bf16Engine {
 // ---------------------------------------------------------------------------------------
 
 struct Params {
-  const float* zw;  // [B, ld] view-major working features (normalised if asked), zero-padded
-  int64_t n, B, ld, d, numAnchors;
+  const float* x;         // features [n, v, d]
+  const float* invNorm;   // [B]: 1 / max(|x_r|, eps) when normalising, else null
+  int64_t n, v, B, ld, d, numAnchors;  // ld: d rounded up to BK (the k extent of the tiles)
   const int32_t* rowClass;  // [B]
   const uint8_t* mask;      // [n, n] or null
   float invTau;
@@ -127,9 +131,32 @@ struct Params {
   uint8_t* rowCounts;
   uint8_t* rowHasGrad;
   float *statA, *statB, *statC, *statG;
-  // backward output: [B, ld]
+  // backward outputs: the gradient [n, v, d]; dz [B, ld] scratch for d > 256 only
+  float* grad;
   float* dz;
 };
+
+__device__ __forceinline__ const float* rowPtr(const Params& p, int64_t r) {
+  return p.x + ((r % p.n) * p.v + r / p.n) * p.d;
+}
+
+// Four consecutive elements k..k+3 of row r of Z (zero past d or past B).
+__device__ __forceinline__ float4 loadZ4(const Params& p, int64_t r, int64_t k) {
+  if (r >= p.B || k >= p.d) return make_float4(0.f, 0.f, 0.f, 0.f);
+  const float* z = rowPtr(p, r) + k;
+  const float scale = p.invNorm != nullptr ? p.invNorm[r] : 1.f;
+  float4 v;
+  if ((p.d & 3) == 0) {
+    v = *reinterpret_cast<const float4*>(z);
+  } else {
+    v.x = z[0];
+    v.y = k + 1 < p.d ? z[1] : 0.f;
+    v.z = k + 2 < p.d ? z[2] : 0.f;
+    v.w = k + 3 < p.d ? z[3] : 0.f;
+  }
+  v.x *= scale; v.y *= scale; v.z *= scale; v.w *= scale;
+  return v;
+}
 
 struct Shared {
   float a[BM][BK + PAD];   // Z_I stage; with b, the Z_J chunk of the gradient product
@@ -158,9 +185,8 @@ __device__ void logitsTile(const Params& p, Shared& sh, int64_t row0, int64_t co
     // 64 rows x 32 k for each of A and B: 2048 floats each, 8 per thread, as float4.
     for (int e = tid; e < BM * BK / 4; e += kThreads) {
       const int r = e / (BK / 4), c4 = (e % (BK / 4)) * 4;
-      const int64_t ra = row0 + r, rb = col0 + r;
-      const float4 va = ra < p.B ? *reinterpret_cast<const float4*>(p.zw + ra * p.ld + k0 + c4) : make_float4(0, 0, 0, 0);
-      const float4 vb = rb < p.B ? *reinterpret_cast<const float4*>(p.zw + rb * p.ld + k0 + c4) : make_float4(0, 0, 0, 0);
+      const float4 va = loadZ4(p, row0 + r, k0 + c4);
+      const float4 vb = loadZ4(p, col0 + r, k0 + c4);
       sh.a[r][c4] = va.x; sh.a[r][c4 + 1] = va.y; sh.a[r][c4 + 2] = va.z; sh.a[r][c4 + 3] = va.w;
       sh.b[r][c4] = vb.x; sh.b[r][c4 + 1] = vb.y; sh.b[r][c4 + 2] = vb.z; sh.b[r][c4 + 3] = vb.w;
     }
@@ -343,9 +369,7 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
       const int64_t k0 = static_cast<int64_t>(ch) * DC;
       for (int e = tid; e < BN * DC / 4; e += kThreads) {
         const int r = e / (DC / 4), c4 = (e % (DC / 4)) * 4;
-        const int64_t j = col0 + r;
-        float4 v = make_float4(0, 0, 0, 0);
-        if (j < p.B && k0 + c4 < p.ld) v = *reinterpret_cast<const float4*>(p.zw + j * p.ld + k0 + c4);
+        const float4 v = loadZ4(p, col0 + r, k0 + c4);
         zc[r][c4] = v.x; zc[r][c4 + 1] = v.y; zc[r][c4 + 2] = v.z; zc[r][c4 + 3] = v.w;
       }
       __syncthreads();
@@ -380,6 +404,34 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
     }
   }
   if constexpr (kRegChunks > 0) {
+    // dz_r * (1/tau), then back through the normalisation: dx = (dz - z (z . dz)) / |x|.
+    // A row's columns are spread over 2 warps x 4 lanes; their partial dots meet in shared
+    // memory and are summed in a fixed order.
+    float* partial = &sh.s[0][0];  // [64 rows][8 slots]
+    const int slot = 4 * (warp >> 2) + t;
+    float dot[2] = {0.f, 0.f};
+    if (p.invNorm != nullptr) {
+#pragma unroll
+      for (int rc = 0; rc < kRegChunks; ++rc)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int64_t r = row0 + wr + g + 8 * (e >> 1);
+            const int64_t c = static_cast<int64_t>(rc) * DC + wc + 8 * j + 2 * t + (e & 1);
+            if (r < p.B && c < p.d) dot[e >> 1] += rowPtr(p, r)[c] * p.invNorm[r] * (regAcc[rc][j][e] * p.invTau);
+          }
+      partial[(wr + g) * 8 + slot] = dot[0];
+      partial[(wr + g + 8) * 8 + slot] = dot[1];
+      __syncthreads();
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int lr = wr + g + 8 * h;
+        float sum = 0.f;
+        for (int k = 0; k < 8; ++k) sum += partial[lr * 8 + k];
+        dot[h] = sum;
+      }
+    }
 #pragma unroll
     for (int rc = 0; rc < kRegChunks; ++rc)
 #pragma unroll
@@ -388,30 +440,33 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
         for (int e = 0; e < 4; ++e) {
           const int64_t r = row0 + wr + g + 8 * (e >> 1);
           const int64_t c = static_cast<int64_t>(rc) * DC + wc + 8 * j + 2 * t + (e & 1);
-          if (r < p.B && c < p.ld) p.dz[r * p.ld + c] = regAcc[rc][j][e];
+          if (r >= p.B || c >= p.d) continue;
+          const float dz = regAcc[rc][j][e] * p.invTau;
+          float* out = p.grad + ((r % p.n) * p.v + r / p.n) * p.d + c;
+          if (p.invNorm == nullptr) {
+            *out = dz;
+          } else {
+            const float z = rowPtr(p, r)[c] * p.invNorm[r];
+            *out = (dz - z * dot[e >> 1]) * p.invNorm[r];
+          }
         }
   }
 }
 
-// One warp a row: the view-major working copy (normalised if asked, zero-padded to ld) and
-// the row's class.
-__global__ void prepareKernel(const float* x, int64_t n, int64_t v, int64_t d, int64_t ld,
-                              bool normalize, const int32_t* labels, float* zw, float* norms,
-                              int32_t* rowClass) {
+// One warp a row: 1 / max(|x_r|, eps) when normalising, and the row's class.
+__global__ void prepareKernel(const float* x, int64_t n, int64_t v, int64_t d, bool normalize,
+                              const int32_t* labels, float* invNorm, int32_t* rowClass) {
   const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
   if (r >= n * v) return;
   const int64_t sample = r % n, view = r / n;
-  const float* src = x + (sample * v + view) * d;
-  float norm = 1.f;
   if (normalize) {
+    const float* src = x + (sample * v + view) * d;
     double ss = 0.0;
     for (int64_t k = lane; k < d; k += 32) ss += static_cast<double>(src[k]) * src[k];
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    norm = fmaxf(static_cast<float>(sqrt(ss)), 1e-12f);
-    if (lane == 0) norms[r] = norm;
+    if (lane == 0) invNorm[r] = 1.f / fmaxf(static_cast<float>(sqrt(ss)), 1e-12f);
   }
-  for (int64_t k = lane; k < ld; k += 32) zw[r * ld + k] = k < d ? (normalize ? src[k] / norm : src[k]) : 0.f;
   if (lane == 0) rowClass[r] = labels != nullptr ? labels[sample] : static_cast<int32_t>(sample);
 }
 
@@ -447,27 +502,25 @@ __global__ void setGradientWeights(const uint8_t* hasGrad, int64_t anchors, int6
   if (r < rows) statG[r] = (r < anchors && hasGrad[r]) ? g : 0.f;
 }
 
-// One warp a row: scale by 1 / tau, back through the normalisation, scatter to [n, v, d].
-__global__ void finishGradient(const float* dz, const float* zw, const float* norms, int64_t n,
-                               int64_t v, int64_t d, int64_t ld, float invTau, bool normalize,
-                               float* grad) {
+// For d > 256 (dz in global memory), one warp a row: scale by 1 / tau, back through the
+// normalisation, scatter to [n, v, d].
+__global__ void finishGradient(Params p) {
   const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
-  if (r >= n * v) return;
-  float* out = grad + ((r % n) * v + r / n) * d;
-  const float* g = dz + r * ld;
-  const float* z = zw + r * ld;
-  if (!normalize) {
-    for (int64_t k = lane; k < d; k += 32) out[k] = g[k] * invTau;
+  if (r >= p.B) return;
+  float* out = p.grad + ((r % p.n) * p.v + r / p.n) * p.d;
+  const float* g = p.dz + r * p.ld;
+  const float* x = rowPtr(p, r);
+  if (p.invNorm == nullptr) {
+    for (int64_t k = lane; k < p.d; k += 32) out[k] = g[k] * p.invTau;
     return;
   }
-  const float norm = norms[r];
+  const float inv = p.invNorm[r];
   double dot = 0.0;
-  if (norm > 1e-12f)
-    for (int64_t k = lane; k < d; k += 32) dot += static_cast<double>(z[k]) * (g[k] * invTau);
+  for (int64_t k = lane; k < p.d; k += 32) dot += static_cast<double>(x[k] * inv) * (g[k] * p.invTau);
   for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-  const float fdot = static_cast<float>(dot), inv = 1.f / norm;
-  for (int64_t k = lane; k < d; k += 32) out[k] = (g[k] * invTau - z[k] * fdot) * inv;
+  const float fdot = static_cast<float>(dot);
+  for (int64_t k = lane; k < p.d; k += 32) out[k] = (g[k] * p.invTau - x[k] * inv * fdot) * inv;
 }
 
 void checkLaunch(const char* what) { check(cudaGetLastError(), what); }
@@ -499,7 +552,9 @@ struct LossStateCuda {
   Precision precision = Precision::Fp32;
   double loss = 0.0;
   int64_t counted = 0;
-  DeviceBuffer<float> zw, norms, statA, statB, statC;
+  const float* x = nullptr;      // the features (the caller keeps them alive and unchanged)
+  DeviceBuffer<float> upload;    // the features, when they came from host memory
+  DeviceBuffer<float> invNorm, statA, statB, statC;
   DeviceBuffer<uint8_t> hasGrad, mask;
   DeviceBuffer<int32_t> rowClass;
 };
@@ -509,7 +564,7 @@ double stateLoss(const LossStateCuda& s) { return s.loss; }
 int64_t stateRows(const LossStateCuda& s) { return s.B; }
 int64_t stateDim(const LossStateCuda& s) { return s.d; }
 size_t stateBytes(const LossStateCuda& s) {
-  return s.zw.bytes() + s.norms.bytes() + s.statA.bytes() + s.statB.bytes() + s.statC.bytes() +
+  return s.upload.bytes() + s.invNorm.bytes() + s.statA.bytes() + s.statB.bytes() + s.statC.bytes() +
          s.hasGrad.bytes() + s.mask.bytes() + s.rowClass.bytes();
 }
 
@@ -517,8 +572,10 @@ namespace {
 
 Params makeParams(const LossStateCuda& s) {
   Params p{};
-  p.zw = s.zw.ptr;
+  p.x = s.x;
+  p.invNorm = s.invNorm.count > 0 ? s.invNorm.ptr : nullptr;
   p.n = s.n;
+  p.v = s.v;
   p.B = s.B;
   p.ld = s.ld;
   p.d = s.d;
@@ -568,8 +625,14 @@ LossStateCudaPtr lossForward(const DeviceLossInput& in, const LossOptions& optio
   s.precision = precision;
   if (s.B > (int64_t{1} << 31) - BM) throw rangeError("features: too many rows for the GPU kernels");
 
-  s.zw = DeviceBuffer<float>(static_cast<size_t>(s.B * s.ld));
-  if (options.normalize) s.norms = DeviceBuffer<float>(static_cast<size_t>(s.B));
+  if (in.hostFeatures != nullptr) {
+    s.upload = DeviceBuffer<float>(static_cast<size_t>(s.B * s.d));
+    copyToDevice(s.upload.ptr, in.hostFeatures, s.upload.bytes());
+    s.x = s.upload.ptr;
+  } else {
+    s.x = in.features;
+  }
+  if (options.normalize) s.invNorm = DeviceBuffer<float>(static_cast<size_t>(s.B));
   s.statA = DeviceBuffer<float>(static_cast<size_t>(s.B));
   s.statB = DeviceBuffer<float>(static_cast<size_t>(s.B));
   s.statC = DeviceBuffer<float>(static_cast<size_t>(s.B));
@@ -594,8 +657,7 @@ LossStateCudaPtr lossForward(const DeviceLossInput& in, const LossOptions& optio
   const int64_t warpsPerBlock = 8;
   const unsigned prepBlocks = static_cast<unsigned>((s.B + warpsPerBlock - 1) / warpsPerBlock);
   prepareKernel<<<prepBlocks, 32 * warpsPerBlock, 0, stream()>>>(
-      in.features, s.n, s.v, s.d, s.ld, options.normalize, labels.ptr, s.zw.ptr, s.norms.ptr,
-      s.rowClass.ptr);
+      s.x, s.n, s.v, s.d, options.normalize, labels.ptr, s.invNorm.ptr, s.rowClass.ptr);
   checkLaunch("preparing the features");
 
   Params p = makeParams(s);
@@ -627,16 +689,21 @@ LossStateCudaPtr lossForward(const DeviceLossInput& in, const LossOptions& optio
 
 void lossBackward(const LossStateCuda& s, float gradLoss, float* grad) {
   DeviceBuffer<float> statG(static_cast<size_t>(s.B));
-  DeviceBuffer<float> dz(static_cast<size_t>(s.B * s.ld));
   const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
   const float g = s.counted > 0 ? static_cast<float>(scale * gradLoss / static_cast<double>(s.counted)) : 0.f;
   setGradientWeights<<<static_cast<unsigned>((s.B + 255) / 256), 256, 0, stream()>>>(
       s.hasGrad.ptr, s.numAnchors, s.B, g, statG.ptr);
   checkLaunch("setting the gradient weights");
-  memsetDevice(dz.ptr, 0, dz.bytes());
   Params p = makeParams(s);
   p.statG = statG.ptr;
-  p.dz = dz.ptr;
+  p.grad = grad;
+  const bool inRegisters = (s.ld + DC - 1) / DC <= 4;
+  DeviceBuffer<float> dz;
+  if (!inRegisters) {
+    dz = DeviceBuffer<float>(static_cast<size_t>(s.B * s.ld));
+    memsetDevice(dz.ptr, 0, dz.bytes());
+    p.dz = dz.ptr;
+  }
   const int64_t blocks = (s.B + BM - 1) / BM;
   switch (s.precision) {
     case Precision::Fp32: launchBackward<Fp32Engine>(p, blocks); break;
@@ -644,11 +711,10 @@ void lossBackward(const LossStateCuda& s, float gradLoss, float* grad) {
     case Precision::Bf16: launchBackward<Bf16Engine>(p, blocks); break;
   }
   checkLaunch("running the backward kernel");
-  const unsigned finishBlocks = static_cast<unsigned>((s.B + 7) / 8);
-  finishGradient<<<finishBlocks, 256, 0, stream()>>>(dz.ptr, s.zw.ptr, s.norms.ptr, s.n, s.v, s.d,
-                                                      s.ld, 1.0f / s.options.temperature,
-                                                      s.options.normalize, grad);
-  checkLaunch("finishing the gradient");
+  if (!inRegisters) {
+    finishGradient<<<static_cast<unsigned>((s.B + 7) / 8), 256, 0, stream()>>>(p);
+    checkLaunch("finishing the gradient");
+  }
   synchronize();
 }
 
