@@ -64,7 +64,7 @@ export interface NativeAddon {
     context: NativeLossContext,
     gradLoss: number,
     out: Float32Array | NativeStorage,
-    options?: { threads?: number },
+    options?: { threads?: number; outOffset?: number },
   ): void;
   cpuKernels(select?: string): { active: string; available: string[]; threads: number };
   devices(): NativeDeviceInfo[];
@@ -84,6 +84,16 @@ export interface NativeAddon {
     threads?: number,
   ): number;
   measureCpuPeak(threads?: number, seconds?: number): { gflops: number; kernels: string; threads: number };
+  cudaTimeLoss(
+    features: NativeStorage,
+    n: number,
+    v: number,
+    d: number,
+    labels: Int32Array | null,
+    options: Partial<NativeLossOptions>,
+    grad: NativeStorage,
+    repeats: number,
+  ): { forwardMs: number[]; backwardMs: number[]; peakExtraBytes: number; loss: number };
 }
 
 export const native = load(path.join(__dirname, '..', '..')) as NativeAddon;

@@ -119,11 +119,15 @@ struct FloatData {
   bool onDevice;
 };
 
-FloatData floatData(const Napi::Value& value, const std::string& name, int64_t count) {
-  if (value.IsTypedArray()) return {requireTypedArray<float>(value, name, count).Data(), false};
+// For a storage, `offset` elements in (outputs written into a larger buffer).
+FloatData floatData(const Napi::Value& value, const std::string& name, int64_t count, int64_t offset = 0) {
+  if (value.IsTypedArray()) {
+    if (offset != 0) throw rangeError(name + ": an offset needs a tensor storage, not a typed array");
+    return {requireTypedArray<float>(value, name, count).Data(), false};
+  }
   if (value.IsObject() && !value.IsArray()) {
-    Storage& s = Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(float));
-    return {reinterpret_cast<float*>(s.data()), s.onDevice()};
+    Storage& s = Storage::unwrap(value, name, static_cast<size_t>(count + offset) * sizeof(float));
+    return {reinterpret_cast<float*>(s.data()) + offset, s.onDevice()};
   }
   throw typeError(name + ": expected a Float32Array or a float32 tensor, got " + describe(value));
 }
@@ -276,7 +280,8 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
 }
 
 // lossBackward(context, gradLoss, out, options?) writes gradLoss * d loss / d features to
-// out (a Float32Array, or a tensor storage on the context's device or the host).
+// out (a Float32Array, or a tensor storage on the context's device or the host, from
+// options.outOffset elements in).
 Napi::Value lossBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Napi::Env env = i.Env();
@@ -287,8 +292,9 @@ Napi::Value lossBackward(const Napi::CallbackInfo& info) {
     const double gradLoss = requireNumber(i[1], "gradLoss");
     if (!std::isfinite(gradLoss)) throw rangeError("gradLoss: expected a finite number, got " + describe(i[1]));
     const Napi::Object opts = i[3].IsUndefined() ? Napi::Object::New(env) : requireObject(i[3], "options");
+    const int64_t offset = opts.Get("outOffset").IsUndefined() ? 0 : requireInteger(opts.Get("outOffset"), "options.outOffset", 0, kMaxElements);
     if (cpuState != nullptr) {
-      const FloatData out = floatData(i[2], "out", cpuState->B * cpuState->d);
+      const FloatData out = floatData(i[2], "out", cpuState->B * cpuState->d, offset);
       if (out.onDevice) throw typeError("out: expected host memory for a CPU loss, got a CUDA tensor");
       cpu::lossBackward(*cpuState, static_cast<float>(gradLoss), out.ptr, optionalThreads(opts));
       return env.Undefined();
@@ -296,7 +302,7 @@ Napi::Value lossBackward(const Napi::CallbackInfo& info) {
 #if defined(SUPCON_WITH_CUDA)
     const cuda::LossStateCuda& cs = context->cudaState("features");
     const int64_t count = cuda::stateRows(cs) * cuda::stateDim(cs);
-    const FloatData out = floatData(i[2], "out", count);
+    const FloatData out = floatData(i[2], "out", count, offset);
     if (out.onDevice) {
       cuda::lossBackward(cs, static_cast<float>(gradLoss), out.ptr);
     } else {
@@ -306,6 +312,47 @@ Napi::Value lossBackward(const Napi::CallbackInfo& info) {
     }
 #endif
     return env.Undefined();
+  });
+}
+
+// cudaTimeLoss(features (CUDA storage), n, v, d, labels | null, options, grad (CUDA
+// storage), repeats) -> { forwardMs[], backwardMs[], peakExtraBytes, loss }: CUDA events.
+Napi::Value cudaTimeLoss(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+#if defined(SUPCON_WITH_CUDA)
+    Napi::Env env = i.Env();
+    const int64_t n = requireInteger(i[1], "n", 1, kMaxElements);
+    const int64_t v = requireInteger(i[2], "v", 1, kMaxElements);
+    const int64_t d = requireInteger(i[3], "d", 1, kMaxElements);
+    const int64_t count = checkedProduct(checkedProduct(n, v, "features", kMaxElements), d, "features", kMaxElements);
+    const FloatData x = floatData(i[0], "features", count);
+    const FloatData grad = floatData(i[6], "grad", count);
+    if (!x.onDevice || !grad.onDevice) throw typeError("features, grad: expected CUDA tensors");
+    const int32_t* labels = (i[4].IsNull() || i[4].IsUndefined()) ? nullptr : requireTypedArray<int32_t>(i[4], "labels", n).Data();
+    const Napi::Object opts = requireObject(i[5], "options");
+    const std::string precision = requireEnum<std::string>(
+        opts, "precision", {{"fp32", "fp32"}, {"tf32", "tf32"}, {"bf16", "bf16"}}, "fp32");
+    const cuda::Precision prec = precision == "bf16" ? cuda::Precision::Bf16
+                                 : precision == "tf32" ? cuda::Precision::Tf32
+                                                       : cuda::Precision::Fp32;
+    const int repeats = static_cast<int>(requireInteger(i[7], "repeats", 1, 1000));
+    const cuda::LossTiming t = cuda::timeLoss(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, nullptr},
+                                              parseOptions(opts), prec, grad.ptr, repeats);
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array f = Napi::Array::New(env), b = Napi::Array::New(env);
+    for (uint32_t k = 0; k < t.forwardMs.size(); ++k) {
+      f.Set(k, t.forwardMs[k]);
+      b.Set(k, t.backwardMs[k]);
+    }
+    o.Set("forwardMs", f);
+    o.Set("backwardMs", b);
+    o.Set("peakExtraBytes", static_cast<double>(t.peakExtraBytes));
+    o.Set("loss", t.loss);
+    return o;
+#else
+    throw rangeError("cudaTimeLoss: this build has no CUDA kernels");
+    return i.Env().Undefined();
+#endif
   });
 }
 
@@ -372,6 +419,7 @@ void registerLoss(Napi::Env env, Napi::Object exports) {
   exports.Set("lossBackward", Napi::Function::New(env, lossBackward, "lossBackward"));
   exports.Set("cpuKernels", Napi::Function::New(env, cpuKernels, "cpuKernels"));
   exports.Set("lossUnfused", Napi::Function::New(env, lossUnfused, "lossUnfused"));
+  exports.Set("cudaTimeLoss", Napi::Function::New(env, cudaTimeLoss, "cudaTimeLoss"));
   exports.Set("measureCpuPeak", Napi::Function::New(env, measureCpuPeak, "measureCpuPeak"));
 }
 

@@ -22,7 +22,11 @@ std::mutex gMutex;
 struct Allocator {
   std::multimap<size_t, void*> freeBlocks;
   std::map<void*, size_t> sizes;
-  int64_t inUse = 0, cached = 0, allocations = 0;
+  int64_t inUse = 0, cached = 0, allocations = 0, peak = 0;
+  void take(size_t bytes) {
+    inUse += static_cast<int64_t>(bytes);
+    if (inUse > peak) peak = inUse;
+  }
 };
 Allocator& allocator() {
   static Allocator a;
@@ -94,7 +98,7 @@ void* deviceAlloc(size_t bytes) {
   if (it != a.freeBlocks.end() && (it->first == size || (size < (size_t{1} << 20) && it->first <= 2 * size))) {
     void* p = it->second;
     a.cached -= static_cast<int64_t>(it->first);
-    a.inUse += static_cast<int64_t>(it->first);
+    a.take(it->first);
     a.freeBlocks.erase(it);
     return p;
   }
@@ -111,7 +115,7 @@ void* deviceAlloc(size_t bytes) {
   }
   check(err, ("allocating " + std::to_string(bytes) + " bytes on the GPU").c_str());
   a.sizes[p] = size;
-  a.inUse += static_cast<int64_t>(size);
+  a.take(size);
   ++a.allocations;
   return p;
 }
@@ -130,7 +134,12 @@ void deviceFree(void* p) {
 AllocatorStats allocatorStats() {
   std::lock_guard<std::mutex> lock(gMutex);
   const Allocator& a = allocator();
-  return AllocatorStats{a.inUse, a.cached, a.allocations};
+  return AllocatorStats{a.inUse, a.cached, a.allocations, a.peak};
+}
+
+void resetPeak() {
+  std::lock_guard<std::mutex> lock(gMutex);
+  allocator().peak = allocator().inUse;
 }
 
 void emptyCache() {

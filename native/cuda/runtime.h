@@ -29,8 +29,10 @@ void* deviceAlloc(size_t bytes);
 void deviceFree(void* p);
 struct AllocatorStats {
   int64_t inUseBytes, cachedBytes, allocations;
+  int64_t peakInUseBytes;  // since the last resetPeak()
 };
 AllocatorStats allocatorStats();
+void resetPeak();
 // Returns cached blocks to the driver.
 void emptyCache();
 

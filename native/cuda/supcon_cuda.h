@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "../common/supcon_types.h"
 
@@ -41,5 +42,14 @@ int64_t stateDim(const LossStateCuda& state);    // d
 size_t stateBytes(const LossStateCuda& state);
 // grad [n, v, d] (device memory) = gradLoss * d loss / d features.
 void lossBackward(const LossStateCuda& state, float gradLoss, float* grad);
+
+// Forward + backward `repeats` times on device features, timed with CUDA events.
+struct LossTiming {
+  std::vector<float> forwardMs, backwardMs;
+  int64_t peakExtraBytes;  // device memory the loss allocated at its peak
+  double loss;
+};
+LossTiming timeLoss(const DeviceLossInput& input, const LossOptions& options, Precision precision,
+                    float* grad, int repeats);
 
 }  // namespace supcon::cuda

@@ -718,4 +718,38 @@ void lossBackward(const LossStateCuda& s, float gradLoss, float* grad) {
   synchronize();
 }
 
+LossTiming timeLoss(const DeviceLossInput& input, const LossOptions& options, Precision precision,
+                    float* grad, int repeats) {
+  struct Events {
+    cudaEvent_t e[3] = {nullptr, nullptr, nullptr};
+    Events() {
+      for (auto& x : e) check(cudaEventCreate(&x), "creating timing events");
+    }
+    ~Events() {
+      for (auto& x : e)
+        if (x != nullptr) cudaEventDestroy(x);
+    }
+  } ev;
+  LossTiming timing{{}, {}, 0, 0.0};
+  synchronize();
+  const int64_t before = allocatorStats().inUseBytes;
+  resetPeak();
+  for (int r = 0; r < repeats; ++r) {
+    check(cudaEventRecord(ev.e[0], stream()), "recording an event");
+    LossStateCudaPtr state = lossForward(input, options, precision);
+    check(cudaEventRecord(ev.e[1], stream()), "recording an event");
+    lossBackward(*state, 1.0f, grad);
+    check(cudaEventRecord(ev.e[2], stream()), "recording an event");
+    check(cudaEventSynchronize(ev.e[2]), "waiting for an event");
+    float f = 0.f, b = 0.f;
+    check(cudaEventElapsedTime(&f, ev.e[0], ev.e[1]), "reading an event");
+    check(cudaEventElapsedTime(&b, ev.e[1], ev.e[2]), "reading an event");
+    timing.forwardMs.push_back(f);
+    timing.backwardMs.push_back(b);
+    timing.loss = state->loss;
+  }
+  timing.peakExtraBytes = allocatorStats().peakInUseBytes - before;
+  return timing;
+}
+
 }  // namespace supcon::cuda
