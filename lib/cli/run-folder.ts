@@ -109,6 +109,6 @@ export class RunFolder {
     if (size < state.metricsBytes)
       throw new Error(`${this.metricsFile}: ${size} bytes, shorter than the ${state.metricsBytes} the checkpoint recorded`);
     fs.truncateSync(this.metricsFile, state.metricsBytes);
-    return { state, bytes: fs.readFileSync(file) };
+    return { state, bytes: new Uint8Array(fs.readFileSync(file)) }; // a plain copy, not a pooled Buffer view
   }
 }
