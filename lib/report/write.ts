@@ -5,6 +5,8 @@ import type { EvaluationResult } from '../cli/trainer';
 import { renderReport } from './html';
 import { embeddingMap } from './map';
 
+const METHOD_NAMES: Record<string, string> = { supcon: 'SupCon', simclr: 'SimCLR', ce: 'Cross-entropy' };
+
 export interface ReportOptions {
   /** Points on the map (default 2,000). */
   maxPoints?: number;
@@ -17,7 +19,7 @@ export function writeRunReport(
   const e = evaluation.embeddings;
   const map = e ? embeddingMap(e.data, e.dim, e.labels, { maxPoints: options.maxPoints, seed: config.seed }) : null;
   const html = renderReport({
-    title: `supcon ${config.method} on ${config.dataset}`,
+    title: `${METHOD_NAMES[config.method] ?? config.method} on ${config.dataset}: ${config.encoder}, ${config.epochs} epochs`,
     config: { ...config },
     metrics: run.readMetrics(),
     final: evaluation.metrics,
