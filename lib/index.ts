@@ -17,3 +17,5 @@ export type {
   Trainer, TrainerFactory, TrainerSetup, StepResult, EvaluationResult, Embeddings, EvalProgress,
 } from './cli/trainer';
 export type { TrainConfig, Method } from './cli/args';
+export { knnAccuracy, knnPredict, knnNeighbours } from './metrics/knn';
+export type { KnnOptions, LabelledEmbeddings, Neighbours } from './metrics/knn';

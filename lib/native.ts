@@ -66,6 +66,10 @@ export interface NativeAddon {
   devices(): NativeDeviceInfo[];
   buildInfo(): NativeBuildInfo;
   memory(): { cpuBytes: number; cpuStorages: number };
+  knnTopK(
+    train: Float32Array, nTrain: number, test: Float32Array, nTest: number, d: number, k: number,
+    options?: { threads?: number },
+  ): { index: Int32Array; similarity: Float32Array };
 }
 
 export const native = load(path.join(__dirname, '..', '..')) as NativeAddon;
