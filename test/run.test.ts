@@ -175,3 +175,15 @@ describe('training loop machinery', () => {
     expect(errs.join('')).toContain('no training loop is registered in this build');
   });
 });
+
+describe('a run that cannot start', () => {
+  it('leaves no run folder behind (bad data folder), so the same --out works after the fix', async () => {
+    const out = fresh();
+    const missing = path.join(root, 'no-such-data');
+    await expect(runTraining({ ...baseConfig, dataset: missing, out }, { factory: toyFactory(), stream: sink }))
+      .rejects.toThrow(/no-such-data': not found or not a folder/);
+    expect(fs.existsSync(path.join(out, 'config.json'))).toBe(false);
+    const done = await runTraining({ ...baseConfig, epochs: 1, out }, { factory: toyFactory(), stream: sink, loadData });
+    expect(done.status).toBe('finished');
+  });
+});

@@ -38,10 +38,15 @@ export class RunFolder {
   get reportFile() { return path.join(this.dir, 'report.html'); }
   get checkpointDir() { return path.join(this.dir, 'checkpoints'); }
 
-  /** Starts a new run: the folder must not hold another run. */
-  create(config: TrainConfig): void {
+  /** Throws when the folder already holds a run. */
+  checkNew(): void {
     if (fs.existsSync(this.configFile))
       throw new Error(`run folder '${this.dir}' already holds a run; pass --resume to continue it, or another --out`);
+  }
+
+  /** Starts a new run: the folder must not hold another run. */
+  create(config: TrainConfig): void {
+    this.checkNew();
     fs.mkdirSync(this.checkpointDir, { recursive: true });
     const saved: SavedConfig = { format: 'supcon-run-1', config, createdAt: new Date().toISOString() };
     writeFileAtomic(this.configFile, JSON.stringify(saved, null, 2) + '\n');

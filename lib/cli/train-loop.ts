@@ -70,21 +70,22 @@ export async function runTraining(config: TrainConfig, options: LoopOptions): Pr
   const log = (m: string) => options.stream.write(m + '\n');
   const now = options.now ?? (() => performance.now() / 1000);
   const run = new RunFolder(config.out);
-  let startEpoch = 0, startStep = 0, restored: Uint8Array | null = null;
-  if (options.resume) {
-    config = run.readConfig();
-    const { state, bytes } = run.restore();
-    startEpoch = state.epoch;
-    startStep = state.step;
-    restored = bytes;
-    log(`Resuming ${run.dir} at epoch ${startEpoch + 1}, step ${startStep}`);
-  } else {
-    run.create(config);
-  }
+  let startEpoch = 0, startStep = 0;
+  if (options.resume) config = run.readConfig();
+  else run.checkNew();
+  // Data and trainer first: a run that cannot start leaves no run folder behind.
   const data = (options.loadData ?? ((c) => loadRunData(c, log)))(config);
   const trainer = await options.factory({ config, train: data.train, test: data.test, log });
   try {
-    if (restored) await trainer.loadState(restored);
+    if (options.resume) {
+      const { state, bytes } = run.restore();
+      startEpoch = state.epoch;
+      startStep = state.step;
+      await trainer.loadState(bytes);
+      log(`Resuming ${run.dir} at epoch ${startEpoch + 1}, step ${startStep}`);
+    } else {
+      run.create(config);
+    }
     const steps = trainer.stepsPerEpoch;
     if (!Number.isSafeInteger(steps) || steps < 1)
       throw new Error(`trainer: stepsPerEpoch must be a positive integer, got ${steps}`);
