@@ -113,7 +113,8 @@ describe('progress', () => {
     for (let i = 1; i <= 100; i++) { t = i * 0.5; bar.update(i); }
     bar.finish();
     expect(lines.every((l) => l.endsWith('\n') && !l.includes('\r'))).toBe(true);
-    expect(lines.length).toBe(11); // t = 0.5, 5.5, ..., 45.5 and the final line
+    expect(lines.length).toBe(10); // t = 5, 10, ..., 45 and the final line
+    expect(lines[0]).toBe('e [##......................]  10/100 2.0 step/s 00:05 elapsed ETA 00:45\n');
     expect(lines[lines.length - 1]).toBe('e [########################] 100/100 2.0 step/s 00:50 elapsed ETA 00:00\n');
   });
 

@@ -70,7 +70,7 @@ export class ProgressBar {
   readonly #now: () => number;
   readonly #start: number;
   readonly #plainEverySeconds: number;
-  #lastPlain = -Infinity;
+  #lastPlain: number;
   #lastDraw = -Infinity;
   #done = 0;
   #fields: Record<string, number | string> = {};
@@ -86,6 +86,7 @@ export class ProgressBar {
     this.#unit = options.unit ?? 'step';
     this.#now = options.now ?? (() => performance.now() / 1000);
     this.#start = this.#now();
+    this.#lastPlain = this.#start; // the first plain line comes after an interval, not at once
     this.#plainEverySeconds = options.plainEverySeconds ?? 10;
   }
 

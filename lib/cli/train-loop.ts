@@ -54,7 +54,7 @@ async function evaluateAndReport(
   const evaluation = await trainer.evaluate((done, total, label) => {
     if (bar === null || label !== barLabel) {
       bar?.finish();
-      bar = new ProgressBar(options.stream, label, total);
+      bar = new ProgressBar(options.stream, label, total, { unit: 'it' });
       barLabel = label;
     }
     bar.update(done);
