@@ -7,3 +7,15 @@ export { Tensor, tidy, keep, memory } from './tensor';
 export type { DType, DeviceName, TypedArray, TensorOptions, MemoryInfo } from './tensor';
 export { devices, backendInfo, setCpuKernels, cudaStatus } from './device';
 export type { DeviceInfo, BackendInfo, DeviceRequest } from './device';
+export {
+  loadImageSet, loadFolder, readIdx, readIdxPair, parseIdx, encodeIdx, readCifar, DataFileError, takeImages, headImages,
+  ensureFashionMnist, FASHION_MNIST_CLASSES, philox4x32, permutation, PhiloxStream, batches, batchCount, gatherBatch,
+} from './data';
+export type { ImageSet, IdxArray, Split, CifarOptions, LoadOptions, Batch, BatchOptions } from './data';
+export { registerTrainer } from './cli/trainer';
+export type {
+  Trainer, TrainerFactory, TrainerSetup, StepResult, EvaluationResult, Embeddings, EvalProgress,
+} from './cli/trainer';
+export type { TrainConfig, Method } from './cli/args';
+export { knnAccuracy, knnPredict, knnNeighbours } from './metrics/knn';
+export type { KnnOptions, LabelledEmbeddings, Neighbours } from './metrics/knn';

@@ -94,6 +94,10 @@ export interface NativeAddon {
     grad: NativeStorage,
     repeats: number,
   ): { forwardMs: number[]; backwardMs: number[]; peakExtraBytes: number; loss: number };
+  knnTopK(
+    train: Float32Array, nTrain: number, test: Float32Array, nTest: number, d: number, k: number,
+    options?: { threads?: number },
+  ): { index: Int32Array; similarity: Float32Array };
 }
 
 export const native = load(path.join(__dirname, '..', '..')) as NativeAddon;

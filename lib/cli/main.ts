@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// The `supcon` command.
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeRunReport } from '../report/write';
+import { Command, HELP, parseCommandLine, UsageError } from './args';
+import { formatBench, runBench } from './bench';
+import { runInfo } from './info';
+import type { ProgressStream } from './progress';
+import { evaluateRun, interceptSigint, runTraining } from './train-loop';
+import { registeredTrainer, TrainerFactory } from './trainer';
+
+export interface CliIo {
+  stdout: { write(s: string): unknown };
+  stderr: ProgressStream;
+}
+
+export interface CliDeps {
+  /** The training loop (default: the registered one). */
+  factory?: TrainerFactory;
+}
+
+export function packageVersion(): string {
+  const file = path.join(__dirname, '..', '..', '..', 'package.json');
+  return String(JSON.parse(fs.readFileSync(file, 'utf8')).version);
+}
+
+async function execute(cmd: Command, io: CliIo, deps: CliDeps): Promise<number> {
+  const out = (s: string) => io.stdout.write(s + '\n');
+  switch (cmd.command) {
+    case 'help':
+      out(HELP[(cmd.topic ?? 'main') as keyof typeof HELP] ?? HELP.main);
+      return 0;
+    case 'version':
+      out(packageVersion());
+      return 0;
+    case 'info':
+      out(runInfo(cmd.json, packageVersion()));
+      return 0;
+    case 'bench': {
+      const r = runBench(cmd);
+      out(cmd.json ? JSON.stringify(r, null, 2) : formatBench(r));
+      return 0;
+    }
+    case 'train': {
+      const factory = deps.factory ?? registeredTrainer();
+      const stop = interceptSigint(io.stderr);
+      try {
+        const result = await runTraining(cmd.config, {
+          factory, resume: cmd.resume, stream: io.stderr, stop,
+          writeReport: (run, evaluation, classNames) => { writeRunReport(run, evaluation, classNames); },
+        });
+        if (result.status === 'interrupted') return 130;
+        out(JSON.stringify({ run: result.run.dir, ...result.evaluation?.metrics }));
+        io.stderr.write(`Report: ${result.run.reportFile}\n`);
+        return 0;
+      } finally {
+        stop.dispose();
+      }
+    }
+    case 'eval': {
+      const factory = deps.factory ?? registeredTrainer();
+      const evaluation = await evaluateRun(cmd.run, {
+        factory, stream: io.stderr, device: cmd.device,
+        writeReport: (run, e, classNames) => { writeRunReport(run, e, classNames); },
+      });
+      out(JSON.stringify({ run: path.resolve(cmd.run), ...evaluation.metrics }));
+      return 0;
+    }
+  }
+}
+
+/** Runs the command line; returns the exit status (2 for usage errors, 130 after Ctrl-C). */
+export async function main(argv: readonly string[], io: CliIo = process, deps: CliDeps = {}): Promise<number> {
+  let cmd: Command;
+  try {
+    cmd = parseCommandLine(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    const where = e.command ? `supcon ${e.command}` : 'supcon';
+    io.stderr.write(`${where}: ${e.message}\nRun '${where} --help' for usage.\n`);
+    return 2;
+  }
+  try {
+    return await execute(cmd, io, deps);
+  } catch (e) {
+    io.stderr.write(`supcon ${cmd.command}: ${(e as Error).message}\n`);
+    if (process.env.SUPCON_DEBUG) io.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

@@ -1,0 +1,65 @@
+// The contract between the command line (run folder, checkpoints, progress, Ctrl-C) and the
+// training loop itself (models, optimizers, augmentation), which registers a factory here.
+import type { ImageSet } from '../data/image-set';
+import type { TrainConfig } from './args';
+
+export interface TrainerSetup {
+  config: TrainConfig;
+  train: ImageSet;
+  test: ImageSet;
+  /** A message for the user (stderr), such as the device chosen. */
+  log(message: string): void;
+}
+
+/** What one optimisation step reports: at least the loss; any other numbers are logged too. */
+export interface StepResult {
+  loss: number;
+  [metric: string]: number;
+}
+
+export interface Embeddings {
+  /** Row-major [labels.length, dim]. */
+  data: Float32Array;
+  dim: number;
+  labels: Int32Array;
+}
+
+export interface EvaluationResult {
+  /** Final numbers, such as testAccuracy (linear evaluation) and knnAccuracy. */
+  metrics: Record<string, number>;
+  /** Test-set representations for the report's 2-D map. */
+  embeddings?: Embeddings;
+}
+
+export type EvalProgress = (done: number, total: number, label: string) => void;
+
+/**
+ * One training run. The loop calls step(epoch, s) for s = 0 .. stepsPerEpoch - 1, then
+ * endEpoch(epoch), for each epoch; then evaluate(). saveState() may come between any two calls
+ * and loadState() before the first: a trainer restored from the state saved after step s of
+ * epoch e continues exactly as the uninterrupted run would (same batches, same numbers).
+ */
+export interface Trainer {
+  readonly stepsPerEpoch: number;
+  step(epoch: number, step: number): StepResult | Promise<StepResult>;
+  endEpoch(epoch: number): Record<string, number> | Promise<Record<string, number>>;
+  saveState(): Uint8Array | Promise<Uint8Array>;
+  loadState(state: Uint8Array): void | Promise<void>;
+  evaluate(progress: EvalProgress): EvaluationResult | Promise<EvaluationResult>;
+  dispose(): void;
+}
+
+export type TrainerFactory = (setup: TrainerSetup) => Trainer | Promise<Trainer>;
+
+let registered: TrainerFactory | null = null;
+
+/** Sets the factory that `supcon train` and `supcon eval` use. */
+export function registerTrainer(factory: TrainerFactory): void {
+  if (typeof factory !== 'function') throw new TypeError(`factory: expected a function, got ${typeof factory}`);
+  registered = factory;
+}
+
+export function registeredTrainer(): TrainerFactory {
+  if (registered === null) throw new Error('no training loop is registered in this build (see registerTrainer)');
+  return registered;
+}

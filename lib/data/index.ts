@@ -1,0 +1,13 @@
+export type { ImageSet } from './image-set';
+export { takeImages, headImages } from './image-set';
+export { DataFileError } from './files';
+export { parseIdx, readIdx, readIdxPair, encodeIdx } from './idx';
+export type { IdxArray, Split } from './idx';
+export { readCifar, findCifarFiles } from './cifar';
+export type { CifarOptions, CifarKind } from './cifar';
+export { loadImageSet, loadFolder, BUILTIN_DATASETS } from './dataset';
+export type { LoadOptions } from './dataset';
+export { ensureFashionMnist, cacheRoot, FASHION_MNIST_CLASSES } from './fashion-mnist';
+export { philox4x32, permutation, PhiloxStream } from './philox';
+export { batches, batchCount, epochOrder, gatherBatch } from './batches';
+export type { Batch, BatchOptions } from './batches';

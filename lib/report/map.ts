@@ -1,0 +1,40 @@
+// A 2-D map of embeddings for the report, by UMAP (umap-js), on a seeded, class-stratified
+// sample of at most maxPoints rows.
+import { UMAP } from 'umap-js';
+import { PhiloxStream, permutation } from '../data/philox';
+
+export interface Map2d {
+  x: Float32Array;
+  y: Float32Array;
+  labels: Int32Array;
+  /** Rows of the input that the map shows. */
+  indices: Uint32Array;
+}
+
+const STREAM_MAP = 0x4d415032; // 'MAP2'
+
+export function embeddingMap(
+  data: Float32Array, dim: number, labels: Int32Array,
+  options: { maxPoints?: number; seed?: number; nNeighbors?: number } = {},
+): Map2d {
+  const n = labels.length;
+  if (!Number.isSafeInteger(dim) || dim < 1) throw new RangeError(`dim: expected a positive integer, got ${dim}`);
+  if (data.length !== n * dim) throw new RangeError(`data: expected ${n} x ${dim} = ${n * dim} values, got ${data.length}`);
+  const maxPoints = options.maxPoints ?? 2000;
+  const seed = options.seed ?? 0;
+  // A seeded shuffle, cut to maxPoints: classes keep their shares in expectation.
+  const order = permutation(n, seed, 0, STREAM_MAP);
+  const indices = order.slice(0, Math.min(n, maxPoints)).sort();
+  const rows = Array.from(indices, (i) => Array.from(data.subarray(i * dim, (i + 1) * dim)));
+  const m = rows.length;
+  const x = new Float32Array(m), y = new Float32Array(m);
+  if (m >= 3) {
+    const rng = new PhiloxStream(seed, 1, 0, STREAM_MAP);
+    const umap = new UMAP({ nComponents: 2, nNeighbors: Math.min(options.nNeighbors ?? 15, m - 1), minDist: 0.1, random: () => rng.nextFloat() });
+    const out = umap.fit(rows);
+    out.forEach((p, i) => { x[i] = p[0]; y[i] = p[1]; });
+  } else {
+    rows.forEach((_, i) => { x[i] = i; y[i] = 0; });
+  }
+  return { x, y, labels: Int32Array.from(indices, (i) => labels[i]), indices };
+}
