@@ -4,7 +4,8 @@
 import { backendInfo, setCpuKernels, supconForward } from '../lib/index';
 import { native } from '../lib/native';
 import { spawnSync } from 'node:child_process';
-import { machine, medianMs, peakMemoryGrowth, table, writeResults } from './common';
+import { medianMs, peakMemoryGrowth } from './common';
+import { machine, table, writeResults } from './results';
 
 const quick = process.argv.includes('--quick');
 const d = 128, v = 2;

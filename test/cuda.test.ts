@@ -1,0 +1,78 @@
+// The CUDA path. On a machine without a usable GPU the GPU tests skip, and say why; what
+// must hold there (clear errors, the CPU fallback) is tested everywhere.
+import { describe, expect, it } from 'vitest';
+import { backendInfo, cudaStatus, memory, supconForward, supconLoss, Tensor } from '../dist/index.js';
+import { randomLabels, randomNormal, relativeError, rng } from './reference';
+
+const status = cudaStatus();
+if (!status.usable) console.warn(`GPU tests skipped: ${status.reason}`);
+
+describe('without a usable GPU', () => {
+  it.skipIf(status.usable)('auto falls back to the CPU; cuda, device tensors and tensor-core precisions say why not', () => {
+    const x = randomNormal(4 * 2 * 3, rng(1));
+    const r = supconForward({ data: x, shape: [4, 2, 3] }, [0, 1, 0, 1]);
+    expect(r.device).toBe('cpu');
+    r.dispose();
+    expect(() => supconLoss({ data: x, shape: [4, 2, 3] }, null, { device: 'cuda' })).toThrow(`options.device: 'cuda' was asked for, but ${status.reason}`);
+    expect(() => Tensor.zeros([3], { device: 'cuda' })).toThrow(/^device: 'cuda' is not available: /);
+    expect(() => supconLoss({ data: x, shape: [4, 2, 3] }, null, { precision: 'bf16' })).toThrow(/^options\.precision: 'bf16' runs on GPU tensor cores, but the loss runs on the CPU/);
+    expect(backendInfo().cudaUsable).toBe(false);
+    expect(backendInfo().devices).toEqual([]);
+  });
+});
+
+describe('device selection', () => {
+  it('SUPCON_DEVICE=cpu forces the CPU and a bad value is an error', () => {
+    const x = randomNormal(4 * 2 * 3, rng(2));
+    const saved = process.env.SUPCON_DEVICE;
+    try {
+      process.env.SUPCON_DEVICE = 'cpu';
+      const r = supconForward({ data: x, shape: [4, 2, 3] }, null, { device: 'auto' });
+      expect(r.device).toBe('cpu');
+      r.dispose();
+      process.env.SUPCON_DEVICE = 'gpu';
+      expect(() => supconLoss({ data: x, shape: [4, 2, 3] })).toThrow(/^SUPCON_DEVICE: expected 'cpu', 'cuda' or 'auto', got 'gpu'/);
+    } finally {
+      if (saved === undefined) delete process.env.SUPCON_DEVICE;
+      else process.env.SUPCON_DEVICE = saved;
+    }
+  });
+});
+
+describe.skipIf(!status.usable)('on the GPU', () => {
+  const n = 97, v = 2, d = 40;
+  const x = randomNormal(n * v * d, rng(3));
+  const labels = randomLabels(n, 5, rng(4));
+
+  it.each([
+    ['fp32', 1e-5], ['tf32', 2e-3], ['bf16', 2e-2],
+  ] as const)('matches the CPU loss in %s', (precision, tol) => {
+    const cpu = supconLoss({ data: x, shape: [n, v, d] }, labels, { device: 'cpu', normalize: true, temperature: 0.1 });
+    const t = Tensor.from(x, [n, v, d], { device: 'cuda' });
+    const gpu = supconLoss(t, labels, { normalize: true, temperature: 0.1, precision });
+    expect(gpu.grad.device).toBe('cuda');
+    expect(Math.abs(gpu.loss - cpu.loss) / cpu.loss).toBeLessThan(tol);
+    expect(relativeError(gpu.grad.dataSync(), cpu.grad)).toBeLessThan(10 * tol);
+    gpu.grad.dispose();
+    t.dispose();
+  });
+
+  it('host arrays run on the GPU under auto, and memory is accounted and returned', () => {
+    const before = memory().cuda.bytes;
+    const r = supconForward({ data: x, shape: [n, v, d] }, labels);
+    expect(r.device).toBe('cuda');
+    expect(memory().cuda.bytes).toBeGreaterThan(before);
+    const g = r.backward();
+    expect(g).toBeInstanceOf(Float32Array);
+    r.dispose();
+    expect(memory().cuda.bytes).toBe(before);
+  });
+
+  it('refuses a backward pass after its features were disposed', () => {
+    const t = Tensor.from(x, [n, v, d], { device: 'cuda' });
+    const r = supconForward(t, labels);
+    t.dispose();
+    expect(() => r.backward()).toThrow(/^features: the features tensor was disposed before the backward pass/);
+    r.dispose();
+  });
+});
