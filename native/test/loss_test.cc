@@ -32,6 +32,53 @@ struct Case {
   LossOptions o;
 };
 
+// The gradient rebuilt from the forward pass's per-row statistics with the scalar
+// pairCoefficientScalar (the form the CUDA kernels use), against the reference.
+void checkScalarPath(const Case& c, const std::vector<float>& x, const int32_t* labels,
+                     const uint8_t* mask, const reference::Result& ref) {
+  auto state = cpu::lossForward(cpu::LossInput{x.data(), c.n, c.v, c.d, labels, mask}, c.o, 1);
+  const cpu::LossState& s = *state;
+  const PositiveTerm term = positiveTermOf(c.o.variant, c.o.denominator);
+  const double scale = static_cast<double>(c.o.temperature) / c.o.baseTemperature;
+  const double g = s.counted > 0 ? scale / static_cast<double>(s.counted) : 0.0;
+  auto isPos = [&](int64_t i, int64_t j) {
+    if (i == j) return false;
+    const int64_t a = i % c.n, b = j % c.n;
+    if (mask) return mask[a * c.n + b] != 0;
+    if (labels) return labels[a] == labels[b];
+    return a == b;
+  };
+  auto coef = [&](int64_t i, int64_t j, float sij) -> double {
+    if (i >= s.numAnchors || !s.hasGrad[i]) return 0.0;
+    const bool p = isPos(i, j);
+    const bool den = c.o.denominator == Denominator::All || !p;
+    return g * pairCoefficientScalar(term, sij, s.statA[i], s.statB[i], s.statC[i], den, p);
+  };
+  std::vector<double> dz(s.B * s.d, 0.0);
+  for (int64_t i = 0; i < s.B; ++i)
+    for (int64_t j = 0; j < s.B; ++j) {
+      if (i == j) continue;
+      float dot = 0.0f;
+      for (int64_t k = 0; k < s.d; ++k) dot += s.zw[i * s.ld + k] * s.zw[j * s.ld + k];
+      const float sij = dot / c.o.temperature;
+      const double h = coef(i, j, sij) + coef(j, i, sij);
+      for (int64_t k = 0; k < s.d; ++k) dz[i * s.d + k] += h * s.zw[j * s.ld + k] / c.o.temperature;
+    }
+  double gmax = 0;
+  for (double v : ref.grad) gmax = std::max(gmax, std::fabs(v));
+  for (int64_t r = 0; r < s.B; ++r) {
+    const int64_t sample = r % c.n, view = r / c.n;
+    double dot = 0.0;
+    if (c.o.normalize && s.norms[r] > 1e-12f)
+      for (int64_t k = 0; k < s.d; ++k) dot += s.zw[r * s.ld + k] * dz[r * s.d + k];
+    for (int64_t k = 0; k < s.d; ++k) {
+      double gk = dz[r * s.d + k];
+      if (c.o.normalize) gk = (gk - s.zw[r * s.ld + k] * dot) / s.norms[r];
+      expectClose("scalar-path grad", "", gk, ref.grad[(sample * c.v + view) * c.d + k], 1e-4, 1e-4 * gmax + 1e-6);
+    }
+  }
+}
+
 void runCase(const Case& c, std::mt19937& rng, int threads) {
   const int64_t B = c.n * c.v;
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -46,6 +93,7 @@ void runCase(const Case& c, std::mt19937& rng, int threads) {
 
   std::vector<double> xd(x.begin(), x.end());
   const auto ref = reference::supcon(xd, c.n, c.v, c.d, lp, mp, c.o);
+  checkScalarPath(c, x, lp, mp, ref);
   for (const auto& name : cpu::availableKernels()) {
     cpu::selectKernels(name);
     cpu::LossInput in{x.data(), c.n, c.v, c.d, lp, mp};
