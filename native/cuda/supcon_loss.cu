@@ -197,11 +197,7 @@ __device__ void logitsTile(const Params& p, Shared& sh, int64_t row0, int64_t co
     for (int k = 0; k < BK; k += E::kStep) E::step(acc, A, B, k, g, t);
     __syncthreads();
   }
-#pragma unroll
-  for (int j = 0; j < 4; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      sh.s[wr + g + 8 * (e >> 1)][wc + 8 * j + 2 * t + (e & 1)] = acc[j][e] * p.invTau;
+  forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) { sh.s[r][c] = value * p.invTau; });
   __syncthreads();
 }
 
@@ -212,6 +208,16 @@ __device__ __forceinline__ float quadMax(float x) {
 __device__ __forceinline__ float quadSum(float x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// Calls fn(r, c, value) for each element of a 4 x 4 accumulator the thread holds, with r
+// and c its row and column in the block's 64 x 64 output (the engines' layout).
+template <class F>
+__device__ __forceinline__ void forEachHeld(float (&acc)[4][4], int wr, int wc, int g, int t, F fn) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) fn(wr + g + 8 * (e >> 1), wc + 8 * j + 2 * t + (e & 1), acc[j][e]);
 }
 
 template <class E>
@@ -381,24 +387,15 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
             for (int k = 0; k < BN; k += E::kStep) E::step(regAcc[rc], A, B, k, g, t);
       } else {
         float acc[4][4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int64_t r = row0 + wr + g + 8 * (e >> 1);
-            const int64_t c = k0 + wc + 8 * j + 2 * t + (e & 1);
-            acc[j][e] = (r < p.B && c < p.ld) ? p.dz[r * p.ld + c] : 0.f;
-          }
+        const auto inRange = [&](int r, int c) { return row0 + r < p.B && k0 + c < p.ld; };
+        forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) {
+          value = inRange(r, c) ? p.dz[(row0 + r) * p.ld + k0 + c] : 0.f;
+        });
 #pragma unroll
         for (int k = 0; k < BN; k += E::kStep) E::step(acc, A, B, k, g, t);
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int64_t r = row0 + wr + g + 8 * (e >> 1);
-            const int64_t c = k0 + wc + 8 * j + 2 * t + (e & 1);
-            if (r < p.B && c < p.ld) p.dz[r * p.ld + c] = acc[j][e];
-          }
+        forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) {
+          if (inRange(r, c)) p.dz[(row0 + r) * p.ld + k0 + c] = value;
+        });
       }
       __syncthreads();
     }
@@ -413,14 +410,10 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
     if (p.invNorm != nullptr) {
 #pragma unroll
       for (int rc = 0; rc < kRegChunks; ++rc)
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int64_t r = row0 + wr + g + 8 * (e >> 1);
-            const int64_t c = static_cast<int64_t>(rc) * DC + wc + 8 * j + 2 * t + (e & 1);
-            if (r < p.B && c < p.d) dot[e >> 1] += rowPtr(p, r)[c] * p.invNorm[r] * (regAcc[rc][j][e] * p.invTau);
-          }
+        forEachHeld(regAcc[rc], wr, wc, g, t, [&](int lr, int lc, float& value) {
+          const int64_t r = row0 + lr, c = static_cast<int64_t>(rc) * DC + lc;
+          if (r < p.B && c < p.d) dot[(lr - wr) >= 8] += rowPtr(p, r)[c] * p.invNorm[r] * (value * p.invTau);
+        });
       partial[(wr + g) * 8 + slot] = dot[0];
       partial[(wr + g + 8) * 8 + slot] = dot[1];
       __syncthreads();
@@ -434,22 +427,18 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
     }
 #pragma unroll
     for (int rc = 0; rc < kRegChunks; ++rc)
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int64_t r = row0 + wr + g + 8 * (e >> 1);
-          const int64_t c = static_cast<int64_t>(rc) * DC + wc + 8 * j + 2 * t + (e & 1);
-          if (r >= p.B || c >= p.d) continue;
-          const float dz = regAcc[rc][j][e] * p.invTau;
-          float* out = p.grad + ((r % p.n) * p.v + r / p.n) * p.d + c;
-          if (p.invNorm == nullptr) {
-            *out = dz;
-          } else {
-            const float z = rowPtr(p, r)[c] * p.invNorm[r];
-            *out = (dz - z * dot[e >> 1]) * p.invNorm[r];
-          }
+      forEachHeld(regAcc[rc], wr, wc, g, t, [&](int lr, int lc, float& value) {
+        const int64_t r = row0 + lr, c = static_cast<int64_t>(rc) * DC + lc;
+        if (r >= p.B || c >= p.d) return;
+        const float dz = value * p.invTau;
+        float* out = p.grad + ((r % p.n) * p.v + r / p.n) * p.d + c;
+        if (p.invNorm == nullptr) {
+          *out = dz;
+        } else {
+          const float z = rowPtr(p, r)[c] * p.invNorm[r];
+          *out = (dz - z * dot[(lr - wr) >= 8]) * p.invNorm[r];
         }
+      });
   }
 }
 
