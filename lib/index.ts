@@ -7,3 +7,6 @@ export { Tensor, tidy, keep, memory } from './tensor';
 export type { DType, DeviceName, TypedArray, TensorOptions, MemoryInfo } from './tensor';
 export { devices, backendInfo, setCpuKernels } from './device';
 export type { DeviceInfo, BackendInfo, DeviceRequest } from './device';
+export * as nn from './nn/index';
+export { gemm, fmaPeakGflops } from './gemm';
+export type { GemmOptions } from './gemm';
