@@ -125,8 +125,9 @@ void sgemm(const GemmDesc& d, int threads) {
   ThreadPool& pool = ThreadPool::instance();
 
   const int64_t kcMax = std::min(KC, d.K);
-  const int64_t ncMax = std::min(NC, ceilDiv(d.N, nr) * nr);
-  const int64_t mbMax = std::min(MB, ceilDiv(d.M, mr) * mr);
+  // Whole panels: a block of NC columns (MB rows) packs into ceil(NC / nr) * nr.
+  const int64_t ncMax = ceilDiv(std::min(NC, d.N), nr) * nr;
+  const int64_t mbMax = ceilDiv(std::min(MB, d.M), mr) * mr;
   float* const bp = workspace(static_cast<size_t>(kcMax * (ncMax + mbMax)));
   float* const ap = bp + kcMax * ncMax;
 

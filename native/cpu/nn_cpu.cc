@@ -69,18 +69,17 @@ GemmDesc gemmDesc(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
   return g;
 }
 
-bool isPointwise(const nn::Conv2dDesc& d) {
-  return d.R == 1 && d.S == 1 && d.strideH == 1 && d.strideW == 1 && d.padH == 0 && d.padW == 0;
-}
-
-// col [C * R * S, P * Q] of one image x [C, H, W].
-void im2col(const nn::Conv2dDesc& d, const float* x, float* col) {
-  const int64_t PQ = d.P * d.Q;
+// col [C * R * S, ld] (columns from col0 on) of one image x [C, H, W]: column p * Q + q of
+// row (c, r, s) holds x[c][p * strideH - padH + r][q * strideW - padW + s], or 0 outside.
+void im2col(const nn::Conv2dDesc& d, const float* x, float* col, int64_t ld, int64_t col0) {
   for (int64_t c = 0; c < d.C; ++c)
     for (int64_t r = 0; r < d.R; ++r)
       for (int64_t s = 0; s < d.S; ++s) {
-        float* out = col + ((c * d.R + r) * d.S + s) * PQ;
+        float* out = col + ((c * d.R + r) * d.S + s) * ld + col0;
         const float* plane = x + c * d.H * d.W;
+        // Columns q whose tap w = q * strideW - padW + s lies inside [0, W).
+        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
         for (int64_t p = 0; p < d.P; ++p) {
           const int64_t h = p * d.strideH - d.padH + r;
           float* row = out + p * d.Q;
@@ -89,33 +88,44 @@ void im2col(const nn::Conv2dDesc& d, const float* x, float* col) {
             continue;
           }
           const float* src = plane + h * d.W;
-          for (int64_t q = 0; q < d.Q; ++q) {
-            const int64_t w = q * d.strideW - d.padW + s;
-            row[q] = (w >= 0 && w < d.W) ? src[w] : 0.0f;
+          const int64_t off = s - d.padW;  // tap of column q: q * strideW + off
+          std::fill(row, row + qLo, 0.0f);
+          if (d.strideW == 1) {
+            std::copy(src + qLo + off, src + qHi + off, row + qLo);
+          } else {
+            for (int64_t q = qLo; q < qHi; ++q) row[q] = src[q * d.strideW + off];
           }
+          std::fill(row + qHi, row + d.Q, 0.0f);
         }
       }
 }
 
-// dx [C, H, W] += the columns dcol [C * R * S, P * Q] scattered back.
-void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, float* dx) {
-  const int64_t PQ = d.P * d.Q;
+// dx [C, H, W] += the columns of one image scattered back (the adjoint of im2col).
+void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t col0, float* dx) {
   for (int64_t c = 0; c < d.C; ++c)
     for (int64_t r = 0; r < d.R; ++r)
       for (int64_t s = 0; s < d.S; ++s) {
-        const float* in = dcol + ((c * d.R + r) * d.S + s) * PQ;
+        const float* in = dcol + ((c * d.R + r) * d.S + s) * ld + col0;
         float* plane = dx + c * d.H * d.W;
+        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
         for (int64_t p = 0; p < d.P; ++p) {
           const int64_t h = p * d.strideH - d.padH + r;
           if (h < 0 || h >= d.H) continue;
           float* dst = plane + h * d.W;
+          const int64_t off = s - d.padW;
           const float* row = in + p * d.Q;
-          for (int64_t q = 0; q < d.Q; ++q) {
-            const int64_t w = q * d.strideW - d.padW + s;
-            if (w >= 0 && w < d.W) dst[w] += row[q];
-          }
+          for (int64_t q = qLo; q < qHi; ++q) dst[q * d.strideW + off] += row[q];
         }
       }
+}
+
+// Images go through the GEMMs in groups wide enough (G * P * Q columns) for the
+// micro-kernels; small late-stage feature maps would otherwise give skinny products.
+constexpr int64_t kConvColumns = 256;
+
+int64_t imagesPerGroup(const nn::Conv2dDesc& d) {
+  return std::max<int64_t>(1, std::min(d.N, kConvColumns / (d.P * d.Q)));
 }
 
 }  // namespace
@@ -149,73 +159,68 @@ void linearBackward(const float* x, const float* w, const float* dy, float* dx, 
 
 void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* b,
                    float* y, int threads) {
-  const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q;
-  const bool pointwise = isPointwise(d);
-  auto image = [&](int64_t n, int gemmThreads) {
-    const float* xn = x + n * d.C * d.H * d.W;
-    float* yn = y + n * d.K * PQ;
-    const float* col = xn;
-    if (!pointwise) {
-      float* buf = scratch(static_cast<size_t>(CRS * PQ), 0);
-      im2col(d, xn, buf);
-      col = buf;
-    }
-    if (b != nullptr)
-      for (int64_t k = 0; k < d.K; ++k) std::fill(yn + k * PQ, yn + (k + 1) * PQ, b[k]);
-    sgemm(gemmDesc(false, false, d.K, PQ, CRS, w, CRS, col, PQ, b != nullptr ? 1.0f : 0.0f, yn, PQ),
-          gemmThreads);
-  };
-  if (d.N >= threads) {
-    ThreadPool::instance().parallelFor(d.N, threads, [&](int64_t n, int) { image(n, 1); });
-  } else {
-    for (int64_t n = 0; n < d.N; ++n) image(n, threads);
-  }
-}
-
-void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* dy,
-                    float* dx, float* dw, float* db, int threads) {
-  const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, KCRS = d.K * CRS;
-  const bool pointwise = isPointwise(d);
-  const int64_t groups = std::min(d.N, kConvGroups);
-  const int64_t perGroup = ceilDiv(d.N, groups);
-  // Group 0 adds straight into dw; the others into zeroed partials, added in order below.
-  AlignedBuffer<float> partial(dw != nullptr ? static_cast<size_t>((groups - 1) * KCRS) : 0);
+  const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, CHW = d.C * d.H * d.W;
+  const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
   auto group = [&](int64_t g, int gemmThreads) {
-    float* dwg = dw == nullptr ? nullptr : (g == 0 ? dw : partial.data() + (g - 1) * KCRS);
-    const int64_t n1 = std::min(d.N, (g + 1) * perGroup);
-    for (int64_t n = g * perGroup; n < n1; ++n) {
-      const float* xn = x + n * d.C * d.H * d.W;
-      const float* dyn = dy + n * d.K * PQ;
-      if (dwg != nullptr) {
-        const float* col = xn;
-        if (!pointwise) {
-          float* buf = scratch(static_cast<size_t>(CRS * PQ), 0);
-          im2col(d, xn, buf);
-          col = buf;
-        }
-        // dw [K, CRS] += dy_n [K, PQ] col^T.
-        sgemm(gemmDesc(false, true, d.K, CRS, PQ, dyn, PQ, col, PQ, 1.0f, dwg, CRS), gemmThreads);
+    const int64_t n0 = g * G, count = std::min(G, d.N - n0), ld = count * PQ;
+    // col [CRS, count * PQ] (image-major columns) -> out [K, count * PQ] -> y.
+    float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
+    float* out = scratch(static_cast<size_t>(d.K * G * PQ), 1);
+    for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
+    sgemm(gemmDesc(false, false, d.K, ld, CRS, w, CRS, col, ld, 0.0f, out, ld), gemmThreads);
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t k = 0; k < d.K; ++k) {
+        const float* src = out + k * ld + i * PQ;
+        float* dst = y + ((n0 + i) * d.K + k) * PQ;
+        const float bias = b != nullptr ? b[k] : 0.0f;
+        for (int64_t e = 0; e < PQ; ++e) dst[e] = src[e] + bias;
       }
-      if (dx != nullptr) {
-        float* dxn = dx + n * d.C * d.H * d.W;
-        if (pointwise) {
-          sgemm(gemmDesc(true, false, CRS, PQ, d.K, w, CRS, dyn, PQ, 1.0f, dxn, PQ), gemmThreads);
-        } else {
-          float* dcol = scratch(static_cast<size_t>(CRS * PQ), 1);
-          sgemm(gemmDesc(true, false, CRS, PQ, d.K, w, CRS, dyn, PQ, 0.0f, dcol, PQ), gemmThreads);
-          col2imAdd(d, dcol, dxn);
-        }
-      }
-    }
   };
   if (groups >= threads) {
     ThreadPool::instance().parallelFor(groups, threads, [&](int64_t g, int) { group(g, 1); });
   } else {
     for (int64_t g = 0; g < groups; ++g) group(g, threads);
   }
-  if (dw != nullptr && groups > 1) {
+}
+
+void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* dy,
+                    float* dx, float* dw, float* db, int threads) {
+  const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, KCRS = d.K * CRS, CHW = d.C * d.H * d.W;
+  const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
+  // Weight gradients: each of a fixed number of chunks of image groups sums into its own
+  // buffer (chunk 0 straight into dw), then the chunks are added in order.
+  const int64_t chunks = std::min(groups, kConvGroups), perChunk = ceilDiv(groups, chunks);
+  AlignedBuffer<float> partial(dw != nullptr ? static_cast<size_t>((chunks - 1) * KCRS) : 0);
+  auto chunk = [&](int64_t c, int gemmThreads) {
+    float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial.data() + (c - 1) * KCRS);
+    float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
+    float* dyg = scratch(static_cast<size_t>(d.K * G * PQ), 1);
+    const int64_t g1 = std::min(groups, (c + 1) * perChunk);
+    for (int64_t g = c * perChunk; g < g1; ++g) {
+      const int64_t n0 = g * G, count = std::min(G, d.N - n0), ld = count * PQ;
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t k = 0; k < d.K; ++k)
+          std::copy(dy + ((n0 + i) * d.K + k) * PQ, dy + ((n0 + i) * d.K + k + 1) * PQ, dyg + k * ld + i * PQ);
+      if (dwc != nullptr) {
+        for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
+        // dw [K, CRS] += dy_g [K, ld] col^T.
+        sgemm(gemmDesc(false, true, d.K, CRS, ld, dyg, ld, col, ld, 1.0f, dwc, CRS), gemmThreads);
+      }
+      if (dx != nullptr) {
+        // dcol [CRS, ld] = w^T dy_g, scattered back image by image.
+        sgemm(gemmDesc(true, false, CRS, ld, d.K, w, CRS, dyg, ld, 0.0f, col, ld), gemmThreads);
+        for (int64_t i = 0; i < count; ++i) col2imAdd(d, col, ld, i * PQ, dx + (n0 + i) * CHW);
+      }
+    }
+  };
+  if (chunks >= threads) {
+    ThreadPool::instance().parallelFor(chunks, threads, [&](int64_t c, int) { chunk(c, 1); });
+  } else {
+    for (int64_t c = 0; c < chunks; ++c) chunk(c, threads);
+  }
+  if (dw != nullptr && chunks > 1) {
     forChunks(KCRS, threads, [&](int64_t b0, int64_t len) {
-      for (int64_t g = 1; g < groups; ++g) activeNn().addInto(dw + b0, partial.data() + (g - 1) * KCRS + b0, len);
+      for (int64_t c = 1; c < chunks; ++c) activeNn().addInto(dw + b0, partial.data() + (c - 1) * KCRS + b0, len);
     });
   }
   if (db != nullptr) {
@@ -474,6 +479,10 @@ void fillUniform(float* x, int64_t n, float low, float high, uint64_t seed, int 
     for (int64_t i = b; i < b + len; ++i)
       x[i] = static_cast<float>(low + (static_cast<double>(high) - low) * uniformAt(seed, i));
   });
+}
+
+void fillConstant(float* x, int64_t n, float value, int threads) {
+  forChunks(n, threads, [&](int64_t b, int64_t len) { std::fill(x + b, x + b + len, value); });
 }
 
 }  // namespace supcon::cpu
