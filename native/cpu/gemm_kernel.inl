@@ -25,7 +25,12 @@ void microKernel(int64_t kc, const float* __restrict ap, const float* __restrict
                  float* __restrict c, int64_t ldc, float alpha, float beta) {
   VF acc0[MR], acc1[MR];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = splat(0.0f);
+  for (int i = 0; i < MR; ++i) {
+    acc0[i] = acc1[i] = splat(0.0f);
+    // The C tile is read (or written) after the loop: start fetching it now.
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1);
+  }
   for (int64_t k = 0; k < kc; ++k) {
     const VF b0 = loadAligned(bp);
     const VF b1 = loadAligned(bp + W);
