@@ -305,6 +305,15 @@ Napi::Value copyFloats(const Napi::CallbackInfo& info) {
   });
 }
 
+// fill(x, n, value, threads?)
+Napi::Value fill(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[1], "n", 0, kMaxElements);
+    cpu::fillConstant(floatsOf(i[0], "x", n), n, finite(i[2], "value"), threadsOf(i[3]));
+    return i.Env().Undefined();
+  });
+}
+
 nn::Pool2dDesc poolDesc(const Napi::Value& value) {
   const Napi::Object o = requireObject(value, "desc");
   nn::Pool2dDesc d;
@@ -557,6 +566,7 @@ void registerNn(Napi::Env env, Napi::Object exports) {
   add("add", binding::add);
   add("addInto", addInto);
   add("copyFloats", copyFloats);
+  add("fill", fill);
   add("maxPool2dForward", maxPool2dForward);
   add("maxPool2dBackward", maxPool2dBackward);
   add("globalAvgPoolForward", globalAvgPoolForward);

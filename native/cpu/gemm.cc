@@ -137,14 +137,16 @@ void sgemm(const GemmDesc& d, int threads) {
     for (int64_t j0 = 0; j0 < d.N; j0 += NC) {
       const int64_t nc = std::min(NC, d.N - j0);
       const int64_t nPanels = ceilDiv(nc, nr);
-      pool.parallelFor(nPanels, threads, [&](int64_t p, int) {
-        packB(d, j0, nc, k0, kc, nr, p, bp);
-      });
       for (int64_t i0 = 0; i0 < d.M; i0 += MB) {
         const int64_t mb = std::min(MB, d.M - i0);
         const int64_t mPanels = ceilDiv(mb, mr);
-        pool.parallelFor(mPanels, threads, [&](int64_t p, int) {
-          packA(d, i0, mb, k0, kc, mr, p, ap);
+        // One hand-out packs this block of A and, the first time, the block of B.
+        const int64_t bTasks = i0 == 0 ? nPanels : 0;
+        pool.parallelFor(bTasks + mPanels, threads, [&](int64_t p, int) {
+          if (p < bTasks)
+            packB(d, j0, nc, k0, kc, nr, p, bp);
+          else
+            packA(d, i0, mb, k0, kc, mr, p - bTasks, ap);
         });
         // Row blocks of about MC rows (whole panels, balanced), column blocks of
         // kTilePanels panels.

@@ -62,6 +62,7 @@ void softmaxCrossEntropyBackward(const float* logits, const int32_t* labels, int
 // same values.
 void fillNormal(float* x, int64_t n, float mean, float std, uint64_t seed, int threads);
 void fillUniform(float* x, int64_t n, float low, float high, uint64_t seed, int threads);
+void fillConstant(float* x, int64_t n, float value, int threads);
 
 void sgdStep(float* p, const float* g, float* buf, int64_t n, const nn::SgdParams& o,
              int threads);
