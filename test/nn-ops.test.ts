@@ -215,3 +215,31 @@ describe('bad shapes give clear errors', () => {
     });
   });
 });
+
+describe('the native layer checks what reaches it', () => {
+  it('rejects short storages, bad descriptors and bad indices without crashing', async () => {
+    const { native } = await import('../dist/lib/native.js');
+    const f = (n: number) => Tensor.zeros([n]);
+    const desc = { N: 1, C: 2, H: 4, W: 4, K: 3, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
+    tidy(() => {
+      expect(() => native.nn.conv2dForward(desc, f(31).storage, f(54).storage, null, f(48).storage))
+        .toThrow(/x: expected storage of at least 128 bytes, got 124/);
+      expect(() => native.nn.conv2dForward({ ...desc, padH: 3 }, f(32).storage, f(54).storage, null, f(48).storage))
+        .toThrow(/desc.padH: expected an integer in \[0, 2\]/);
+      expect(() => native.nn.conv2dForward({ ...desc, K: undefined } as never, f(32).storage, f(54).storage, null, f(48).storage))
+        .toThrow(/desc.K: expected a number, got undefined/);
+      const pool = { N: 1, C: 1, H: 2, W: 2, R: 2, S: 2, strideH: 2, strideW: 2, padH: 0, padW: 0 };
+      const idx = Tensor.from(Int32Array.from([4]), [1], { dtype: 'int32' });
+      expect(() => native.nn.maxPool2dBackward(pool, idx.storage, f(1).storage, f(4).storage))
+        .toThrow(/indices: expected positions in \[0, 4\), got 4 at index 0/);
+      expect(() => native.nn.batchNormForward({ N: 2, C: 1, L: 1, eps: 0, momentum: 0.1 }, true, f(2).storage, f(1).storage,
+        f(1).storage, null, null, f(2).storage, f(1).storage, f(1).storage)).toThrow(/desc.eps: expected a finite number > 0/);
+      expect(() => native.nn.adamwStep(f(2).storage, f(2).storage, f(2).storage, f(2).storage, 2,
+        { lr: 1, beta1: 1, beta2: 0.9, eps: 1e-8, weightDecay: 0, step: 1 })).toThrow(/expected betas in \[0, 1\)/);
+      const disposed = f(4);
+      const s = disposed.storage;
+      disposed.dispose();
+      expect(() => native.nn.reluForward(s, f(4).storage, 4)).toThrow(/x: the tensor has been disposed/);
+    });
+  });
+});
