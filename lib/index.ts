@@ -19,3 +19,6 @@ export type {
 export type { TrainConfig, Method } from './cli/args';
 export { knnAccuracy, knnPredict, knnNeighbours } from './metrics/knn';
 export type { KnnOptions, LabelledEmbeddings, Neighbours } from './metrics/knn';
+export * as nn from './nn/index';
+export { gemm, fmaPeakGflops } from './gemm';
+export type { GemmOptions } from './gemm';

@@ -49,8 +49,69 @@ export interface NativeBuildInfo {
   napiVersion: number;
 }
 
+type F32 = Float32Array | NativeStorage;
+type I32 = Int32Array | NativeStorage;
+type Opt<T> = T | null;
+
+export interface NativeConvDesc {
+  N: number; C: number; H: number; W: number; K: number; R: number; S: number;
+  strideH: number; strideW: number; padH: number; padW: number;
+}
+export interface NativePoolDesc {
+  N: number; C: number; H: number; W: number; R: number; S: number;
+  strideH: number; strideW: number; padH: number; padW: number;
+}
+export interface NativeBatchNormDesc { N: number; C: number; L: number; eps: number; momentum: number }
+
+/** Layer kernels; backward functions add into their gradient outputs. */
+export interface NativeNn {
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: F32, lda: number,
+    B: F32, ldb: number, beta: number, C: F32, ldc: number, threads?: number): void;
+  fmaPeak(threads: number, seconds: number): number;
+  linearForward(x: F32, w: F32, b: Opt<F32>, y: F32, N: number, inF: number, outF: number, threads?: number): void;
+  linearBackward(x: F32, w: F32, dy: F32, dx: Opt<F32>, dw: Opt<F32>, db: Opt<F32>, N: number, inF: number,
+    outF: number, threads?: number): void;
+  conv2dForward(d: NativeConvDesc, x: F32, w: F32, b: Opt<F32>, y: F32, threads?: number): void;
+  conv2dBackward(d: NativeConvDesc, x: F32, w: F32, dy: F32, dx: Opt<F32>, dw: Opt<F32>, db: Opt<F32>, threads?: number): void;
+  batchNormForward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, beta: F32, runningMean: Opt<F32>,
+    runningVar: Opt<F32>, y: F32, saveMean: F32, saveInvStd: F32, threads?: number): void;
+  batchNormBackward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, saveMean: F32, saveInvStd: F32,
+    dy: F32, dx: Opt<F32>, dgamma: Opt<F32>, dbeta: Opt<F32>, threads?: number): void;
+  reluForward(x: F32, y: F32, n: number, threads?: number): void;
+  reluBackward(y: F32, dy: F32, dx: F32, n: number, threads?: number): void;
+  add(a: F32, b: F32, y: F32, n: number, threads?: number): void;
+  addInto(y: F32, x: F32, n: number, threads?: number): void;
+  copyFloats(src: F32, dst: F32, n: number): void;
+  fill(x: F32, n: number, value: number, threads?: number): void;
+  maxPool2dForward(d: NativePoolDesc, x: F32, y: F32, indices: I32, threads?: number): void;
+  maxPool2dBackward(d: NativePoolDesc, indices: I32, dy: F32, dx: F32, threads?: number): void;
+  globalAvgPoolForward(x: F32, y: F32, planes: number, L: number, threads?: number): void;
+  globalAvgPoolBackward(dy: F32, dx: F32, planes: number, L: number, threads?: number): void;
+  l2NormalizeForward(x: F32, y: F32, norms: F32, rows: number, dim: number, eps: number, threads?: number): void;
+  l2NormalizeBackward(y: F32, norms: F32, dy: F32, dx: F32, rows: number, dim: number, eps: number, threads?: number): void;
+  crossEntropyForward(logits: F32, labels: I32, rows: number, classes: number, threads?: number): number;
+  crossEntropyBackward(logits: F32, labels: I32, rows: number, classes: number, gradLoss: number, dlogits: F32,
+    threads?: number): void;
+  fillNormal(x: F32, n: number, mean: number, std: number, seed: number, threads?: number): void;
+  fillUniform(x: F32, n: number, low: number, high: number, seed: number, threads?: number): void;
+  sgdStep(p: F32, g: F32, buf: Opt<F32>, n: number, o: {
+    lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; firstStep: boolean;
+  }, threads?: number): void;
+  larsStep(p: F32, g: F32, buf: F32, n: number, o: {
+    lr: number; momentum: number; weightDecay: number; trustCoefficient: number; eps: number; adapt: boolean;
+  }, threads?: number): void;
+  adamwStep(p: F32, g: F32, m: F32, v: F32, n: number, o: {
+    lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number;
+  }, threads?: number): void;
+  rmspropStep(p: F32, g: F32, sq: F32, buf: Opt<F32>, n: number, o: {
+    lr: number; alpha: number; eps: number; weightDecay: number; momentum: number;
+  }, threads?: number): void;
+  l2Norm(x: F32, n: number, threads?: number): number;
+}
+
 export interface NativeAddon {
   Storage: new (bytes: number, device?: 'cpu' | 'cuda') => NativeStorage;
+  nn: NativeNn;
   lossForward(
     features: Float32Array | NativeStorage,
     n: number,

@@ -18,6 +18,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerLoss(env, exports);
   registerDevices(env, exports);
   registerKnn(env, exports);
+  registerNn(env, exports);
   return exports;
 }
 

@@ -16,5 +16,6 @@ void registerStorage(Napi::Env env, Napi::Object exports);
 void registerLoss(Napi::Env env, Napi::Object exports);
 void registerDevices(Napi::Env env, Napi::Object exports);
 void registerKnn(Napi::Env env, Napi::Object exports);
+void registerNn(Napi::Env env, Napi::Object exports);
 
 }  // namespace supcon::binding

@@ -1,0 +1,291 @@
+// Optimizers with fused native updates (one pass per parameter tensor) and learning-rate
+// schedules. Formulas: docs/LAYERS.md (PyTorch's for SGD, AdamW and RMSProp).
+import { checkOptionNames, describe } from '../check';
+import { native } from '../native';
+import { keep, Tensor } from '../tensor';
+import { numThreads, Parameter } from './autograd';
+import { Module } from './module';
+
+type Named = [string, Parameter][];
+
+function namedParams(params: unknown): Named {
+  if (params instanceof Module) return params.namedParameters();
+  if (Array.isArray(params)) {
+    return params.map((p, i): [string, Parameter] => {
+      if (p instanceof Parameter) return [String(i), p];
+      if (Array.isArray(p) && typeof p[0] === 'string' && p[1] instanceof Parameter) return [p[0], p[1]];
+      throw new TypeError(`params[${i}]: expected a Parameter or a [name, Parameter] pair, got ${describe(p)}`);
+    });
+  }
+  throw new TypeError(`params: expected a Module or an array of Parameters, got ${describe(params)}`);
+}
+
+function num(o: Record<string, unknown>, key: string, fallback: number | undefined, min = 0, max = Infinity): number {
+  const x = o[key] ?? fallback;
+  if (typeof x !== 'number') throw new TypeError(`options.${key}: expected a number, got ${describe(x)}`);
+  if (!(Number.isFinite(x) && x >= min && x <= max))
+    throw new RangeError(`options.${key}: expected a finite number in [${min}, ${max}], got ${x}`);
+  return x;
+}
+
+export abstract class Optimizer {
+  /** The learning rate of the next step (schedules set it). */
+  lr: number;
+  protected readonly params: Named;
+  /** Steps taken. */
+  stepCount = 0;
+  readonly #state: Tensor<'float32'>[] = [];
+
+  constructor(params: Module | Parameter[] | [string, Parameter][], lr: number) {
+    this.params = namedParams(params);
+    if (!(typeof lr === 'number' && Number.isFinite(lr) && lr >= 0))
+      throw new RangeError(`options.lr: expected a finite number >= 0, got ${describe(lr)}`);
+    this.lr = lr;
+  }
+
+  protected stateTensor(p: Parameter): Tensor<'float32'> {
+    // Optimizer state outlives the tidy() scope of the step that makes it.
+    const t = keep(Tensor.zeros<'float32'>(p.shape.slice()));
+    this.#state.push(t);
+    return t;
+  }
+
+  /** One update of every parameter that has a gradient. */
+  step(): void {
+    if (!(typeof this.lr === 'number' && Number.isFinite(this.lr) && this.lr >= 0))
+      throw new RangeError(`lr: expected a finite number >= 0, got ${describe(this.lr)}`);
+    this.stepCount++;
+    for (let i = 0; i < this.params.length; i++) {
+      const [name, p] = this.params[i];
+      if (p.grad === null || p.grad.isDisposed) continue;
+      this.update(i, name, p, p.grad);
+    }
+  }
+
+  protected abstract update(index: number, name: string, p: Parameter, grad: Tensor<'float32'>): void;
+
+  zeroGrad(): void {
+    for (const [, p] of this.params) p.zeroGrad();
+  }
+
+  /** Frees the optimizer state (momentum buffers, moments). */
+  dispose(): void {
+    for (const t of this.#state) t.dispose();
+    this.#state.length = 0;
+  }
+}
+
+export interface SgdOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
+
+/** PyTorch's SGD: momentum (buffer starts at the first gradient), dampening, Nesterov, weight decay. */
+export class SGD extends Optimizer {
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+  readonly #buffers = new Map<number, Tensor<'float32'>>();
+  constructor(params: Module | Parameter[] | [string, Parameter][], options: SgdOptions) {
+    checkOptionNames(options ?? {}, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'], 'options');
+    super(params, num(options as unknown as Record<string, unknown>, 'lr', undefined));
+    const o = options as unknown as Record<string, unknown>;
+    this.momentum = num(o, 'momentum', 0);
+    this.dampening = num(o, 'dampening', 0);
+    this.weightDecay = num(o, 'weightDecay', 0);
+    this.nesterov = options.nesterov ?? false;
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0))
+      throw new RangeError('options.nesterov: Nesterov momentum needs momentum > 0 and dampening 0');
+  }
+  protected update(i: number, _name: string, p: Parameter, g: Tensor<'float32'>): void {
+    let buf = this.#buffers.get(i) ?? null;
+    const firstStep = buf === null;
+    if (buf === null && this.momentum > 0) {
+      buf = this.stateTensor(p);
+      this.#buffers.set(i, buf);
+    }
+    native.nn.sgdStep(p.value.storage, g.storage, buf?.storage ?? null, p.size, {
+      lr: this.lr, momentum: this.momentum, dampening: this.dampening, weightDecay: this.weightDecay,
+      nesterov: this.nesterov, firstStep,
+    }, numThreads());
+  }
+}
+
+export interface LarsOptions {
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  /** eta in the trust ratio. Default 0.001. */
+  trustCoefficient?: number;
+  eps?: number;
+  /**
+   * Parameters updated by plain momentum SGD without decay or adaptation. Default: rank-1
+   * parameters (biases and BatchNorm weights and biases).
+   */
+  exclude?: (name: string, p: Parameter) => boolean;
+}
+
+/**
+ * LARS (You et al. 2017) as used for SupCon / SimCLR: d = g + wd p, scaled by
+ * eta |p| / (|g| + wd |p| + eps), then momentum; excluded parameters skip decay and scaling.
+ */
+export class LARS extends Optimizer {
+  readonly momentum: number;
+  readonly weightDecay: number;
+  readonly trustCoefficient: number;
+  readonly eps: number;
+  readonly #exclude: (name: string, p: Parameter) => boolean;
+  readonly #buffers = new Map<number, Tensor<'float32'>>();
+  constructor(params: Module | Parameter[] | [string, Parameter][], options: LarsOptions) {
+    checkOptionNames(options ?? {}, ['lr', 'momentum', 'weightDecay', 'trustCoefficient', 'eps', 'exclude'], 'options');
+    const o = options as unknown as Record<string, unknown>;
+    super(params, num(o, 'lr', undefined));
+    this.momentum = num(o, 'momentum', 0.9);
+    this.weightDecay = num(o, 'weightDecay', 0);
+    this.trustCoefficient = num(o, 'trustCoefficient', 0.001);
+    this.eps = num(o, 'eps', 1e-8);
+    if (options.exclude !== undefined && typeof options.exclude !== 'function')
+      throw new TypeError(`options.exclude: expected a function (name, parameter) => boolean, got ${describe(options.exclude)}`);
+    this.#exclude = options.exclude ?? ((_n, p) => p.shape.length <= 1);
+  }
+  protected update(i: number, name: string, p: Parameter, g: Tensor<'float32'>): void {
+    let buf = this.#buffers.get(i);
+    if (buf === undefined) {
+      buf = this.stateTensor(p);
+      this.#buffers.set(i, buf);
+    }
+    native.nn.larsStep(p.value.storage, g.storage, buf.storage, p.size, {
+      lr: this.lr, momentum: this.momentum, weightDecay: this.weightDecay, trustCoefficient: this.trustCoefficient,
+      eps: this.eps, adapt: !this.#exclude(name, p),
+    }, numThreads());
+  }
+}
+
+export interface AdamWOptions {
+  lr?: number;
+  betas?: readonly [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+/** PyTorch's AdamW (decoupled weight decay, bias-corrected moments). */
+export class AdamW extends Optimizer {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly #moments = new Map<number, [Tensor<'float32'>, Tensor<'float32'>, number]>();
+  constructor(params: Module | Parameter[] | [string, Parameter][], options: AdamWOptions = {}) {
+    checkOptionNames(options ?? {}, ['lr', 'betas', 'eps', 'weightDecay'], 'options');
+    const o = options as unknown as Record<string, unknown>;
+    super(params, num(o, 'lr', 1e-3));
+    const betas = options.betas ?? [0.9, 0.999];
+    if (!Array.isArray(betas) || betas.length !== 2 || !betas.every((b) => typeof b === 'number' && b >= 0 && b < 1))
+      throw new RangeError(`options.betas: expected two numbers in [0, 1), got ${describe(betas)}`);
+    [this.beta1, this.beta2] = betas;
+    this.eps = num(o, 'eps', 1e-8);
+    if (this.eps <= 0) throw new RangeError(`options.eps: expected a number > 0, got ${this.eps}`);
+    this.weightDecay = num(o, 'weightDecay', 1e-2);
+  }
+  protected update(i: number, _name: string, p: Parameter, g: Tensor<'float32'>): void {
+    let st = this.#moments.get(i);
+    if (st === undefined) {
+      st = [this.stateTensor(p), this.stateTensor(p), 0];
+      this.#moments.set(i, st);
+    }
+    st[2]++;
+    native.nn.adamwStep(p.value.storage, g.storage, st[0].storage, st[1].storage, p.size, {
+      lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: st[2],
+    }, numThreads());
+  }
+}
+
+export interface RmspropOptions {
+  lr?: number;
+  alpha?: number;
+  eps?: number;
+  weightDecay?: number;
+  momentum?: number;
+}
+
+/** PyTorch's RMSprop (not centred). */
+export class RMSProp extends Optimizer {
+  readonly alpha: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly momentum: number;
+  readonly #state = new Map<number, [Tensor<'float32'>, Tensor<'float32'> | null]>();
+  constructor(params: Module | Parameter[] | [string, Parameter][], options: RmspropOptions = {}) {
+    checkOptionNames(options ?? {}, ['lr', 'alpha', 'eps', 'weightDecay', 'momentum'], 'options');
+    const o = options as unknown as Record<string, unknown>;
+    super(params, num(o, 'lr', 1e-2));
+    this.alpha = num(o, 'alpha', 0.99, 0, 1);
+    this.eps = num(o, 'eps', 1e-8);
+    if (this.eps <= 0) throw new RangeError(`options.eps: expected a number > 0, got ${this.eps}`);
+    this.weightDecay = num(o, 'weightDecay', 0);
+    this.momentum = num(o, 'momentum', 0);
+  }
+  protected update(i: number, _name: string, p: Parameter, g: Tensor<'float32'>): void {
+    let st = this.#state.get(i);
+    if (st === undefined) {
+      st = [this.stateTensor(p), this.momentum > 0 ? this.stateTensor(p) : null];
+      this.#state.set(i, st);
+    }
+    native.nn.rmspropStep(p.value.storage, g.storage, st[0].storage, st[1]?.storage ?? null, p.size, {
+      lr: this.lr, alpha: this.alpha, eps: this.eps, weightDecay: this.weightDecay, momentum: this.momentum,
+    }, numThreads());
+  }
+}
+
+export interface WarmupCosineOptions {
+  baseLr: number;
+  totalSteps: number;
+  warmupSteps?: number;
+  /** Learning rate at step 0 of the warm-up. Default 0. */
+  warmupStartLr?: number;
+  /** Final learning rate. Default 0. */
+  minLr?: number;
+}
+
+/**
+ * Linear warm-up from warmupStartLr to baseLr over warmupSteps, then cosine decay to minLr
+ * at totalSteps: lr(t) = minLr + (baseLr - minLr) (1 + cos(pi (t - w) / (T - w))) / 2.
+ */
+export function warmupCosine(options: WarmupCosineOptions): (step: number) => number {
+  const o = options as unknown as Record<string, unknown>;
+  const base = num(o, 'baseLr', undefined), total = num(o, 'totalSteps', undefined, 1);
+  const warm = num(o, 'warmupSteps', 0, 0, total), start = num(o, 'warmupStartLr', 0), min = num(o, 'minLr', 0);
+  return (step: number) => {
+    if (!(Number.isFinite(step) && step >= 0)) throw new RangeError(`step: expected a number >= 0, got ${describe(step)}`);
+    if (step < warm) return start + (base - start) * (step / warm);
+    if (step >= total) return min;
+    const t = total === warm ? 1 : (step - warm) / (total - warm);
+    return min + (base - min) * 0.5 * (1 + Math.cos(Math.PI * t));
+  };
+}
+
+export interface StepDecayOptions {
+  baseLr: number;
+  /** Steps between decays, or the steps at which to decay (milestones). */
+  stepSize: number | readonly number[];
+  /** Factor per decay. Default 0.1. */
+  gamma?: number;
+}
+
+/** lr(t) = baseLr * gamma^(number of decays before t) (PyTorch's StepLR / MultiStepLR). */
+export function stepDecay(options: StepDecayOptions): (step: number) => number {
+  const o = options as unknown as Record<string, unknown>;
+  const base = num(o, 'baseLr', undefined), gamma = num(o, 'gamma', 0.1);
+  const s = options.stepSize;
+  if (typeof s === 'number') {
+    if (!(Number.isSafeInteger(s) && s >= 1)) throw new RangeError(`options.stepSize: expected a positive integer, got ${describe(s)}`);
+    return (step) => base * gamma ** Math.floor(step / s);
+  }
+  if (!Array.isArray(s) || !s.every((m) => Number.isSafeInteger(m) && m >= 0))
+    throw new RangeError(`options.stepSize: expected a positive integer or an array of milestones, got ${describe(s)}`);
+  return (step) => base * gamma ** s.filter((m) => step >= m).length;
+}

@@ -1,0 +1,588 @@
+// Layers, GEMM, initialisers and optimizer steps for JavaScript: every argument checked,
+// then the work handed to native/cpu. Tensors arrive as storages (or typed arrays for the
+// GEMM) and are checked against the sizes their shapes imply.
+#include <cmath>
+#include <cstring>
+
+#include "../common/nn_types.h"
+#include "../cpu/gemm.h"
+#include "../cpu/nn_cpu.h"
+#include "../cpu/thread_pool.h"
+#include "addon_data.h"
+#include "args.h"
+#include "storage.h"
+
+namespace supcon::binding {
+namespace {
+
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+constexpr int64_t kMaxDim = int64_t{1} << 31;
+
+float* floatsOf(const Napi::Value& value, const std::string& name, int64_t count) {
+  if (value.IsTypedArray()) {
+    auto ta = requireTypedArray<float>(value, name, -1);
+    if (static_cast<int64_t>(ta.ElementLength()) < count)
+      throw rangeError(name + ": expected at least " + std::to_string(count) + " floats, got " +
+                       std::to_string(ta.ElementLength()));
+    return ta.Data();
+  }
+  if (value.IsObject() && !value.IsArray())
+    return reinterpret_cast<float*>(
+        Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(float)).data());
+  throw typeError(name + ": expected a float32 tensor, got " + describe(value));
+}
+
+float* optionalFloats(const Napi::Value& value, const std::string& name, int64_t count) {
+  return value.IsNull() || value.IsUndefined() ? nullptr : floatsOf(value, name, count);
+}
+
+int32_t* intsOf(const Napi::Value& value, const std::string& name, int64_t count) {
+  if (value.IsTypedArray()) {
+    auto ta = requireTypedArray<int32_t>(value, name, count);
+    return ta.Data();
+  }
+  if (value.IsObject() && !value.IsArray())
+    return reinterpret_cast<int32_t*>(
+        Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(int32_t)).data());
+  throw typeError(name + ": expected an int32 tensor, got " + describe(value));
+}
+
+int threadsOf(const Napi::Value& value) {
+  if (value.IsUndefined()) return cpu::ThreadPool::hardwareThreads();
+  return static_cast<int>(requireInteger(value, "threads", 1, 1024));
+}
+
+int64_t dim(const Napi::Value& value, const std::string& name, int64_t min = 1) {
+  return requireInteger(value, name, min, kMaxDim);
+}
+
+float finite(const Napi::Value& value, const std::string& name) {
+  const double x = requireNumber(value, name);
+  if (!std::isfinite(x)) throw rangeError(name + ": expected a finite number, got " + describe(value));
+  return static_cast<float>(x);
+}
+
+float nonNegative(const Napi::Value& value, const std::string& name) {
+  const float x = finite(value, name);
+  if (x < 0.0f) throw rangeError(name + ": expected a number >= 0, got " + describe(value));
+  return x;
+}
+
+int64_t elements(std::initializer_list<int64_t> dims, const std::string& name) {
+  int64_t n = 1;
+  for (int64_t d : dims) n = checkedProduct(n, d, name, kMaxElements);
+  return n;
+}
+
+// Output size of a window: (in + 2 pad - k) / stride + 1, at least 1.
+int64_t outSize(int64_t in, int64_t k, int64_t stride, int64_t pad, const std::string& what) {
+  if (in + 2 * pad < k)
+    throw rangeError(what + ": the window (" + std::to_string(k) + ") is larger than the padded input (" +
+                     std::to_string(in) + " + 2 * " + std::to_string(pad) + ")");
+  return (in + 2 * pad - k) / stride + 1;
+}
+
+// gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads?)
+Napi::Value gemm(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    cpu::GemmDesc d;
+    d.transA = requireBoolean(i[0], "transA");
+    d.transB = requireBoolean(i[1], "transB");
+    d.M = dim(i[2], "M", 0);
+    d.N = dim(i[3], "N", 0);
+    d.K = dim(i[4], "K", 0);
+    d.alpha = finite(i[5], "alpha");
+    const int64_t aRows = d.transA ? d.K : d.M, aCols = d.transA ? d.M : d.K;
+    const int64_t bRows = d.transB ? d.N : d.K, bCols = d.transB ? d.K : d.N;
+    d.lda = requireInteger(i[7], "lda", std::max<int64_t>(1, aCols), kMaxDim);
+    d.ldb = requireInteger(i[9], "ldb", std::max<int64_t>(1, bCols), kMaxDim);
+    d.ldc = requireInteger(i[12], "ldc", std::max<int64_t>(1, d.N), kMaxDim);
+    auto need = [](int64_t rows, int64_t cols, int64_t ld, const std::string& name) {
+      return rows == 0 || cols == 0 ? 0 : checkedProduct(rows - 1, ld, name, kMaxElements) + cols;
+    };
+    d.A = floatsOf(i[6], "A", need(aRows, aCols, d.lda, "A"));
+    d.B = floatsOf(i[8], "B", need(bRows, bCols, d.ldb, "B"));
+    d.beta = finite(i[10], "beta");
+    d.C = floatsOf(i[11], "C", need(d.M, d.N, d.ldc, "C"));
+    cpu::sgemm(d, threadsOf(i[13]));
+    return i.Env().Undefined();
+  });
+}
+
+// fmaPeak(threads, seconds) -> GFLOP/s
+Napi::Value fmaPeak(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int threads = threadsOf(i[0]);
+    const double seconds = requirePositive(i[1], "seconds");
+    if (seconds > 10) throw rangeError("seconds: expected at most 10, got " + describe(i[1]));
+    return Napi::Number::New(i.Env(), cpu::fmaPeakGflops(threads, seconds));
+  });
+}
+
+// linearForward(x, w, b | null, y, N, in, out, threads?)
+Napi::Value linearForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t N = dim(i[4], "N"), in = dim(i[5], "in"), out = dim(i[6], "out");
+    const float* x = floatsOf(i[0], "x", elements({N, in}, "x"));
+    const float* w = floatsOf(i[1], "weight", elements({out, in}, "weight"));
+    const float* b = optionalFloats(i[2], "bias", out);
+    float* y = floatsOf(i[3], "y", elements({N, out}, "y"));
+    cpu::linearForward(x, w, b, y, N, in, out, threadsOf(i[7]));
+    return i.Env().Undefined();
+  });
+}
+
+// linearBackward(x, w, dy, dx | null, dw | null, db | null, N, in, out, threads?)
+Napi::Value linearBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t N = dim(i[6], "N"), in = dim(i[7], "in"), out = dim(i[8], "out");
+    const float* x = floatsOf(i[0], "x", elements({N, in}, "x"));
+    const float* w = floatsOf(i[1], "weight", elements({out, in}, "weight"));
+    const float* dy = floatsOf(i[2], "dy", elements({N, out}, "dy"));
+    float* dx = optionalFloats(i[3], "dx", N * in);
+    float* dw = optionalFloats(i[4], "dweight", out * in);
+    float* db = optionalFloats(i[5], "dbias", out);
+    cpu::linearBackward(x, w, dy, dx, dw, db, N, in, out, threadsOf(i[9]));
+    return i.Env().Undefined();
+  });
+}
+
+nn::Conv2dDesc convDesc(const Napi::Value& value) {
+  const Napi::Object o = requireObject(value, "desc");
+  nn::Conv2dDesc d;
+  d.N = dim(o.Get("N"), "desc.N");
+  d.C = dim(o.Get("C"), "desc.C");
+  d.H = dim(o.Get("H"), "desc.H");
+  d.W = dim(o.Get("W"), "desc.W");
+  d.K = dim(o.Get("K"), "desc.K");
+  d.R = dim(o.Get("R"), "desc.R");
+  d.S = dim(o.Get("S"), "desc.S");
+  d.strideH = dim(o.Get("strideH"), "desc.strideH");
+  d.strideW = dim(o.Get("strideW"), "desc.strideW");
+  d.padH = requireInteger(o.Get("padH"), "desc.padH", 0, d.R - 1);
+  d.padW = requireInteger(o.Get("padW"), "desc.padW", 0, d.S - 1);
+  d.P = outSize(d.H, d.R, d.strideH, d.padH, "desc.R");
+  d.Q = outSize(d.W, d.S, d.strideW, d.padW, "desc.S");
+  elements({d.N, d.C, d.H, d.W}, "x");
+  elements({d.K, d.C, d.R, d.S}, "weight");
+  elements({d.N, d.K, d.P, d.Q}, "y");
+  elements({d.C, d.R, d.S, d.P, d.Q}, "the column buffer");
+  return d;
+}
+
+// conv2dForward(desc, x, w, b | null, y, threads?)
+Napi::Value conv2dForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const nn::Conv2dDesc d = convDesc(i[0]);
+    const float* x = floatsOf(i[1], "x", d.N * d.C * d.H * d.W);
+    const float* w = floatsOf(i[2], "weight", d.K * d.C * d.R * d.S);
+    const float* b = optionalFloats(i[3], "bias", d.K);
+    float* y = floatsOf(i[4], "y", d.N * d.K * d.P * d.Q);
+    cpu::conv2dForward(d, x, w, b, y, threadsOf(i[5]));
+    return i.Env().Undefined();
+  });
+}
+
+// conv2dBackward(desc, x, w, dy, dx | null, dw | null, db | null, threads?)
+Napi::Value conv2dBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const nn::Conv2dDesc d = convDesc(i[0]);
+    const float* x = floatsOf(i[1], "x", d.N * d.C * d.H * d.W);
+    const float* w = floatsOf(i[2], "weight", d.K * d.C * d.R * d.S);
+    const float* dy = floatsOf(i[3], "dy", d.N * d.K * d.P * d.Q);
+    float* dx = optionalFloats(i[4], "dx", d.N * d.C * d.H * d.W);
+    float* dw = optionalFloats(i[5], "dweight", d.K * d.C * d.R * d.S);
+    float* db = optionalFloats(i[6], "dbias", d.K);
+    cpu::conv2dBackward(d, x, w, dy, dx, dw, db, threadsOf(i[7]));
+    return i.Env().Undefined();
+  });
+}
+
+nn::BatchNormDesc bnDesc(const Napi::Value& value) {
+  const Napi::Object o = requireObject(value, "desc");
+  nn::BatchNormDesc d;
+  d.N = dim(o.Get("N"), "desc.N");
+  d.C = dim(o.Get("C"), "desc.C");
+  d.L = dim(o.Get("L"), "desc.L");
+  d.eps = static_cast<float>(requirePositive(o.Get("eps"), "desc.eps"));
+  d.momentum = nonNegative(o.Get("momentum"), "desc.momentum");
+  if (d.momentum > 1.0f) throw rangeError("desc.momentum: expected a number in [0, 1], got " + describe(o.Get("momentum")));
+  elements({d.N, d.C, d.L}, "x");
+  return d;
+}
+
+// batchNormForward(desc, training, x, gamma, beta, runningMean | null, runningVar | null,
+//                  y, saveMean, saveInvStd, threads?)
+Napi::Value batchNormForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const nn::BatchNormDesc d = bnDesc(i[0]);
+    const bool training = requireBoolean(i[1], "training");
+    const int64_t n = d.N * d.C * d.L;
+    const float* x = floatsOf(i[2], "x", n);
+    const float* gamma = floatsOf(i[3], "weight", d.C);
+    const float* beta = floatsOf(i[4], "bias", d.C);
+    float* rm = optionalFloats(i[5], "runningMean", d.C);
+    float* rv = optionalFloats(i[6], "runningVar", d.C);
+    if ((rm == nullptr) != (rv == nullptr))
+      throw typeError("runningVar: pass both running statistics or neither");
+    if (!training && rm == nullptr)
+      throw typeError("runningMean: evaluation mode needs the running statistics, got null");
+    if (training && d.N * d.L < 2)
+      throw rangeError("x: training needs more than one value per channel, got N * L = " +
+                       std::to_string(d.N * d.L));
+    float* y = floatsOf(i[7], "y", n);
+    float* sm = floatsOf(i[8], "saveMean", d.C);
+    float* si = floatsOf(i[9], "saveInvStd", d.C);
+    cpu::batchNormForward(d, training, x, gamma, beta, rm, rv, y, sm, si, threadsOf(i[10]));
+    return i.Env().Undefined();
+  });
+}
+
+// batchNormBackward(desc, training, x, gamma, saveMean, saveInvStd, dy, dx | null,
+//                   dgamma | null, dbeta | null, threads?)
+Napi::Value batchNormBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const nn::BatchNormDesc d = bnDesc(i[0]);
+    const bool training = requireBoolean(i[1], "training");
+    const int64_t n = d.N * d.C * d.L;
+    const float* x = floatsOf(i[2], "x", n);
+    const float* gamma = floatsOf(i[3], "weight", d.C);
+    const float* sm = floatsOf(i[4], "saveMean", d.C);
+    const float* si = floatsOf(i[5], "saveInvStd", d.C);
+    const float* dy = floatsOf(i[6], "dy", n);
+    float* dx = optionalFloats(i[7], "dx", n);
+    float* dg = optionalFloats(i[8], "dweight", d.C);
+    float* db = optionalFloats(i[9], "dbias", d.C);
+    cpu::batchNormBackward(d, training, x, gamma, sm, si, dy, dx, dg, db, threadsOf(i[10]));
+    return i.Env().Undefined();
+  });
+}
+
+// Element-wise: reluForward(x, y, n), reluBackward(y, dy, dx, n), add(a, b, y, n),
+// addInto(y, x, n), each with threads? last.
+Napi::Value reluForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[2], "n", 0, kMaxElements);
+    cpu::reluForward(floatsOf(i[0], "x", n), floatsOf(i[1], "y", n), n, threadsOf(i[3]));
+    return i.Env().Undefined();
+  });
+}
+
+Napi::Value reluBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[3], "n", 0, kMaxElements);
+    cpu::reluBackward(floatsOf(i[0], "y", n), floatsOf(i[1], "dy", n), floatsOf(i[2], "dx", n), n,
+                      threadsOf(i[4]));
+    return i.Env().Undefined();
+  });
+}
+
+Napi::Value add(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[3], "n", 0, kMaxElements);
+    cpu::addForward(floatsOf(i[0], "a", n), floatsOf(i[1], "b", n), floatsOf(i[2], "y", n), n,
+                    threadsOf(i[4]));
+    return i.Env().Undefined();
+  });
+}
+
+Napi::Value addInto(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[2], "n", 0, kMaxElements);
+    cpu::addInto(floatsOf(i[0], "y", n), floatsOf(i[1], "x", n), n, threadsOf(i[3]));
+    return i.Env().Undefined();
+  });
+}
+
+// copyFloats(src, dst, n): dst[0, n) = src[0, n).
+Napi::Value copyFloats(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[2], "n", 0, kMaxElements);
+    const float* src = floatsOf(i[0], "src", n);
+    float* dst = floatsOf(i[1], "dst", n);
+    if (n > 0) std::memmove(dst, src, static_cast<size_t>(n) * sizeof(float));
+    return i.Env().Undefined();
+  });
+}
+
+// fill(x, n, value, threads?)
+Napi::Value fill(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[1], "n", 0, kMaxElements);
+    cpu::fillConstant(floatsOf(i[0], "x", n), n, finite(i[2], "value"), threadsOf(i[3]));
+    return i.Env().Undefined();
+  });
+}
+
+nn::Pool2dDesc poolDesc(const Napi::Value& value) {
+  const Napi::Object o = requireObject(value, "desc");
+  nn::Pool2dDesc d;
+  d.N = dim(o.Get("N"), "desc.N");
+  d.C = dim(o.Get("C"), "desc.C");
+  d.H = dim(o.Get("H"), "desc.H");
+  d.W = dim(o.Get("W"), "desc.W");
+  d.R = dim(o.Get("R"), "desc.R");
+  d.S = dim(o.Get("S"), "desc.S");
+  d.strideH = dim(o.Get("strideH"), "desc.strideH");
+  d.strideW = dim(o.Get("strideW"), "desc.strideW");
+  // At most half the window, as PyTorch: every window then holds an input pixel.
+  d.padH = requireInteger(o.Get("padH"), "desc.padH", 0, d.R / 2);
+  d.padW = requireInteger(o.Get("padW"), "desc.padW", 0, d.S / 2);
+  d.P = outSize(d.H, d.R, d.strideH, d.padH, "desc.R");
+  d.Q = outSize(d.W, d.S, d.strideW, d.padW, "desc.S");
+  elements({d.N, d.C, d.H, d.W}, "x");
+  return d;
+}
+
+// maxPool2dForward(desc, x, y, indices, threads?)
+Napi::Value maxPool2dForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const nn::Pool2dDesc d = poolDesc(i[0]);
+    const int64_t out = d.N * d.C * d.P * d.Q;
+    cpu::maxPool2dForward(d, floatsOf(i[1], "x", d.N * d.C * d.H * d.W), floatsOf(i[2], "y", out),
+                          intsOf(i[3], "indices", out), threadsOf(i[4]));
+    return i.Env().Undefined();
+  });
+}
+
+// maxPool2dBackward(desc, indices, dy, dx, threads?)
+Napi::Value maxPool2dBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const nn::Pool2dDesc d = poolDesc(i[0]);
+    const int64_t out = d.N * d.C * d.P * d.Q, plane = d.H * d.W;
+    const int32_t* idx = intsOf(i[1], "indices", out);
+    for (int64_t e = 0; e < out; ++e)
+      if (idx[e] < 0 || idx[e] >= plane)
+        throw rangeError("indices: expected positions in [0, " + std::to_string(plane) + "), got " +
+                         std::to_string(idx[e]) + " at index " + std::to_string(e));
+    cpu::maxPool2dBackward(d, idx, floatsOf(i[2], "dy", out), floatsOf(i[3], "dx", d.N * d.C * plane),
+                           threadsOf(i[4]));
+    return i.Env().Undefined();
+  });
+}
+
+// globalAvgPoolForward(x, y, planes, L, threads?), globalAvgPoolBackward(dy, dx, planes, L, threads?)
+Napi::Value globalAvgPoolForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t planes = dim(i[2], "planes"), L = dim(i[3], "L");
+    cpu::globalAvgPoolForward(floatsOf(i[0], "x", elements({planes, L}, "x")), floatsOf(i[1], "y", planes),
+                              planes, L, threadsOf(i[4]));
+    return i.Env().Undefined();
+  });
+}
+
+Napi::Value globalAvgPoolBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t planes = dim(i[2], "planes"), L = dim(i[3], "L");
+    cpu::globalAvgPoolBackward(floatsOf(i[0], "dy", planes), floatsOf(i[1], "dx", elements({planes, L}, "dx")),
+                               planes, L, threadsOf(i[4]));
+    return i.Env().Undefined();
+  });
+}
+
+// l2NormalizeForward(x, y, norms, rows, dim, eps, threads?)
+Napi::Value l2NormalizeForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t rows = dim(i[3], "rows"), d = dim(i[4], "dim");
+    const int64_t n = elements({rows, d}, "x");
+    const float eps = static_cast<float>(requirePositive(i[5], "eps"));
+    cpu::l2NormalizeForward(floatsOf(i[0], "x", n), floatsOf(i[1], "y", n), floatsOf(i[2], "norms", rows),
+                            rows, d, eps, threadsOf(i[6]));
+    return i.Env().Undefined();
+  });
+}
+
+// l2NormalizeBackward(y, norms, dy, dx, rows, dim, eps, threads?)
+Napi::Value l2NormalizeBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t rows = dim(i[4], "rows"), d = dim(i[5], "dim");
+    const int64_t n = elements({rows, d}, "y");
+    const float eps = static_cast<float>(requirePositive(i[6], "eps"));
+    cpu::l2NormalizeBackward(floatsOf(i[0], "y", n), floatsOf(i[1], "norms", rows), floatsOf(i[2], "dy", n),
+                             floatsOf(i[3], "dx", n), rows, d, eps, threadsOf(i[7]));
+    return i.Env().Undefined();
+  });
+}
+
+const int32_t* checkedLabels(const Napi::Value& value, int64_t rows, int64_t classes) {
+  const int32_t* labels = intsOf(value, "labels", rows);
+  for (int64_t r = 0; r < rows; ++r)
+    if (labels[r] < 0 || labels[r] >= classes)
+      throw rangeError("labels: expected class indices in [0, " + std::to_string(classes) + "), got " +
+                       std::to_string(labels[r]) + " at index " + std::to_string(r));
+  return labels;
+}
+
+// crossEntropyForward(logits, labels, rows, classes, threads?) -> mean loss
+Napi::Value crossEntropyForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t rows = dim(i[2], "rows"), classes = dim(i[3], "classes");
+    const float* z = floatsOf(i[0], "logits", elements({rows, classes}, "logits"));
+    const int32_t* labels = checkedLabels(i[1], rows, classes);
+    return Napi::Number::New(i.Env(), cpu::softmaxCrossEntropyForward(z, labels, rows, classes, threadsOf(i[4])));
+  });
+}
+
+// crossEntropyBackward(logits, labels, rows, classes, gradLoss, dlogits, threads?)
+Napi::Value crossEntropyBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t rows = dim(i[2], "rows"), classes = dim(i[3], "classes");
+    const int64_t n = elements({rows, classes}, "logits");
+    const float* z = floatsOf(i[0], "logits", n);
+    const int32_t* labels = checkedLabels(i[1], rows, classes);
+    const float g = finite(i[4], "gradLoss");
+    cpu::softmaxCrossEntropyBackward(z, labels, rows, classes, g, floatsOf(i[5], "dlogits", n), threadsOf(i[6]));
+    return i.Env().Undefined();
+  });
+}
+
+uint64_t seedOf(const Napi::Value& value) {
+  return static_cast<uint64_t>(requireInteger(value, "seed", 0, (int64_t{1} << 53) - 1));
+}
+
+// fillNormal(x, n, mean, std, seed, threads?), fillUniform(x, n, low, high, seed, threads?)
+Napi::Value fillNormal(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[1], "n", 0, kMaxElements);
+    cpu::fillNormal(floatsOf(i[0], "x", n), n, finite(i[2], "mean"), nonNegative(i[3], "std"), seedOf(i[4]),
+                    threadsOf(i[5]));
+    return i.Env().Undefined();
+  });
+}
+
+Napi::Value fillUniform(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[1], "n", 0, kMaxElements);
+    const float low = finite(i[2], "low"), high = finite(i[3], "high");
+    if (!(low <= high)) throw rangeError("high: expected a number >= low (" + describe(i[2]) + "), got " + describe(i[3]));
+    cpu::fillUniform(floatsOf(i[0], "x", n), n, low, high, seedOf(i[4]), threadsOf(i[5]));
+    return i.Env().Undefined();
+  });
+}
+
+float optionNumber(const Napi::Object& o, const char* key, const char* owner) {
+  return nonNegative(o.Get(key), std::string(owner) + "." + key);
+}
+
+// sgdStep(p, g, buf | null, n, {lr, momentum, dampening, weightDecay, nesterov, firstStep}, threads?)
+Napi::Value sgdStep(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[3], "n", 0, kMaxElements);
+    const Napi::Object o = requireObject(i[4], "options");
+    nn::SgdParams s;
+    s.lr = optionNumber(o, "lr", "options");
+    s.momentum = optionNumber(o, "momentum", "options");
+    s.dampening = optionNumber(o, "dampening", "options");
+    s.weightDecay = optionNumber(o, "weightDecay", "options");
+    s.nesterov = requireBoolean(o.Get("nesterov"), "options.nesterov");
+    s.firstStep = requireBoolean(o.Get("firstStep"), "options.firstStep");
+    float* buf = s.momentum > 0.0f ? floatsOf(i[2], "buffer", n) : nullptr;
+    cpu::sgdStep(floatsOf(i[0], "param", n), floatsOf(i[1], "grad", n), buf, n, s, threadsOf(i[5]));
+    return i.Env().Undefined();
+  });
+}
+
+// larsStep(p, g, buf, n, {lr, momentum, weightDecay, trustCoefficient, eps, adapt}, threads?)
+Napi::Value larsStep(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[3], "n", 0, kMaxElements);
+    const Napi::Object o = requireObject(i[4], "options");
+    nn::LarsParams s;
+    s.lr = optionNumber(o, "lr", "options");
+    s.momentum = optionNumber(o, "momentum", "options");
+    s.weightDecay = optionNumber(o, "weightDecay", "options");
+    s.trustCoefficient = optionNumber(o, "trustCoefficient", "options");
+    s.eps = optionNumber(o, "eps", "options");
+    s.adapt = requireBoolean(o.Get("adapt"), "options.adapt");
+    cpu::larsStep(floatsOf(i[0], "param", n), floatsOf(i[1], "grad", n), floatsOf(i[2], "buffer", n), n, s,
+                  threadsOf(i[5]));
+    return i.Env().Undefined();
+  });
+}
+
+// adamwStep(p, g, m, v, n, {lr, beta1, beta2, eps, weightDecay, step}, threads?)
+Napi::Value adamwStep(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[4], "n", 0, kMaxElements);
+    const Napi::Object o = requireObject(i[5], "options");
+    nn::AdamWParams s;
+    s.lr = optionNumber(o, "lr", "options");
+    s.beta1 = optionNumber(o, "beta1", "options");
+    s.beta2 = optionNumber(o, "beta2", "options");
+    if (s.beta1 >= 1.0f || s.beta2 >= 1.0f) throw rangeError("options.beta1: expected betas in [0, 1), got " + std::to_string(std::max(s.beta1, s.beta2)));
+    s.eps = static_cast<float>(requirePositive(o.Get("eps"), "options.eps"));
+    s.weightDecay = optionNumber(o, "weightDecay", "options");
+    s.step = requireInteger(o.Get("step"), "options.step", 1, kMaxElements);
+    cpu::adamwStep(floatsOf(i[0], "param", n), floatsOf(i[1], "grad", n), floatsOf(i[2], "expAvg", n),
+                   floatsOf(i[3], "expAvgSq", n), n, s, threadsOf(i[6]));
+    return i.Env().Undefined();
+  });
+}
+
+// rmspropStep(p, g, sq, buf | null, n, {lr, alpha, eps, weightDecay, momentum}, threads?)
+Napi::Value rmspropStep(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[4], "n", 0, kMaxElements);
+    const Napi::Object o = requireObject(i[5], "options");
+    nn::RmspropParams s;
+    s.lr = optionNumber(o, "lr", "options");
+    s.alpha = optionNumber(o, "alpha", "options");
+    if (s.alpha > 1.0f) throw rangeError("options.alpha: expected a number in [0, 1], got " + describe(o.Get("alpha")));
+    s.eps = static_cast<float>(requirePositive(o.Get("eps"), "options.eps"));
+    s.weightDecay = optionNumber(o, "weightDecay", "options");
+    s.momentum = optionNumber(o, "momentum", "options");
+    float* buf = s.momentum > 0.0f ? floatsOf(i[3], "buffer", n) : nullptr;
+    cpu::rmspropStep(floatsOf(i[0], "param", n), floatsOf(i[1], "grad", n), floatsOf(i[2], "squareAvg", n), buf, n,
+                     s, threadsOf(i[6]));
+    return i.Env().Undefined();
+  });
+}
+
+// l2Norm(x, n, threads?) -> sqrt(sum x^2)
+Napi::Value l2Norm(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const int64_t n = requireInteger(i[1], "n", 0, kMaxElements);
+    return Napi::Number::New(i.Env(), cpu::l2Norm(floatsOf(i[0], "x", n), n, threadsOf(i[2])));
+  });
+}
+
+}  // namespace
+
+void registerNn(Napi::Env env, Napi::Object exports) {
+  Napi::Object nn = Napi::Object::New(env);
+  auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+    nn.Set(name, Napi::Function::New(env, fn, name));
+  };
+  add("gemm", gemm);
+  add("fmaPeak", fmaPeak);
+  add("linearForward", linearForward);
+  add("linearBackward", linearBackward);
+  add("conv2dForward", conv2dForward);
+  add("conv2dBackward", conv2dBackward);
+  add("batchNormForward", batchNormForward);
+  add("batchNormBackward", batchNormBackward);
+  add("reluForward", reluForward);
+  add("reluBackward", reluBackward);
+  add("add", binding::add);
+  add("addInto", addInto);
+  add("copyFloats", copyFloats);
+  add("fill", fill);
+  add("maxPool2dForward", maxPool2dForward);
+  add("maxPool2dBackward", maxPool2dBackward);
+  add("globalAvgPoolForward", globalAvgPoolForward);
+  add("globalAvgPoolBackward", globalAvgPoolBackward);
+  add("l2NormalizeForward", l2NormalizeForward);
+  add("l2NormalizeBackward", l2NormalizeBackward);
+  add("crossEntropyForward", crossEntropyForward);
+  add("crossEntropyBackward", crossEntropyBackward);
+  add("fillNormal", fillNormal);
+  add("fillUniform", fillUniform);
+  add("sgdStep", sgdStep);
+  add("larsStep", larsStep);
+  add("adamwStep", adamwStep);
+  add("rmspropStep", rmspropStep);
+  add("l2Norm", l2Norm);
+  exports.Set("nn", nn);
+}
+
+}  // namespace supcon::binding

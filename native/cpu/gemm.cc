@@ -1,0 +1,219 @@
+// The GEMM driver: cache blocking, packing and the thread split around the micro-kernels.
+//
+// Loop nest (BLIS style): for each KC slice of K and NC block of columns, B's block is
+// packed into NR-wide panels (k-major); for each MB block of rows, A's block is packed into
+// MR-tall panels; then tiles of (up to MC rows) x (NT columns) run in parallel, each a loop
+// over B panels (outer: the KC x NR panel stays in L1) and A panels (inner: the MC x KC
+// block stays in L2). Every C element belongs to exactly one tile and sums its K slices in
+// order, so the result is the same for any thread count.
+#include "gemm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "aligned_buffer.h"
+#include "gemm_kernels.h"
+#include "supcon_cpu.h"
+#include "thread_pool.h"
+
+namespace supcon::cpu {
+namespace {
+
+constexpr int64_t KC = 256;        // K slice: a KC x NR panel of B fits in L1
+constexpr int64_t MC = 256;        // rows per tile: an MC x KC block of A fits in L2
+constexpr int64_t NC = 4096;       // columns of B packed at once
+constexpr int64_t MB = 4096;       // rows of A packed at once
+constexpr int64_t kTilePanels = 8; // B panels per tile
+// Below this many multiply-adds the thread hand-off costs more than it saves.
+constexpr double kParallelWork = 1 << 18;
+
+const GemmKernelTable& activeGemm() {
+  const std::string name = activeKernels().name;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (name == avx512::kGemmKernels.name) return avx512::kGemmKernels;
+  if (name == avx2::kGemmKernels.name) return avx2::kGemmKernels;
+#endif
+  return baseline::kGemmKernels;
+}
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// ap[p][k][i] = op(A)[i0 + p * mr + i][k0 + k], zero past the last row.
+void packA(const GemmDesc& d, int64_t i0, int64_t mb, int64_t k0, int64_t kc, int mr,
+           int64_t panel, float* ap) {
+  float* dst = ap + panel * kc * mr;
+  const int64_t r0 = i0 + panel * mr;
+  const int rows = static_cast<int>(std::min<int64_t>(mr, i0 + mb - r0));
+  if (d.transA) {
+    // Stored K x M: row k of the stored matrix holds op(A)[.][k] contiguously.
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = d.A + (k0 + k) * d.lda + r0;
+      float* out = dst + k * mr;
+      for (int i = 0; i < rows; ++i) out[i] = src[i];
+      for (int i = rows; i < mr; ++i) out[i] = 0.0f;
+    }
+    return;
+  }
+  // Stored M x K: gather one k from each of the panel's rows (mr sequential streams).
+  const float* src[32];
+  for (int i = 0; i < mr; ++i) src[i] = d.A + (r0 + std::min(i, rows - 1)) * d.lda + k0;
+  for (int64_t k = 0; k < kc; ++k) {
+    float* out = dst + k * mr;
+    for (int i = 0; i < rows; ++i) out[i] = src[i][k];
+    for (int i = rows; i < mr; ++i) out[i] = 0.0f;
+  }
+}
+
+// bp[p][k][j] = op(B)[k0 + k][j0 + p * nr + j], zero past the last column.
+void packB(const GemmDesc& d, int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr,
+           int64_t panel, float* bp) {
+  float* dst = bp + panel * kc * nr;
+  const int64_t c0 = j0 + panel * nr;
+  const int cols = static_cast<int>(std::min<int64_t>(nr, j0 + nc - c0));
+  if (!d.transB) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = d.B + (k0 + k) * d.ldb + c0;
+      float* out = dst + k * nr;
+      for (int j = 0; j < cols; ++j) out[j] = src[j];
+      for (int j = cols; j < nr; ++j) out[j] = 0.0f;
+    }
+    return;
+  }
+  // Stored N x K: gather one k from each of the panel's rows (nr sequential streams).
+  const float* src[64];
+  for (int j = 0; j < nr; ++j) src[j] = d.B + (c0 + std::min(j, cols - 1)) * d.ldb + k0;
+  for (int64_t k = 0; k < kc; ++k) {
+    float* out = dst + k * nr;
+    for (int j = 0; j < cols; ++j) out[j] = src[j][k];
+    for (int j = cols; j < nr; ++j) out[j] = 0.0f;
+  }
+}
+
+// Packing buffers of the calling thread, kept between calls (no allocation, no page faults
+// in steady state). Nested calls from pool workers use their own.
+float* workspace(size_t floats) {
+  thread_local AlignedBuffer<float> buffer;
+  if (buffer.size() < floats) buffer = AlignedBuffer<float>(floats);
+  return buffer.data();
+}
+
+void scaleC(const GemmDesc& d) {
+  for (int64_t i = 0; i < d.M; ++i) {
+    float* c = d.C + i * d.ldc;
+    if (d.beta == 0.0f)
+      std::fill(c, c + d.N, 0.0f);
+    else
+      for (int64_t j = 0; j < d.N; ++j) c[j] *= d.beta;
+  }
+}
+
+}  // namespace
+
+void sgemm(const GemmDesc& d, int threads) {
+  if (d.M <= 0 || d.N <= 0) return;
+  if (d.K <= 0 || d.alpha == 0.0f) {
+    scaleC(d);
+    return;
+  }
+  const GemmKernelTable& kt = activeGemm();
+  const int mr = kt.mr, nr = kt.nr;
+  const double work = static_cast<double>(d.M) * d.N * d.K;
+  if (work < kParallelWork) threads = 1;
+  threads = std::max(1, threads);
+  ThreadPool& pool = ThreadPool::instance();
+
+  const int64_t kcMax = std::min(KC, d.K);
+  // Whole panels: a block of NC columns (MB rows) packs into ceil(NC / nr) * nr.
+  const int64_t ncMax = ceilDiv(std::min(NC, d.N), nr) * nr;
+  const int64_t mbMax = ceilDiv(std::min(MB, d.M), mr) * mr;
+  float* const bp = workspace(static_cast<size_t>(kcMax * (ncMax + mbMax)));
+  float* const ap = bp + kcMax * ncMax;
+
+  for (int64_t k0 = 0; k0 < d.K; k0 += KC) {
+    const int64_t kc = std::min(KC, d.K - k0);
+    const float beta = k0 == 0 ? d.beta : 1.0f;
+    for (int64_t j0 = 0; j0 < d.N; j0 += NC) {
+      const int64_t nc = std::min(NC, d.N - j0);
+      const int64_t nPanels = ceilDiv(nc, nr);
+      for (int64_t i0 = 0; i0 < d.M; i0 += MB) {
+        const int64_t mb = std::min(MB, d.M - i0);
+        const int64_t mPanels = ceilDiv(mb, mr);
+        // One hand-out packs this block of A and, the first time, the block of B.
+        const int64_t bTasks = i0 == 0 ? nPanels : 0;
+        pool.parallelFor(bTasks + mPanels, threads, [&](int64_t p, int) {
+          if (p < bTasks)
+            packB(d, j0, nc, k0, kc, nr, p, bp);
+          else
+            packA(d, i0, mb, k0, kc, mr, p - bTasks, ap);
+        });
+        // Row blocks of about MC rows (whole panels, balanced), column blocks of
+        // kTilePanels panels.
+        const int64_t rowBlocks = ceilDiv(mPanels * mr, MC);
+        const int64_t panelsPerRowBlock = ceilDiv(mPanels, rowBlocks);
+        const int64_t colBlocks = ceilDiv(nPanels, kTilePanels);
+        pool.parallelFor(rowBlocks * colBlocks, threads, [&](int64_t tile, int) {
+          const int64_t rb = tile % rowBlocks, cb = tile / rowBlocks;
+          const int64_t pa0 = rb * panelsPerRowBlock;
+          const int64_t pa1 = std::min(mPanels, pa0 + panelsPerRowBlock);
+          const int64_t pb0 = cb * kTilePanels;
+          const int64_t pb1 = std::min(nPanels, pb0 + kTilePanels);
+          alignas(64) float edge[16 * 32];
+          for (int64_t pa = pa0; pa < pa1; ++pa) {
+            const float* apanel = ap + pa * kc * mr;
+            const int64_t r0 = i0 + pa * mr;
+            const int rows = static_cast<int>(std::min<int64_t>(mr, d.M - r0));
+            for (int64_t pb = pb0; pb < pb1; ++pb) {
+              const float* bpanel = bp + pb * kc * nr;
+              const int64_t c0 = j0 + pb * nr;
+              const int cols = static_cast<int>(std::min<int64_t>(nr, d.N - c0));
+              float* c = d.C + r0 * d.ldc + c0;
+              if (rows == mr && cols == nr) {
+                kt.microKernel(kc, apanel, bpanel, c, d.ldc, d.alpha, beta);
+                continue;
+              }
+              kt.microKernel(kc, apanel, bpanel, edge, nr, d.alpha, 0.0f);
+              for (int i = 0; i < rows; ++i)
+                for (int j = 0; j < cols; ++j) {
+                  float& out = c[i * d.ldc + j];
+                  out = beta == 0.0f ? edge[i * nr + j] : edge[i * nr + j] + beta * out;
+                }
+            }
+          }
+        });
+      }
+    }
+  }
+}
+
+double fmaPeakGflops(int threads, double seconds) {
+  const GemmKernelTable& kt = activeGemm();
+  threads = std::max(1, threads);
+  // Calibrate one block to about 5 ms on one thread, then run enough blocks.
+  float sink = 1.0f;
+  int64_t iterations = 1 << 16;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    kt.fmaLoop(iterations, &sink);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt > 2e-3 || iterations > (int64_t{1} << 40)) {
+      iterations = std::max<int64_t>(1, static_cast<int64_t>(iterations * 5e-3 / dt));
+      break;
+    }
+    iterations *= 4;
+  }
+  const int64_t blocks = std::max<int64_t>(threads, static_cast<int64_t>(seconds / 5e-3) * threads);
+  std::vector<float> sinks(static_cast<size_t>(threads), 1.0f);
+  std::vector<double> flops(static_cast<size_t>(threads), 0.0);
+  const auto t0 = std::chrono::steady_clock::now();
+  ThreadPool::instance().parallelFor(blocks, threads, [&](int64_t, int worker) {
+    flops[static_cast<size_t>(worker)] += kt.fmaLoop(iterations, &sinks[static_cast<size_t>(worker)]);
+  });
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double total = 0.0;
+  for (double f : flops) total += f;
+  return total / dt * 1e-9;
+}
+
+}  // namespace supcon::cpu

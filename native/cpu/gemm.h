@@ -1,0 +1,37 @@
+// Single-precision GEMM of our own: C = alpha * op(A) op(B) + beta * C, row-major.
+//
+// op(A) is M x K, op(B) is K x N, C is M x N. With transA, A is stored K x M (so op(A) =
+// A^T); likewise transB. lda / ldb / ldc are the row strides of the stored matrices.
+// beta = 0 never reads C (so C may hold anything, NaN included).
+//
+// Results do not depend on the thread count: every element of C is computed by one thread
+// with a fixed order of summation.
+#pragma once
+
+#include <cstdint>
+
+namespace supcon::cpu {
+
+struct GemmDesc {
+  bool transA = false;
+  bool transB = false;
+  int64_t M = 0, N = 0, K = 0;
+  float alpha = 1.0f;
+  const float* A = nullptr;
+  int64_t lda = 0;
+  const float* B = nullptr;
+  int64_t ldb = 0;
+  float beta = 0.0f;
+  float* C = nullptr;
+  int64_t ldc = 0;
+};
+
+// Runs on up to `threads` threads of the shared pool (1: the calling thread only, which is
+// what code already inside a parallelFor must pass).
+void sgemm(const GemmDesc& d, int threads);
+
+// Measured FMA throughput of this machine with the active kernel set: GFLOP/s over
+// `threads` threads running independent FMA chains for about `seconds`.
+double fmaPeakGflops(int threads, double seconds);
+
+}  // namespace supcon::cpu

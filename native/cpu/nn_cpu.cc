@@ -1,0 +1,488 @@
+// Layer drivers: shapes, threading and the GEMM calls around the per-instruction-set inner
+// loops of nn_kernel.inl.
+#include "nn_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "aligned_buffer.h"
+#include "gemm.h"
+#include "nn_kernels.h"
+#include "supcon_cpu.h"
+#include "thread_pool.h"
+
+namespace supcon::cpu {
+
+const NnKernelTable& activeNn() {
+  const std::string name = activeKernels().name;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (name == avx512::kNnKernels.name) return avx512::kNnKernels;
+  if (name == avx2::kNnKernels.name) return avx2::kNnKernels;
+#endif
+  return baseline::kNnKernels;
+}
+
+namespace {
+
+// Element-wise work is split into chunks of this many elements (never by thread count).
+constexpr int64_t kChunk = int64_t{1} << 15;
+// Weight gradients of a convolution are summed over this many fixed groups of images.
+constexpr int64_t kConvGroups = 4;
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+template <typename F>
+void forChunks(int64_t n, int threads, F&& fn) {
+  const int64_t chunks = ceilDiv(n, kChunk);
+  ThreadPool::instance().parallelFor(chunks, threads, [&](int64_t c, int) {
+    const int64_t b = c * kChunk;
+    fn(b, std::min(kChunk, n - b));
+  });
+}
+
+// Scratch of the calling thread, kept between calls.
+float* scratch(size_t floats, int slot) {
+  thread_local AlignedBuffer<float> buffers[2];
+  AlignedBuffer<float>& b = buffers[slot];
+  if (b.size() < floats) b = AlignedBuffer<float>(floats);
+  return b.data();
+}
+
+GemmDesc gemmDesc(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  GemmDesc g;
+  g.transA = ta;
+  g.transB = tb;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.A = A;
+  g.lda = lda;
+  g.B = B;
+  g.ldb = ldb;
+  g.beta = beta;
+  g.C = C;
+  g.ldc = ldc;
+  return g;
+}
+
+// col [C * R * S, ld] (columns from col0 on) of one image x [C, H, W]: column p * Q + q of
+// row (c, r, s) holds x[c][p * strideH - padH + r][q * strideW - padW + s], or 0 outside.
+void im2col(const nn::Conv2dDesc& d, const float* x, float* col, int64_t ld, int64_t col0) {
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t r = 0; r < d.R; ++r)
+      for (int64_t s = 0; s < d.S; ++s) {
+        float* out = col + ((c * d.R + r) * d.S + s) * ld + col0;
+        const float* plane = x + c * d.H * d.W;
+        // Columns q whose tap w = q * strideW - padW + s lies inside [0, W).
+        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
+        for (int64_t p = 0; p < d.P; ++p) {
+          const int64_t h = p * d.strideH - d.padH + r;
+          float* row = out + p * d.Q;
+          if (h < 0 || h >= d.H) {
+            std::fill(row, row + d.Q, 0.0f);
+            continue;
+          }
+          const float* src = plane + h * d.W;
+          const int64_t off = s - d.padW;  // tap of column q: q * strideW + off
+          std::fill(row, row + qLo, 0.0f);
+          if (d.strideW == 1) {
+            std::copy(src + qLo + off, src + qHi + off, row + qLo);
+          } else {
+            for (int64_t q = qLo; q < qHi; ++q) row[q] = src[q * d.strideW + off];
+          }
+          std::fill(row + qHi, row + d.Q, 0.0f);
+        }
+      }
+}
+
+// dx [C, H, W] += the columns of one image scattered back (the adjoint of im2col).
+void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t col0, float* dx) {
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t r = 0; r < d.R; ++r)
+      for (int64_t s = 0; s < d.S; ++s) {
+        const float* in = dcol + ((c * d.R + r) * d.S + s) * ld + col0;
+        float* plane = dx + c * d.H * d.W;
+        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
+        for (int64_t p = 0; p < d.P; ++p) {
+          const int64_t h = p * d.strideH - d.padH + r;
+          if (h < 0 || h >= d.H) continue;
+          float* dst = plane + h * d.W;
+          const int64_t off = s - d.padW;
+          const float* row = in + p * d.Q;
+          for (int64_t q = qLo; q < qHi; ++q) dst[q * d.strideW + off] += row[q];
+        }
+      }
+}
+
+// Images go through the GEMMs in groups wide enough (G * P * Q columns) for the
+// micro-kernels; small late-stage feature maps would otherwise give skinny products.
+constexpr int64_t kConvColumns = 256;
+
+int64_t imagesPerGroup(const nn::Conv2dDesc& d) {
+  return std::max<int64_t>(1, std::min(d.N, kConvColumns / (d.P * d.Q)));
+}
+
+}  // namespace
+
+void linearForward(const float* x, const float* w, const float* b, float* y, int64_t N,
+                   int64_t in, int64_t out, int threads) {
+  if (b != nullptr) {
+    for (int64_t i = 0; i < N; ++i) std::copy(b, b + out, y + i * out);
+  }
+  sgemm(gemmDesc(false, true, N, out, in, x, in, w, in, b != nullptr ? 1.0f : 0.0f, y, out),
+        threads);
+}
+
+void linearBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                    float* db, int64_t N, int64_t in, int64_t out, int threads) {
+  // dx [N, in] += dy [N, out] w [out, in]; dw [out, in] += dy^T x.
+  if (dx != nullptr) sgemm(gemmDesc(false, false, N, in, out, dy, out, w, in, 1.0f, dx, in), threads);
+  if (dw != nullptr) sgemm(gemmDesc(true, false, out, in, N, dy, out, x, in, 1.0f, dw, in), threads);
+  if (db != nullptr) {
+    const int64_t blocks = ceilDiv(out, 256);
+    ThreadPool::instance().parallelFor(blocks, threads, [&](int64_t blk, int) {
+      const int64_t j0 = blk * 256, j1 = std::min(out, j0 + 256);
+      for (int64_t j = j0; j < j1; ++j) {
+        double s = 0.0;
+        for (int64_t i = 0; i < N; ++i) s += dy[i * out + j];
+        db[j] += static_cast<float>(s);
+      }
+    });
+  }
+}
+
+void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* b,
+                   float* y, int threads) {
+  const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, CHW = d.C * d.H * d.W;
+  const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
+  auto group = [&](int64_t g, int gemmThreads) {
+    const int64_t n0 = g * G, count = std::min(G, d.N - n0), ld = count * PQ;
+    // col [CRS, count * PQ] (image-major columns) -> out [K, count * PQ] -> y.
+    float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
+    float* out = scratch(static_cast<size_t>(d.K * G * PQ), 1);
+    for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
+    sgemm(gemmDesc(false, false, d.K, ld, CRS, w, CRS, col, ld, 0.0f, out, ld), gemmThreads);
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t k = 0; k < d.K; ++k) {
+        const float* src = out + k * ld + i * PQ;
+        float* dst = y + ((n0 + i) * d.K + k) * PQ;
+        const float bias = b != nullptr ? b[k] : 0.0f;
+        for (int64_t e = 0; e < PQ; ++e) dst[e] = src[e] + bias;
+      }
+  };
+  if (groups >= threads) {
+    ThreadPool::instance().parallelFor(groups, threads, [&](int64_t g, int) { group(g, 1); });
+  } else {
+    for (int64_t g = 0; g < groups; ++g) group(g, threads);
+  }
+}
+
+void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* dy,
+                    float* dx, float* dw, float* db, int threads) {
+  const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, KCRS = d.K * CRS, CHW = d.C * d.H * d.W;
+  const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
+  // Weight gradients: each of a fixed number of chunks of image groups sums into its own
+  // buffer (chunk 0 straight into dw), then the chunks are added in order.
+  const int64_t chunks = std::min(groups, kConvGroups), perChunk = ceilDiv(groups, chunks);
+  AlignedBuffer<float> partial(dw != nullptr ? static_cast<size_t>((chunks - 1) * KCRS) : 0);
+  auto chunk = [&](int64_t c, int gemmThreads) {
+    float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial.data() + (c - 1) * KCRS);
+    float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
+    float* dyg = scratch(static_cast<size_t>(d.K * G * PQ), 1);
+    const int64_t g1 = std::min(groups, (c + 1) * perChunk);
+    for (int64_t g = c * perChunk; g < g1; ++g) {
+      const int64_t n0 = g * G, count = std::min(G, d.N - n0), ld = count * PQ;
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t k = 0; k < d.K; ++k)
+          std::copy(dy + ((n0 + i) * d.K + k) * PQ, dy + ((n0 + i) * d.K + k + 1) * PQ, dyg + k * ld + i * PQ);
+      if (dwc != nullptr) {
+        for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
+        // dw [K, CRS] += dy_g [K, ld] col^T.
+        sgemm(gemmDesc(false, true, d.K, CRS, ld, dyg, ld, col, ld, 1.0f, dwc, CRS), gemmThreads);
+      }
+      if (dx != nullptr) {
+        // dcol [CRS, ld] = w^T dy_g, scattered back image by image.
+        sgemm(gemmDesc(true, false, CRS, ld, d.K, w, CRS, dyg, ld, 0.0f, col, ld), gemmThreads);
+        for (int64_t i = 0; i < count; ++i) col2imAdd(d, col, ld, i * PQ, dx + (n0 + i) * CHW);
+      }
+    }
+  };
+  if (chunks >= threads) {
+    ThreadPool::instance().parallelFor(chunks, threads, [&](int64_t c, int) { chunk(c, 1); });
+  } else {
+    for (int64_t c = 0; c < chunks; ++c) chunk(c, threads);
+  }
+  if (dw != nullptr && chunks > 1) {
+    forChunks(KCRS, threads, [&](int64_t b0, int64_t len) {
+      for (int64_t c = 1; c < chunks; ++c) activeNn().addInto(dw + b0, partial.data() + (c - 1) * KCRS + b0, len);
+    });
+  }
+  if (db != nullptr) {
+    ThreadPool::instance().parallelFor(d.K, threads, [&](int64_t k, int) {
+      double s = 0.0;
+      for (int64_t n = 0; n < d.N; ++n) {
+        const float* row = dy + (n * d.K + k) * PQ;
+        for (int64_t i = 0; i < PQ; ++i) s += row[i];
+      }
+      db[k] += static_cast<float>(s);
+    });
+  }
+}
+
+void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x,
+                      const float* gamma, const float* beta, float* runningMean,
+                      float* runningVar, float* y, float* saveMean, float* saveInvStd,
+                      int threads) {
+  const NnKernelTable& kt = activeNn();
+  const int64_t count = d.N * d.L;
+  ThreadPool::instance().parallelFor(d.C, threads, [&](int64_t c, int) {
+    float mean, invStd;
+    if (training) {
+      // Moments about the channel's first value (stable for large means).
+      const float shift = x[c * d.L];
+      double sums[2] = {0.0, 0.0};
+      for (int64_t n = 0; n < d.N; ++n) kt.centeredMoments(x + (n * d.C + c) * d.L, d.L, shift, sums);
+      const double m = sums[0] / static_cast<double>(count);
+      const double var = std::max(0.0, sums[1] / static_cast<double>(count) - m * m);
+      mean = static_cast<float>(shift + m);
+      invStd = static_cast<float>(1.0 / std::sqrt(var + d.eps));
+      if (runningMean != nullptr) {
+        const double unbiased = count > 1 ? var * count / (count - 1) : var;
+        runningMean[c] = static_cast<float>((1.0 - d.momentum) * runningMean[c] + d.momentum * (shift + m));
+        runningVar[c] = static_cast<float>((1.0 - d.momentum) * runningVar[c] + d.momentum * unbiased);
+      }
+    } else {
+      mean = runningMean[c];
+      invStd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(runningVar[c]) + d.eps));
+    }
+    saveMean[c] = mean;
+    saveInvStd[c] = invStd;
+    const float scale = gamma[c] * invStd, shift = beta[c] - mean * scale;
+    for (int64_t n = 0; n < d.N; ++n) {
+      const int64_t off = (n * d.C + c) * d.L;
+      kt.scaleShift(x + off, y + off, d.L, scale, shift);
+    }
+  });
+}
+
+void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x,
+                       const float* gamma, const float* saveMean, const float* saveInvStd,
+                       const float* dy, float* dx, float* dgamma, float* dbeta, int threads) {
+  const NnKernelTable& kt = activeNn();
+  const double count = static_cast<double>(d.N * d.L);
+  ThreadPool::instance().parallelFor(d.C, threads, [&](int64_t c, int) {
+    const float mean = saveMean[c], invStd = saveInvStd[c];
+    double sums[2] = {0.0, 0.0};  // sum dy, sum dy (x - mean)
+    for (int64_t n = 0; n < d.N; ++n) {
+      const int64_t off = (n * d.C + c) * d.L;
+      kt.gradMoments(x + off, dy + off, d.L, mean, sums);
+    }
+    if (dbeta != nullptr) dbeta[c] += static_cast<float>(sums[0]);
+    if (dgamma != nullptr) dgamma[c] += static_cast<float>(sums[1] * invStd);
+    if (dx == nullptr) return;
+    // Training: dx = g s (dy - mean(dy) - xhat mean(dy xhat)), xhat = (x - mean) s.
+    const float k1 = gamma[c] * invStd;
+    const float k2 = training ? static_cast<float>(-k1 * invStd * invStd * sums[1] / count) : 0.0f;
+    const float k3 = training ? static_cast<float>(-k1 * sums[0] / count) : 0.0f;
+    for (int64_t n = 0; n < d.N; ++n) {
+      const int64_t off = (n * d.C + c) * d.L;
+      kt.affineGrad(x + off, dy + off, dx + off, d.L, k1, k2, mean, k3);
+    }
+  });
+}
+
+void reluForward(const float* x, float* y, int64_t n, int threads) {
+  const NnKernelTable& kt = activeNn();
+  forChunks(n, threads, [&](int64_t b, int64_t len) { kt.reluForward(x + b, y + b, len); });
+}
+
+void reluBackward(const float* y, const float* dy, float* dx, int64_t n, int threads) {
+  const NnKernelTable& kt = activeNn();
+  forChunks(n, threads, [&](int64_t b, int64_t len) { kt.reluBackward(y + b, dy + b, dx + b, len); });
+}
+
+void addForward(const float* a, const float* b, float* y, int64_t n, int threads) {
+  const NnKernelTable& kt = activeNn();
+  forChunks(n, threads, [&](int64_t o, int64_t len) { kt.add(a + o, b + o, y + o, len); });
+}
+
+void addInto(float* y, const float* x, int64_t n, int threads) {
+  const NnKernelTable& kt = activeNn();
+  forChunks(n, threads, [&](int64_t o, int64_t len) { kt.addInto(y + o, x + o, len); });
+}
+
+void maxPool2dForward(const nn::Pool2dDesc& d, const float* x, float* y, int32_t* indices,
+                      int threads) {
+  ThreadPool::instance().parallelFor(d.N * d.C, threads, [&](int64_t plane, int) {
+    const float* xp = x + plane * d.H * d.W;
+    float* yp = y + plane * d.P * d.Q;
+    int32_t* ip = indices + plane * d.P * d.Q;
+    for (int64_t p = 0; p < d.P; ++p)
+      for (int64_t q = 0; q < d.Q; ++q) {
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t at = -1;
+        for (int64_t r = 0; r < d.R; ++r) {
+          const int64_t h = p * d.strideH - d.padH + r;
+          if (h < 0 || h >= d.H) continue;
+          for (int64_t s = 0; s < d.S; ++s) {
+            const int64_t w = q * d.strideW - d.padW + s;
+            if (w < 0 || w >= d.W) continue;
+            const float v = xp[h * d.W + w];
+            if (at < 0 || v > best || std::isnan(v)) {
+              best = v;
+              at = h * d.W + w;
+              if (std::isnan(v)) break;
+            }
+          }
+        }
+        yp[p * d.Q + q] = best;
+        ip[p * d.Q + q] = static_cast<int32_t>(at);
+      }
+  });
+}
+
+void maxPool2dBackward(const nn::Pool2dDesc& d, const int32_t* indices, const float* dy,
+                       float* dx, int threads) {
+  ThreadPool::instance().parallelFor(d.N * d.C, threads, [&](int64_t plane, int) {
+    float* dxp = dx + plane * d.H * d.W;
+    const float* dyp = dy + plane * d.P * d.Q;
+    const int32_t* ip = indices + plane * d.P * d.Q;
+    for (int64_t o = 0; o < d.P * d.Q; ++o) dxp[ip[o]] += dyp[o];
+  });
+}
+
+void globalAvgPoolForward(const float* x, float* y, int64_t planes, int64_t L, int threads) {
+  const int64_t blocks = ceilDiv(planes, 64);
+  ThreadPool::instance().parallelFor(blocks, threads, [&](int64_t blk, int) {
+    const int64_t p1 = std::min(planes, (blk + 1) * 64);
+    for (int64_t p = blk * 64; p < p1; ++p) {
+      double s = 0.0;
+      for (int64_t i = 0; i < L; ++i) s += x[p * L + i];
+      y[p] = static_cast<float>(s / static_cast<double>(L));
+    }
+  });
+}
+
+void globalAvgPoolBackward(const float* dy, float* dx, int64_t planes, int64_t L, int threads) {
+  const int64_t blocks = ceilDiv(planes, 64);
+  const float inv = 1.0f / static_cast<float>(L);
+  ThreadPool::instance().parallelFor(blocks, threads, [&](int64_t blk, int) {
+    const int64_t p1 = std::min(planes, (blk + 1) * 64);
+    for (int64_t p = blk * 64; p < p1; ++p) {
+      const float g = dy[p] * inv;
+      for (int64_t i = 0; i < L; ++i) dx[p * L + i] += g;
+    }
+  });
+}
+
+void l2NormalizeForward(const float* x, float* y, float* norms, int64_t rows, int64_t dim,
+                        float eps, int threads) {
+  ThreadPool::instance().parallelFor(rows, threads, [&](int64_t r, int) {
+    const float* xr = x + r * dim;
+    double ss = 0.0;
+    for (int64_t k = 0; k < dim; ++k) ss += static_cast<double>(xr[k]) * xr[k];
+    const float norm = static_cast<float>(std::sqrt(ss));
+    norms[r] = norm;
+    const float den = std::max(norm, eps);
+    for (int64_t k = 0; k < dim; ++k) y[r * dim + k] = xr[k] / den;
+  });
+}
+
+void l2NormalizeBackward(const float* y, const float* norms, const float* dy, float* dx,
+                         int64_t rows, int64_t dim, float eps, int threads) {
+  ThreadPool::instance().parallelFor(rows, threads, [&](int64_t r, int) {
+    const float* yr = y + r * dim;
+    const float* gr = dy + r * dim;
+    float* out = dx + r * dim;
+    if (norms[r] <= eps) {
+      // Clamped: y = x / eps is linear in x.
+      for (int64_t k = 0; k < dim; ++k) out[k] += gr[k] / eps;
+      return;
+    }
+    double dot = 0.0;
+    for (int64_t k = 0; k < dim; ++k) dot += static_cast<double>(yr[k]) * gr[k];
+    const float fdot = static_cast<float>(dot), inv = 1.0f / norms[r];
+    for (int64_t k = 0; k < dim; ++k) out[k] += (gr[k] - yr[k] * fdot) * inv;
+  });
+}
+
+namespace {
+double rowLogSumExp(const float* z, int64_t classes) {
+  float m = z[0];
+  for (int64_t k = 1; k < classes; ++k) m = std::max(m, z[k]);
+  double s = 0.0;
+  for (int64_t k = 0; k < classes; ++k) s += std::exp(static_cast<double>(z[k] - m));
+  return m + std::log(s);
+}
+}  // namespace
+
+double softmaxCrossEntropyForward(const float* logits, const int32_t* labels, int64_t rows,
+                                  int64_t classes, int threads) {
+  std::vector<double> rowLoss(static_cast<size_t>(rows));
+  ThreadPool::instance().parallelFor(rows, threads, [&](int64_t r, int) {
+    const float* z = logits + r * classes;
+    rowLoss[static_cast<size_t>(r)] = rowLogSumExp(z, classes) - z[labels[r]];
+  });
+  double sum = 0.0;
+  for (double l : rowLoss) sum += l;
+  return sum / static_cast<double>(rows);
+}
+
+void softmaxCrossEntropyBackward(const float* logits, const int32_t* labels, int64_t rows,
+                                 int64_t classes, float gradLoss, float* dlogits, int threads) {
+  const double g = static_cast<double>(gradLoss) / static_cast<double>(rows);
+  ThreadPool::instance().parallelFor(rows, threads, [&](int64_t r, int) {
+    const float* z = logits + r * classes;
+    float* out = dlogits + r * classes;
+    const double lse = rowLogSumExp(z, classes);
+    for (int64_t k = 0; k < classes; ++k) {
+      const double p = std::exp(static_cast<double>(z[k]) - lse);
+      out[k] += static_cast<float>(g * (p - (k == labels[r] ? 1.0 : 0.0)));
+    }
+  });
+}
+
+namespace {
+uint64_t mix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+// A uniform double in (0, 1) from (seed, counter).
+double uniformAt(uint64_t seed, uint64_t i) {
+  return (static_cast<double>(mix(mix(seed) ^ i) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+}  // namespace
+
+void fillNormal(float* x, int64_t n, float mean, float std, uint64_t seed, int threads) {
+  // Box-Muller: elements 2j and 2j + 1 come from the pair of uniforms (2j, 2j + 1).
+  const int64_t pairs = ceilDiv(n, 2);
+  forChunks(pairs, threads, [&](int64_t b, int64_t len) {
+    for (int64_t j = b; j < b + len; ++j) {
+      const double u1 = uniformAt(seed, 2 * j), u2 = uniformAt(seed, 2 * j + 1);
+      const double rad = std::sqrt(-2.0 * std::log(u1)), ang = 6.283185307179586 * u2;
+      x[2 * j] = static_cast<float>(mean + std * rad * std::cos(ang));
+      if (2 * j + 1 < n) x[2 * j + 1] = static_cast<float>(mean + std * rad * std::sin(ang));
+    }
+  });
+}
+
+void fillUniform(float* x, int64_t n, float low, float high, uint64_t seed, int threads) {
+  forChunks(n, threads, [&](int64_t b, int64_t len) {
+    for (int64_t i = b; i < b + len; ++i)
+      x[i] = static_cast<float>(low + (static_cast<double>(high) - low) * uniformAt(seed, i));
+  });
+}
+
+void fillConstant(float* x, int64_t n, float value, int threads) {
+  forChunks(n, threads, [&](int64_t b, int64_t len) { std::fill(x + b, x + b + len, value); });
+}
+
+}  // namespace supcon::cpu

@@ -1,0 +1,245 @@
+// Every layer op, forward against a float64 reference and backward against central finite
+// differences of that reference, on random odd sizes, for every CPU kernel set.
+import { afterAll, describe, expect, it } from 'vitest';
+import { backendInfo, nn, setCpuKernels, Tensor, tidy } from '../dist/index.js';
+import {
+  batchNormRef, conv2dRef, ConvShape, convOut, crossEntropyRef, dot, finiteDifferences, l2NormalizeRef, linearRef,
+  maxPoolRef, maxRelDiff,
+} from './nn-reference';
+import { randomNormal, referenceLoss, rng } from './reference';
+
+const kernels = backendInfo().cpuKernelsAvailable;
+afterAll(() => setCpuKernels(kernels[0]));
+const { Parameter, ops } = nn;
+
+interface Input {
+  data: Float32Array;
+  shape: number[];
+}
+
+/**
+ * Runs op on parameters made from the inputs, checks its output against ref, then seeds
+ * the output gradient with random weights R and checks every input's gradient against
+ * finite differences of sum(R * ref(inputs)) in float64.
+ */
+function check(
+  inputs: Input[], op: (ps: InstanceType<typeof Parameter>[]) => InstanceType<typeof nn.Variable>,
+  ref: (xs: Float64Array[]) => ArrayLike<number>, seed: number, tol = { fwd: 2e-5, grad: 2e-4 },
+) {
+  tidy(() => {
+    const ps = inputs.map((x) => new Parameter(Tensor.from(x.data, x.shape)));
+    const y = op(ps);
+    const xs = inputs.map((x) => Float64Array.from(x.data));
+    const want = ref(xs);
+    expect(y.size).toBe(want.length);
+    expect(maxRelDiff(y.value.dataSync(), want)).toBeLessThan(tol.fwd);
+    const R = randomNormal(y.size, rng(seed));
+    y.backward(Tensor.from(R, y.shape.slice()));
+    inputs.forEach((_, i) => {
+      const fd = finiteDifferences((v) => dot(ref(v), R), xs, i);
+      expect(maxRelDiff(ps[i].grad!.dataSync(), fd), `input ${i}`).toBeLessThan(tol.grad);
+    });
+    for (const p of ps) p.dispose();
+  });
+}
+
+function input(shape: number[], random: () => number, scale = 1): Input {
+  return { data: randomNormal(shape.reduce((a, b) => a * b, 1), random, scale), shape };
+}
+
+describe.each(kernels)('ops with kernels %s', (kernel) => {
+  it('linear, with and without bias', () => {
+    setCpuKernels(kernel);
+    const random = rng(1);
+    for (const [N, inF, outF] of [[1, 1, 1], [7, 5, 3], [13, 33, 17]]) {
+      check([input([N, inF], random), input([outF, inF], random), input([outF], random)],
+        ([x, w, b]) => ops.linear(x, w, b), ([x, w, b]) => linearRef(x, w, b, N, inF, outF), N);
+      check([input([N, inF], random), input([outF, inF], random)],
+        ([x, w]) => ops.linear(x, w), ([x, w]) => linearRef(x, w, null, N, inF, outF), N + 1);
+    }
+  });
+
+  it.each([
+    ['3x3 stride 1 pad 1', { N: 2, C: 3, H: 7, W: 5, K: 4, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+    ['3x3 stride 2 pad 1', { N: 3, C: 2, H: 9, W: 7, K: 5, R: 3, S: 3, stride: [2, 2], pad: [1, 1] }],
+    ['1x1 stride 1', { N: 2, C: 5, H: 3, W: 7, K: 3, R: 1, S: 1, stride: [1, 1], pad: [0, 0] }],
+    ['1x1 stride 2', { N: 3, C: 4, H: 7, W: 5, K: 6, R: 1, S: 1, stride: [2, 2], pad: [0, 0] }],
+    ['5x3 stride [2, 1] pad [2, 0]', { N: 1, C: 2, H: 8, W: 6, K: 3, R: 5, S: 3, stride: [2, 1], pad: [2, 0] }],
+    ['7x7 stride 2 pad 3', { N: 2, C: 3, H: 9, W: 11, K: 2, R: 7, S: 7, stride: [2, 2], pad: [3, 3] }],
+    ['3x3 on 1x1 images, 5 images (grouped GEMM)', { N: 5, C: 3, H: 1, W: 1, K: 4, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+  ] as [string, ConvShape][])('conv2d %s', (_label, d) => {
+    setCpuKernels(kernel);
+    const random = rng(d.N * 100 + d.H);
+    const opts = { stride: d.stride, padding: d.pad };
+    check([input([d.N, d.C, d.H, d.W], random), input([d.K, d.C, d.R, d.S], random), input([d.K], random)],
+      ([x, w, b]) => ops.conv2d(x, w, b, opts), ([x, w, b]) => conv2dRef(x, w, b, d), 3);
+    check([input([d.N, d.C, d.H, d.W], random), input([d.K, d.C, d.R, d.S], random)],
+      ([x, w]) => ops.conv2d(x, w, null, opts), ([x, w]) => conv2dRef(x, w, null, d), 4);
+    expect(convOut(d)[0]).toBeGreaterThan(0);
+  });
+
+  it('batch norm in training mode (1d and 2d), with running statistics as PyTorch', () => {
+    setCpuKernels(kernel);
+    const random = rng(5);
+    for (const shape of [[7, 3], [5, 4, 3, 3], [3, 2, 11]]) {
+      const [N, C] = shape, L = shape.slice(2).reduce((a, b) => a * b, 1);
+      const rm = Tensor.from(new Float32Array(C).fill(0.5), [C]), rv = Tensor.from(new Float32Array(C).fill(2), [C]);
+      const x = input(shape, random, 2);
+      for (let i = 0; i < x.data.length; i++) x.data[i] += 3;  // a mean far from 0
+      check([x, input([C], random), input([C], random)],
+        ([xv, g, b]) => ops.batchNorm(xv, g, b, rm, rv, { training: true, momentum: 0.2 }),
+        ([xv, g, b]) => batchNormRef(xv, g, b, N, C, L, 1e-5, null).y, 6, { fwd: 5e-5, grad: 5e-4 });
+      const { mean, variance } = batchNormRef(Float64Array.from(x.data), new Float64Array(C).fill(1), new Float64Array(C), N, C, L, 1e-5, null);
+      const m = N * L;
+      expect(maxRelDiff(rm.dataSync(), Array.from(mean, (v) => 0.8 * 0.5 + 0.2 * v))).toBeLessThan(1e-5);
+      expect(maxRelDiff(rv.dataSync(), Array.from(variance, (v) => 0.8 * 2 + 0.2 * v * m / (m - 1)))).toBeLessThan(1e-5);
+      rm.dispose();
+      rv.dispose();
+    }
+  });
+
+  it('batch norm in evaluation mode uses the running statistics', () => {
+    setCpuKernels(kernel);
+    const random = rng(6);
+    const [N, C, L] = [5, 3, 4];
+    const mean = Float32Array.from([0.5, -1, 2]), variance = Float32Array.from([1.5, 0.25, 3]);
+    const rm = Tensor.from(mean, [C]), rv = Tensor.from(variance, [C]);
+    check([input([N, C, L], random), input([C], random), input([C], random)],
+      ([x, g, b]) => ops.batchNorm(x, g, b, rm, rv, { training: false }),
+      ([x, g, b]) => batchNormRef(x, g, b, N, C, L, 1e-5, { mean, variance }).y, 7);
+    expect(Array.from(rm.dataSync())).toEqual(Array.from(mean));
+    rm.dispose();
+    rv.dispose();
+  });
+
+  it('relu, add (a variable used twice accumulates), reshape and flatten', () => {
+    setCpuKernels(kernel);
+    const random = rng(8);
+    check([input([5, 7, 3], random)], ([x]) => ops.relu(x), ([x]) => x.map((v) => Math.max(v, 0)), 9);
+    check([input([4, 9], random), input([4, 9], random)],
+      ([a, b]) => ops.add(ops.add(a, b), a), ([a, b]) => a.map((v, i) => 2 * v + b[i]), 10);
+    check([input([3, 2, 5], random)], ([x]) => ops.flatten(ops.relu(x)), ([x]) => x.map((v) => Math.max(v, 0)), 11);
+    check([input([6, 5], random)], ([x]) => ops.reshape(x, [3, -1]), ([x]) => x.slice(), 12);
+  });
+
+  it('max pooling (3x3 stride 2 pad 1, 2x2 stride 2) and global average pooling', () => {
+    setCpuKernels(kernel);
+    const random = rng(13);
+    check([input([2, 3, 9, 7], random)], ([x]) => ops.maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }),
+      ([x]) => maxPoolRef(x, 2, 3, 9, 7, 3, 3, [2, 2], [1, 1]), 14);
+    check([input([1, 2, 6, 5], random)], ([x]) => ops.maxPool2d(x, { kernelSize: 2 }),
+      ([x]) => maxPoolRef(x, 1, 2, 6, 5, 2, 2, [2, 2], [0, 0]), 15);
+    check([input([3, 5, 4, 3], random)], ([x]) => ops.globalAvgPool(x), ([x]) => {
+      const y = new Float64Array(15);
+      for (let p = 0; p < 15; p++) for (let l = 0; l < 12; l++) y[p] += x[p * 12 + l] / 12;
+      return y;
+    }, 16);
+  });
+
+  it('L2 normalisation and softmax cross-entropy', () => {
+    setCpuKernels(kernel);
+    const random = rng(17);
+    check([input([7, 5], random)], ([x]) => ops.l2Normalize(x), ([x]) => l2NormalizeRef(x, 7, 5), 18);
+    const labels = Int32Array.from([0, 4, 2, 2, 1, 3, 0, 4, 1]);
+    check([input([9, 5], random, 3)], ([z]) => ops.crossEntropy(z, labels), ([z]) => [crossEntropyRef(z, labels, 9, 5)], 19);
+  });
+});
+
+describe('supcon as the last layer', () => {
+  it('matches the float64 loss and its gradient for [n, v, d] and [n * v, d] features', () => {
+    const random = rng(20);
+    const [n, v, d] = [6, 2, 5];
+    const labels = Int32Array.from([0, 1, 0, 2, 1, 0]);
+    const x = input([n, v, d], random, 0.5);
+    const options = { temperature: 0.5, baseTemperature: 0.5 };
+    check([x], ([f]) => ops.supcon(ops.l2Normalize(ops.reshape(f, [n * v, d])), labels, { ...options, views: v }),
+      ([f]) => [referenceLoss(f, n, v, d, labels, null, { ...options, normalize: true }).loss], 21, { fwd: 1e-5, grad: 1e-4 });
+    check([x], ([f]) => ops.supcon(f, labels, options), ([f]) => [referenceLoss(f, n, v, d, labels, null, options).loss], 22,
+      { fwd: 1e-5, grad: 1e-4 });
+  });
+});
+
+describe('autograd', () => {
+  it('accumulates parameter gradients across backward calls until zeroGrad', () => {
+    tidy(() => {
+      const w = new Parameter(Tensor.from([1, 2, 3], [1, 3]));
+      const x = Tensor.from([1, 1, 1, 2, 0, -1], [2, 3]);
+      ops.crossEntropy(ops.linear(x, w), [0, 0]).backward();
+      const once = w.grad!.dataSync();
+      ops.crossEntropy(ops.linear(x, w), [0, 0]).backward();
+      expect(Array.from(w.grad!.dataSync())).toEqual(Array.from(once, (g) => 2 * g));
+      w.zeroGrad();
+      expect(Array.from(w.grad!.dataSync())).toEqual([0, 0, 0]);
+    });
+  });
+
+  it('records nothing under noGrad and explains a backward without a graph', () => {
+    tidy(() => {
+      const w = new Parameter(Tensor.from([1, 2], [1, 2]));
+      const y = nn.noGrad(() => ops.linear(Tensor.from([1, 1], [1, 2]), w));
+      expect(() => y.backward()).toThrow(/not computed from anything that requires a gradient/);
+      const z = ops.linear(Tensor.from([1, 1, 2, 2], [2, 2]), w);
+      expect(() => z.backward()).toThrow(/pass the gradient for a variable of shape \[2, 1\]/);
+    });
+  });
+
+  it('frees the graph: intermediates are disposed by tidy and no tensors leak', async () => {
+    const { memory } = await import('../dist/index.js');
+    const model = new nn.Sequential(new nn.Linear(4, 8, { seed: 1 }), new nn.BatchNorm1d(8), new nn.ReLU(), new nn.Linear(8, 3, { seed: 2 }));
+    const x = Tensor.from(randomNormal(20, rng(3)), [5, 4]);
+    model.zeroGrad();
+    const before = memory().numTensors;
+    for (let i = 0; i < 3; i++) tidy(() => ops.crossEntropy(model.forward(x), [0, 1, 2, 0, 1]).backward());
+    expect(memory().numTensors).toBe(before);
+    model.dispose();
+    x.dispose();
+  });
+});
+
+describe('bad shapes give clear errors', () => {
+  it('names the argument, what was expected and what came', () => {
+    tidy(() => {
+      const w = Tensor.zeros([4, 3]);
+      expect(() => ops.linear(Tensor.zeros([2, 5]), w)).toThrow(/x: expected \[N, 3\] \(the weight's in features\), got \[2, 5\]/);
+      expect(() => ops.linear(Tensor.zeros([2, 3]), w, Tensor.zeros([3]))).toThrow(/bias: expected shape \[4\], got \[3\]/);
+      expect(() => ops.conv2d(Tensor.zeros([1, 2, 5, 5]), Tensor.zeros([4, 3, 3, 3]))).toThrow(/x: expected \[N, 3, H, W\]/);
+      expect(() => ops.conv2d(Tensor.zeros([1, 3, 2, 2]), Tensor.zeros([4, 3, 3, 3]))).toThrow(/smaller than the kernel/);
+      expect(() => ops.conv2d(Tensor.zeros([1, 3, 5, 5]), Tensor.zeros([4, 3, 3, 3]), null, { stride: 0 })).toThrow(/options.stride: expected an integer >= 1/);
+      expect(() => ops.batchNorm(Tensor.zeros([1, 3]), Tensor.zeros([3]), Tensor.zeros([3]), null, null, { training: true })).toThrow(/more than one value per channel/);
+      expect(() => ops.maxPool2d(Tensor.zeros([1, 1, 4, 4]), { kernelSize: 2, padding: 2 })).toThrow(/at most half the kernel size/);
+      expect(() => ops.crossEntropy(Tensor.zeros([2, 3]), [0, 3])).toThrow(/labels: expected class indices in \[0, 3\), got 3 at index 1/);
+      expect(() => ops.reshape(Tensor.zeros([2, 3]), [4, -1])).toThrow(/does not hold the 6 values/);
+      expect(() => ops.relu([1, 2] as never)).toThrow(/x: expected a Variable or a float32 Tensor, got an Array\(2\)/);
+      expect(() => new nn.Linear(3, 4).forward(Tensor.zeros([2, 2]))).toThrow(RangeError);
+      expect(() => new nn.BatchNorm2d(3).forward(Tensor.zeros([2, 3]))).toThrow(/expected BatchNorm2d input of rank 4, got shape \[2, 3\]/);
+    });
+  });
+});
+
+describe('the native layer checks what reaches it', () => {
+  it('rejects short storages, bad descriptors and bad indices without crashing', async () => {
+    const { native } = await import('../dist/lib/native.js');
+    const f = (n: number) => Tensor.zeros([n]);
+    const desc = { N: 1, C: 2, H: 4, W: 4, K: 3, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
+    tidy(() => {
+      expect(() => native.nn.conv2dForward(desc, f(31).storage, f(54).storage, null, f(48).storage))
+        .toThrow(/x: expected storage of at least 128 bytes, got 124/);
+      expect(() => native.nn.conv2dForward({ ...desc, padH: 3 }, f(32).storage, f(54).storage, null, f(48).storage))
+        .toThrow(/desc.padH: expected an integer in \[0, 2\]/);
+      expect(() => native.nn.conv2dForward({ ...desc, K: undefined } as never, f(32).storage, f(54).storage, null, f(48).storage))
+        .toThrow(/desc.K: expected a number, got undefined/);
+      const pool = { N: 1, C: 1, H: 2, W: 2, R: 2, S: 2, strideH: 2, strideW: 2, padH: 0, padW: 0 };
+      const idx = Tensor.from(Int32Array.from([4]), [1], { dtype: 'int32' });
+      expect(() => native.nn.maxPool2dBackward(pool, idx.storage, f(1).storage, f(4).storage))
+        .toThrow(/indices: expected positions in \[0, 4\), got 4 at index 0/);
+      expect(() => native.nn.batchNormForward({ N: 2, C: 1, L: 1, eps: 0, momentum: 0.1 }, true, f(2).storage, f(1).storage,
+        f(1).storage, null, null, f(2).storage, f(1).storage, f(1).storage)).toThrow(/desc.eps: expected a finite number > 0/);
+      expect(() => native.nn.adamwStep(f(2).storage, f(2).storage, f(2).storage, f(2).storage, 2,
+        { lr: 1, beta1: 1, beta2: 0.9, eps: 1e-8, weightDecay: 0, step: 1 })).toThrow(/expected betas in \[0, 1\)/);
+      const disposed = f(4);
+      const s = disposed.storage;
+      disposed.dispose();
+      expect(() => native.nn.reluForward(s, f(4).storage, 4)).toThrow(/x: the tensor has been disposed/);
+    });
+  });
+});
