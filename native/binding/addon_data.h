@@ -15,5 +15,6 @@ struct AddonData {
 void registerStorage(Napi::Env env, Napi::Object exports);
 void registerLoss(Napi::Env env, Napi::Object exports);
 void registerDevices(Napi::Env env, Napi::Object exports);
+void registerAugment(Napi::Env env, Napi::Object exports);
 
 }  // namespace supcon::binding
