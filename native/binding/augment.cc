@@ -257,7 +257,7 @@ std::vector<augment::ImageProgram> drawn(const Napi::Value& pipelineValue, const
   augment::validatePipeline(p, b.g);
   const Keys k = parseKeys(spec, b.n);
   std::vector<augment::ImageProgram> programs(static_cast<size_t>(b.n * b.views));
-  augment::drawPrograms(p, b.g, k.seed, k.epoch, k.indices, b.n, b.views, programs.data());
+  augment::drawPrograms(p, b.g, k.seed, k.epoch, k.indices, b.n, b.views, programs.data(), b.threads);
   return programs;
 }
 
@@ -469,6 +469,7 @@ Napi::Value augmentDraw(const Napi::CallbackInfo& info) {
     b.n = n;
     b.g = g;
     b.views = static_cast<int32_t>(requireInteger(field(s, "views"), "spec.views", 1, 64));
+    b.threads = cpu::ThreadPool::hardwareThreads();
     const auto programs = drawn(i[1], s, b);
     Napi::Array result = Napi::Array::New(env, programs.size());
     for (size_t k = 0; k < programs.size(); ++k) {

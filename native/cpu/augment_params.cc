@@ -1,11 +1,13 @@
 #include "augment_params.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "../common/augment_pixel.h"
 #include "../common/errors.h"
 #include "../common/philox.h"
+#include "thread_pool.h"
 
 namespace supcon::augment {
 namespace {
@@ -206,6 +208,30 @@ void drawAutoAugment(const Pipeline& p, const Geometry& g, PhiloxStream& rng, Im
   }
 }
 
+void drawProgram(const Pipeline& p, const Geometry& g, PhiloxStream rng, ImageProgram& prog) {
+  prog = ImageProgram{};
+  if (p.crop) {
+    drawCrop(p, g, rng, prog);
+  } else {
+    prog.cropHeight = g.inH;
+    prog.cropWidth = g.inW;
+  }
+  prog.flip = p.flipP > 0.0 && rng.bernoulli(p.flipP) ? 1 : 0;
+  if (p.jitterP > 0.0 && rng.bernoulli(p.jitterP)) drawJitter(p, rng, prog);
+  if (p.grayscaleP > 0.0 && rng.bernoulli(p.grayscaleP)) appendSimple(prog, OpKind::Grayscale, 0.0f);
+  if (p.autoKind == AutoKind::Rand) drawRandAugment(p, g, rng, prog);
+  if (p.autoKind == AutoKind::AutoImageNet || p.autoKind == AutoKind::AutoCifar10) drawAutoAugment(p, g, rng, prog);
+  if (p.blurP > 0.0 && rng.bernoulli(p.blurP)) {
+    Op blur{};
+    blur.kind = OpKind::GaussianBlur;
+    blur.i0 = p.blurKernel;
+    blur.f[0] = static_cast<float>(rng.uniform(p.blurSigma.lo, p.blurSigma.hi));
+    appendOp(prog, blur, "pipeline");
+  }
+  if (p.solarizeP > 0.0 && rng.bernoulli(p.solarizeP))
+    appendSimple(prog, OpKind::Solarize, static_cast<float>(p.solarizeThreshold));
+}
+
 }  // namespace
 
 void appendOp(ImageProgram& prog, const Op& op, const std::string& name) {
@@ -316,35 +342,18 @@ void validatePipeline(const Pipeline& p, const Geometry& g) {
 }
 
 void drawPrograms(const Pipeline& p, const Geometry& g, uint64_t seed, uint32_t epoch,
-                  const int32_t* indices, int64_t n, int32_t views, ImageProgram* programs) {
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t sample = static_cast<uint32_t>(indices != nullptr ? indices[i] : i);
-    for (int32_t v = 0; v < views; ++v) {
-      PhiloxStream rng(seed, epoch, sample, static_cast<uint32_t>(v));
-      ImageProgram& prog = programs[i * views + v];
-      prog = ImageProgram{};
-      if (p.crop) {
-        drawCrop(p, g, rng, prog);
-      } else {
-        prog.cropHeight = g.inH;
-        prog.cropWidth = g.inW;
+                  const int32_t* indices, int64_t n, int32_t views, ImageProgram* programs, int threads) {
+  // Every (sample, view) has its own stream, so the blocks are independent.
+  constexpr int64_t kSamplesPerBlock = 64;
+  const int64_t blocks = (n + kSamplesPerBlock - 1) / kSamplesPerBlock;
+  cpu::ThreadPool::instance().parallelFor(blocks, threads, [&](int64_t block, int) {
+    const int64_t end = std::min(n, (block + 1) * kSamplesPerBlock);
+    for (int64_t i = block * kSamplesPerBlock; i < end; ++i)
+      for (int32_t v = 0; v < views; ++v) {
+        const uint32_t sample = static_cast<uint32_t>(indices != nullptr ? indices[i] : i);
+        drawProgram(p, g, PhiloxStream(seed, epoch, sample, static_cast<uint32_t>(v)), programs[i * views + v]);
       }
-      prog.flip = p.flipP > 0.0 && rng.bernoulli(p.flipP) ? 1 : 0;
-      if (p.jitterP > 0.0 && rng.bernoulli(p.jitterP)) drawJitter(p, rng, prog);
-      if (p.grayscaleP > 0.0 && rng.bernoulli(p.grayscaleP)) appendSimple(prog, OpKind::Grayscale, 0.0f);
-      if (p.autoKind == AutoKind::Rand) drawRandAugment(p, g, rng, prog);
-      if (p.autoKind == AutoKind::AutoImageNet || p.autoKind == AutoKind::AutoCifar10) drawAutoAugment(p, g, rng, prog);
-      if (p.blurP > 0.0 && rng.bernoulli(p.blurP)) {
-        Op blur{};
-        blur.kind = OpKind::GaussianBlur;
-        blur.i0 = p.blurKernel;
-        blur.f[0] = static_cast<float>(rng.uniform(p.blurSigma.lo, p.blurSigma.hi));
-        appendOp(prog, blur, "pipeline");
-      }
-      if (p.solarizeP > 0.0 && rng.bernoulli(p.solarizeP))
-        appendSimple(prog, OpKind::Solarize, static_cast<float>(p.solarizeThreshold));
-    }
-  }
+  });
 }
 
 }  // namespace supcon::augment

@@ -44,9 +44,11 @@ struct Geometry {
 // Throws ArgumentError (RangeError) naming the pipeline field when a value is out of range.
 void validatePipeline(const Pipeline& p, const Geometry& g);
 
-// programs[i * views + v] for sample indices[i] (or i when indices is null).
+// programs[i * views + v] for sample indices[i] (or i when indices is null), drawn on up
+// to `threads` threads (the result does not depend on it).
 void drawPrograms(const Pipeline& p, const Geometry& g, uint64_t seed, uint32_t epoch,
-                  const int32_t* indices, int64_t n, int32_t views, ImageProgram* programs);
+                  const int32_t* indices, int64_t n, int32_t views, ImageProgram* programs,
+                  int threads);
 
 // torchvision _get_inverse_affine_matrix: the map from output to input coordinates
 // centred on (cx, cy) (relative to the image centre), angles in degrees.
