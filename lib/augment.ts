@@ -231,9 +231,16 @@ const PIPELINE_KEYS = [
 const OPTION_KEYS = ['seed', 'epoch', 'indices', 'views', 'threads', 'device', 'output'] as const;
 const OPS_OPTION_KEYS = ['size', 'normalize', 'fill', 'threads', 'device', 'output'] as const;
 
+/** Milliseconds of one CUDA augmentation call (CUDA events). */
+export interface CudaAugmentTiming {
+  copyInMs: number;
+  kernelMs: number;
+  copyOutMs: number;
+}
+
 interface NativeAugment {
-  augmentPipeline(images: unknown, spec: object, pipeline: object, transform: object, out: unknown): void;
-  augmentOps(images: unknown, spec: object, ops: readonly object[], transform: object, out: unknown): void;
+  augmentPipeline(images: unknown, spec: object, pipeline: object, transform: object, out: unknown): CudaAugmentTiming | undefined;
+  augmentOps(images: unknown, spec: object, ops: readonly object[], transform: object, out: unknown): CudaAugmentTiming | undefined;
   augmentDraw(spec: object, pipeline: object): object[][];
   philox4x32(c0: number, c1: number, c2: number, c3: number, k0: number, k1: number): number[];
 }
@@ -442,6 +449,13 @@ function allocate(shape: number[], output: string): { out: Float32Array | Native
  * [n, views, C, H, W] float32. The same (seed, epoch, indices) give the same images.
  */
 export function augment(images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions = {}): AugmentResult {
+  return augmentTimed(images, pipeline, options).result;
+}
+
+/** @internal augment(), with the CUDA timing when it ran on CUDA (for the benchmarks). */
+export function augmentTimed(
+  images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions = {},
+): { result: AugmentResult; timing: CudaAugmentTiming | undefined } {
   const o = object(options, 'options', OPTION_KEYS);
   const img = prepareImages(images);
   const p = nativePipeline(pipeline);
@@ -460,13 +474,14 @@ export function augment(images: ImagesInput, pipeline: AugmentPipeline, options:
   };
   const transform = nativeTransform(pipeline.normalize, pipeline.fill, 'pipeline.');
   const dest = allocate([img.n, views, img.channels, outHeight, outWidth], c.output);
+  let timing: CudaAugmentTiming | undefined;
   try {
-    addon.augmentPipeline(img.source, spec, p, transform, dest.out);
+    timing = addon.augmentPipeline(img.source, spec, p, transform, dest.out);
   } catch (e) {
     dest.dispose();
     throw e;
   }
-  return dest.result();
+  return { result: dest.result(), timing };
 }
 
 export interface AugmentOpsOptions {

@@ -172,6 +172,18 @@ describe.each(kernels)('deterministic ops (kernels %s)', (kernel) => {
     }
   });
 
+  it('a map far outside the image (or overflowing to infinity) reads zeros, or the fill', () => {
+    setup();
+    // 6 x 6: centred x coordinates are +-0.5, +-1.5, +-2.5, so none of these maps lands inside
+    const data = randomFloats(3 * 6 * 6, 9);
+    for (const matrix of [[1, 0, 1e12, 0, 1, 0], [1e30, 0, 0, 0, 1, 0], [3e38, 0, 3e38, 0, 1, 0], [1, 0, 40, 0, 1, 0]])
+      for (const mode of ['nearest', 'bilinear'] as const) {
+        const list: AugmentOp[] = [{ op: 'invert' }, { op: 'affineMatrix', matrix, interpolation: mode }];
+        expect(maxAbsDiff(ops(data, [1, 3, 6, 6], list), new Float32Array(108))).toBe(0);
+        expect(maxAbsDiff(ops(data, [1, 3, 6, 6], list, { fill: 0.25 }), new Float32Array(108).fill(0.25))).toBeLessThan(1e-7);
+      }
+  });
+
   it('hflip after another op (an affine pass) equals the mirror image', () => {
     setup();
     const c = 3, h = 6, w = 7, data = randomFloats(c * h * w, 8);
@@ -395,7 +407,8 @@ describe('errors', () => {
     ['length', () => augment({ data, shape: [3, 3, 8, 8] }, pipelines.simAugment()), /images\.data: shape .* needs 576 values, got 384/, RangeError],
     ['dtype', () => augment({ data: new Int32Array(384) as unknown as Uint8Array, shape: [2, 3, 8, 8] }, pipelines.simAugment()), /images\.data: expected a Uint8Array or a Float32Array, got Int32Array/, TypeError],
     ['int32 tensor', () => augment(Tensor.from(new Int32Array(384), [2, 3, 8, 8]) as never, pipelines.simAugment()), /uint8 or float32 tensor, got dtype 'int32'/, TypeError],
-    ['NaN', () => augment({ data: new Float32Array(384).fill(Number.NaN), shape: [2, 3, 8, 8] }, pipelines.simAugment()), /images: expected finite values, got NaN at index 0/, RangeError],
+    ['NaN', () => augment({ data: new Float32Array(384).fill(Number.NaN), shape: [2, 3, 8, 8] }, pipelines.simAugment()), /images: expected float32 values in \[0, 1\] .*got NaN at index 0/, RangeError],
+    ['float range', () => augment({ data: new Float32Array(384).fill(0.5).fill(1.5, 200, 201), shape: [2, 3, 8, 8] }, pipelines.simAugment()), /images: expected float32 values in \[0, 1\] \(pass uint8 images as a Uint8Array\), got 1\.5.* at index 200 \(image 1\)/, RangeError],
     ['scale', () => augment(good, { crop: { scale: [0.2, 1.5] } }), /pipeline\.crop\.scale: expected \[lo, hi\] with 0 <= lo <= hi <= 1/, RangeError],
     ['probability', () => augment(good, { flip: 1.5 }), /pipeline\.flip: expected a probability in \[0, 1\], got 1\.5/, RangeError],
     ['hue', () => augment(good, { colorJitter: { hue: 0.7 } }), /pipeline\.colorJitter\.hue: expected a number in \[0, 0\.5\], got 0\.7/, RangeError],

@@ -170,9 +170,10 @@ BatchSpec parseSpec(const Napi::Value& inputValue, const Napi::Value& specValue,
   if (!b.uint8) {
     const float* x = static_cast<const float*>(b.input);
     for (int64_t e = 0; e < count; ++e)
-      if (!std::isfinite(x[e]))
-        throw rangeError("images: expected finite values, got " + std::string(std::isnan(x[e]) ? "NaN" : "Infinity") +
-                         " at index " + std::to_string(e) + " (image " + std::to_string(e / perImage) + ")");
+      if (!(x[e] >= 0.0f && x[e] <= 1.0f))
+        throw rangeError("images: expected float32 values in [0, 1] (pass uint8 images as a Uint8Array), got " +
+                         (std::isnan(x[e]) ? std::string("NaN") : std::to_string(x[e])) + " at index " +
+                         std::to_string(e) + " (image " + std::to_string(e / perImage) + ")");
   }
   return b;
 }
@@ -208,19 +209,25 @@ float* outputData(const Napi::Value& value, int64_t count) {
   throw typeError("out: expected a Float32Array or a float32 tensor, got " + describe(value));
 }
 
-void run(const BatchSpec& b, const std::vector<augment::ImageProgram>& programs,
-         const augment::OutputTransform& t, float* out) {
+// Runs the batch; on CUDA, returns the timing { copyInMs, kernelMs, copyOutMs }.
+Napi::Value run(Napi::Env env, const BatchSpec& b, const std::vector<augment::ImageProgram>& programs,
+                const augment::OutputTransform& t, float* out) {
   augment::Batch batch{b.input, b.uint8 ? 1 : 0, b.n, b.g.channels, b.g.inH, b.g.inW,
                        b.g.outH, b.g.outW, b.views, programs.data(), t, out};
   if (b.cuda) {
 #if defined(SUPCON_WITH_CUDA)
-    cuda::augmentBatch(batch);
-    return;
+    const cuda::AugmentTiming timing = cuda::augmentBatch(batch);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("copyInMs", timing.copyInMs);
+    o.Set("kernelMs", timing.kernelMs);
+    o.Set("copyOutMs", timing.copyOutMs);
+    return o;
 #else
     throw rangeError("spec.device: 'cuda' needs a build with the CUDA kernels; this one is CPU-only");
 #endif
   }
   cpu::augmentBatch(batch, b.threads);
+  return env.Undefined();
 }
 
 int64_t outputCount(const BatchSpec& b) {
@@ -261,15 +268,14 @@ std::vector<augment::ImageProgram> drawn(const Napi::Value& pipelineValue, const
   return programs;
 }
 
-// augmentPipeline(images, spec, pipeline, transform, out)
+// augmentPipeline(images, spec, pipeline, transform, out) -> CUDA timing or undefined
 Napi::Value augmentPipeline(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     const BatchSpec b = parseSpec(i[0], i[1], true);
     const auto programs = drawn(i[2], i[1].As<Napi::Object>(), b);
     const augment::OutputTransform t = parseTransform(i[3], b.g.channels);
     float* out = outputData(i[4], outputCount(b));
-    run(b, programs, t, out);
-    return i.Env().Undefined();
+    return run(i.Env(), b, programs, t, out);
   });
 }
 
@@ -421,7 +427,8 @@ augment::ImageProgram parseOps(const Napi::Value& value, const augment::Geometry
   return prog;
 }
 
-// augmentOps(images, spec, ops, transform, out): one op list for every image (one view).
+// augmentOps(images, spec, ops, transform, out): one op list for every image (one view);
+// returns the CUDA timing or undefined.
 Napi::Value augmentOps(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     const BatchSpec b = parseSpec(i[0], i[1], false);
@@ -429,8 +436,7 @@ Napi::Value augmentOps(const Napi::CallbackInfo& info) {
     const std::vector<augment::ImageProgram> programs(static_cast<size_t>(b.n), prog);
     const augment::OutputTransform t = parseTransform(i[3], b.g.channels);
     float* out = outputData(i[4], outputCount(b));
-    run(b, programs, t, out);
-    return i.Env().Undefined();
+    return run(i.Env(), b, programs, t, out);
   });
 }
 

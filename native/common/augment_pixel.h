@@ -179,6 +179,11 @@ SUPCON_PIXEL void affineSource(const float* m, int32_t x, int32_t y, int32_t w, 
 SUPCON_PIXEL void affineSample(const float* img, int32_t channels, int64_t plane, int32_t w,
                                int32_t h, float sx, float sy, Interpolation mode,
                                const OutputTransform& t, float* out) {
+  // Far outside (or not finite): every tap is outside; also keeps the int casts defined.
+  if (!(fabsf(sx) < 1e9f && fabsf(sy) < 1e9f)) {
+    for (int32_t c = 0; c < channels; ++c) out[c * plane] = t.hasFill ? t.fill : 0.0f;
+    return;
+  }
   if (mode == Interpolation::Nearest) {
     // grid_sample 'nearest' rounds half to even.
     const int32_t ix = static_cast<int32_t>(rintf(sx)), iy = static_cast<int32_t>(rintf(sy));
