@@ -246,7 +246,8 @@ describe('pipelines', () => {
       const v0 = a.data.subarray((2 * i) * view, (2 * i + 1) * view), v1 = a.data.subarray((2 * i + 1) * view, (2 * i + 2) * view);
       expect(maxAbsDiff(v0, v1)).toBeGreaterThan(1e-3);
     }
-    for (const x of a.data) expect(x >= 0 && x <= 1).toBe(true);
+    // bilinear weights summing to 1 + ulp may overshoot [0, 1] by float rounding
+    for (const x of a.data) expect(x >= -1e-6 && x <= 1 + 1e-6).toBe(true);
     expect(maxAbsDiff(run(p, { seed: 8 }).data, a.data)).toBeGreaterThan(1e-3);
     expect(maxAbsDiff(run(p, { epoch: 1 }).data, a.data)).toBeGreaterThan(1e-3);
   });
@@ -308,7 +309,7 @@ describe('pipelines', () => {
     t.dispose();
     const gray = augment({ data: data.subarray(0, n * 28 * 28), shape: [n, 1, 28, 28] }, pipelines.simAugment(), { seed: 1 }) as AugmentArray;
     expect(gray.shape).toEqual([n, 2, 1, 28, 28]);
-    for (const x of gray.data) expect(x >= 0 && x <= 1).toBe(true);
+    for (const x of gray.data) expect(x >= -1e-6 && x <= 1 + 1e-6).toBe(true);
   });
 });
 

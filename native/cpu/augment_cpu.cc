@@ -34,6 +34,9 @@ void augmentBatch(const augment::Batch& batch, int threads) {
       s.plane = plane;
       s.a = AlignedBuffer<float>(static_cast<size_t>(plane * batch.channels));
       s.b = AlignedBuffer<float>(static_cast<size_t>(plane * batch.channels));
+      // Sized here, in portable code: the kernels (compiled per instruction set) only index.
+      s.xTaps.resize(static_cast<size_t>(batch.outW));
+      s.yTaps.resize(static_cast<size_t>(batch.outH));
     }
     const int64_t first = block * perBlock;
     kernels.run(batch, first, std::min(perBlock, total - first), s);

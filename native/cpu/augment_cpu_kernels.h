@@ -11,7 +11,7 @@
 namespace supcon::cpu {
 
 // One worker's buffers: two planar images [channels][plane] (plane = outH * outW rounded up
-// to 16 floats, zero past the end) and the resize taps.
+// to 16 floats, zero past the end) and the resize taps (outW and outH of them).
 struct AugmentScratch {
   int64_t plane = 0;
   AlignedBuffer<float> a, b;

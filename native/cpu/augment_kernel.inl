@@ -57,8 +57,6 @@ const ByteTable kBytes;
 template <typename Pixel>
 void resampleCrop(const Pixel* input, const Batch& bt, const ImageProgram& prog, const Image& img,
                   AugmentScratch& s) {
-  s.xTaps.resize(static_cast<size_t>(img.w));
-  s.yTaps.resize(static_cast<size_t>(img.h));
   for (int32_t x = 0; x < img.w; ++x) {
     ResizeTap t = resizeTap(prog.flip ? img.w - 1 - x : x, prog.cropWidth, img.w);
     t.i0 += prog.cropLeft;
