@@ -250,10 +250,10 @@ Keys parseKeys(const Napi::Object& s, int64_t n) {
   k.epoch = static_cast<uint32_t>(requireInteger(field(s, "epoch"), "spec.epoch", 0, 0xFFFFFFFFll));
   const Napi::Value idx = field(s, "indices");
   if (!isAbsent(idx)) {
-    k.indices = requireTypedArray<int32_t>(idx, "indices", n).Data();
+    k.indices = requireTypedArray<int32_t>(idx, "options.indices", n).Data();
     for (int64_t i = 0; i < n; ++i)
       if (k.indices[i] < 0)
-        throw rangeError("indices: expected sample indices >= 0, got " + std::to_string(k.indices[i]) + " at index " + std::to_string(i));
+        throw rangeError("options.indices: expected sample indices >= 0, got " + std::to_string(k.indices[i]) + " at index " + std::to_string(i));
   }
   return k;
 }
