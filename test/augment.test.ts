@@ -466,4 +466,28 @@ describe.skipIf(!gpu)('CUDA vs CPU (needs a GPU)', () => {
     if (!p.randAugment && !p.autoAugment) expect(worst).toBeLessThanOrEqual(1e-4);
   });
 });
+describe.skipIf(!gpu)('CUDA vs CPU, op by op (needs a GPU)', () => {
+  const list: AugmentOp[] = [
+    { op: 'brightness', factor: 1.3 }, { op: 'contrast', factor: 0.6 }, { op: 'saturation', factor: 1.7 },
+    { op: 'hue', factor: -0.2 }, { op: 'grayscale' }, { op: 'solarize', threshold: 0.4 }, { op: 'posterize', bits: 3 },
+    { op: 'invert' }, { op: 'autoContrast' }, { op: 'equalize' }, { op: 'sharpness', factor: 1.9 },
+    { op: 'gaussianBlur', kernelSize: 5, sigma: 1.3 }, { op: 'rotate', angle: 17, interpolation: 'bilinear' },
+    { op: 'shearX', factor: 0.2 }, { op: 'translateY', pixels: 5 }, { op: 'hflip' },
+  ];
+  it.each(list.map((op) => [op.op, op] as const))('%s', (_name, op) => {
+    for (const [c, h, w] of [[3, 32, 32], [1, 28, 28], [3, 67, 45]]) {
+      const n = 16;
+      const data = randomBytes(n * c * h * w, h * w + c);
+      for (const fill of [null, 0.4]) {
+        const chain: AugmentOp[] = [{ op: 'resizedCrop', top: 2, left: 3, height: h - 5, width: w - 4 }, { op: 'invert' }, op];
+        const cpu = (applyAugmentOps({ data, shape: [n, c, h, w] }, chain, { size: [h, w], fill, device: 'cpu' }) as AugmentArray).data;
+        const cuda = (applyAugmentOps({ data, shape: [n, c, h, w] }, chain, { size: [h, w], fill, device: 'cuda' }) as AugmentArray).data;
+        let off = 0;
+        for (let i = 0; i < cpu.length; i++) if (!(Math.abs(cpu[i] - cuda[i]) <= 1e-4)) off++;
+        // posterize / equalize: a rounding tie may move a value one byte level
+        expect(off, `${op.op} C=${c} ${h}x${w} fill ${fill}`).toBeLessThanOrEqual(op.op === 'posterize' || op.op === 'equalize' ? cpu.length * 1e-3 : 0);
+      }
+    }
+  });
+});
 if (!gpu) describe('CUDA vs CPU', () => it.skip(`skipped: no GPU (${backendInfo().noGpuReason || 'CPU-only build'})`, () => undefined));
