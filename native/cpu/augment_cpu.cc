@@ -37,6 +37,7 @@ void augmentBatch(const augment::Batch& batch, int threads) {
       // Sized here, in portable code: the kernels (compiled per instruction set) only index.
       s.xTaps.resize(static_cast<size_t>(batch.outW));
       s.yTaps.resize(static_cast<size_t>(batch.outH));
+      s.row = AlignedBuffer<float>(static_cast<size_t>(batch.inW));
     }
     const int64_t first = block * perBlock;
     kernels.run(batch, first, std::min(perBlock, total - first), s);

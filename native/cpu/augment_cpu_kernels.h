@@ -11,10 +11,11 @@
 namespace supcon::cpu {
 
 // One worker's buffers: two planar images [channels][plane] (plane = outH * outW rounded up
-// to 16 floats, zero past the end) and the resize taps (outW and outH of them).
+// to 16 floats, zero past the end), the resize taps (outW and outH of them) and one input
+// row (inW floats).
 struct AugmentScratch {
   int64_t plane = 0;
-  AlignedBuffer<float> a, b;
+  AlignedBuffer<float> a, b, row;
   std::vector<augment::ResizeTap> xTaps, yTaps;
 };
 

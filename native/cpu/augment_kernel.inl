@@ -54,42 +54,34 @@ struct ByteTable {
 const ByteTable kBytes;
 
 // Crop box -> output size (bilinear, align_corners=False) -> optional flip, from the input.
+// Separable: each output row first blends its two source rows across the crop, then each
+// output pixel blends two entries of that row (2 taps per pixel instead of 4).
 template <typename Pixel>
 void resampleCrop(const Pixel* input, const Batch& bt, const ImageProgram& prog, const Image& img,
                   AugmentScratch& s) {
-  for (int32_t x = 0; x < img.w; ++x) {
-    ResizeTap t = resizeTap(prog.flip ? img.w - 1 - x : x, prog.cropWidth, img.w);
-    t.i0 += prog.cropLeft;
-    t.i1 += prog.cropLeft;
-    s.xTaps[x] = t;
-  }
-  for (int32_t y = 0; y < img.h; ++y) {
-    ResizeTap t = resizeTap(y, prog.cropHeight, img.h);
-    t.i0 += prog.cropTop;
-    t.i1 += prog.cropTop;
-    s.yTaps[y] = t;
-  }
+  for (int32_t x = 0; x < img.w; ++x) s.xTaps[x] = resizeTap(prog.flip ? img.w - 1 - x : x, prog.cropWidth, img.w);
+  for (int32_t y = 0; y < img.h; ++y) s.yTaps[y] = resizeTap(y, prog.cropHeight, img.h);
   const int64_t inPlane = static_cast<int64_t>(bt.inH) * bt.inW;
+  const int32_t cw = prog.cropWidth;
+  float* row = s.row.data();
   for (int32_t c = 0; c < img.channels; ++c) {
-    const Pixel* src = input + c * inPlane;
+    const Pixel* src = input + c * inPlane + prog.cropLeft;
     float* dst = img.channel(c);
     for (int32_t y = 0; y < img.h; ++y) {
       const ResizeTap ty = s.yTaps[y];
-      const Pixel* r0 = src + static_cast<int64_t>(ty.i0) * bt.inW;
-      const Pixel* r1 = src + static_cast<int64_t>(ty.i1) * bt.inW;
+      const Pixel* r0 = src + static_cast<int64_t>(ty.i0 + prog.cropTop) * bt.inW;
+      const Pixel* r1 = src + static_cast<int64_t>(ty.i1 + prog.cropTop) * bt.inW;
       const float wy1 = ty.w1, wy0 = 1.0f - ty.w1;
+      for (int32_t k = 0; k < cw; ++k) {
+        if constexpr (sizeof(Pixel) == 1)
+          row[k] = kBytes.v[r0[k]] * wy0 + kBytes.v[r1[k]] * wy1;
+        else
+          row[k] = r0[k] * wy0 + r1[k] * wy1;
+      }
       float* out = dst + static_cast<int64_t>(y) * img.w;
       for (int32_t x = 0; x < img.w; ++x) {
         const ResizeTap tx = s.xTaps[x];
-        float p00, p01, p10, p11;
-        if constexpr (sizeof(Pixel) == 1) {
-          p00 = kBytes.v[r0[tx.i0]]; p01 = kBytes.v[r0[tx.i1]];
-          p10 = kBytes.v[r1[tx.i0]]; p11 = kBytes.v[r1[tx.i1]];
-        } else {
-          p00 = r0[tx.i0]; p01 = r0[tx.i1]; p10 = r1[tx.i0]; p11 = r1[tx.i1];
-        }
-        const float wx1 = tx.w1, wx0 = 1.0f - tx.w1;
-        out[x] = wy0 * (wx0 * p00 + wx1 * p01) + wy1 * (wx0 * p10 + wx1 * p11);
+        out[x] = row[tx.i0] * (1.0f - tx.w1) + row[tx.i1] * tx.w1;
       }
     }
   }
