@@ -22,3 +22,9 @@ export type { KnnOptions, LabelledEmbeddings, Neighbours } from './metrics/knn';
 export * as nn from './nn/index';
 export { gemm, fmaPeakGflops } from './gemm';
 export type { GemmOptions } from './gemm';
+export { augment, applyAugmentOps, drawAugmentOps, pipelines, CIFAR10_NORMALIZE } from './augment';
+export type {
+  AugmentPipeline, AugmentOp, AugmentOptions, AugmentOpsOptions, AugmentResult, AugmentArray, ImagesInput,
+  RandomResizedCropSpec, ColorJitterSpec, RandAugmentSpec, AutoAugmentSpec, GaussianBlurSpec, SolarizeSpec,
+  NormalizeSpec, Interpolation, Range,
+} from './augment';

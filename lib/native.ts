@@ -133,6 +133,8 @@ export interface NativeAddon {
   memory(): { cpuBytes: number; cpuStorages: number; cudaBytes: number; cudaCachedBytes: number };
   cudaStatus(): { usable: boolean; reason: string };
   emptyCache(): void;
+  /** Philox4x32-10 of one counter (4 words) and key (2 words). */
+  philox4x32(c0: number, c1: number, c2: number, c3: number, k0: number, k1: number): number[];
   lossUnfused(
     features: Float32Array,
     n: number,

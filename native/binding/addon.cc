@@ -19,6 +19,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerDevices(env, exports);
   registerKnn(env, exports);
   registerNn(env, exports);
+  registerAugment(env, exports);
   return exports;
 }
 

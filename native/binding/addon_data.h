@@ -17,5 +17,6 @@ void registerLoss(Napi::Env env, Napi::Object exports);
 void registerDevices(Napi::Env env, Napi::Object exports);
 void registerKnn(Napi::Env env, Napi::Object exports);
 void registerNn(Napi::Env env, Napi::Object exports);
+void registerAugment(Napi::Env env, Napi::Object exports);
 
 }  // namespace supcon::binding

@@ -1,0 +1,19 @@
+// Augmentation on a CUDA device: the same drawn programs and the same pixel formulas
+// (native/common/augment_pixel.h) as the CPU kernels, one thread block per view.
+#pragma once
+
+#include "../common/augment_types.h"
+
+namespace supcon::cuda {
+
+struct AugmentTiming {
+  float copyInMs;   // images and programs, host to device
+  float kernelMs;
+  float copyOutMs;  // views, device to host
+};
+
+// batch holds host pointers; runs on the current device and waits for the result.
+// Throws std::runtime_error naming the CUDA error when a call fails.
+AugmentTiming augmentBatch(const augment::Batch& batch);
+
+}  // namespace supcon::cuda
