@@ -14,7 +14,9 @@ export {
 } from './models';
 export type { ResNetOptions, MlpOptions, ProjectionHeadOptions } from './models';
 export { Optimizer, SGD, LARS, AdamW, RMSProp, warmupCosine, stepDecay } from './optim';
-export type { SgdOptions, LarsOptions, AdamWOptions, RmspropOptions, WarmupCosineOptions, StepDecayOptions } from './optim';
+export type {
+  SgdOptions, LarsOptions, AdamWOptions, RmspropOptions, WarmupCosineOptions, StepDecayOptions, OptimizerState,
+} from './optim';
 export {
   serializeSafetensors, parseSafetensors, moduleToSafetensors, saveSafetensors, loadSafetensors,
 } from './safetensors';

@@ -34,7 +34,9 @@ export abstract class Optimizer {
   protected readonly params: Named;
   /** Steps taken. */
   stepCount = 0;
-  readonly #state: Tensor<'float32'>[] = [];
+  // State tensors by '<parameter index>.<slot>', and per-parameter step counts.
+  readonly #slots = new Map<string, Tensor<'float32'>>();
+  readonly #counts = new Map<number, number>();
 
   constructor(params: Module | Parameter[] | [string, Parameter][], lr: number) {
     this.params = namedParams(params);
@@ -43,11 +45,57 @@ export abstract class Optimizer {
     this.lr = lr;
   }
 
-  protected stateTensor(p: Parameter): Tensor<'float32'> {
-    // Optimizer state outlives the tidy() scope of the step that makes it.
+  /** The state tensor `slot` of parameter i, or null before the parameter's first update. */
+  protected slot(i: number, slot: string): Tensor<'float32'> | null {
+    return this.#slots.get(`${i}.${slot}`) ?? null;
+  }
+
+  /** Creates the zero state tensor `slot` of parameter i (it outlives the step's tidy()). */
+  protected createSlot(i: number, slot: string, p: Parameter): Tensor<'float32'> {
     const t = keep(Tensor.zeros<'float32'>(p.shape.slice()));
-    this.#state.push(t);
+    this.#slots.set(`${i}.${slot}`, t);
     return t;
+  }
+
+  /** Parameter i's own step count (AdamW's bias correction), advanced by one. */
+  protected nextCount(i: number): number {
+    const c = (this.#counts.get(i) ?? 0) + 1;
+    this.#counts.set(i, c);
+    return c;
+  }
+
+  /** Everything a checkpoint needs to continue exactly: copies of the state. */
+  stateDict(): OptimizerState {
+    return {
+      stepCount: this.stepCount,
+      lr: this.lr,
+      slots: [...this.#slots].map(([key, t]) => [key, t.dataSync()]),
+      counts: [...this.#counts],
+    };
+  }
+
+  /** Restores stateDict()'s result (from an optimizer over the same parameters). */
+  loadStateDict(state: OptimizerState): void {
+    const parsed = new Map<string, Float32Array>();
+    for (const [key, data] of state.slots) {
+      const m = /^(\d+)\.(\w+)$/.exec(key);
+      const i = m === null ? -1 : Number(m[1]);
+      if (m === null || i >= this.params.length || data.length !== this.params[i][1].size)
+        throw new RangeError(`state.slots: '${key}' does not fit this optimizer's parameters`);
+      parsed.set(key, data);
+    }
+    for (const t of this.#slots.values()) t.dispose();
+    this.#slots.clear();
+    for (const [key, data] of parsed) {
+      const i = Number(key.split('.')[0]);
+      const t = keep(Tensor.zeros<'float32'>(this.params[i][1].shape.slice()));
+      t.storage.write(data, 0);
+      this.#slots.set(key, t);
+    }
+    this.#counts.clear();
+    for (const [i, c] of state.counts) this.#counts.set(i, c);
+    this.stepCount = state.stepCount;
+    this.lr = state.lr;
   }
 
   /** One update of every parameter that has a gradient. */
@@ -70,9 +118,18 @@ export abstract class Optimizer {
 
   /** Frees the optimizer state (momentum buffers, moments). */
   dispose(): void {
-    for (const t of this.#state) t.dispose();
-    this.#state.length = 0;
+    for (const t of this.#slots.values()) t.dispose();
+    this.#slots.clear();
+    this.#counts.clear();
   }
+}
+
+/** An optimizer's state, as stateDict() gives and loadStateDict() takes. */
+export interface OptimizerState {
+  stepCount: number;
+  lr: number;
+  slots: [string, Float32Array][];
+  counts: [number, number][];
 }
 
 export interface SgdOptions {
@@ -89,7 +146,6 @@ export class SGD extends Optimizer {
   readonly dampening: number;
   readonly weightDecay: number;
   readonly nesterov: boolean;
-  readonly #buffers = new Map<number, Tensor<'float32'>>();
   constructor(params: Module | Parameter[] | [string, Parameter][], options: SgdOptions) {
     checkOptionNames(options ?? {}, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'], 'options');
     super(params, num(options as unknown as Record<string, unknown>, 'lr', undefined));
@@ -102,12 +158,9 @@ export class SGD extends Optimizer {
       throw new RangeError('options.nesterov: Nesterov momentum needs momentum > 0 and dampening 0');
   }
   protected update(i: number, _name: string, p: Parameter, g: Tensor<'float32'>): void {
-    let buf = this.#buffers.get(i) ?? null;
+    let buf = this.slot(i, 'momentum');
     const firstStep = buf === null;
-    if (buf === null && this.momentum > 0) {
-      buf = this.stateTensor(p);
-      this.#buffers.set(i, buf);
-    }
+    if (buf === null && this.momentum > 0) buf = this.createSlot(i, 'momentum', p);
     native.nn.sgdStep(p.value.storage, g.storage, buf?.storage ?? null, p.size, {
       lr: this.lr, momentum: this.momentum, dampening: this.dampening, weightDecay: this.weightDecay,
       nesterov: this.nesterov, firstStep,
@@ -139,7 +192,6 @@ export class LARS extends Optimizer {
   readonly trustCoefficient: number;
   readonly eps: number;
   readonly #exclude: (name: string, p: Parameter) => boolean;
-  readonly #buffers = new Map<number, Tensor<'float32'>>();
   constructor(params: Module | Parameter[] | [string, Parameter][], options: LarsOptions) {
     checkOptionNames(options ?? {}, ['lr', 'momentum', 'weightDecay', 'trustCoefficient', 'eps', 'exclude'], 'options');
     const o = options as unknown as Record<string, unknown>;
@@ -153,11 +205,7 @@ export class LARS extends Optimizer {
     this.#exclude = options.exclude ?? ((_n, p) => p.shape.length <= 1);
   }
   protected update(i: number, name: string, p: Parameter, g: Tensor<'float32'>): void {
-    let buf = this.#buffers.get(i);
-    if (buf === undefined) {
-      buf = this.stateTensor(p);
-      this.#buffers.set(i, buf);
-    }
+    const buf = this.slot(i, 'momentum') ?? this.createSlot(i, 'momentum', p);
     native.nn.larsStep(p.value.storage, g.storage, buf.storage, p.size, {
       lr: this.lr, momentum: this.momentum, weightDecay: this.weightDecay, trustCoefficient: this.trustCoefficient,
       eps: this.eps, adapt: !this.#exclude(name, p),
@@ -178,7 +226,6 @@ export class AdamW extends Optimizer {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
-  readonly #moments = new Map<number, [Tensor<'float32'>, Tensor<'float32'>, number]>();
   constructor(params: Module | Parameter[] | [string, Parameter][], options: AdamWOptions = {}) {
     checkOptionNames(options ?? {}, ['lr', 'betas', 'eps', 'weightDecay'], 'options');
     const o = options as unknown as Record<string, unknown>;
@@ -192,14 +239,10 @@ export class AdamW extends Optimizer {
     this.weightDecay = num(o, 'weightDecay', 1e-2);
   }
   protected update(i: number, _name: string, p: Parameter, g: Tensor<'float32'>): void {
-    let st = this.#moments.get(i);
-    if (st === undefined) {
-      st = [this.stateTensor(p), this.stateTensor(p), 0];
-      this.#moments.set(i, st);
-    }
-    st[2]++;
-    native.nn.adamwStep(p.value.storage, g.storage, st[0].storage, st[1].storage, p.size, {
-      lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: st[2],
+    const m = this.slot(i, 'exp_avg') ?? this.createSlot(i, 'exp_avg', p);
+    const v = this.slot(i, 'exp_avg_sq') ?? this.createSlot(i, 'exp_avg_sq', p);
+    native.nn.adamwStep(p.value.storage, g.storage, m.storage, v.storage, p.size, {
+      lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.nextCount(i),
     }, numThreads());
   }
 }
@@ -218,7 +261,6 @@ export class RMSProp extends Optimizer {
   readonly eps: number;
   readonly weightDecay: number;
   readonly momentum: number;
-  readonly #state = new Map<number, [Tensor<'float32'>, Tensor<'float32'> | null]>();
   constructor(params: Module | Parameter[] | [string, Parameter][], options: RmspropOptions = {}) {
     checkOptionNames(options ?? {}, ['lr', 'alpha', 'eps', 'weightDecay', 'momentum'], 'options');
     const o = options as unknown as Record<string, unknown>;
@@ -230,12 +272,9 @@ export class RMSProp extends Optimizer {
     this.momentum = num(o, 'momentum', 0);
   }
   protected update(i: number, _name: string, p: Parameter, g: Tensor<'float32'>): void {
-    let st = this.#state.get(i);
-    if (st === undefined) {
-      st = [this.stateTensor(p), this.momentum > 0 ? this.stateTensor(p) : null];
-      this.#state.set(i, st);
-    }
-    native.nn.rmspropStep(p.value.storage, g.storage, st[0].storage, st[1]?.storage ?? null, p.size, {
+    const sq = this.slot(i, 'square_avg') ?? this.createSlot(i, 'square_avg', p);
+    const buf = this.momentum > 0 ? (this.slot(i, 'momentum') ?? this.createSlot(i, 'momentum', p)) : null;
+    native.nn.rmspropStep(p.value.storage, g.storage, sq.storage, buf?.storage ?? null, p.size, {
       lr: this.lr, alpha: this.alpha, eps: this.eps, weightDecay: this.weightDecay, momentum: this.momentum,
     }, numThreads());
   }
