@@ -3,7 +3,7 @@ export { supconLoss, supconForward, supconBackward, SupconForward } from './loss
 export type {
   SupconOptions, SupconResult, FeaturesInput, LabelsInput, MaskInput, ContrastMode, Variant, Denominator,
 } from './loss';
-export { Tensor, tidy, keep, memory } from './tensor';
+export { Tensor, tidy, keep, memory, emptyCache } from './tensor';
 export type { DType, DeviceName, TypedArray, TensorOptions, MemoryInfo } from './tensor';
 export { devices, backendInfo, setCpuKernels, cudaStatus } from './device';
 export type { DeviceInfo, BackendInfo, DeviceRequest } from './device';
@@ -28,3 +28,5 @@ export type {
   RandomResizedCropSpec, ColorJitterSpec, RandAugmentSpec, AutoAugmentSpec, GaussianBlurSpec, SolarizeSpec,
   NormalizeSpec, Interpolation, Range,
 } from './augment';
+export { SupconTrainer, linearEvaluation, ConvNet, makeEncoder } from './train';
+export type { Encoder, EncoderName } from './train';

@@ -130,7 +130,7 @@ export interface NativeAddon {
   cpuKernels(select?: string): { active: string; available: string[]; threads: number };
   devices(): NativeDeviceInfo[];
   buildInfo(): NativeBuildInfo;
-  memory(): { cpuBytes: number; cpuStorages: number; cudaBytes: number; cudaCachedBytes: number };
+  memory(): { cpuBytes: number; cpuStorages: number; cpuCachedBytes: number; cudaBytes: number; cudaCachedBytes: number };
   cudaStatus(): { usable: boolean; reason: string };
   emptyCache(): void;
   /** Philox4x32-10 of one counter (4 words) and key (2 words). */

@@ -229,9 +229,15 @@ export interface MemoryInfo {
   numTensors: number;
   /** Bytes of native memory held by tensors, all devices. */
   numBytes: number;
-  cpu: { bytes: number; storages: number };
+  /** Host memory of live tensors, and freed blocks kept for reuse (SUPCON_HOST_CACHE_MB caps it). */
+  cpu: { bytes: number; storages: number; cachedBytes: number };
   /** GPU memory in use by tensors and loss states, and held in the allocator's cache. */
   cuda: { bytes: number; cachedBytes: number };
+}
+
+/** Returns the memory that the host and GPU allocators keep for reuse to the system. */
+export function emptyCache(): void {
+  native.emptyCache();
 }
 
 export function memory(): MemoryInfo {
@@ -239,7 +245,7 @@ export function memory(): MemoryInfo {
   return {
     numTensors: liveTensors,
     numBytes: m.cpuBytes + m.cudaBytes,
-    cpu: { bytes: m.cpuBytes, storages: m.cpuStorages },
+    cpu: { bytes: m.cpuBytes, storages: m.cpuStorages, cachedBytes: m.cpuCachedBytes },
     cuda: { bytes: m.cudaBytes, cachedBytes: m.cudaCachedBytes },
   };
 }

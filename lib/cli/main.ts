@@ -2,6 +2,7 @@
 // The `supcon` command.
 import fs from 'node:fs';
 import path from 'node:path';
+import '../train';
 import { writeRunReport } from '../report/write';
 import { Command, HELP, parseCommandLine, UsageError } from './args';
 import { formatBench, runBench } from './bench';

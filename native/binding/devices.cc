@@ -1,4 +1,5 @@
 // devices(), buildInfo() and memory(): what this build and this machine offer.
+#include "../cpu/host_allocator.h"
 #include "addon_data.h"
 #include "args.h"
 #include "storage.h"
@@ -56,6 +57,7 @@ Napi::Value memory(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("cpuBytes", static_cast<double>(Storage::liveBytes()));
   o.Set("cpuStorages", static_cast<double>(Storage::liveCount()));
+  o.Set("cpuCachedBytes", static_cast<double>(cpu::hostCacheStats().cachedBytes));
 #if defined(SUPCON_WITH_CUDA)
   const cuda::AllocatorStats st = cuda::allocatorStats();
   o.Set("cudaBytes", static_cast<double>(st.inUseBytes));
@@ -84,9 +86,10 @@ Napi::Value cudaStatus(const Napi::CallbackInfo& info) {
   });
 }
 
-// emptyCache(): returns the GPU memory cached by the allocator to the driver.
+// emptyCache(): returns the memory the host and GPU allocators cache to the system.
 Napi::Value emptyCache(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    cpu::hostEmptyCache();
 #if defined(SUPCON_WITH_CUDA)
     cuda::emptyCache();
 #endif

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "../cpu/host_allocator.h"
 #include "addon_data.h"
 #include "args.h"
 
@@ -54,7 +55,7 @@ Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(inf
       throw rangeError("device: 'cuda' is not available: this build has no CUDA kernels");
 #endif
     } else if (device == "cpu") {
-      buffer_ = cpu::AlignedBuffer<uint8_t>(static_cast<size_t>(bytes));
+      host_ = cpu::hostAlloc(static_cast<size_t>(bytes));
       gLiveBytes += bytes;
       gLiveCount += 1;
       Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
@@ -80,11 +81,12 @@ void Storage::release(Napi::BasicEnv env) {
 #endif
     device_ = nullptr;
   } else {
-    const int64_t bytes = static_cast<int64_t>(buffer_.bytes());
+    const int64_t bytes = static_cast<int64_t>(bytes_);
     gLiveBytes -= bytes;
     gLiveCount -= 1;
     Napi::MemoryManagement::AdjustExternalMemory(env, -bytes);
-    buffer_ = cpu::AlignedBuffer<uint8_t>();
+    cpu::hostFree(host_, bytes_);
+    host_ = nullptr;
   }
 }
 
@@ -142,7 +144,7 @@ void Storage::copyIn(size_t offset, const void* src, size_t n) {
     return;
   }
 #endif
-  std::memcpy(buffer_.data() + offset, src, n);
+  std::memcpy(static_cast<uint8_t*>(host_) + offset, src, n);
 }
 
 void Storage::copyOut(void* dst, size_t offset, size_t n) {
@@ -153,7 +155,7 @@ void Storage::copyOut(void* dst, size_t offset, size_t n) {
     return;
   }
 #endif
-  std::memcpy(dst, buffer_.data() + offset, n);
+  std::memcpy(dst, static_cast<uint8_t*>(host_) + offset, n);
 }
 
 Napi::Value Storage::dispose(const Napi::CallbackInfo& info) {

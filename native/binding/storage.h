@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "../cpu/aligned_buffer.h"
+#include <cstddef>
 
 namespace supcon::binding {
 
@@ -21,7 +21,7 @@ class Storage : public Napi::ObjectWrap<Storage> {
   bool onDevice() const { return device_ != nullptr; }
   size_t bytes() const { return bytes_; }
   // Host memory, or device memory for a CUDA storage.
-  uint8_t* data() { return device_ != nullptr ? static_cast<uint8_t*>(device_) : buffer_.data(); }
+  uint8_t* data() { return static_cast<uint8_t*>(device_ != nullptr ? device_ : host_); }
   // The storage behind `value`, or a TypeError naming `name`; a RangeError when it is
   // disposed or smaller than `bytes`.
   static Storage& unwrap(const Napi::Value& value, const std::string& name, size_t bytes);
@@ -41,7 +41,7 @@ class Storage : public Napi::ObjectWrap<Storage> {
   void copyOut(void* dst, size_t offset, size_t n);
   void release(Napi::BasicEnv env);
 
-  cpu::AlignedBuffer<uint8_t> buffer_;
+  void* host_ = nullptr;    // from the host caching allocator, when in host memory
   void* device_ = nullptr;  // CUDA memory from the caching allocator, when on the GPU
   size_t bytes_ = 0;
   bool disposed_ = false;

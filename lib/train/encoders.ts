@@ -1,0 +1,50 @@
+// Encoders by the names the command line takes. 'cnn' is the small convolutional network
+// that makes the default run fit a laptop CPU; the ResNets come from nn.models.
+import { Module } from '../nn/module';
+import { BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, ReLU, Sequential } from '../nn/layers';
+import { MLP, resnet18, resnet34, resnet50 } from '../nn/models';
+import type { Variable } from '../nn/autograd';
+import type { VariableLike } from '../nn/ops';
+import { SeedSequence } from '../nn/init';
+
+export type EncoderName = 'resnet18' | 'resnet34' | 'resnet50' | 'cnn' | 'mlp';
+
+export type Encoder = Module & { readonly featureDim: number; forward(x: VariableLike): Variable };
+
+/**
+ * Three 3x3 convolutions (32, 64, 128 channels; the last two with stride 2), each followed
+ * by BatchNorm and ReLU, then global average pooling: a 128-d representation, about 7.5 M
+ * multiply-adds per 28 x 28 image, small enough for the default run on a laptop CPU.
+ */
+export class ConvNet extends Sequential {
+  readonly featureDim = 128;
+  constructor(inChannels: number, seed: number) {
+    const seeds = new SeedSequence(seed);
+    const block = (cin: number, cout: number, stride: number): Module[] => [
+      new Conv2d(cin, cout, 3, { stride, padding: 1, bias: false, seed: seeds }),
+      new BatchNorm2d(cout),
+      new ReLU(),
+    ];
+    super(...block(inChannels, 32, 1), ...block(32, 64, 2), ...block(64, 128, 2), new GlobalAvgPool());
+  }
+}
+
+/** A two-layer perceptron on the flattened pixels. */
+export class PixelMlp extends Sequential {
+  readonly featureDim = 256;
+  constructor(inputDim: number, seed: number) {
+    super(new Flatten(), new MLP(inputDim, [512], 256, { seed, batchNorm: true }));
+  }
+}
+
+/** The encoder `name` for images [C, H, W]. */
+export function makeEncoder(name: EncoderName, shape: readonly [number, number, number], seed: number): Encoder {
+  const [c, h, w] = shape;
+  switch (name) {
+    case 'cnn': return new ConvNet(c, seed);
+    case 'mlp': return new PixelMlp(c * h * w, seed);
+    case 'resnet18': return resnet18({ smallImages: h <= 64, inChannels: c, seed });
+    case 'resnet34': return resnet34({ smallImages: h <= 64, inChannels: c, seed });
+    case 'resnet50': return resnet50({ smallImages: h <= 64, inChannels: c, seed });
+  }
+}
