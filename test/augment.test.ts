@@ -448,24 +448,33 @@ describe('errors', () => {
 });
 
 const gpu = devices().length > 0;
+// Solarize, Posterize, Equalize and AutoContrast (of a nearly flat channel) are
+// discontinuous: there a last-bit difference may move a value far, on any two backends.
+const THRESHOLDING = ['solarize', 'posterize', 'equalize', 'autoContrast'];
+
 describe.skipIf(!gpu)('CUDA vs CPU (needs a GPU)', () => {
   it.each(presets)('%s: same views on both devices', (_name, p) => {
-    const n = 64, c = 3, h = 32, w = 32;
+    const n = 64, c = 3, h = 32, w = 32, view = c * h * w;
     const data = randomBytes(n * c * h * w, 5);
     const cpu = augment({ data, shape: [n, c, h, w] }, p, { seed: 11, device: 'cpu' }) as AugmentArray;
     const cuda = augment({ data, shape: [n, c, h, w] }, p, { seed: 11, device: 'cuda' }) as AugmentArray;
-    let worst = 0, off = 0;
-    for (let i = 0; i < cpu.data.length; i++) {
-      const d = Math.abs(cpu.data[i] - cuda.data[i]);
-      if (!Number.isFinite(cuda.data[i])) off = Infinity;
-      if (d > 1e-4) off++;
-      worst = Math.max(worst, d);
-    }
-    // Byte-quantising ops (Posterize, Equalize) may move a value one level at a rounding tie.
-    expect(off).toBeLessThanOrEqual(cpu.data.length * 1e-3);
-    if (!p.randAugment && !p.autoAugment) expect(worst).toBeLessThanOrEqual(1e-4);
+    const drawn = drawAugmentOps([n, c, h, w], p, { seed: 11 }).flat();
+    let worst = 0, off = 0, thresholded = 0;
+    drawn.forEach((list, k) => {
+      const jumps = list.some((o) => THRESHOLDING.includes(o.op));
+      if (jumps) thresholded += view;
+      for (let i = k * view; i < (k + 1) * view; i++) {
+        const d = Math.abs(cpu.data[i] - cuda.data[i]);
+        expect(Number.isFinite(cuda.data[i])).toBe(true);
+        if (jumps) off += d > 1e-4 ? 1 : 0;
+        else worst = Math.max(worst, d);
+      }
+    });
+    expect(worst).toBeLessThanOrEqual(1e-4);
+    expect(off).toBeLessThanOrEqual(thresholded * 0.01);
   });
 });
+
 describe.skipIf(!gpu)('CUDA vs CPU, op by op (needs a GPU)', () => {
   const list: AugmentOp[] = [
     { op: 'brightness', factor: 1.3 }, { op: 'contrast', factor: 0.6 }, { op: 'saturation', factor: 1.7 },
