@@ -163,6 +163,19 @@ describe.each(kernels)('deterministic ops (kernels %s)', (kernel) => {
         const [cx, cy] = centre(x, y);
         return pixel(cx / 1.7, cy / 1.7);
       }],
+      // F.affine's forward map M = T C R(a) S(s) SHy(sy) SHx(sx) C^-1 (SHx = [[1, -tan sx], [0, 1]],
+      // SHy = [[1, 0], [-tan sy, 1]]), inverted numerically here; C is the centre given in pixels.
+      [{ op: 'affine', angle: 17, translate: [2, -3], scale: 1.2, shear: [10, -7], center: [4, 5], interpolation: mode }, (x, y) => {
+        const rad = Math.PI / 180, ang = 17 * rad, sx = 10 * rad, sy = -7 * rad;
+        const mul = (a: number[], b: number[]) => [a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3], a[2] * b[0] + a[3] * b[2], a[2] * b[1] + a[3] * b[3]];
+        const rss = mul(mul(mul([Math.cos(ang), -Math.sin(ang), Math.sin(ang), Math.cos(ang)], [1.2, 0, 0, 1.2]), [1, 0, -Math.tan(sy), 1]), [1, -Math.tan(sx), 0, 1]);
+        const det = rss[0] * rss[3] - rss[1] * rss[2];
+        const inv = [rss[3] / det, -rss[1] / det, -rss[2] / det, rss[0] / det];
+        const [cx, cy] = centre(x, y);
+        const [ox, oy] = [4 - w / 2, 5 - h / 2]; // the centre, in centred coordinates
+        const dx = cx - 2 - ox, dy = cy + 3 - oy;
+        return pixel(inv[0] * dx + inv[1] * dy + ox, inv[2] * dx + inv[3] * dy + oy);
+      }],
     ];
     for (const [op, src] of cases) {
       // a brightness op first keeps the affine op off the crop pass
