@@ -313,6 +313,22 @@ describe('pipelines', () => {
     setCpuKernels(kernels[0]);
   });
 
+  it('options.out: the views are written there and it is returned', () => {
+    const p = pipelines.simAugment();
+    const fresh = run(p);
+    const out = new Float32Array(fresh.data.length).fill(Number.NaN);
+    const again = augment({ data, shape: [n, c, h, w] }, p, { seed: 7, out }) as AugmentArray;
+    expect(again.data).toBe(out);
+    expect(maxAbsDiff(out, fresh.data)).toBe(0);
+    const t = Tensor.zeros<'float32'>([n, 2, c, h, w]);
+    expect(augment({ data, shape: [n, c, h, w] }, p, { seed: 7, out: t })).toBe(t);
+    expect(maxAbsDiff(t.dataSync(), fresh.data)).toBe(0);
+    t.dispose();
+    expect(() => augment({ data, shape: [n, c, h, w] }, p, { out: new Float32Array(5) })).toThrow(/options\.out: expected 73728 values \(\[12, 2, 3, 32, 32\]\), got 5/);
+    const f = new Float32Array(n * c * h * w).fill(0.5);
+    expect(() => applyAugmentOps({ data: f, shape: [n, c, h, w] }, [{ op: 'invert' }], { out: f })).toThrow(/options\.out: expected memory apart from the images/);
+  });
+
   it('Tensor in, Tensor out; 1-channel images; resizing to another size', () => {
     const t = Tensor.from(data, [n, c, h, w], { dtype: 'uint8' });
     const out = augment(t, pipelines.simAugment({ size: [24, 20] }), { seed: 1 }) as Tensor<'float32'>;
