@@ -215,6 +215,13 @@ export interface AugmentOptions {
   device?: 'auto' | 'cpu' | 'cuda';
   /** 'tensor' (default for Tensor input) or 'array' ({ data, shape }). */
   output?: 'array' | 'tensor';
+  /**
+   * Where to write the views (a Float32Array of n * views * C * H * W values, or a float32
+   * Tensor of shape [n, views, C, H, W]), apart from the images; it is returned (and
+   * `output` ignored). Reusing one across calls saves the allocation and the page faults of
+   * fresh memory.
+   */
+  out?: Float32Array | Tensor<'float32'>;
 }
 
 export interface AugmentArray {
@@ -228,8 +235,8 @@ const PIPELINE_KEYS = [
   'size', 'crop', 'flip', 'colorJitter', 'grayscale', 'randAugment', 'autoAugment', 'blur', 'solarize',
   'normalize', 'fill',
 ] as const;
-const OPTION_KEYS = ['seed', 'epoch', 'indices', 'views', 'threads', 'device', 'output'] as const;
-const OPS_OPTION_KEYS = ['size', 'normalize', 'fill', 'threads', 'device', 'output'] as const;
+const OPTION_KEYS = ['seed', 'epoch', 'indices', 'views', 'threads', 'device', 'output', 'out'] as const;
+const OPS_OPTION_KEYS = ['size', 'normalize', 'fill', 'threads', 'device', 'output', 'out'] as const;
 
 /** Milliseconds of one CUDA augmentation call (CUDA events). */
 export interface CudaAugmentTiming {
@@ -434,7 +441,27 @@ function commonOptions(o: Record<string, unknown>, isTensor: boolean) {
   return { threads: o.threads as number | undefined, device, output };
 }
 
-function allocate(shape: number[], output: string): { out: Float32Array | NativeStorage; result: () => AugmentResult; dispose: () => void } {
+function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+function allocate(
+  shape: number[], output: string, out: unknown, input: PreparedImages['source'],
+): { out: Float32Array | NativeStorage; result: () => AugmentResult; dispose: () => void } {
+  if (out !== undefined) {
+    const same = out instanceof Tensor ? !out.isDisposed && out.storage === input : ArrayBuffer.isView(out) && ArrayBuffer.isView(input) && overlaps(out, input);
+    if (same) throw new RangeError('options.out: expected memory apart from the images, got the same (or overlapping) memory');
+    if (out instanceof Tensor) {
+      if (out.dtype !== 'float32') throw new TypeError(`options.out: expected a float32 tensor, got dtype '${out.dtype}'`);
+      if (out.shape.length !== shape.length || out.shape.some((d, i) => d !== shape[i]))
+        throw new RangeError(`options.out: expected shape [${shape.join(', ')}], got [${out.shape.join(', ')}]`);
+      return { out: out.storage, result: () => out as Tensor<'float32'>, dispose: () => undefined };
+    }
+    if (!(out instanceof Float32Array)) throw new TypeError(`options.out: expected a Float32Array or a float32 Tensor, got ${describe(out)}`);
+    if (out.length !== product(shape))
+      throw new RangeError(`options.out: expected ${product(shape)} values ([${shape.join(', ')}]), got ${out.length}`);
+    return { out, result: () => ({ data: out, shape }), dispose: () => undefined };
+  }
   if (output === 'tensor') {
     const t = Tensor.zeros<'float32'>(shape);
     return { out: t.storage, result: () => t, dispose: () => t.dispose() };
@@ -472,7 +499,7 @@ export function augmentTimed(
     ...(c.threads !== undefined ? { threads: c.threads } : {}),
   };
   const transform = nativeTransform(pipeline.normalize, pipeline.fill, 'pipeline.');
-  const dest = allocate([img.n, views, img.channels, outHeight, outWidth], c.output);
+  const dest = allocate([img.n, views, img.channels, outHeight, outWidth], c.output, o.out, img.source);
   let timing: CudaAugmentTiming | undefined;
   try {
     timing = addon.augmentPipeline(img.source, spec, p, transform, dest.out);
@@ -491,6 +518,8 @@ export interface AugmentOpsOptions {
   threads?: number;
   device?: 'auto' | 'cpu' | 'cuda';
   output?: 'array' | 'tensor';
+  /** Where to write the result (as AugmentOptions.out, shape [n, C, H, W]). */
+  out?: Float32Array | Tensor<'float32'>;
 }
 
 /**
@@ -508,7 +537,7 @@ export function applyAugmentOps(images: ImagesInput, ops: readonly AugmentOp[], 
     device: c.device, ...(c.threads !== undefined ? { threads: c.threads } : {}),
   };
   const transform = nativeTransform(o.normalize, o.fill, 'options.');
-  const dest = allocate([img.n, img.channels, outHeight, outWidth], c.output);
+  const dest = allocate([img.n, img.channels, outHeight, outWidth], c.output, o.out, img.source);
   try {
     addon.augmentOps(img.source, spec, ops, transform, dest.out);
   } catch (e) {

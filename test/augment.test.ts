@@ -163,6 +163,19 @@ describe.each(kernels)('deterministic ops (kernels %s)', (kernel) => {
         const [cx, cy] = centre(x, y);
         return pixel(cx / 1.7, cy / 1.7);
       }],
+      // F.affine's forward map M = T C R(a) S(s) SHy(sy) SHx(sx) C^-1 (SHx = [[1, -tan sx], [0, 1]],
+      // SHy = [[1, 0], [-tan sy, 1]]), inverted numerically here; C is the centre given in pixels.
+      [{ op: 'affine', angle: 17, translate: [2, -3], scale: 1.2, shear: [10, -7], center: [4, 5], interpolation: mode }, (x, y) => {
+        const rad = Math.PI / 180, ang = 17 * rad, sx = 10 * rad, sy = -7 * rad;
+        const mul = (a: number[], b: number[]) => [a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3], a[2] * b[0] + a[3] * b[2], a[2] * b[1] + a[3] * b[3]];
+        const rss = mul(mul(mul([Math.cos(ang), -Math.sin(ang), Math.sin(ang), Math.cos(ang)], [1.2, 0, 0, 1.2]), [1, 0, -Math.tan(sy), 1]), [1, -Math.tan(sx), 0, 1]);
+        const det = rss[0] * rss[3] - rss[1] * rss[2];
+        const inv = [rss[3] / det, -rss[1] / det, -rss[2] / det, rss[0] / det];
+        const [cx, cy] = centre(x, y);
+        const [ox, oy] = [4 - w / 2, 5 - h / 2]; // the centre, in centred coordinates
+        const dx = cx - 2 - ox, dy = cy + 3 - oy;
+        return pixel(inv[0] * dx + inv[1] * dy + ox, inv[2] * dx + inv[3] * dy + oy);
+      }],
     ];
     for (const [op, src] of cases) {
       // a brightness op first keeps the affine op off the crop pass
@@ -298,6 +311,22 @@ describe('pipelines', () => {
       expect(maxAbsDiff(run(p).data, base.data)).toBeLessThan(1e-5);
     }
     setCpuKernels(kernels[0]);
+  });
+
+  it('options.out: the views are written there and it is returned', () => {
+    const p = pipelines.simAugment();
+    const fresh = run(p);
+    const out = new Float32Array(fresh.data.length).fill(Number.NaN);
+    const again = augment({ data, shape: [n, c, h, w] }, p, { seed: 7, out }) as AugmentArray;
+    expect(again.data).toBe(out);
+    expect(maxAbsDiff(out, fresh.data)).toBe(0);
+    const t = Tensor.zeros<'float32'>([n, 2, c, h, w]);
+    expect(augment({ data, shape: [n, c, h, w] }, p, { seed: 7, out: t })).toBe(t);
+    expect(maxAbsDiff(t.dataSync(), fresh.data)).toBe(0);
+    t.dispose();
+    expect(() => augment({ data, shape: [n, c, h, w] }, p, { out: new Float32Array(5) })).toThrow(/options\.out: expected 73728 values \(\[12, 2, 3, 32, 32\]\), got 5/);
+    const f = new Float32Array(n * c * h * w).fill(0.5);
+    expect(() => applyAugmentOps({ data: f, shape: [n, c, h, w] }, [{ op: 'invert' }], { out: f })).toThrow(/options\.out: expected memory apart from the images/);
   });
 
   it('Tensor in, Tensor out; 1-channel images; resizing to another size', () => {
@@ -448,24 +477,33 @@ describe('errors', () => {
 });
 
 const gpu = devices().length > 0;
+// Solarize, Posterize, Equalize and AutoContrast (of a nearly flat channel) are
+// discontinuous: there a last-bit difference may move a value far, on any two backends.
+const THRESHOLDING = ['solarize', 'posterize', 'equalize', 'autoContrast'];
+
 describe.skipIf(!gpu)('CUDA vs CPU (needs a GPU)', () => {
   it.each(presets)('%s: same views on both devices', (_name, p) => {
-    const n = 64, c = 3, h = 32, w = 32;
+    const n = 64, c = 3, h = 32, w = 32, view = c * h * w;
     const data = randomBytes(n * c * h * w, 5);
     const cpu = augment({ data, shape: [n, c, h, w] }, p, { seed: 11, device: 'cpu' }) as AugmentArray;
     const cuda = augment({ data, shape: [n, c, h, w] }, p, { seed: 11, device: 'cuda' }) as AugmentArray;
-    let worst = 0, off = 0;
-    for (let i = 0; i < cpu.data.length; i++) {
-      const d = Math.abs(cpu.data[i] - cuda.data[i]);
-      if (!Number.isFinite(cuda.data[i])) off = Infinity;
-      if (d > 1e-4) off++;
-      worst = Math.max(worst, d);
-    }
-    // Byte-quantising ops (Posterize, Equalize) may move a value one level at a rounding tie.
-    expect(off).toBeLessThanOrEqual(cpu.data.length * 1e-3);
-    if (!p.randAugment && !p.autoAugment) expect(worst).toBeLessThanOrEqual(1e-4);
+    const drawn = drawAugmentOps([n, c, h, w], p, { seed: 11 }).flat();
+    let worst = 0, off = 0, thresholded = 0;
+    drawn.forEach((list, k) => {
+      const jumps = list.some((o) => THRESHOLDING.includes(o.op));
+      if (jumps) thresholded += view;
+      for (let i = k * view; i < (k + 1) * view; i++) {
+        const d = Math.abs(cpu.data[i] - cuda.data[i]);
+        expect(Number.isFinite(cuda.data[i])).toBe(true);
+        if (jumps) off += d > 1e-4 ? 1 : 0;
+        else worst = Math.max(worst, d);
+      }
+    });
+    expect(worst).toBeLessThanOrEqual(1e-4);
+    expect(off).toBeLessThanOrEqual(thresholded * 0.01);
   });
 });
+
 describe.skipIf(!gpu)('CUDA vs CPU, op by op (needs a GPU)', () => {
   const list: AugmentOp[] = [
     { op: 'brightness', factor: 1.3 }, { op: 'contrast', factor: 0.6 }, { op: 'saturation', factor: 1.7 },

@@ -13,7 +13,6 @@
 #include <cstdint>
 
 #include "augment_types.h"
-#include "supcon_types.h"
 
 #if defined(__CUDACC__)
 #define SUPCON_PIXEL static __host__ __device__ __forceinline__
