@@ -37,15 +37,23 @@ describe('Tensor', () => {
     expect(String(z)).toBe('Tensor(int32, [4, 3], cpu, disposed)');
   });
 
-  it('dispose frees memory at once and twice is harmless', () => {
+  it('dispose frees memory at once (kept for reuse, zeroed when handed out again) and twice is harmless', () => {
     const before = memory();
     const t = Tensor.zeros([1000, 10]);
     expect(memory().numBytes - before.numBytes).toBe(40000);
     expect(memory().numTensors - before.numTensors).toBe(1);
+    t.storage.write(new Float32Array(10000).fill(7), 0);
     t.dispose();
     t.dispose();
     expect(t.isDisposed).toBe(true);
-    expect(memory()).toEqual(before);
+    const after = memory();
+    expect({ ...after, cpu: { ...after.cpu, cachedBytes: 0 } }).toEqual({ ...before, cpu: { ...before.cpu, cachedBytes: 0 } });
+    // The freed block is kept for reuse, and handed out again for the same size.
+    expect(after.cpu.cachedBytes - before.cpu.cachedBytes).toBe(40000);
+    const again = Tensor.zeros([1000, 10]);
+    expect(memory().cpu.cachedBytes).toBe(before.cpu.cachedBytes);
+    expect(again.dataSync().every((x) => x === 0)).toBe(true);
+    again.dispose();
     expect(() => t.dataSync()).toThrow(/^tensor: it has been disposed/);
   });
 
