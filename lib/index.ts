@@ -16,6 +16,7 @@ export { registerTrainer } from './cli/trainer';
 export type {
   Trainer, TrainerFactory, TrainerSetup, StepResult, EvaluationResult, Embeddings, EvalProgress,
 } from './cli/trainer';
+export { TRAIN_DEFAULTS } from './cli/args';
 export type { TrainConfig, Method } from './cli/args';
 export { knnAccuracy, knnPredict, knnNeighbours } from './metrics/knn';
 export type { KnnOptions, LabelledEmbeddings, Neighbours } from './metrics/knn';

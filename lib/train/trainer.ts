@@ -51,7 +51,7 @@ export function trainingPipeline(name: string, size: readonly [number, number], 
   switch (name) {
     case 'simclr': return pipelines.simAugment({ size, normalize });
     case 'randaugment': return pipelines.stackedRandAugment({ size, normalize });
-    case 'basic': return { size, crop: { scale: [0.5, 1], ratio: [3 / 4, 4 / 3] }, flip: 0.5, normalize };
+    case 'basic': return { size, crop: { scale: [0.6, 1], ratio: [3 / 4, 4 / 3] }, flip: 0.5, normalize };
     default: return { size, normalize };
   }
 }
