@@ -95,8 +95,8 @@ describe('training loop machinery', () => {
     expect(evalRecord.type).toBe('eval');
     expect(reports).toEqual([{ testAccuracy: evalRecord.testAccuracy }]);
     const state = run.readState()!;
-    expect(state).toMatchObject({ epoch: 3, step: 0, reason: 'epoch', checkpoint: path.join('checkpoints', 'epoch-0003.safetensors') });
-    expect(fs.readdirSync(run.checkpointDir)).toEqual(['epoch-0003.safetensors']);
+    expect(state).toMatchObject({ epoch: 3, step: 0, reason: 'epoch', checkpoint: path.join('checkpoints', 'epoch-0003.ckpt') });
+    expect(fs.readdirSync(run.checkpointDir)).toEqual(['epoch-0003.ckpt']);
     await expect(runTraining({ ...baseConfig, out }, { factory: toyFactory(), stream: sink, loadData }))
       .rejects.toThrow(/already holds a run; pass --resume/);
   });

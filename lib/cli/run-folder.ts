@@ -89,8 +89,8 @@ export class RunFolder {
     const fd = fs.openSync(this.metricsFile, 'r+');
     try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
     const name = reason === 'epoch'
-      ? `epoch-${String(epoch).padStart(4, '0')}.safetensors`
-      : `epoch-${String(epoch).padStart(4, '0')}-step-${String(step).padStart(6, '0')}.safetensors`;
+      ? `epoch-${String(epoch).padStart(4, '0')}.ckpt`
+      : `epoch-${String(epoch).padStart(4, '0')}-step-${String(step).padStart(6, '0')}.ckpt`;
     const rel = path.join('checkpoints', name);
     fs.mkdirSync(this.checkpointDir, { recursive: true });
     writeFileAtomic(path.join(this.dir, rel), bytes);
@@ -100,7 +100,7 @@ export class RunFolder {
     };
     writeFileAtomic(this.stateFile, JSON.stringify(state, null, 2) + '\n');
     for (const f of fs.readdirSync(this.checkpointDir))
-      if (f !== name && f.endsWith('.safetensors')) fs.rmSync(path.join(this.checkpointDir, f), { force: true });
+      if (f !== name && f.endsWith('.ckpt')) fs.rmSync(path.join(this.checkpointDir, f), { force: true });
     return state;
   }
 

@@ -15,6 +15,8 @@ import { Module } from '../nn/module';
 import * as ops from '../nn/ops';
 import { SGD, warmupCosine } from '../nn/optim';
 import { loadSafetensors, moduleToSafetensors } from '../nn/safetensors';
+import { writeFileAtomic } from '../io/atomic';
+import path from 'node:path';
 import { Tensor, tidy } from '../tensor';
 import { Encoder, makeEncoder } from './encoders';
 import { packParts, unpackParts, optimizerFromBytes, optimizerToBytes } from './state';
@@ -191,6 +193,9 @@ export class SupconTrainer implements Trainer {
       { dim, classes: train.numClasses, epochs: config.linearEpochs, seed: config.seed },
       (e) => progress(e, config.linearEpochs, 'linear evaluation'),
     );
+    // The weights in safetensors with PyTorch's names ('encoder.*', 'head.*'), for use
+    // outside this package; the checkpoint itself holds the optimizer state too.
+    if (config.out !== '') writeFileAtomic(path.join(config.out, 'model.safetensors'), moduleToSafetensors(this.#model, { method: config.method, encoder: config.encoder }));
     return { metrics, embeddings: { data: testFeatures, dim, labels: test.labels } };
   }
 
