@@ -24,6 +24,7 @@ namespace {
 constexpr int64_t KC = 256;        // K slice: a KC x NR panel of B fits in L1
 constexpr int64_t MC = 256;        // rows per tile: an MC x KC block of A fits in L2
 constexpr int64_t NC = 4096;       // columns of B packed at once
+static_assert(NC % 32 == 0, "a block of columns must hold whole panels of every kernel set");
 constexpr int64_t MB = 4096;       // rows of A packed at once
 constexpr int64_t kTilePanels = 8; // B panels per tile
 // Below this many multiply-adds the thread hand-off costs more than it saves.
@@ -111,6 +112,11 @@ void scaleC(const GemmDesc& d) {
 
 }  // namespace
 
+PackedBLayout packedBLayout(int64_t K, int64_t N) {
+  const int64_t nr = activeGemm().nr;
+  return PackedBLayout{K, N, KC, nr, ceilDiv(N, nr) * nr};
+}
+
 void sgemm(const GemmDesc& d, int threads) {
   if (d.M <= 0 || d.N <= 0) return;
   if (d.K <= 0 || d.alpha == 0.0f) {
@@ -119,8 +125,7 @@ void sgemm(const GemmDesc& d, int threads) {
   }
   const GemmKernelTable& kt = activeGemm();
   const int mr = kt.mr, nr = kt.nr;
-  const double work = static_cast<double>(d.M) * d.N * d.K;
-  if (work < kParallelWork) threads = 1;
+  if (static_cast<double>(d.M) * d.N * d.K < kParallelWork) threads = 1;
   threads = std::max(1, threads);
   ThreadPool& pool = ThreadPool::instance();
 
@@ -128,8 +133,9 @@ void sgemm(const GemmDesc& d, int threads) {
   // Whole panels: a block of NC columns (MB rows) packs into ceil(NC / nr) * nr.
   const int64_t ncMax = ceilDiv(std::min(NC, d.N), nr) * nr;
   const int64_t mbMax = ceilDiv(std::min(MB, d.M), mr) * mr;
-  float* const bp = workspace(static_cast<size_t>(kcMax * (ncMax + mbMax)));
-  float* const ap = bp + kcMax * ncMax;
+  float* const work = workspace(static_cast<size_t>(kcMax * (ncMax + mbMax)));
+  float* const ap = work + kcMax * ncMax;
+  const int64_t paddedN = ceilDiv(d.N, nr) * nr;
 
   for (int64_t k0 = 0; k0 < d.K; k0 += KC) {
     const int64_t kc = std::min(KC, d.K - k0);
@@ -137,11 +143,13 @@ void sgemm(const GemmDesc& d, int threads) {
     for (int64_t j0 = 0; j0 < d.N; j0 += NC) {
       const int64_t nc = std::min(NC, d.N - j0);
       const int64_t nPanels = ceilDiv(nc, nr);
+      // NC is a whole number of panels, so a pre-packed B's block starts at a panel.
+      float* const bp = d.packedB ? const_cast<float*>(d.B) + k0 * paddedN + (j0 / nr) * kc * nr : work;
       for (int64_t i0 = 0; i0 < d.M; i0 += MB) {
         const int64_t mb = std::min(MB, d.M - i0);
         const int64_t mPanels = ceilDiv(mb, mr);
         // One hand-out packs this block of A and, the first time, the block of B.
-        const int64_t bTasks = i0 == 0 ? nPanels : 0;
+        const int64_t bTasks = i0 == 0 && !d.packedB ? nPanels : 0;
         pool.parallelFor(bTasks + mPanels, threads, [&](int64_t p, int) {
           if (p < bTasks)
             packB(d, j0, nc, k0, kc, nr, p, bp);

@@ -69,37 +69,6 @@ GemmDesc gemmDesc(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
   return g;
 }
 
-// col [C * R * S, ld] (columns from col0 on) of one image x [C, H, W]: column p * Q + q of
-// row (c, r, s) holds x[c][p * strideH - padH + r][q * strideW - padW + s], or 0 outside.
-void im2col(const nn::Conv2dDesc& d, const float* x, float* col, int64_t ld, int64_t col0) {
-  for (int64_t c = 0; c < d.C; ++c)
-    for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < d.S; ++s) {
-        float* out = col + ((c * d.R + r) * d.S + s) * ld + col0;
-        const float* plane = x + c * d.H * d.W;
-        // Columns q whose tap w = q * strideW - padW + s lies inside [0, W).
-        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
-        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
-        for (int64_t p = 0; p < d.P; ++p) {
-          const int64_t h = p * d.strideH - d.padH + r;
-          float* row = out + p * d.Q;
-          if (h < 0 || h >= d.H) {
-            std::fill(row, row + d.Q, 0.0f);
-            continue;
-          }
-          const float* src = plane + h * d.W;
-          const int64_t off = s - d.padW;  // tap of column q: q * strideW + off
-          std::fill(row, row + qLo, 0.0f);
-          if (d.strideW == 1) {
-            std::copy(src + qLo + off, src + qHi + off, row + qLo);
-          } else {
-            for (int64_t q = qLo; q < qHi; ++q) row[q] = src[q * d.strideW + off];
-          }
-          std::fill(row + qHi, row + d.Q, 0.0f);
-        }
-      }
-}
-
 // dx [C, H, W] += the columns of one image scattered back (the adjoint of im2col).
 void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t col0, float* dx) {
   for (int64_t c = 0; c < d.C; ++c)
@@ -116,6 +85,118 @@ void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t c
           const int64_t off = s - d.padW;
           const float* row = in + p * d.Q;
           for (int64_t q = qLo; q < qHi; ++q) dst[q * d.strideW + off] += row[q];
+        }
+      }
+}
+
+// Writes a K x N matrix into the GEMM's packed-B layout (gemm.h), one row at a time and
+// columns in order within a row; the padding columns of the last panel are zeroed. A
+// producer that walks its source that way (im2col) then costs one pass and the GEMM
+// packs nothing.
+class PackedRowWriter {
+ public:
+  PackedRowWriter(const PackedBLayout& layout, float* base) : L_(layout), base_(base) {}
+  void startRow(int64_t k) {
+    const int64_t slice = k / L_.kc, kk = k - slice * L_.kc;
+    rows_ = std::min(L_.kc, L_.K - slice * L_.kc);
+    panel_ = base_ + slice * L_.kc * L_.paddedN + kk * L_.nr;
+    lane_ = 0;
+  }
+  // The next n columns of the row: src[0, n), or zeros when src is null.
+  void put(const float* src, int64_t n) {
+    while (n > 0) {
+      const int64_t take = std::min(n, L_.nr - lane_);
+      if (src != nullptr) {
+        std::copy(src, src + take, panel_ + lane_);
+        src += take;
+      } else {
+        std::fill(panel_ + lane_, panel_ + lane_ + take, 0.0f);
+      }
+      n -= take;
+      lane_ += take;
+      if (lane_ == L_.nr) {
+        lane_ = 0;
+        panel_ += rows_ * L_.nr;
+      }
+    }
+  }
+  // Zeros the rest of the row's last panel.
+  void endRow() {
+    if (lane_ == 0) return;
+    for (int64_t l = lane_; l < L_.nr; ++l) panel_[l] = 0.0f;
+  }
+
+ private:
+  const PackedBLayout& L_;
+  float* base_;
+  float* panel_ = nullptr;
+  int64_t rows_ = 0, lane_ = 0;
+};
+
+// Columns of `count` images (column i * P * Q + p * Q + q), row (c, r, s), packed for the
+// GEMM: the im2col matrix [C * R * S, count * P * Q] without a separate packing pass.
+void im2colPacked(const nn::Conv2dDesc& d, const float* x, int64_t count, const PackedBLayout& L,
+                  float* dst) {
+  PackedRowWriter out(L, dst);
+  const int64_t CHW = d.C * d.H * d.W;
+  std::vector<float> gathered(static_cast<size_t>(d.Q));
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t r = 0; r < d.R; ++r)
+      for (int64_t s = 0; s < d.S; ++s) {
+        out.startRow((c * d.R + r) * d.S + s);
+        // Columns q whose tap w = q * strideW - padW + s lies inside [0, W).
+        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
+        const int64_t off = s - d.padW;  // tap of column q: q * strideW + off
+        for (int64_t i = 0; i < count; ++i) {
+          const float* plane = x + i * CHW + c * d.H * d.W;
+          for (int64_t p = 0; p < d.P; ++p) {
+            const int64_t h = p * d.strideH - d.padH + r;
+            if (h < 0 || h >= d.H) {
+              out.put(nullptr, d.Q);
+              continue;
+            }
+            const float* row = plane + h * d.W;
+            out.put(nullptr, qLo);
+            if (d.strideW == 1) {
+              out.put(row + qLo + off, qHi - qLo);
+            } else {
+              for (int64_t q = qLo; q < qHi; ++q) gathered[static_cast<size_t>(q - qLo)] = row[q * d.strideW + off];
+              out.put(gathered.data(), qHi - qLo);
+            }
+            out.put(nullptr, d.Q - qHi);
+          }
+        }
+        out.endRow();
+      }
+}
+
+// col [C * R * S, ld] (columns from col0 on) of one image x [C, H, W]: column p * Q + q of
+// row (c, r, s) holds x[c][p * strideH - padH + r][q * strideW - padW + s], or 0 outside.
+void im2col(const nn::Conv2dDesc& d, const float* x, float* col, int64_t ld, int64_t col0) {
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t r = 0; r < d.R; ++r)
+      for (int64_t s = 0; s < d.S; ++s) {
+        float* out = col + ((c * d.R + r) * d.S + s) * ld + col0;
+        const float* plane = x + c * d.H * d.W;
+        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
+        const int64_t off = s - d.padW;
+        for (int64_t p = 0; p < d.P; ++p) {
+          const int64_t h = p * d.strideH - d.padH + r;
+          float* row = out + p * d.Q;
+          if (h < 0 || h >= d.H) {
+            std::fill(row, row + d.Q, 0.0f);
+            continue;
+          }
+          const float* src = plane + h * d.W;
+          std::fill(row, row + qLo, 0.0f);
+          if (d.strideW == 1) {
+            std::copy(src + qLo + off, src + qHi + off, row + qLo);
+          } else {
+            for (int64_t q = qLo; q < qHi; ++q) row[q] = src[q * d.strideW + off];
+          }
+          std::fill(row + qHi, row + d.Q, 0.0f);
         }
       }
 }
@@ -163,11 +244,14 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
   const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
   auto group = [&](int64_t g, int gemmThreads) {
     const int64_t n0 = g * G, count = std::min(G, d.N - n0), ld = count * PQ;
-    // col [CRS, count * PQ] (image-major columns) -> out [K, count * PQ] -> y.
-    float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
-    float* out = scratch(static_cast<size_t>(d.K * G * PQ), 1);
-    for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
-    sgemm(gemmDesc(false, false, d.K, ld, CRS, w, CRS, col, ld, 0.0f, out, ld), gemmThreads);
+    // col [CRS, count * P * Q] (image-major columns, packed) -> out [K, count * P * Q] -> y.
+    const PackedBLayout L = packedBLayout(CRS, ld);
+    float* col = scratch(static_cast<size_t>(L.floats()), 0);
+    float* out = scratch(static_cast<size_t>(d.K * ld), 1);
+    im2colPacked(d, x + n0 * CHW, count, L, col);
+    GemmDesc gd = gemmDesc(false, false, d.K, ld, CRS, w, CRS, col, 0, 0.0f, out, ld);
+    gd.packedB = true;
+    sgemm(gd, gemmThreads);
     for (int64_t i = 0; i < count; ++i)
       for (int64_t k = 0; k < d.K; ++k) {
         const float* src = out + k * ld + i * PQ;
