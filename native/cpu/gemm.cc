@@ -117,6 +117,21 @@ PackedBLayout packedBLayout(int64_t K, int64_t N) {
   return PackedBLayout{K, N, KC, nr, ceilDiv(N, nr) * nr};
 }
 
+PackedALayout packedALayout(int64_t M, int64_t K) {
+  const int64_t mr = activeGemm().mr;
+  return PackedALayout{M, K, KC, mr, ceilDiv(M, mr) * mr};
+}
+
+void packA(const GemmDesc& d, float* dst, int threads) {
+  const int mr = activeGemm().mr;
+  const PackedALayout L = packedALayout(d.M, d.K);
+  const int64_t panels = ceilDiv(d.M, mr), slices = ceilDiv(d.K, KC);
+  ThreadPool::instance().parallelFor(panels * slices, threads, [&](int64_t t, int) {
+    const int64_t s = t / panels, p = t % panels, k0 = s * KC;
+    packA(d, 0, d.M, k0, std::min(KC, d.K - k0), mr, p, dst + k0 * L.paddedM);
+  });
+}
+
 void sgemm(const GemmDesc& d, int threads) {
   if (d.M <= 0 || d.N <= 0) return;
   if (d.K <= 0 || d.alpha == 0.0f) {
@@ -132,9 +147,12 @@ void sgemm(const GemmDesc& d, int threads) {
   const int64_t kcMax = std::min(KC, d.K);
   // Whole panels: a block of NC columns (MB rows) packs into ceil(NC / nr) * nr.
   const int64_t ncMax = ceilDiv(std::min(NC, d.N), nr) * nr;
-  const int64_t mbMax = ceilDiv(std::min(MB, d.M), mr) * mr;
+  // A pre-packed A is one block of all M rows.
+  const int64_t MBlock = d.packedA ? d.M : MB;
+  const int64_t mbMax = d.packedA ? 0 : ceilDiv(std::min(MB, d.M), mr) * mr;
   float* const work = workspace(static_cast<size_t>(kcMax * (ncMax + mbMax)));
-  float* const ap = work + kcMax * ncMax;
+  float* const apWork = work + kcMax * ncMax;
+  const int64_t paddedM = ceilDiv(d.M, mr) * mr;
   const int64_t paddedN = ceilDiv(d.N, nr) * nr;
 
   for (int64_t k0 = 0; k0 < d.K; k0 += KC) {
@@ -145,12 +163,14 @@ void sgemm(const GemmDesc& d, int threads) {
       const int64_t nPanels = ceilDiv(nc, nr);
       // NC is a whole number of panels, so a pre-packed B's block starts at a panel.
       float* const bp = d.packedB ? const_cast<float*>(d.B) + k0 * paddedN + (j0 / nr) * kc * nr : work;
-      for (int64_t i0 = 0; i0 < d.M; i0 += MB) {
-        const int64_t mb = std::min(MB, d.M - i0);
+      for (int64_t i0 = 0; i0 < d.M; i0 += MBlock) {
+        const int64_t mb = std::min(MBlock, d.M - i0);
         const int64_t mPanels = ceilDiv(mb, mr);
+        float* const ap = d.packedA ? const_cast<float*>(d.A) + k0 * paddedM : apWork;
+        const int64_t aTasks = d.packedA ? 0 : mPanels;
         // One hand-out packs this block of A and, the first time, the block of B.
         const int64_t bTasks = i0 == 0 && !d.packedB ? nPanels : 0;
-        pool.parallelFor(bTasks + mPanels, threads, [&](int64_t p, int) {
+        pool.parallelFor(bTasks + aTasks, threads, [&](int64_t p, int) {
           if (p < bTasks)
             packB(d, j0, nc, k0, kc, nr, p, bp);
           else

@@ -18,6 +18,9 @@ struct GemmDesc {
   // B is already in the packed layout of packedBLayout(K, N) (transB and ldb unused): a
   // producer such as im2col writes it there directly and saves the GEMM a pass.
   bool packedB = false;
+  // A is already in the packed layout of packedALayout(M, K) (transA and lda unused), made
+  // once by packA() and reused, e.g. a convolution's weights across groups of images.
+  bool packedA = false;
   int64_t M = 0, N = 0, K = 0;
   float alpha = 1.0f;
   const float* A = nullptr;
@@ -42,6 +45,16 @@ struct PackedBLayout {
   }
 };
 PackedBLayout packedBLayout(int64_t K, int64_t N);
+
+// The packed layout of an M x K matrix A: slices of kc columns of k, each a run of panels
+// of mr rows, each panel k-major.
+struct PackedALayout {
+  int64_t M, K, kc, mr, paddedM;
+  int64_t floats() const { return K * paddedM; }
+};
+PackedALayout packedALayout(int64_t M, int64_t K);
+// Packs op(A) of d (A, lda, transA, M, K) into dst (packedALayout(d.M, d.K).floats()).
+void packA(const GemmDesc& d, float* dst, int threads);
 
 // Runs on up to `threads` threads of the shared pool (1: the calling thread only, which is
 // what code already inside a parallelFor must pass).

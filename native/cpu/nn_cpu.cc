@@ -43,9 +43,10 @@ void forChunks(int64_t n, int threads, F&& fn) {
   });
 }
 
-// Scratch of the calling thread, kept between calls.
+// Scratch of the calling thread, kept between calls (slots 0 and 1 per task; slot 2 for
+// the packed weights a layer shares between its tasks).
 float* scratch(size_t floats, int slot) {
-  thread_local AlignedBuffer<float> buffers[2];
+  thread_local AlignedBuffer<float> buffers[3];
   AlignedBuffer<float>& b = buffers[slot];
   if (b.size() < floats) b = AlignedBuffer<float>(floats);
   return b.data();
@@ -242,6 +243,9 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
                    float* y, int threads) {
   const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, CHW = d.C * d.H * d.W;
   const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
+  // The weights, packed once for every group.
+  float* wp = scratch(static_cast<size_t>(packedALayout(d.K, CRS).floats()), 2);
+  packA(gemmDesc(false, false, d.K, 0, CRS, w, CRS, nullptr, 0, 0.0f, nullptr, 0), wp, threads);
   auto group = [&](int64_t g, int gemmThreads) {
     const int64_t n0 = g * G, count = std::min(G, d.N - n0), ld = count * PQ;
     // col [CRS, count * P * Q] (image-major columns, packed) -> out [K, count * P * Q] -> y.
@@ -249,7 +253,8 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
     float* col = scratch(static_cast<size_t>(L.floats()), 0);
     float* out = scratch(static_cast<size_t>(d.K * ld), 1);
     im2colPacked(d, x + n0 * CHW, count, L, col);
-    GemmDesc gd = gemmDesc(false, false, d.K, ld, CRS, w, CRS, col, 0, 0.0f, out, ld);
+    GemmDesc gd = gemmDesc(false, false, d.K, ld, CRS, wp, 0, col, 0, 0.0f, out, ld);
+    gd.packedA = true;
     gd.packedB = true;
     sgemm(gd, gemmThreads);
     for (int64_t i = 0; i < count; ++i)
@@ -275,6 +280,12 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   // buffer (chunk 0 straight into dw), then the chunks are added in order.
   const int64_t chunks = std::min(groups, kConvGroups), perChunk = ceilDiv(groups, chunks);
   AlignedBuffer<float> partial(dw != nullptr ? static_cast<size_t>((chunks - 1) * KCRS) : 0);
+  // w^T [CRS, K], packed once for every group.
+  float* wtp = nullptr;
+  if (dx != nullptr) {
+    wtp = scratch(static_cast<size_t>(packedALayout(CRS, d.K).floats()), 2);
+    packA(gemmDesc(true, false, CRS, 0, d.K, w, CRS, nullptr, 0, 0.0f, nullptr, 0), wtp, threads);
+  }
   auto chunk = [&](int64_t c, int gemmThreads) {
     float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial.data() + (c - 1) * KCRS);
     float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
@@ -292,7 +303,9 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
       }
       if (dx != nullptr) {
         // dcol [CRS, ld] = w^T dy_g, scattered back image by image.
-        sgemm(gemmDesc(true, false, CRS, ld, d.K, w, CRS, dyg, ld, 0.0f, col, ld), gemmThreads);
+        GemmDesc gd = gemmDesc(false, false, CRS, ld, d.K, wtp, 0, dyg, ld, 0.0f, col, ld);
+        gd.packedA = true;
+        sgemm(gd, gemmThreads);
         for (int64_t i = 0; i < count; ++i) col2imAdd(d, col, ld, i * PQ, dx + (n0 + i) * CHW);
       }
     }
