@@ -95,10 +95,13 @@ export class Variable {
   }
 }
 
-/** A trainable tensor: requires a gradient; its gradient is kept (and accumulates) until zeroGrad(). */
+/**
+ * A trainable tensor: requires a gradient; its gradient is kept (and accumulates) until
+ * zeroGrad(). Its value and gradient outlive any tidy() scope (free them with dispose()).
+ */
 export class Parameter extends Variable {
   constructor(value: Tensor<'float32'>) {
-    super(value, true);
+    super(keep(value), true);
   }
 
   /** Sets the gradient to zero (allocating it the first time). */
