@@ -251,7 +251,8 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
     // col [CRS, count * P * Q] (image-major columns, packed) -> out [K, count * P * Q] -> y.
     const PackedBLayout L = packedBLayout(CRS, ld);
     float* col = scratch(static_cast<size_t>(L.floats()), 0);
-    float* out = scratch(static_cast<size_t>(d.K * ld), 1);
+    // One image: its output [K, P * Q] is the product itself; several: a buffer, then copies.
+    float* out = count == 1 ? y + n0 * d.K * PQ : scratch(static_cast<size_t>(d.K * ld), 1);
     im2colPacked(d, x + n0 * CHW, count, L, col);
     GemmDesc gd = gemmDesc(false, false, d.K, ld, CRS, wp, 0, col, 0, 0.0f, out, ld);
     gd.packedA = true;
@@ -262,7 +263,12 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
         const float* src = out + k * ld + i * PQ;
         float* dst = y + ((n0 + i) * d.K + k) * PQ;
         const float bias = b != nullptr ? b[k] : 0.0f;
-        for (int64_t e = 0; e < PQ; ++e) dst[e] = src[e] + bias;
+        if (src == dst) {
+          if (b != nullptr)
+            for (int64_t e = 0; e < PQ; ++e) dst[e] += bias;
+        } else {
+          for (int64_t e = 0; e < PQ; ++e) dst[e] = src[e] + bias;
+        }
       }
   };
   if (groups >= threads) {
@@ -289,13 +295,18 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   auto chunk = [&](int64_t c, int gemmThreads) {
     float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial.data() + (c - 1) * KCRS);
     float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
-    float* dyg = scratch(static_cast<size_t>(d.K * G * PQ), 1);
+    float* dygBuffer = scratch(static_cast<size_t>(d.K * G * PQ), 1);
     const int64_t g1 = std::min(groups, (c + 1) * perChunk);
     for (int64_t g = c * perChunk; g < g1; ++g) {
       const int64_t n0 = g * G, count = std::min(G, d.N - n0), ld = count * PQ;
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t k = 0; k < d.K; ++k)
-          std::copy(dy + ((n0 + i) * d.K + k) * PQ, dy + ((n0 + i) * d.K + k + 1) * PQ, dyg + k * ld + i * PQ);
+      // dy of the group as [K, count * P * Q]: one image's dy already is.
+      const float* dyg = dy + n0 * d.K * PQ;
+      if (count > 1) {
+        for (int64_t i = 0; i < count; ++i)
+          for (int64_t k = 0; k < d.K; ++k)
+            std::copy(dy + ((n0 + i) * d.K + k) * PQ, dy + ((n0 + i) * d.K + k + 1) * PQ, dygBuffer + k * ld + i * PQ);
+        dyg = dygBuffer;
+      }
       if (dwc != nullptr) {
         for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
         // dw [K, CRS] += dy_g [K, ld] col^T.
