@@ -79,6 +79,18 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     expect(convOut(d)[0]).toBeGreaterThan(0);
   });
 
+  it('conv2d weight gradients over chunks of images do not depend on what earlier calls left behind', () => {
+    setCpuKernels(kernel);
+    const random = rng(16);
+    const shape = (N: number): ConvShape => ({ N, C: 1, H: 16, W: 16, K: 2, R: 3, S: 3, stride: [1, 1], pad: [1, 1] });
+    // 8 images: four chunks of partial sums; then 5 images: three chunks (the 4th is empty).
+    for (const N of [8, 5]) {
+      const d = shape(N);
+      check([input([N, 1, 16, 16], random), input([2, 1, 3, 3], random)],
+        ([x, w]) => ops.conv2d(x, w, null, { padding: 1 }), ([x, w]) => conv2dRef(x, w, null, d), N);
+    }
+  });
+
   it('conv2d on a 70 x 70 image (P Q = 4900: more columns than one GEMM block)', () => {
     setCpuKernels(kernel);
     const random = rng(71);

@@ -43,10 +43,10 @@ void forChunks(int64_t n, int threads, F&& fn) {
   });
 }
 
-// Scratch of the calling thread, kept between calls (slots 0 and 1 per task; slot 2 for
-// the packed weights a layer shares between its tasks).
+// Scratch of the calling thread, kept between calls and never cleared (slots 0 and 1 per
+// task; 2 and 3 for what a layer shares between its tasks: packed weights, partial sums).
 float* scratch(size_t floats, int slot) {
-  thread_local AlignedBuffer<float> buffers[3];
+  thread_local AlignedBuffer<float> buffers[4];
   AlignedBuffer<float>& b = buffers[slot];
   if (b.size() < floats) b = AlignedBuffer<float>(floats);
   return b.data();
@@ -284,8 +284,9 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
   // Weight gradients: each of a fixed number of chunks of image groups sums into its own
   // buffer (chunk 0 straight into dw), then the chunks are added in order.
-  const int64_t chunks = std::min(groups, kConvGroups), perChunk = ceilDiv(groups, chunks);
-  AlignedBuffer<float> partial(dw != nullptr ? static_cast<size_t>((chunks - 1) * KCRS) : 0);
+  const int64_t perChunk = ceilDiv(groups, std::min(groups, kConvGroups));
+  const int64_t chunks = ceilDiv(groups, perChunk);  // none of them empty
+  float* partial = dw != nullptr && chunks > 1 ? scratch(static_cast<size_t>((chunks - 1) * KCRS), 3) : nullptr;
   // w^T [CRS, K], packed once for every group.
   float* wtp = nullptr;
   if (dx != nullptr) {
@@ -293,7 +294,7 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
     packA(gemmDesc(true, false, CRS, 0, d.K, w, CRS, nullptr, 0, 0.0f, nullptr, 0), wtp, threads);
   }
   auto chunk = [&](int64_t c, int gemmThreads) {
-    float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial.data() + (c - 1) * KCRS);
+    float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial + (c - 1) * KCRS);
     float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
     float* dygBuffer = scratch(static_cast<size_t>(d.K * G * PQ), 1);
     const int64_t g1 = std::min(groups, (c + 1) * perChunk);
@@ -310,7 +311,9 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
       if (dwc != nullptr) {
         for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
         // dw [K, CRS] += dy_g [K, ld] col^T.
-        sgemm(gemmDesc(false, true, d.K, CRS, ld, dyg, ld, col, ld, 1.0f, dwc, CRS), gemmThreads);
+        // Chunk 0 adds into dw; the others start their partial sums with their first group.
+        const float beta = c == 0 || g > c * perChunk ? 1.0f : 0.0f;
+        sgemm(gemmDesc(false, true, d.K, CRS, ld, dyg, ld, col, ld, beta, dwc, CRS), gemmThreads);
       }
       if (dx != nullptr) {
         // dcol [CRS, ld] = w^T dy_g, scattered back image by image.
@@ -328,7 +331,7 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   }
   if (dw != nullptr && chunks > 1) {
     forChunks(KCRS, threads, [&](int64_t b0, int64_t len) {
-      for (int64_t c = 1; c < chunks; ++c) activeNn().addInto(dw + b0, partial.data() + (c - 1) * KCRS + b0, len);
+      for (int64_t c = 1; c < chunks; ++c) activeNn().addInto(dw + b0, partial + (c - 1) * KCRS + b0, len);
     });
   }
   if (db != nullptr) {
