@@ -29,7 +29,8 @@ namespace {
 
 // Element-wise work is split into chunks of this many elements (never by thread count).
 constexpr int64_t kChunk = int64_t{1} << 15;
-// Weight gradients of a convolution are summed over this many fixed groups of images.
+// Weight gradients of a convolution are summed over at most this many fixed chunks of
+// image groups (partial sums, added in order).
 constexpr int64_t kConvGroups = 4;
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
