@@ -57,6 +57,8 @@ export class Variable {
   constructor(value: Tensor<'float32'>, requiresGrad = false) {
     if (!(value instanceof Tensor)) throw new TypeError(`value: expected a Tensor, got ${describe(value)}`);
     if (value.dtype !== 'float32') throw new TypeError(`value: expected a float32 tensor, got dtype '${value.dtype}'`);
+    // The layer kernels run on the CPU (their CUDA twins come with the CUDA backend).
+    if (value.device !== 'cpu') throw new RangeError(`value: expected a tensor on the CPU, got one on '${value.device}'`);
     this.value = value;
     this.requiresGrad = requiresGrad;
   }
