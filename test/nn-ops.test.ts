@@ -190,6 +190,22 @@ describe('supcon as the last layer', () => {
   });
 });
 
+describe('supcon leaves its inputs alone', () => {
+  it('a [n, v, d] features tensor of the caller survives the loss and its graph', () => {
+    const x = Tensor.from(randomNormal(4 * 2 * 3, rng(23)), [4, 2, 3]);
+    const w = new Parameter(Tensor.from(randomNormal(9, rng(24)), [3, 3]));
+    tidy(() => {
+      const z = ops.reshape(ops.linear(ops.reshape(x, [8, 3]), w), [4, 2, 3]);
+      ops.supcon(z, [0, 1, 0, 1], { temperature: 0.5 }).backward();
+      expect(z.value.isDisposed).toBe(false);
+    });
+    expect(x.isDisposed).toBe(false);
+    expect(w.grad!.dataSync().some((g) => g !== 0)).toBe(true);
+    x.dispose();
+    w.dispose();
+  });
+});
+
 describe('autograd', () => {
   it('accumulates parameter gradients across backward calls until zeroGrad', () => {
     tidy(() => {

@@ -385,19 +385,20 @@ export function supcon(features: VariableLike, labels?: Int32Array | readonly nu
   } else {
     throw new RangeError(`features: expected [n, v, d] or [n * v, d], got shape ${shapeText(f.shape)}`);
   }
-  const view = Tensor.zeros<'float32'>(shape);
-  native.nn.copyFloats(f.value.storage, view.storage, f.size);
+  // [n * v, d] features are the same values as [n, v, d]: a copy under that shape.
+  const reshaped = f.shape.length === 2 ? Tensor.zeros<'float32'>(shape) : null;
+  if (reshaped !== null) native.nn.copyFloats(f.value.storage, reshaped.storage, f.size);
   let forward;
   try {
-    forward = supconForward(view, labels, lossOptions);
+    forward = supconForward(reshaped ?? f.value, labels, lossOptions);
   } catch (e) {
-    view.dispose();
+    reshaped?.dispose();
     throw e;
   }
   const y = Tensor.from(new Float32Array([forward.loss]), []);
   const release = () => {
     forward.dispose();
-    view.dispose();
+    reshaped?.dispose();
   };
   if (!recording(f)) {
     release();
