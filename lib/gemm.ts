@@ -20,7 +20,10 @@ type Matrix = Float32Array | Tensor<'float32'>;
 
 function source(x: unknown, name: string) {
   if (x instanceof Float32Array) return x;
-  if (x instanceof Tensor && x.dtype === 'float32') return x.storage;
+  if (x instanceof Tensor && x.dtype === 'float32') {
+    if (x.device !== 'cpu') throw new RangeError(`${name}: expected a tensor on the CPU, got one on '${x.device}'`);
+    return x.storage;
+  }
   throw new TypeError(`${name}: expected a Float32Array or a float32 Tensor, got ${describe(x)}`);
 }
 

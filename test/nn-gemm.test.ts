@@ -52,6 +52,21 @@ describe('gemm', () => {
     expect(Array.from(C)).toEqual(Array.from(want));
   });
 
+  it('splits operands larger than one packed chunk (2^24 floats) into chunks of rows or columns', () => {
+    const big = (1 << 21) + 37, K = 8;
+    const small = Float32Array.from({ length: K * 3 }, (_, i) => (i % 5) - 2);
+    const tall = Float32Array.from({ length: big * K }, (_, i) => (i % 7) - 3);
+    // A [big, K] (rows in chunks), B [K, 3].
+    const C1 = new Float32Array(big * 3);
+    gemm(big, 3, K, tall, small, C1);
+    expect(Array.from(C1)).toEqual(Array.from(gemmRef(false, false, big, 3, K, 1, tall, K, small, 3, 0, C1, 3)));
+    // A [3, K], B^T stored [big, K] (columns in chunks), with beta.
+    const C2 = Float32Array.from({ length: 3 * big }, (_, i) => i % 3);
+    const want = gemmRef(false, true, 3, big, K, 1, small, K, tall, K, 2, C2, big);
+    gemm(3, big, K, small, tall, C2, { transB: true, beta: 2 });
+    expect(Array.from(C2)).toEqual(Array.from(want));
+  });
+
   it('beta = 0 never reads C (NaN there is overwritten)', () => {
     const random = rng(3);
     const A = randomNormal(9 * 11, random), B = randomNormal(11 * 13, random);

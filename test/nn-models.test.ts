@@ -76,6 +76,14 @@ describe('ResNet', () => {
 });
 
 describe('training', () => {
+  it('a model built inside tidy() keeps its parameters and buffers', () => {
+    const m = tidy(() => new nn.Sequential(new nn.Linear(3, 2, { seed: 1 }), new nn.BatchNorm1d(2)));
+    expect(m.stateDict().every((e) => e.kind === 'int64' || !e.tensor.isDisposed)).toBe(true);
+    m.dispose();
+    expect(m.parameters().every((p) => p.value.isDisposed)).toBe(true);
+  });
+
+
   it('a small conv net overfits a small batch to near-zero loss', () => {
     const net = new nn.Sequential(
       new nn.Conv2d(3, 8, 3, { padding: 1, bias: false, seed: 1 }), new nn.BatchNorm2d(8), new nn.ReLU(),

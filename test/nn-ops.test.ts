@@ -67,6 +67,7 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     ['5x3 stride [2, 1] pad [2, 0]', { N: 1, C: 2, H: 8, W: 6, K: 3, R: 5, S: 3, stride: [2, 1], pad: [2, 0] }],
     ['7x7 stride 2 pad 3', { N: 2, C: 3, H: 9, W: 11, K: 2, R: 7, S: 7, stride: [2, 2], pad: [3, 3] }],
     ['3x3 on 1x1 images, 5 images (grouped GEMM)', { N: 5, C: 3, H: 1, W: 1, K: 4, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+    ['3x3 with 31 channels (C R S = 279: two K slices of the GEMM)', { N: 2, C: 31, H: 5, W: 6, K: 3, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
   ] as [string, ConvShape][])('conv2d %s', (_label, d) => {
     setCpuKernels(kernel);
     const random = rng(d.N * 100 + d.H);
@@ -76,6 +77,36 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     check([input([d.N, d.C, d.H, d.W], random), input([d.K, d.C, d.R, d.S], random)],
       ([x, w]) => ops.conv2d(x, w, null, opts), ([x, w]) => conv2dRef(x, w, null, d), 4);
     expect(convOut(d)[0]).toBeGreaterThan(0);
+  });
+
+  it('conv2d weight gradients over chunks of images do not depend on what earlier calls left behind', () => {
+    setCpuKernels(kernel);
+    const random = rng(16);
+    const shape = (N: number): ConvShape => ({ N, C: 1, H: 16, W: 16, K: 2, R: 3, S: 3, stride: [1, 1], pad: [1, 1] });
+    // 8 images: four chunks of partial sums; then 5 images: three chunks (the 4th is empty).
+    for (const N of [8, 5]) {
+      const d = shape(N);
+      check([input([N, 1, 16, 16], random), input([2, 1, 3, 3], random)],
+        ([x, w]) => ops.conv2d(x, w, null, { padding: 1 }), ([x, w]) => conv2dRef(x, w, null, d), N);
+    }
+  });
+
+  it('conv2d on a 70 x 70 image (P Q = 4900: more columns than one GEMM block)', () => {
+    setCpuKernels(kernel);
+    const random = rng(71);
+    const d: ConvShape = { N: 1, C: 1, H: 70, W: 70, K: 2, R: 3, S: 3, stride: [1, 1], pad: [1, 1] };
+    const x = input([1, 1, 70, 70], random), w = input([2, 1, 3, 3], random);
+    tidy(() => {
+      const wp = new Parameter(Tensor.from(w.data, w.shape));
+      const y = ops.conv2d(Tensor.from(x.data, x.shape), wp, null, { padding: 1 });
+      const xs = [Float64Array.from(x.data), Float64Array.from(w.data)];
+      expect(maxRelDiff(y.value.dataSync(), conv2dRef(xs[0], xs[1], null, d))).toBeLessThan(2e-5);
+      const R = randomNormal(y.size, random);
+      y.backward(Tensor.from(R, y.shape.slice()));
+      const fd = finiteDifferences((v) => dot(conv2dRef(v[0], v[1], null, d), R), xs, 1);
+      expect(maxRelDiff(wp.grad!.dataSync(), fd)).toBeLessThan(2e-4);
+      wp.dispose();
+    });
   });
 
   it('batch norm in training mode (1d and 2d), with running statistics as PyTorch', () => {
@@ -156,6 +187,22 @@ describe('supcon as the last layer', () => {
       ([f]) => [referenceLoss(f, n, v, d, labels, null, { ...options, normalize: true }).loss], 21, { fwd: 1e-5, grad: 1e-4 });
     check([x], ([f]) => ops.supcon(f, labels, options), ([f]) => [referenceLoss(f, n, v, d, labels, null, options).loss], 22,
       { fwd: 1e-5, grad: 1e-4 });
+  });
+});
+
+describe('supcon leaves its inputs alone', () => {
+  it('a [n, v, d] features tensor of the caller survives the loss and its graph', () => {
+    const x = Tensor.from(randomNormal(4 * 2 * 3, rng(23)), [4, 2, 3]);
+    const w = new Parameter(Tensor.from(randomNormal(9, rng(24)), [3, 3]));
+    tidy(() => {
+      const z = ops.reshape(ops.linear(ops.reshape(x, [8, 3]), w), [4, 2, 3]);
+      ops.supcon(z, [0, 1, 0, 1], { temperature: 0.5 }).backward();
+      expect(z.value.isDisposed).toBe(false);
+    });
+    expect(x.isDisposed).toBe(false);
+    expect(w.grad!.dataSync().some((g) => g !== 0)).toBe(true);
+    x.dispose();
+    w.dispose();
   });
 });
 

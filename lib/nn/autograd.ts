@@ -57,6 +57,8 @@ export class Variable {
   constructor(value: Tensor<'float32'>, requiresGrad = false) {
     if (!(value instanceof Tensor)) throw new TypeError(`value: expected a Tensor, got ${describe(value)}`);
     if (value.dtype !== 'float32') throw new TypeError(`value: expected a float32 tensor, got dtype '${value.dtype}'`);
+    // The layer kernels run on the CPU (their CUDA twins come with the CUDA backend).
+    if (value.device !== 'cpu') throw new RangeError(`value: expected a tensor on the CPU, got one on '${value.device}'`);
     this.value = value;
     this.requiresGrad = requiresGrad;
   }
@@ -95,10 +97,13 @@ export class Variable {
   }
 }
 
-/** A trainable tensor: requires a gradient; its gradient is kept (and accumulates) until zeroGrad(). */
+/**
+ * A trainable tensor: requires a gradient; its gradient is kept (and accumulates) until
+ * zeroGrad(). Its value and gradient outlive any tidy() scope (free them with dispose()).
+ */
 export class Parameter extends Variable {
   constructor(value: Tensor<'float32'>) {
-    super(value, true);
+    super(keep(value), true);
   }
 
   /** Sets the gradient to zero (allocating it the first time). */

@@ -1,7 +1,7 @@
 // Modules: parameters, buffers and children under PyTorch's names, so that a model's state
 // maps one to one onto the PyTorch module of the same architecture (docs/LAYERS.md).
 import { describe } from '../check';
-import { Tensor } from '../tensor';
+import { keep, Tensor } from '../tensor';
 import { Parameter, Variable } from './autograd';
 import { VariableLike } from './ops';
 
@@ -28,7 +28,9 @@ export abstract class Module {
     return p;
   }
 
+  /** A buffer (running statistics): part of the state, outlives tidy() scopes. */
   protected registerBuffer<T extends Tensor<'float32'> | Counter>(name: string, b: T): T {
+    if (b instanceof Tensor) keep(b);
     this.#buffers.set(name, b);
     return b;
   }

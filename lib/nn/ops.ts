@@ -19,6 +19,7 @@ export function asVariable(x: unknown, name: string): Variable {
   if (x instanceof Tensor) {
     if (x.dtype !== 'float32') throw new TypeError(`${name}: expected a float32 tensor, got dtype '${x.dtype}'`);
     if (x.isDisposed) throw new RangeError(`${name}: the tensor has been disposed`);
+    if (x.device !== 'cpu') throw new RangeError(`${name}: expected a tensor on the CPU, got one on '${x.device}'`);
     return new Variable(x as Tensor<'float32'>);
   }
   throw new TypeError(`${name}: expected a Variable or a float32 Tensor, got ${describe(x)}`);
@@ -131,8 +132,8 @@ export function batchNorm(
     throw new RangeError(`x: expected [N, ${C}] or [N, ${C}, ...] (the layer's channels), got ${shapeText(xv.shape)}`);
   requireShape(b, [C], 'bias');
   for (const [t, name] of [[runningMean, 'runningMean'], [runningVar, 'runningVar']] as const) {
-    if (t !== null && !(t instanceof Tensor && t.dtype === 'float32' && t.size === C))
-      throw new TypeError(`${name}: expected a float32 tensor of ${C} values or null, got ${describe(t)}`);
+    if (t !== null && !(t instanceof Tensor && t.dtype === 'float32' && t.size === C && t.device === 'cpu'))
+      throw new TypeError(`${name}: expected a float32 CPU tensor of ${C} values or null, got ${describe(t)}`);
   }
   if (typeof options !== 'object' || options === null) throw new TypeError(`options: expected an object, got ${describe(options)}`);
   if (typeof options.training !== 'boolean') throw new TypeError(`options.training: expected a boolean, got ${describe(options.training)}`);
@@ -319,6 +320,7 @@ export type ClassLabels = Int32Array | readonly number[] | Tensor<'int32'>;
 function labelsFor(labels: unknown, rows: number): Int32Array | Tensor<'int32'> {
   if (labels instanceof Tensor) {
     if (labels.dtype !== 'int32') throw new TypeError(`labels: expected an int32 tensor, got dtype '${labels.dtype}'`);
+    if (labels.device !== 'cpu') throw new RangeError(`labels: expected a tensor on the CPU, got one on '${labels.device}'`);
     if (labels.size !== rows) throw new RangeError(`labels: expected ${rows} labels (one per row), got ${labels.size}`);
     return labels as Tensor<'int32'>;
   }
@@ -383,19 +385,20 @@ export function supcon(features: VariableLike, labels?: Int32Array | readonly nu
   } else {
     throw new RangeError(`features: expected [n, v, d] or [n * v, d], got shape ${shapeText(f.shape)}`);
   }
-  const view = Tensor.zeros<'float32'>(shape);
-  native.nn.copyFloats(f.value.storage, view.storage, f.size);
+  // [n * v, d] features are the same values as [n, v, d]: a copy under that shape.
+  const reshaped = f.shape.length === 2 ? Tensor.zeros<'float32'>(shape) : null;
+  if (reshaped !== null) native.nn.copyFloats(f.value.storage, reshaped.storage, f.size);
   let forward;
   try {
-    forward = supconForward(view, labels, lossOptions);
+    forward = supconForward(reshaped ?? f.value, labels, lossOptions);
   } catch (e) {
-    view.dispose();
+    reshaped?.dispose();
     throw e;
   }
   const y = Tensor.from(new Float32Array([forward.loss]), []);
   const release = () => {
     forward.dispose();
-    view.dispose();
+    reshaped?.dispose();
   };
   if (!recording(f)) {
     release();

@@ -1,11 +1,12 @@
-// The GEMM driver: cache blocking, packing and the thread split around the micro-kernels.
+// The GEMM driver: packing, cache blocking and the thread split around the micro-kernels.
 //
-// Loop nest (BLIS style): for each KC slice of K and NC block of columns, B's block is
-// packed into NR-wide panels (k-major); for each MB block of rows, A's block is packed into
-// MR-tall panels; then tiles of (up to MC rows) x (NT columns) run in parallel, each a loop
-// over B panels (outer: the KC x NR panel stays in L1) and A panels (inner: the MC x KC
-// block stays in L2). Every C element belongs to exactly one tile and sums its K slices in
-// order, so the result is the same for any thread count.
+// Both operands are packed whole (in chunks only when they would pass kMaxPacked floats):
+// A into MR-tall panels and B into NR-wide panels, k-major, in slices of KC values of k, in
+// one parallel hand-out. Then tiles of C (about MC rows x kTilePanels panels) run in
+// parallel, each over all K slices: per slice, the A micro-panel (MR x KC) stays in L1
+// while the B panels of the tile stream from L2, and the C tile stays in the core's L2
+// from slice to slice. Two hand-outs per product, and every C element belongs to one tile
+// and sums its K slices in order, so the result is the same for any thread count.
 #include "gemm.h"
 
 #include <algorithm>
@@ -21,11 +22,12 @@
 namespace supcon::cpu {
 namespace {
 
-constexpr int64_t KC = 256;        // K slice: a KC x NR panel of B fits in L1
-constexpr int64_t MC = 256;        // rows per tile: an MC x KC block of A fits in L2
-constexpr int64_t NC = 4096;       // columns of B packed at once
-constexpr int64_t MB = 4096;       // rows of A packed at once
-constexpr int64_t kTilePanels = 8; // B panels per tile
+constexpr int64_t KC = 256;         // K slice: an MR x KC panel of A sits in L1
+constexpr int64_t MC = 256;         // rows per tile: MC x KC of A and KC x 8 NR of B fit in L2
+constexpr int64_t kTilePanels = 8;  // B panels per tile
+// Floats of one packed operand at most (64 MiB); larger operands go in chunks of rows (A)
+// or columns (B).
+constexpr int64_t kMaxPacked = int64_t{1} << 24;
 // Below this many multiply-adds the thread hand-off costs more than it saves.
 constexpr double kParallelWork = 1 << 18;
 
@@ -111,6 +113,26 @@ void scaleC(const GemmDesc& d) {
 
 }  // namespace
 
+PackedBLayout packedBLayout(int64_t K, int64_t N) {
+  const int64_t nr = activeGemm().nr;
+  return PackedBLayout{K, N, KC, nr, ceilDiv(N, nr) * nr};
+}
+
+PackedALayout packedALayout(int64_t M, int64_t K) {
+  const int64_t mr = activeGemm().mr;
+  return PackedALayout{M, K, KC, mr, ceilDiv(M, mr) * mr};
+}
+
+void packA(const GemmDesc& d, float* dst, int threads) {
+  const int mr = activeGemm().mr;
+  const PackedALayout L = packedALayout(d.M, d.K);
+  const int64_t panels = ceilDiv(d.M, mr), slices = ceilDiv(d.K, KC);
+  ThreadPool::instance().parallelFor(panels * slices, threads, [&](int64_t t, int) {
+    const int64_t s = t / panels, p = t % panels, k0 = s * KC;
+    packA(d, 0, d.M, k0, std::min(KC, d.K - k0), mr, p, dst + k0 * L.paddedM);
+  });
+}
+
 void sgemm(const GemmDesc& d, int threads) {
   if (d.M <= 0 || d.N <= 0) return;
   if (d.K <= 0 || d.alpha == 0.0f) {
@@ -119,53 +141,69 @@ void sgemm(const GemmDesc& d, int threads) {
   }
   const GemmKernelTable& kt = activeGemm();
   const int mr = kt.mr, nr = kt.nr;
-  const double work = static_cast<double>(d.M) * d.N * d.K;
-  if (work < kParallelWork) threads = 1;
+  if (static_cast<double>(d.M) * d.N * d.K < kParallelWork) threads = 1;
   threads = std::max(1, threads);
   ThreadPool& pool = ThreadPool::instance();
 
-  const int64_t kcMax = std::min(KC, d.K);
-  // Whole panels: a block of NC columns (MB rows) packs into ceil(NC / nr) * nr.
-  const int64_t ncMax = ceilDiv(std::min(NC, d.N), nr) * nr;
-  const int64_t mbMax = ceilDiv(std::min(MB, d.M), mr) * mr;
-  float* const bp = workspace(static_cast<size_t>(kcMax * (ncMax + mbMax)));
-  float* const ap = bp + kcMax * ncMax;
+  const int64_t slices = ceilDiv(d.K, KC);
+  const int64_t paddedM = ceilDiv(d.M, mr) * mr, paddedN = ceilDiv(d.N, nr) * nr;
+  // Rows of A and columns of B per chunk (whole panels); a pre-packed operand is one chunk.
+  const int64_t mChunk = d.packedA ? d.M : std::min(d.M, std::max<int64_t>(mr, kMaxPacked / d.K / mr * mr));
+  const int64_t nChunk = d.packedB ? d.N : std::min(d.N, std::max<int64_t>(nr, kMaxPacked / d.K / nr * nr));
+  // B's panels are read with aligned vector loads: start them on a 64-byte boundary.
+  const int64_t aFloats = d.packedA ? 0 : ceilDiv(d.K * ceilDiv(mChunk, mr) * mr, 16) * 16;
+  const int64_t bFloats = d.packedB ? 0 : d.K * ceilDiv(nChunk, nr) * nr;
+  float* const aWork = workspace(static_cast<size_t>(aFloats + bFloats));
+  float* const bWork = aWork + aFloats;
 
-  for (int64_t k0 = 0; k0 < d.K; k0 += KC) {
-    const int64_t kc = std::min(KC, d.K - k0);
-    const float beta = k0 == 0 ? d.beta : 1.0f;
-    for (int64_t j0 = 0; j0 < d.N; j0 += NC) {
-      const int64_t nc = std::min(NC, d.N - j0);
-      const int64_t nPanels = ceilDiv(nc, nr);
-      for (int64_t i0 = 0; i0 < d.M; i0 += MB) {
-        const int64_t mb = std::min(MB, d.M - i0);
-        const int64_t mPanels = ceilDiv(mb, mr);
-        // One hand-out packs this block of A and, the first time, the block of B.
-        const int64_t bTasks = i0 == 0 ? nPanels : 0;
-        pool.parallelFor(bTasks + mPanels, threads, [&](int64_t p, int) {
-          if (p < bTasks)
-            packB(d, j0, nc, k0, kc, nr, p, bp);
-          else
-            packA(d, i0, mb, k0, kc, mr, p - bTasks, ap);
-        });
-        // Row blocks of about MC rows (whole panels, balanced), column blocks of
-        // kTilePanels panels.
-        const int64_t rowBlocks = ceilDiv(mPanels * mr, MC);
-        const int64_t panelsPerRowBlock = ceilDiv(mPanels, rowBlocks);
-        const int64_t colBlocks = ceilDiv(nPanels, kTilePanels);
-        pool.parallelFor(rowBlocks * colBlocks, threads, [&](int64_t tile, int) {
-          const int64_t rb = tile % rowBlocks, cb = tile / rowBlocks;
-          const int64_t pa0 = rb * panelsPerRowBlock;
-          const int64_t pa1 = std::min(mPanels, pa0 + panelsPerRowBlock);
-          const int64_t pb0 = cb * kTilePanels;
-          const int64_t pb1 = std::min(nPanels, pb0 + kTilePanels);
-          alignas(64) float edge[16 * 32];
+  for (int64_t j0 = 0; j0 < d.N; j0 += nChunk) {
+    const int64_t nc = std::min(nChunk, d.N - j0);
+    const int64_t nPanels = ceilDiv(nc, nr);
+    // Row stride of a slice of packed B: the whole matrix when pre-packed, else the chunk.
+    const int64_t bPad = d.packedB ? paddedN : nPanels * nr;
+    for (int64_t i0 = 0; i0 < d.M; i0 += mChunk) {
+      const int64_t mb = std::min(mChunk, d.M - i0);
+      const int64_t mPanels = ceilDiv(mb, mr);
+      const int64_t aPad = d.packedA ? paddedM : mPanels * mr;
+      // B is packed once per column chunk; A once, or per chunk when it is split.
+      const int64_t aTasks = !d.packedA && (j0 == 0 || mChunk < d.M) ? mPanels * slices : 0;
+      const int64_t bTasks = !d.packedB && i0 == 0 ? nPanels * slices : 0;
+      pool.parallelFor(aTasks + bTasks, threads, [&](int64_t t, int) {
+        if (t < aTasks) {
+          const int64_t s = t / mPanels, k0 = s * KC;
+          packA(d, i0, mb, k0, std::min(KC, d.K - k0), mr, t % mPanels, aWork + k0 * aPad);
+        } else {
+          t -= aTasks;
+          const int64_t s = t / nPanels, k0 = s * KC;
+          packB(d, j0, nc, k0, std::min(KC, d.K - k0), nr, t % nPanels, bWork + k0 * bPad);
+        }
+      });
+      // Panel pa of A and pb of B in slice k0 (kc values of k).
+      const float* const aBase = d.packedA ? d.A : aWork;
+      const float* const bBase = d.packedB ? d.B : bWork;
+      const int64_t bPanel0 = d.packedB ? j0 / nr : 0;
+
+      // Row blocks of about MC rows (whole panels, balanced), column blocks of
+      // kTilePanels panels.
+      const int64_t rowBlocks = ceilDiv(mPanels * mr, MC);
+      const int64_t panelsPerRowBlock = ceilDiv(mPanels, rowBlocks);
+      const int64_t colBlocks = ceilDiv(nPanels, kTilePanels);
+      pool.parallelFor(rowBlocks * colBlocks, threads, [&](int64_t tile, int) {
+        const int64_t rb = tile % rowBlocks, cb = tile / rowBlocks;
+        const int64_t pa0 = rb * panelsPerRowBlock;
+        const int64_t pa1 = std::min(mPanels, pa0 + panelsPerRowBlock);
+        const int64_t pb0 = cb * kTilePanels;
+        const int64_t pb1 = std::min(nPanels, pb0 + kTilePanels);
+        alignas(64) float edge[16 * 32];
+        for (int64_t k0 = 0; k0 < d.K; k0 += KC) {
+          const int64_t kc = std::min(KC, d.K - k0);
+          const float beta = k0 == 0 ? d.beta : 1.0f;
           for (int64_t pa = pa0; pa < pa1; ++pa) {
-            const float* apanel = ap + pa * kc * mr;
+            const float* apanel = aBase + k0 * aPad + pa * kc * mr;
             const int64_t r0 = i0 + pa * mr;
             const int rows = static_cast<int>(std::min<int64_t>(mr, d.M - r0));
             for (int64_t pb = pb0; pb < pb1; ++pb) {
-              const float* bpanel = bp + pb * kc * nr;
+              const float* bpanel = bBase + k0 * bPad + (bPanel0 + pb) * kc * nr;
               const int64_t c0 = j0 + pb * nr;
               const int cols = static_cast<int>(std::min<int64_t>(nr, d.N - c0));
               float* c = d.C + r0 * d.ldc + c0;
@@ -181,8 +219,8 @@ void sgemm(const GemmDesc& d, int threads) {
                 }
             }
           }
-        });
-      }
+        }
+      });
     }
   }
 }

@@ -15,6 +15,12 @@ namespace supcon::cpu {
 struct GemmDesc {
   bool transA = false;
   bool transB = false;
+  // B is already in the packed layout of packedBLayout(K, N) (transB and ldb unused): a
+  // producer such as im2col writes it there directly and saves the GEMM a pass.
+  bool packedB = false;
+  // A is already in the packed layout of packedALayout(M, K) (transA and lda unused), made
+  // once by packA() and reused, e.g. a convolution's weights across groups of images.
+  bool packedA = false;
   int64_t M = 0, N = 0, K = 0;
   float alpha = 1.0f;
   const float* A = nullptr;
@@ -25,6 +31,30 @@ struct GemmDesc {
   float* C = nullptr;
   int64_t ldc = 0;
 };
+
+// Where element (k, j) of a K x N matrix lives in the packed layout the GEMM reads B in:
+// slices of kc rows of k, each a run of panels of nr columns, each panel k-major. Columns
+// past N (up to a whole panel) must hold zeros.
+struct PackedBLayout {
+  int64_t K, N, kc, nr, paddedN;
+  int64_t floats() const { return K * paddedN; }
+  int64_t offset(int64_t k, int64_t j) const {
+    const int64_t slice = k / kc, kk = k - slice * kc;
+    const int64_t rows = K - slice * kc < kc ? K - slice * kc : kc;
+    return slice * kc * paddedN + (j / nr) * rows * nr + kk * nr + j % nr;
+  }
+};
+PackedBLayout packedBLayout(int64_t K, int64_t N);
+
+// The packed layout of an M x K matrix A: slices of kc columns of k, each a run of panels
+// of mr rows, each panel k-major.
+struct PackedALayout {
+  int64_t M, K, kc, mr, paddedM;
+  int64_t floats() const { return K * paddedM; }
+};
+PackedALayout packedALayout(int64_t M, int64_t K);
+// Packs op(A) of d (A, lda, transA, M, K) into dst (packedALayout(d.M, d.K).floats()).
+void packA(const GemmDesc& d, float* dst, int threads);
 
 // Runs on up to `threads` threads of the shared pool (1: the calling thread only, which is
 // what code already inside a parallelFor must pass).

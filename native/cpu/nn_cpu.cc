@@ -29,7 +29,8 @@ namespace {
 
 // Element-wise work is split into chunks of this many elements (never by thread count).
 constexpr int64_t kChunk = int64_t{1} << 15;
-// Weight gradients of a convolution are summed over this many fixed groups of images.
+// Weight gradients of a convolution are summed over at most this many fixed chunks of
+// image groups (partial sums, added in order).
 constexpr int64_t kConvGroups = 4;
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -43,9 +44,10 @@ void forChunks(int64_t n, int threads, F&& fn) {
   });
 }
 
-// Scratch of the calling thread, kept between calls.
+// Scratch of the calling thread, kept between calls and never cleared (slots 0 and 1 per
+// task; 2 and 3 for what a layer shares between its tasks: packed weights, partial sums).
 float* scratch(size_t floats, int slot) {
-  thread_local AlignedBuffer<float> buffers[2];
+  thread_local AlignedBuffer<float> buffers[4];
   AlignedBuffer<float>& b = buffers[slot];
   if (b.size() < floats) b = AlignedBuffer<float>(floats);
   return b.data();
@@ -69,37 +71,6 @@ GemmDesc gemmDesc(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
   return g;
 }
 
-// col [C * R * S, ld] (columns from col0 on) of one image x [C, H, W]: column p * Q + q of
-// row (c, r, s) holds x[c][p * strideH - padH + r][q * strideW - padW + s], or 0 outside.
-void im2col(const nn::Conv2dDesc& d, const float* x, float* col, int64_t ld, int64_t col0) {
-  for (int64_t c = 0; c < d.C; ++c)
-    for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < d.S; ++s) {
-        float* out = col + ((c * d.R + r) * d.S + s) * ld + col0;
-        const float* plane = x + c * d.H * d.W;
-        // Columns q whose tap w = q * strideW - padW + s lies inside [0, W).
-        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
-        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
-        for (int64_t p = 0; p < d.P; ++p) {
-          const int64_t h = p * d.strideH - d.padH + r;
-          float* row = out + p * d.Q;
-          if (h < 0 || h >= d.H) {
-            std::fill(row, row + d.Q, 0.0f);
-            continue;
-          }
-          const float* src = plane + h * d.W;
-          const int64_t off = s - d.padW;  // tap of column q: q * strideW + off
-          std::fill(row, row + qLo, 0.0f);
-          if (d.strideW == 1) {
-            std::copy(src + qLo + off, src + qHi + off, row + qLo);
-          } else {
-            for (int64_t q = qLo; q < qHi; ++q) row[q] = src[q * d.strideW + off];
-          }
-          std::fill(row + qHi, row + d.Q, 0.0f);
-        }
-      }
-}
-
 // dx [C, H, W] += the columns of one image scattered back (the adjoint of im2col).
 void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t col0, float* dx) {
   for (int64_t c = 0; c < d.C; ++c)
@@ -116,6 +87,118 @@ void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t c
           const int64_t off = s - d.padW;
           const float* row = in + p * d.Q;
           for (int64_t q = qLo; q < qHi; ++q) dst[q * d.strideW + off] += row[q];
+        }
+      }
+}
+
+// Writes a K x N matrix into the GEMM's packed-B layout (gemm.h), one row at a time and
+// columns in order within a row; the padding columns of the last panel are zeroed. A
+// producer that walks its source that way (im2col) then costs one pass and the GEMM
+// packs nothing.
+class PackedRowWriter {
+ public:
+  PackedRowWriter(const PackedBLayout& layout, float* base) : L_(layout), base_(base) {}
+  void startRow(int64_t k) {
+    const int64_t slice = k / L_.kc, kk = k - slice * L_.kc;
+    rows_ = std::min(L_.kc, L_.K - slice * L_.kc);
+    panel_ = base_ + slice * L_.kc * L_.paddedN + kk * L_.nr;
+    lane_ = 0;
+  }
+  // The next n columns of the row: src[0, n), or zeros when src is null.
+  void put(const float* src, int64_t n) {
+    while (n > 0) {
+      const int64_t take = std::min(n, L_.nr - lane_);
+      if (src != nullptr) {
+        std::copy(src, src + take, panel_ + lane_);
+        src += take;
+      } else {
+        std::fill(panel_ + lane_, panel_ + lane_ + take, 0.0f);
+      }
+      n -= take;
+      lane_ += take;
+      if (lane_ == L_.nr) {
+        lane_ = 0;
+        panel_ += rows_ * L_.nr;
+      }
+    }
+  }
+  // Zeros the rest of the row's last panel.
+  void endRow() {
+    if (lane_ == 0) return;
+    for (int64_t l = lane_; l < L_.nr; ++l) panel_[l] = 0.0f;
+  }
+
+ private:
+  const PackedBLayout& L_;
+  float* base_;
+  float* panel_ = nullptr;
+  int64_t rows_ = 0, lane_ = 0;
+};
+
+// Columns of `count` images (column i * P * Q + p * Q + q), row (c, r, s), packed for the
+// GEMM: the im2col matrix [C * R * S, count * P * Q] without a separate packing pass.
+void im2colPacked(const nn::Conv2dDesc& d, const float* x, int64_t count, const PackedBLayout& L,
+                  float* dst) {
+  PackedRowWriter out(L, dst);
+  const int64_t CHW = d.C * d.H * d.W;
+  std::vector<float> gathered(static_cast<size_t>(d.Q));
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t r = 0; r < d.R; ++r)
+      for (int64_t s = 0; s < d.S; ++s) {
+        out.startRow((c * d.R + r) * d.S + s);
+        // Columns q whose tap w = q * strideW - padW + s lies inside [0, W).
+        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
+        const int64_t off = s - d.padW;  // tap of column q: q * strideW + off
+        for (int64_t i = 0; i < count; ++i) {
+          const float* plane = x + i * CHW + c * d.H * d.W;
+          for (int64_t p = 0; p < d.P; ++p) {
+            const int64_t h = p * d.strideH - d.padH + r;
+            if (h < 0 || h >= d.H) {
+              out.put(nullptr, d.Q);
+              continue;
+            }
+            const float* row = plane + h * d.W;
+            out.put(nullptr, qLo);
+            if (d.strideW == 1) {
+              out.put(row + qLo + off, qHi - qLo);
+            } else {
+              for (int64_t q = qLo; q < qHi; ++q) gathered[static_cast<size_t>(q - qLo)] = row[q * d.strideW + off];
+              out.put(gathered.data(), qHi - qLo);
+            }
+            out.put(nullptr, d.Q - qHi);
+          }
+        }
+        out.endRow();
+      }
+}
+
+// col [C * R * S, ld] (columns from col0 on) of one image x [C, H, W]: column p * Q + q of
+// row (c, r, s) holds x[c][p * strideH - padH + r][q * strideW - padW + s], or 0 outside.
+void im2col(const nn::Conv2dDesc& d, const float* x, float* col, int64_t ld, int64_t col0) {
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t r = 0; r < d.R; ++r)
+      for (int64_t s = 0; s < d.S; ++s) {
+        float* out = col + ((c * d.R + r) * d.S + s) * ld + col0;
+        const float* plane = x + c * d.H * d.W;
+        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
+        const int64_t off = s - d.padW;
+        for (int64_t p = 0; p < d.P; ++p) {
+          const int64_t h = p * d.strideH - d.padH + r;
+          float* row = out + p * d.Q;
+          if (h < 0 || h >= d.H) {
+            std::fill(row, row + d.Q, 0.0f);
+            continue;
+          }
+          const float* src = plane + h * d.W;
+          std::fill(row, row + qLo, 0.0f);
+          if (d.strideW == 1) {
+            std::copy(src + qLo + off, src + qHi + off, row + qLo);
+          } else {
+            for (int64_t q = qLo; q < qHi; ++q) row[q] = src[q * d.strideW + off];
+          }
+          std::fill(row + qHi, row + d.Q, 0.0f);
         }
       }
 }
@@ -161,19 +244,32 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
                    float* y, int threads) {
   const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, CHW = d.C * d.H * d.W;
   const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
+  // The weights, packed once for every group.
+  float* wp = scratch(static_cast<size_t>(packedALayout(d.K, CRS).floats()), 2);
+  packA(gemmDesc(false, false, d.K, 0, CRS, w, CRS, nullptr, 0, 0.0f, nullptr, 0), wp, threads);
   auto group = [&](int64_t g, int gemmThreads) {
     const int64_t n0 = g * G, count = std::min(G, d.N - n0), ld = count * PQ;
-    // col [CRS, count * PQ] (image-major columns) -> out [K, count * PQ] -> y.
-    float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
-    float* out = scratch(static_cast<size_t>(d.K * G * PQ), 1);
-    for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
-    sgemm(gemmDesc(false, false, d.K, ld, CRS, w, CRS, col, ld, 0.0f, out, ld), gemmThreads);
+    // col [CRS, count * P * Q] (image-major columns, packed) -> out [K, count * P * Q] -> y.
+    const PackedBLayout L = packedBLayout(CRS, ld);
+    float* col = scratch(static_cast<size_t>(L.floats()), 0);
+    // One image: its output [K, P * Q] is the product itself; several: a buffer, then copies.
+    float* out = count == 1 ? y + n0 * d.K * PQ : scratch(static_cast<size_t>(d.K * ld), 1);
+    im2colPacked(d, x + n0 * CHW, count, L, col);
+    GemmDesc gd = gemmDesc(false, false, d.K, ld, CRS, wp, 0, col, 0, 0.0f, out, ld);
+    gd.packedA = true;
+    gd.packedB = true;
+    sgemm(gd, gemmThreads);
     for (int64_t i = 0; i < count; ++i)
       for (int64_t k = 0; k < d.K; ++k) {
         const float* src = out + k * ld + i * PQ;
         float* dst = y + ((n0 + i) * d.K + k) * PQ;
         const float bias = b != nullptr ? b[k] : 0.0f;
-        for (int64_t e = 0; e < PQ; ++e) dst[e] = src[e] + bias;
+        if (src == dst) {
+          if (b != nullptr)
+            for (int64_t e = 0; e < PQ; ++e) dst[e] += bias;
+        } else {
+          for (int64_t e = 0; e < PQ; ++e) dst[e] = src[e] + bias;
+        }
       }
   };
   if (groups >= threads) {
@@ -189,26 +285,42 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
   // Weight gradients: each of a fixed number of chunks of image groups sums into its own
   // buffer (chunk 0 straight into dw), then the chunks are added in order.
-  const int64_t chunks = std::min(groups, kConvGroups), perChunk = ceilDiv(groups, chunks);
-  AlignedBuffer<float> partial(dw != nullptr ? static_cast<size_t>((chunks - 1) * KCRS) : 0);
+  const int64_t perChunk = ceilDiv(groups, std::min(groups, kConvGroups));
+  const int64_t chunks = ceilDiv(groups, perChunk);  // none of them empty
+  float* partial = dw != nullptr && chunks > 1 ? scratch(static_cast<size_t>((chunks - 1) * KCRS), 3) : nullptr;
+  // w^T [CRS, K], packed once for every group.
+  float* wtp = nullptr;
+  if (dx != nullptr) {
+    wtp = scratch(static_cast<size_t>(packedALayout(CRS, d.K).floats()), 2);
+    packA(gemmDesc(true, false, CRS, 0, d.K, w, CRS, nullptr, 0, 0.0f, nullptr, 0), wtp, threads);
+  }
   auto chunk = [&](int64_t c, int gemmThreads) {
-    float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial.data() + (c - 1) * KCRS);
+    float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial + (c - 1) * KCRS);
     float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
-    float* dyg = scratch(static_cast<size_t>(d.K * G * PQ), 1);
+    float* dygBuffer = scratch(static_cast<size_t>(d.K * G * PQ), 1);
     const int64_t g1 = std::min(groups, (c + 1) * perChunk);
     for (int64_t g = c * perChunk; g < g1; ++g) {
       const int64_t n0 = g * G, count = std::min(G, d.N - n0), ld = count * PQ;
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t k = 0; k < d.K; ++k)
-          std::copy(dy + ((n0 + i) * d.K + k) * PQ, dy + ((n0 + i) * d.K + k + 1) * PQ, dyg + k * ld + i * PQ);
+      // dy of the group as [K, count * P * Q]: one image's dy already is.
+      const float* dyg = dy + n0 * d.K * PQ;
+      if (count > 1) {
+        for (int64_t i = 0; i < count; ++i)
+          for (int64_t k = 0; k < d.K; ++k)
+            std::copy(dy + ((n0 + i) * d.K + k) * PQ, dy + ((n0 + i) * d.K + k + 1) * PQ, dygBuffer + k * ld + i * PQ);
+        dyg = dygBuffer;
+      }
       if (dwc != nullptr) {
         for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
         // dw [K, CRS] += dy_g [K, ld] col^T.
-        sgemm(gemmDesc(false, true, d.K, CRS, ld, dyg, ld, col, ld, 1.0f, dwc, CRS), gemmThreads);
+        // Chunk 0 adds into dw; the others start their partial sums with their first group.
+        const float beta = c == 0 || g > c * perChunk ? 1.0f : 0.0f;
+        sgemm(gemmDesc(false, true, d.K, CRS, ld, dyg, ld, col, ld, beta, dwc, CRS), gemmThreads);
       }
       if (dx != nullptr) {
         // dcol [CRS, ld] = w^T dy_g, scattered back image by image.
-        sgemm(gemmDesc(true, false, CRS, ld, d.K, w, CRS, dyg, ld, 0.0f, col, ld), gemmThreads);
+        GemmDesc gd = gemmDesc(false, false, CRS, ld, d.K, wtp, 0, dyg, ld, 0.0f, col, ld);
+        gd.packedA = true;
+        sgemm(gd, gemmThreads);
         for (int64_t i = 0; i < count; ++i) col2imAdd(d, col, ld, i * PQ, dx + (n0 + i) * CHW);
       }
     }
@@ -220,7 +332,7 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   }
   if (dw != nullptr && chunks > 1) {
     forChunks(KCRS, threads, [&](int64_t b0, int64_t len) {
-      for (int64_t c = 1; c < chunks; ++c) activeNn().addInto(dw + b0, partial.data() + (c - 1) * KCRS + b0, len);
+      for (int64_t c = 1; c < chunks; ++c) activeNn().addInto(dw + b0, partial + (c - 1) * KCRS + b0, len);
     });
   }
   if (db != nullptr) {
