@@ -146,7 +146,6 @@ export interface NativeAddon {
     out: Float32Array,
     threads?: number,
   ): number;
-  measureCpuPeak(threads?: number, seconds?: number): { gflops: number; kernels: string; threads: number };
   cudaTimeLoss(
     features: NativeStorage,
     n: number,

@@ -304,8 +304,5 @@ describe('the unfused benchmark peer', () => {
     const fused = supconLoss({ data: x, shape: [n, v, d] }, labels, { temperature: 0.2 });
     expect(Math.abs(fused.loss - loss)).toBeLessThan(1e-5 * loss);
     expect(() => addon.lossUnfused(x, n, v, d, labels, 0, 0.07, grad)).toThrow(/^temperature: expected a finite number > 0/);
-    const peak = addon.measureCpuPeak(1, 0.05);
-    expect(peak.gflops).toBeGreaterThan(0.1);
-    expect(peak.kernels).toBe(backendInfo().cpuKernelsAvailable[0]);
   });
 });

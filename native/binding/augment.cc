@@ -162,7 +162,7 @@ BatchSpec parseSpec(const Napi::Value& inputValue, const Napi::Value& specValue,
     b.input = b.uint8 ? static_cast<const void*>(requireTypedArray<uint8_t>(inputValue, "images", count).Data())
                       : static_cast<const void*>(requireTypedArray<float>(inputValue, "images", count).Data());
   } else if (inputValue.IsObject() && !inputValue.IsArray()) {
-    b.input = Storage::unwrap(inputValue, "images", static_cast<size_t>(count) * (b.uint8 ? 1 : 4)).data();
+    b.input = Storage::hostData(inputValue, "images", static_cast<size_t>(count) * (b.uint8 ? 1 : 4));
   } else {
     throw typeError(std::string("images: expected ") + (b.uint8 ? "a Uint8Array" : "a Float32Array") +
                     " or a tensor, got " + describe(inputValue));
@@ -205,7 +205,7 @@ augment::OutputTransform parseTransform(const Napi::Value& value, int32_t channe
 float* outputData(const Napi::Value& value, int64_t count) {
   if (value.IsTypedArray()) return requireTypedArray<float>(value, "out", count).Data();
   if (value.IsObject() && !value.IsArray())
-    return reinterpret_cast<float*>(Storage::unwrap(value, "out", static_cast<size_t>(count) * sizeof(float)).data());
+    return reinterpret_cast<float*>(Storage::hostData(value, "out", static_cast<size_t>(count) * sizeof(float)));
   throw typeError("out: expected a Float32Array or a float32 tensor, got " + describe(value));
 }
 

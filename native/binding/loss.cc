@@ -4,7 +4,6 @@
 #include <cmath>
 #include <memory>
 
-#include "../cpu/fma_peak.h"
 #include "../cpu/supcon_cpu.h"
 #include "../cpu/supcon_unfused.h"
 #include "../cpu/thread_pool.h"
@@ -396,21 +395,6 @@ Napi::Value lossUnfused(const Napi::CallbackInfo& info) {
   });
 }
 
-// measureCpuPeak(threads?, seconds?) -> { gflops, kernels, threads }: fp32 FMA throughput.
-Napi::Value measureCpuPeak(const Napi::CallbackInfo& info) {
-  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
-    const int threads = i[0].IsUndefined() ? cpu::ThreadPool::hardwareThreads()
-                                           : static_cast<int>(requireInteger(i[0], "threads", 1, 1024));
-    const double seconds = i[1].IsUndefined() ? 0.5 : requirePositive(i[1], "seconds");
-    const cpu::FmaPeak peak = cpu::measureFmaPeak(threads, std::min(seconds, 10.0));
-    Napi::Object o = Napi::Object::New(i.Env());
-    o.Set("gflops", peak.gflops);
-    o.Set("kernels", peak.kernels);
-    o.Set("threads", peak.threads);
-    return o;
-  });
-}
-
 }  // namespace
 
 void registerLoss(Napi::Env env, Napi::Object exports) {
@@ -420,7 +404,6 @@ void registerLoss(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuKernels", Napi::Function::New(env, cpuKernels, "cpuKernels"));
   exports.Set("lossUnfused", Napi::Function::New(env, lossUnfused, "lossUnfused"));
   exports.Set("cudaTimeLoss", Napi::Function::New(env, cudaTimeLoss, "cudaTimeLoss"));
-  exports.Set("measureCpuPeak", Napi::Function::New(env, measureCpuPeak, "measureCpuPeak"));
 }
 
 }  // namespace supcon::binding

@@ -28,7 +28,7 @@ float* floatsOf(const Napi::Value& value, const std::string& name, int64_t count
   }
   if (value.IsObject() && !value.IsArray())
     return reinterpret_cast<float*>(
-        Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(float)).data());
+        Storage::hostData(value, name, static_cast<size_t>(count) * sizeof(float)));
   throw typeError(name + ": expected a float32 tensor, got " + describe(value));
 }
 
@@ -43,7 +43,7 @@ int32_t* intsOf(const Napi::Value& value, const std::string& name, int64_t count
   }
   if (value.IsObject() && !value.IsArray())
     return reinterpret_cast<int32_t*>(
-        Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(int32_t)).data());
+        Storage::hostData(value, name, static_cast<size_t>(count) * sizeof(int32_t)));
   throw typeError(name + ": expected an int32 tensor, got " + describe(value));
 }
 

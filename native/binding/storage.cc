@@ -102,6 +102,12 @@ Storage& Storage::unwrap(const Napi::Value& value, const std::string& name, size
   return *s;
 }
 
+uint8_t* Storage::hostData(const Napi::Value& value, const std::string& name, size_t bytes) {
+  Storage& s = unwrap(value, name, bytes);
+  if (s.onDevice()) throw rangeError(name + ": expected a tensor on the CPU, got one on 'cuda' (copy it with .to('cpu'))");
+  return s.data();
+}
+
 // write(typedArray, byteOffset): copies the array's bytes in.
 Napi::Value Storage::write(const Napi::CallbackInfo& info) {
   return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {

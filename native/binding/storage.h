@@ -25,6 +25,8 @@ class Storage : public Napi::ObjectWrap<Storage> {
   // The storage behind `value`, or a TypeError naming `name`; a RangeError when it is
   // disposed or smaller than `bytes`.
   static Storage& unwrap(const Napi::Value& value, const std::string& name, size_t bytes);
+  // The same for code that reads the memory on the CPU: a CUDA storage is a RangeError.
+  static uint8_t* hostData(const Napi::Value& value, const std::string& name, size_t bytes);
 
   // Live host bytes and storages (for memory()).
   static int64_t liveBytes();

@@ -9,14 +9,7 @@
 
 namespace supcon::cpu {
 
-const AugmentKernelTable& activeAugmentKernels() {
-  const std::string name = activeKernels().name;
-#if defined(__x86_64__) || defined(_M_X64)
-  if (name == avx512::kAugmentKernels.name) return avx512::kAugmentKernels;
-  if (name == avx2::kAugmentKernels.name) return avx2::kAugmentKernels;
-#endif
-  return baseline::kAugmentKernels;
-}
+const AugmentKernelTable& activeAugmentKernels() { return SUPCON_ACTIVE_TABLE(kAugmentKernels); }
 
 void augmentBatch(const augment::Batch& batch, int threads) {
   const AugmentKernelTable& kernels = activeAugmentKernels();

@@ -31,14 +31,7 @@ constexpr int64_t kMaxPacked = int64_t{1} << 24;
 // Below this many multiply-adds the thread hand-off costs more than it saves.
 constexpr double kParallelWork = 1 << 18;
 
-const GemmKernelTable& activeGemm() {
-  const std::string name = activeKernels().name;
-#if defined(__x86_64__) || defined(_M_X64)
-  if (name == avx512::kGemmKernels.name) return avx512::kGemmKernels;
-  if (name == avx2::kGemmKernels.name) return avx2::kGemmKernels;
-#endif
-  return baseline::kGemmKernels;
-}
+const GemmKernelTable& activeGemm() { return SUPCON_ACTIVE_TABLE(kGemmKernels); }
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

@@ -18,12 +18,7 @@ namespace {
 using TileFn = void (*)(const float*, int, int64_t, const float*, int64_t, int64_t, int, float*);
 
 // The tile kernel of the active kernel set (setCpuKernels / SUPCON_CPU_KERNELS apply here too).
-TileFn activeTile() {
-  const std::string name = activeKernels().name;
-  if (name == "avx512") return avx512::knnSimilarityTile;
-  if (name == "avx2") return avx2::knnSimilarityTile;
-  return baseline::knnSimilarityTile;
-}
+TileFn activeTile() { return SUPCON_ACTIVE_TABLE(knnSimilarityTile); }
 
 // 1 / |row| in double; a zero or non-finite row cannot be compared by cosine.
 float inverseNorm(const float* row, int64_t d, const char* what, int64_t i) {

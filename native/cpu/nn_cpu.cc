@@ -16,14 +16,7 @@
 
 namespace supcon::cpu {
 
-const NnKernelTable& activeNn() {
-  const std::string name = activeKernels().name;
-#if defined(__x86_64__) || defined(_M_X64)
-  if (name == avx512::kNnKernels.name) return avx512::kNnKernels;
-  if (name == avx2::kNnKernels.name) return avx2::kNnKernels;
-#endif
-  return baseline::kNnKernels;
-}
+const NnKernelTable& activeNn() { return SUPCON_ACTIVE_TABLE(kNnKernels); }
 
 namespace {
 

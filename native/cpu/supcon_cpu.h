@@ -48,4 +48,22 @@ std::vector<std::string> availableKernels();
 const KernelTable& activeKernels();
 void selectKernels(const std::string& name);
 
+// Of one family of kernels compiled per instruction set, the table of the active set.
+template <class Table>
+const Table& pickActive(const Table& avx512Table, const Table& avx2Table, const Table& baselineTable) {
+  const std::string name = activeKernels().name;
+  if (name == "avx512") return avx512Table;
+  if (name == "avx2") return avx2Table;
+  return baselineTable;
+}
+
+// SUPCON_ACTIVE_TABLE(kGemmKernels): the active one of avx512::kGemmKernels,
+// avx2::kGemmKernels and baseline::kGemmKernels (only the baseline off x86-64).
+#if defined(__x86_64__) || defined(_M_X64)
+#define SUPCON_ACTIVE_TABLE(table) \
+  ::supcon::cpu::pickActive(::supcon::cpu::avx512::table, ::supcon::cpu::avx2::table, ::supcon::cpu::baseline::table)
+#else
+#define SUPCON_ACTIVE_TABLE(table) (::supcon::cpu::baseline::table)
+#endif
+
 }  // namespace supcon::cpu
