@@ -67,3 +67,10 @@ describe('training on a slice of Fashion-MNIST', () => {
     t.dispose();
   });
 });
+
+describe('devices', () => {
+  it('refuses --device cuda while the layers have no CUDA kernels', () => {
+    expect(() => new SupconTrainer({ config: config({ device: 'cuda' }), train, test, log: () => {} }))
+      .toThrow(/^device: 'cuda' needs CUDA versions of the layers/);
+  });
+});

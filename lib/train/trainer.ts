@@ -75,6 +75,8 @@ export class SupconTrainer implements Trainer {
   constructor(setup: TrainerSetup) {
     this.#setup = setup;
     const { config, train } = setup;
+    if (config.device === 'cuda')
+      throw new RangeError("device: 'cuda' needs CUDA versions of the layers, which this version does not have yet; use --device cpu (or auto)");
     const [n, c, h, w] = train.shape;
     this.stepsPerEpoch = Math.floor(n / config.batchSize);
     if (this.stepsPerEpoch < 1)
