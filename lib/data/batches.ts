@@ -1,7 +1,7 @@
 // Mini-batches of an image set: a seeded permutation per epoch, gathered into contiguous
 // pixel and label arrays.
 import { isPositiveInteger } from '../check';
-import type { ImageSet } from './image-set';
+import { ImageSet, takeImages } from './image-set';
 import { permutation } from './philox';
 
 export interface Batch {
@@ -36,17 +36,8 @@ export function epochOrder(n: number, options: BatchOptions): Uint32Array {
 
 /** Gathers the images at `indices` (checked) into one batch. */
 export function gatherBatch(set: ImageSet, indices: Uint32Array): Batch {
-  const [n, c, h, w] = set.shape;
-  const stride = c * h * w;
-  const images = new Uint8Array(indices.length * stride);
-  const labels = new Int32Array(indices.length);
-  for (let i = 0; i < indices.length; i++) {
-    const k = indices[i];
-    if (k >= n) throw new RangeError(`indices[${i}]: expected an index below ${n}, got ${k}`);
-    images.set(set.images.subarray(k * stride, (k + 1) * stride), i * stride);
-    labels[i] = set.labels[k];
-  }
-  return { indices, images, shape: [indices.length, c, h, w], labels };
+  const { images, shape, labels } = takeImages(set, indices);
+  return { indices, images, shape: shape as Batch['shape'], labels };
 }
 
 /**
