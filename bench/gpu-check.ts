@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { backendInfo, supconLoss, Tensor } from '../lib/index';
+import { backendInfo, gemm, supconLoss, Tensor } from '../lib/index';
 import type { SupconOptions } from '../lib/index';
 import { native } from '../lib/native';
 import { table } from './results';
@@ -178,15 +178,52 @@ function timeOurs(sizes: number[], precisions: Precision[]): TimingRow[] {
 
 interface PeerRow { B: number; d: number; mode: string; ms?: number; loss?: number; peakExtraBytes?: number; error?: string }
 
-function timePeer(sizes: number[]): { available: boolean; reason: string; rows: PeerRow[]; torch?: string } {
+function timePeer(sizes: number[]): { available: boolean; reason: string; rows: PeerRow[]; torch?: string; gemm?: unknown[] } {
   const probe = spawnSync('python3', ['-c', 'import torch; assert torch.cuda.is_available(); print(torch.__version__)'], { encoding: 'utf8' });
   if (probe.status !== 0) return { available: false, reason: 'python3 with CUDA-enabled torch is not available', rows: [] };
   const script = path.join(__dirname, '..', '..', 'bench', 'peers', 'torch_supcon.py');
-  const run = spawnSync('python3', [script, '--sizes', sizes.join(','), '--d', '128', '--repeats', '3', '--compile-max', '32768'], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 300_000 });
+  const run = spawnSync('python3', [script, '--sizes', sizes.join(','), '--d', '128', '--repeats', '3', '--compile-max', '32768', '--gemm', '8192'], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 300_000 });
   writeFileSync(path.join(outDir, 'torch-peer.log'), `${run.stderr ?? ''}`);
   if (run.status !== 0) return { available: false, reason: `the PyTorch peer failed (exit ${run.status}): ${(run.stderr ?? '').split('\n').slice(-3).join(' ')}`, rows: [] };
   const parsed = JSON.parse(run.stdout);
-  return { available: true, reason: '', rows: parsed.rows, torch: parsed.torch };
+  return { available: true, reason: '', rows: parsed.rows, torch: parsed.torch, gemm: parsed.gemm };
+}
+
+interface GemmCheckRow { precision: Precision; M: number; N: number; K: number; transA: boolean; transB: boolean; relErr: number; guardsIntact: boolean; ok: boolean }
+
+/** The CUDA GEMM against the CPU GEMM; C has 3 padding columns (ldc = N + 3) as guards. */
+function checkGemm(precisions: Precision[]): GemmCheckRow[] {
+  const rows: GemmCheckRow[] = [];
+  const sizes: [number, number, number][] = [[1, 1, 1], [7, 33, 5], [64, 64, 64], [130, 67, 257], [257, 300, 129]];
+  let seed = 500;
+  for (const [M, N, K] of sizes)
+    for (const transA of [false, true])
+      for (const transB of [false, true]) {
+        const rnd = random(seed++);
+        const a = normal(M * K, rnd), b = normal(K * N, rnd), ldc = N + 3;
+        const c0 = normal(M * ldc, rnd);
+        const want = c0.slice();
+        gemm(M, N, K, a, b, want, { transA, transB, alpha: 0.7, beta: 0.3, ldc });
+        for (const precision of precisions) {
+          const A = Tensor.from(a, [a.length], { device: 'cuda' }), B = Tensor.from(b, [b.length], { device: 'cuda' });
+          const C = Tensor.from(c0, [c0.length], { device: 'cuda' });
+          gemm(M, N, K, A, B, C, { transA, transB, alpha: 0.7, beta: 0.3, ldc, precision });
+          const got = C.dataSync();
+          let guardsIntact = true, num = 0, den = 0;
+          for (let m = 0; m < M; m++)
+            for (let n = 0; n < ldc; n++) {
+              const i = m * ldc + n;
+              if (n >= N) guardsIntact &&= got[i] === c0[i];
+              else { num += (got[i] - want[i]) ** 2; den += want[i] ** 2; }
+            }
+          const relErr = Math.sqrt(num / Math.max(den, 1e-30));
+          const ok = guardsIntact && got.every(Number.isFinite) && relErr <= TOLERANCE[precision] * 10;
+          rows.push({ precision, M, N, K, transA, transB, relErr, guardsIntact, ok });
+          if (!ok) say(`FAIL gemm ${precision} ${M}x${N}x${K} tA=${transA} tB=${transB}: err ${relErr.toExponential(2)}, guards ${guardsIntact}`);
+          for (const t of [A, B, C]) t.dispose();
+        }
+      }
+  return rows;
 }
 
 function main(): void {
@@ -220,7 +257,11 @@ function main(): void {
     const mine = check.filter((r) => r.precision === p);
     say(`  ${p}: worst loss error ${Math.max(...mine.map((r) => r.lossRelErr)).toExponential(2)}, worst gradient error ${Math.max(...mine.map((r) => r.gradRelErr)).toExponential(2)} (tolerance ${TOLERANCE[p]})`);
   }
+  const gemmCheck = checkGemm(precisions);
+  const gemmPassed = gemmCheck.filter((r) => r.ok).length;
+  say(`CUDA GEMM vs CPU GEMM: ${gemmPassed} of ${gemmCheck.length} cases within tolerance`);
   result.check = check;
+  result.gemmCheck = gemmCheck;
   result.deterministic = deterministic;
   writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(result, null, 2));
 
@@ -228,6 +269,13 @@ function main(): void {
   const ours = timeOurs(sizes, precisions);
   result.ours = ours;
   writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(result, null, 2));
+  const gemmTimes = precisions.map((precision) => {
+    const ms = median(native.cudaTimeGemm(8192, 8192, 8192, precision, 5));
+    const tflops = (2 * 8192 ** 3) / ms / 1e9;
+    say(`ours GEMM 8192^3 ${precision}: ${ms.toFixed(2)} ms, ${tflops.toFixed(1)} TFLOP/s`);
+    return { precision, ms, tflops };
+  });
+  result.gemm = gemmTimes;
   const peer = timePeer(sizes.filter((b) => b <= 131072));
   result.peer = peer;
   if (!peer.available) say(`PyTorch peer SKIPPED: ${peer.reason}`);
@@ -245,8 +293,16 @@ function main(): void {
   writeFileSync(path.join(outDir, 'gpu-check.md'), md);
   writeFileSync(path.join(outDir, 'gpu-check.log'), log.join('\n') + '\n');
   console.log('\n' + md);
-  say(`gpu check: ${passed + (deterministic ? 1 : 0)} passed, ${check.length - passed + (deterministic ? 0 : 1)} failed`);
-  if (passed !== check.length || !deterministic) process.exitCode = 1;
+  const peerGemm = (peer.gemm ?? []) as { precision: string; ms: number }[];
+  const gemmMd = table(['GEMM 8192^3', 'ours (ms)', 'TFLOP/s', 'torch.matmul (ms)', 'ours / torch throughput'], gemmTimes.map((g) => {
+    const t = peerGemm.find((r) => r.precision === g.precision);
+    return [g.precision, g.ms.toFixed(2), g.tflops.toFixed(1), t ? t.ms.toFixed(2) : 'n/a', t ? (t.ms / g.ms).toFixed(2) : 'n/a'];
+  }));
+  writeFileSync(path.join(outDir, 'gpu-check.md'), md + '\n' + gemmMd);
+  console.log(gemmMd);
+  const failed = check.length - passed + gemmCheck.length - gemmPassed + (deterministic ? 0 : 1);
+  say(`gpu check: ${passed + gemmPassed + (deterministic ? 1 : 0)} passed, ${failed} failed`);
+  if (failed > 0) process.exitCode = 1;
 }
 
 main();

@@ -14,6 +14,11 @@ export interface GemmOptions {
   ldb?: number;
   ldc?: number;
   threads?: number;
+  /**
+   * For CUDA tensors: 'fp32' (default, exact), 'tf32' or 'bf16' (tensor cores, fp32
+   * accumulation). The CPU computes in fp32.
+   */
+  precision?: 'fp32' | 'tf32' | 'bf16';
 }
 
 type Matrix = Float32Array | Tensor<'float32'>;
@@ -27,12 +32,27 @@ function source(x: unknown, name: string) {
   throw new TypeError(`${name}: expected a Float32Array or a float32 Tensor, got ${describe(x)}`);
 }
 
-/** C [M, N] = alpha op(A) op(B) + beta C, op(A) [M, K], op(B) [K, N]; C is updated in place. */
+const onGpu = (x: unknown) => x instanceof Tensor && x.device === 'cuda';
+
+/**
+ * C [M, N] = alpha op(A) op(B) + beta C, op(A) [M, K], op(B) [K, N]; C is updated in place.
+ * With CUDA tensors (all three) it runs on the GPU.
+ */
 export function gemm(M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, options: GemmOptions = {}): void {
-  checkOptionNames(options, ['transA', 'transB', 'alpha', 'beta', 'lda', 'ldb', 'ldc', 'threads'], 'options');
+  checkOptionNames(options, ['transA', 'transB', 'alpha', 'beta', 'lda', 'ldb', 'ldc', 'threads', 'precision'], 'options');
   const ta = options.transA ?? false, tb = options.transB ?? false;
-  native.nn.gemm(ta, tb, M, N, K, options.alpha ?? 1, source(A, 'A'), options.lda ?? Math.max(1, ta ? M : K),
-    source(B, 'B'), options.ldb ?? Math.max(1, tb ? K : N), options.beta ?? 0, source(C, 'C'), options.ldc ?? Math.max(1, N), options.threads);
+  const lda = options.lda ?? Math.max(1, ta ? M : K), ldb = options.ldb ?? Math.max(1, tb ? K : N), ldc = options.ldc ?? Math.max(1, N);
+  if (onGpu(A) || onGpu(B) || onGpu(C)) {
+    for (const [x, name] of [[A, 'A'], [B, 'B'], [C, 'C']] as const)
+      if (!onGpu(x)) throw new RangeError(`${name}: expected a float32 tensor on 'cuda' like the other operands, got ${describe(x)}`);
+    native.cudaGemm(ta, tb, M, N, K, options.alpha ?? 1, (A as Tensor).storage, lda, (B as Tensor).storage, ldb,
+      options.beta ?? 0, (C as Tensor).storage, ldc, options.precision);
+    return;
+  }
+  if ((options.precision ?? 'fp32') !== 'fp32')
+    throw new RangeError(`options.precision: '${options.precision}' runs on GPU tensor cores; the CPU computes in 'fp32'`);
+  native.nn.gemm(ta, tb, M, N, K, options.alpha ?? 1, source(A, 'A'), lda, source(B, 'B'), ldb, options.beta ?? 0,
+    source(C, 'C'), ldc, options.threads);
 }
 
 /** The FMA throughput of this machine, measured: GFLOP/s on `threads` threads over about `seconds`. */

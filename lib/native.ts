@@ -133,6 +133,9 @@ export interface NativeAddon {
   memory(): { cpuBytes: number; cpuStorages: number; cpuCachedBytes: number; cudaBytes: number; cudaCachedBytes: number };
   cudaStatus(): { usable: boolean; reason: string };
   emptyCache(): void;
+  cudaGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: NativeStorage, lda: number,
+    B: NativeStorage, ldb: number, beta: number, C: NativeStorage, ldc: number, precision?: 'fp32' | 'tf32' | 'bf16'): void;
+  cudaTimeGemm(M: number, N: number, K: number, precision: 'fp32' | 'tf32' | 'bf16', repeats: number): number[];
   /** Philox4x32-10 of one counter (4 words) and key (2 words). */
   philox4x32(c0: number, c1: number, c2: number, c3: number, k0: number, k1: number): number[];
   lossUnfused(

@@ -1,7 +1,7 @@
 // The CUDA path. On a machine without a usable GPU the GPU tests skip, and say why; what
 // must hold there (clear errors, the CPU fallback) is tested everywhere.
 import { describe, expect, it } from 'vitest';
-import { backendInfo, cudaStatus, memory, supconForward, supconLoss, Tensor } from '../dist/index.js';
+import { backendInfo, cudaStatus, gemm, memory, supconForward, supconLoss, Tensor } from '../dist/index.js';
 import { randomLabels, randomNormal, relativeError, rng } from './reference';
 
 const status = cudaStatus();
@@ -18,6 +18,8 @@ describe('without a usable GPU', () => {
     expect(() => supconLoss({ data: x, shape: [4, 2, 3] }, null, { precision: 'bf16' })).toThrow(/^options\.precision: 'bf16' runs on GPU tensor cores, but the loss runs on the CPU/);
     expect(backendInfo().cudaUsable).toBe(false);
     expect(backendInfo().devices).toEqual([]);
+    expect(() => gemm(2, 2, 2, new Float32Array(4), new Float32Array(4), new Float32Array(4), { precision: 'tf32' }))
+      .toThrow(/^options\.precision: 'tf32' runs on GPU tensor cores; the CPU computes in 'fp32'/);
   });
 });
 
@@ -74,5 +76,24 @@ describe.skipIf(!status.usable)('on the GPU', () => {
     t.dispose();
     expect(() => r.backward()).toThrow(/^features: the features tensor was disposed before the backward pass/);
     r.dispose();
+  });
+});
+
+describe.skipIf(!status.usable)('GEMM on the GPU', () => {
+  it.each([['fp32', 1e-5], ['tf32', 2e-3], ['bf16', 2e-2]] as const)('matches the CPU GEMM in %s, transposes and strides included', (precision, tol) => {
+    const random = rng(9);
+    const M = 70, N = 45, K = 131, ldc = N + 2;
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+      const a = randomNormal(M * K, random), b = randomNormal(K * N, random), c = randomNormal(M * ldc, random);
+      const want = c.slice();
+      gemm(M, N, K, a, b, want, { transA, transB, alpha: 1.5, beta: -0.5, ldc });
+      const [A, B, C] = [a, b, c].map((x) => Tensor.from(x, [x.length], { device: 'cuda' }));
+      gemm(M, N, K, A, B, C, { transA, transB, alpha: 1.5, beta: -0.5, ldc, precision });
+      const got = C.dataSync();
+      for (let m = 0; m < M; m++) for (let n = N; n < ldc; n++) expect(got[m * ldc + n]).toBe(c[m * ldc + n]);
+      expect(relativeError(got, want)).toBeLessThan(10 * tol);
+      expect(() => gemm(M, N, K, A, b, C)).toThrow(/^B: expected a float32 tensor on 'cuda'/);
+      for (const t of [A, B, C]) t.dispose();
+    }
   });
 });

@@ -53,6 +53,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--compile-max", type=int, default=32768, help="largest B to run under torch.compile")
+    parser.add_argument("--gemm", type=int, default=0, help="also time torch.matmul at this size cubed")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     dev = torch.device("cuda")
@@ -77,7 +78,27 @@ def main():
             except Exception as e:  # a failed compile must not hide the other results
                 rows.append({"B": B, "d": args.d, "mode": mode, "error": type(e).__name__ + ": " + str(e).split("\n")[0]})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print(json.dumps({"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "rows": rows}))
+    gemm = []
+    if args.gemm > 0:
+        g = torch.Generator(device=dev).manual_seed(1)
+        a = torch.rand(args.gemm, args.gemm, device=dev, generator=g) - 0.5
+        b = torch.rand(args.gemm, args.gemm, device=dev, generator=g) - 0.5
+        for precision, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True), ("bf16", torch.bfloat16, False)):
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            x, y = a.to(dtype), b.to(dtype)
+            torch.matmul(x, y)
+            times = []
+            for _ in range(5):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                torch.matmul(x, y)
+                end.record()
+                torch.cuda.synchronize()
+                times.append(start.elapsed_time(end))
+            gemm.append({"precision": precision, "ms": sorted(times)[len(times) // 2]})
+            print(json.dumps(gemm[-1]), file=sys.stderr, flush=True)
+        torch.backends.cuda.matmul.allow_tf32 = False
+    print(json.dumps({"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "rows": rows, "gemm": gemm}))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerStorage(env, exports);
   registerLoss(env, exports);
   registerDevices(env, exports);
+  registerCudaOps(env, exports);
   registerKnn(env, exports);
   registerNn(env, exports);
   registerAugment(env, exports);

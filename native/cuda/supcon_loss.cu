@@ -22,6 +22,7 @@
 #include "../common/errors.h"
 #include "check.cuh"
 #include "runtime.h"
+#include "mma.cuh"
 #include "supcon_cuda.h"
 
 namespace supcon::cuda {
@@ -34,87 +35,6 @@ constexpr int DC = 64;       // gradient columns per chunk
 constexpr int kThreads = 256;
 constexpr int PAD = 4;       // shared-memory row padding (floats) against bank conflicts
 constexpr float kNeg = -1e30f;
-
-// ---------------------------------------------------------------------------------------
-// Engines. A warp computes a 16 x 32 block of a 64 x 64 product (warp w: rows 16 (w % 4),
-// columns 32 (w / 4)); each thread holds acc[4][4] in the m16n8 accumulator layout:
-// tile j, element e -> row g + 8 (e / 2), column 8 j + 2 t + (e % 2), g = lane / 4,
-// t = lane % 4. A(r, k) and B(k, c) read shared memory.
-
-struct Fp32Engine {
-  static constexpr int kStep = 8;
-  template <class FA, class FB>
-  __device__ static void step(float (&acc)[4][4], const FA& A, const FB& B, int k0, int g, int t) {
-#pragma unroll
-    for (int k = k0; k < k0 + kStep; ++k) {
-      const float a0 = A(g, k), a1 = A(g + 8, k);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const float b0 = B(k, 8 * j + 2 * t), b1 = B(k, 8 * j + 2 * t + 1);
-        acc[j][0] = fmaf(a0, b0, acc[j][0]);
-        acc[j][1] = fmaf(a0, b1, acc[j][1]);
-        acc[j][2] = fmaf(a1, b0, acc[j][2]);
-        acc[j][3] = fmaf(a1, b1, acc[j][3]);
-      }
-    }
-  }
-};
-
-__device__ __forceinline__ uint32_t toTf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
-}
-
-struct Tf32Engine {
-  static constexpr int kStep = 8;
-  template <class FA, class FB>
-  __device__ static void step(float (&acc)[4][4], const FA& A, const FB& B, int k0, int g, int t) {
-    const uint32_t a0 = toTf32(A(g, k0 + t)), a1 = toTf32(A(g + 8, k0 + t));
-    const uint32_t a2 = toTf32(A(g, k0 + t + 4)), a3 = toTf32(A(g + 8, k0 + t + 4));
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t b0 = toTf32(B(k0 + t, 8 * j + g)), b1 = toTf32(B(k0 + t + 4, 8 * j + g));
-      asm volatile(
-          "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-          "{%8,%9}, {%0,%1,%2,%3};"
-          : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
-          : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-    }
-  }
-};
-
-__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  uint32_t r;
-  memcpy(&r, &v, sizeof r);
-  return r;
-}
-
-struct Bf16Engine {
-  static constexpr int kStep = 16;
-  template <class FA, class FB>
-  __device__ static void step(float (&acc)[4][4], const FA& A, const FB& B, int k0, int g, int t) {
-    const int k = k0 + 2 * t;
-    const uint32_t a0 = packBf16(A(g, k), A(g, k + 1));
-    const uint32_t a1 = packBf16(A(g + 8, k), A(g + 8, k + 1));
-    const uint32_t a2 = packBf16(A(g, k + 8), A(g, k + 9));
-    const uint32_t a3 = packBf16(A(g + 8, k + 8), A(g + 8, k + 9));
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int c = 8 * j + g;
-      const uint32_t b0 = packBf16(B(k, c), B(k + 1, c));
-      const uint32_t b1 = packBf16(B(k + 8, c), B(k + 9, c));
-      asm volatile(
-          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-          "{%8,%9}, {%0,%1,%2,%3};"
-          : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
-          : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-    }
-  }
-};
-
-// ---------------------------------------------------------------------------------------
 
 struct Params {
   const float* x;         // features [n, v, d]
@@ -208,16 +128,6 @@ __device__ __forceinline__ float quadMax(float x) {
 __device__ __forceinline__ float quadSum(float x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
-// Calls fn(r, c, value) for each element of a 4 x 4 accumulator the thread holds, with r
-// and c its row and column in the block's 64 x 64 output (the engines' layout).
-template <class F>
-__device__ __forceinline__ void forEachHeld(float (&acc)[4][4], int wr, int wc, int g, int t, F fn) {
-#pragma unroll
-  for (int j = 0; j < 4; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) fn(wr + g + 8 * (e >> 1), wc + 8 * j + 2 * t + (e & 1), acc[j][e]);
 }
 
 template <class E>
