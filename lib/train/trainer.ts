@@ -6,7 +6,7 @@
 import { augment, AugmentPipeline, pipelines } from '../augment';
 import type { EvalProgress, EvaluationResult, StepResult, Trainer, TrainerSetup } from '../cli/trainer';
 import { epochOrder, gatherBatch } from '../data/batches';
-import type { ImageSet } from '../data/image-set';
+import { headImages, ImageSet } from '../data/image-set';
 import { knnAccuracy } from '../metrics/knn';
 import { noGrad, Variable } from '../nn/autograd';
 import { Linear } from '../nn/layers';
@@ -161,7 +161,7 @@ export class SupconTrainer implements Trainer {
   endEpoch(): Record<string, number> {
     // A cheap monitor: kNN accuracy of the encoder's representations on subsets.
     const { train, test } = this.#setup;
-    const trainPart = subset(train, 10_000), testPart = subset(test, 2_000);
+    const trainPart = headImages(train, 10_000), testPart = headImages(test, 2_000);
     const dim = this.#encoder.featureDim;
     return {
       knnAccuracy: knnAccuracy(
@@ -214,15 +214,6 @@ export class SupconTrainer implements Trainer {
     this.#optimizer.dispose();
     this.#model.dispose();
   }
-}
-
-function subset(set: ImageSet, count: number): ImageSet {
-  const n = Math.min(count, set.shape[0]);
-  const [, c, h, w] = set.shape;
-  return {
-    images: set.images.subarray(0, n * c * h * w), shape: [n, c, h, w], labels: set.labels.subarray(0, n),
-    numClasses: set.numClasses, classNames: set.classNames,
-  };
 }
 
 function accuracyOf(logits: Float32Array, labels: Int32Array, classes: number): number {
