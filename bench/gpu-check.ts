@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { backendInfo, gemm, supconLoss, Tensor } from '../lib/index';
+import { backendInfo, gemm, supconForward, supconLoss, Tensor } from '../lib/index';
 import type { SupconOptions } from '../lib/index';
 import { native } from '../lib/native';
 import { table } from './results';
@@ -17,6 +17,10 @@ const GUARD = 64;
 const SENTINEL = 1234.5;
 
 const outDir = process.env.OUT ?? path.join(__dirname, '..', '..', 'bench', 'results');
+// --dry-run: the whole GPU path on the CPU (fp32 only, small sizes, wall-clock timings), to
+// check this script itself before spending GPU time on it.
+const dryRun = process.argv.includes('--dry-run');
+const DEV = dryRun ? 'cpu' : 'cuda';
 mkdirSync(outDir, { recursive: true });
 const log: string[] = [];
 function say(line: string): void {
@@ -84,14 +88,14 @@ function checkCorrectness(precisions: Precision[]): CheckRow[] {
     const options = { ...c.options, ...(mask ? { mask } : {}) };
     const ref = supconLoss({ data: x, shape: [c.n, c.v, c.d] }, labels, { ...options, device: 'cpu' });
     for (const precision of precisions) {
-      const features = Tensor.from(x, [c.n, c.v, c.d], { device: 'cuda' });
+      const features = Tensor.from(x, [c.n, c.v, c.d], { device: DEV });
       const count = x.length;
-      const out = new native.Storage((count + 2 * GUARD) * 4, 'cuda');
+      const out = new native.Storage((count + 2 * GUARD) * 4, DEV);
       out.write(new Float32Array(count + 2 * GUARD).fill(SENTINEL), 0);
       const ctx = native.lossForward(features.storage, c.n, c.v, c.d, labels, mask ?? null, {
         temperature: c.options.temperature ?? 0.07, baseTemperature: 0.07, contrastMode: c.options.contrastMode ?? 'all',
         variant: c.options.variant ?? 'out', denominator: c.options.denominator ?? 'all', normalize: c.options.normalize ?? false,
-        excludeAnchorsWithoutPositives: c.options.excludeAnchorsWithoutPositives ?? false, device: 'cuda', precision,
+        excludeAnchorsWithoutPositives: c.options.excludeAnchorsWithoutPositives ?? false, device: DEV, precision,
       });
       native.lossBackward(ctx, 1, out, { outOffset: GUARD });
       const all = new Float32Array(count + 2 * GUARD);
@@ -119,20 +123,46 @@ function checkCorrectness(precisions: Precision[]): CheckRow[] {
 function determinism(): boolean {
   const rnd = random(77);
   const n = 513, v = 2, d = 128;
-  const x = Tensor.from(normal(n * v * d, rnd), [n, v, d], { device: 'cuda' });
+  const x = Tensor.from(normal(n * v * d, rnd), [n, v, d], { device: DEV });
   const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
-  const a = supconLoss(x, labels, { precision: 'tf32' });
-  const b = supconLoss(x, labels, { precision: 'tf32' });
+  const precision = dryRun ? 'fp32' : 'tf32';
+  const a = supconLoss(x, labels, { precision });
+  const b = supconLoss(x, labels, { precision });
   const same = a.loss === b.loss && a.grad.dataSync().every((g, i) => g === b.grad.dataSync()[i]);
   a.grad.dispose(); b.grad.dispose(); x.dispose();
   // Host arrays through the GPU give the same result as a CUDA tensor.
   const hx = normal(n * v * d, rnd);
-  const host = supconLoss({ data: hx, shape: [n, v, d] }, labels, { device: 'cuda' });
-  const t = Tensor.from(hx, [n, v, d], { device: 'cuda' });
+  const host = supconLoss({ data: hx, shape: [n, v, d] }, labels, { device: DEV });
+  const t = Tensor.from(hx, [n, v, d], { device: DEV });
   const dev = supconLoss(t, labels);
   const sameHost = host.loss === dev.loss && host.grad.every((g, i) => g === dev.grad.dataSync()[i]);
   dev.grad.dispose(); t.dispose();
   return same && sameHost;
+}
+
+/** The dry run's stand-in for cudaTimeGemm: the CPU GEMM, timed by the wall clock. */
+function wallClockGemm(size: number): number {
+  const a = new Float32Array(size * size).fill(0.5), c = new Float32Array(size * size);
+  const t0 = performance.now();
+  gemm(size, size, size, a, a, c);
+  return performance.now() - t0;
+}
+
+/** The dry run's stand-in for cudaTimeLoss: the CPU loss, timed by the wall clock. */
+function wallClockLoss(features: Tensor, labels: Int32Array, repeats: number) {
+  const forwardMs: number[] = [], backwardMs: number[] = [];
+  let loss = 0;
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    const fwd = supconForward(features as Tensor<'float32'>, labels, { temperature: 0.1, baseTemperature: 0.07, device: 'cpu' });
+    const t1 = performance.now();
+    fwd.backward().dispose();
+    forwardMs.push(t1 - t0);
+    backwardMs.push(performance.now() - t1);
+    loss = fwd.loss;
+    fwd.dispose();
+  }
+  return { forwardMs, backwardMs, peakExtraBytes: 0, loss };
 }
 
 interface TimingRow {
@@ -159,11 +189,13 @@ function timeOurs(sizes: number[], precisions: Precision[]): TimingRow[] {
       for (let k = 0; k < d; k++) x[r * d + k] /= Math.sqrt(ss);
     }
     const labels = Int32Array.from({ length: n }, (_, i) => i % 100);
-    const features = Tensor.from(x, [n, 2, d], { device: 'cuda' });
-    const grad = Tensor.zeros([n, 2, d], { device: 'cuda' });
+    const features = Tensor.from(x, [n, 2, d], { device: DEV });
+    const grad = Tensor.zeros([n, 2, d], { device: DEV });
     for (const precision of precisions) {
       const repeats = B >= 1 << 20 ? 2 : B >= 1 << 17 ? 3 : 5;
-      const t = native.cudaTimeLoss(features.storage, n, 2, d, labels, { temperature: 0.1, baseTemperature: 0.07, precision }, grad.storage, repeats);
+      const t = dryRun
+        ? wallClockLoss(features, labels, repeats)
+        : native.cudaTimeLoss(features.storage, n, 2, d, labels, { temperature: 0.1, baseTemperature: 0.07, precision }, grad.storage, repeats);
       const forwardMs = median(t.forwardMs), backwardMs = median(t.backwardMs);
       const totalMs = median(t.forwardMs.map((f, i) => f + t.backwardMs[i]));
       const row = { B, d, precision, forwardMs, backwardMs, totalMs, tflops: (6 * B * B * d) / totalMs / 1e9, peakExtraMB: t.peakExtraBytes / 2 ** 20, loss: t.loss };
@@ -205,8 +237,8 @@ function checkGemm(precisions: Precision[]): GemmCheckRow[] {
         const want = c0.slice();
         gemm(M, N, K, a, b, want, { transA, transB, alpha: 0.7, beta: 0.3, ldc });
         for (const precision of precisions) {
-          const A = Tensor.from(a, [a.length], { device: 'cuda' }), B = Tensor.from(b, [b.length], { device: 'cuda' });
-          const C = Tensor.from(c0, [c0.length], { device: 'cuda' });
+          const A = Tensor.from(a, [a.length], { device: DEV }), B = Tensor.from(b, [b.length], { device: DEV });
+          const C = Tensor.from(c0, [c0.length], { device: DEV });
           gemm(M, N, K, A, B, C, { transA, transB, alpha: 0.7, beta: 0.3, ldc, precision });
           const got = C.dataSync();
           let guardsIntact = true, num = 0, den = 0;
@@ -231,7 +263,8 @@ function main(): void {
   say(`supcon GPU check: cuda build ${info.cuda}, usable ${info.cudaUsable}${info.cudaUsable ? '' : ` (${info.cudaReason})`}`);
   for (const d of info.devices) say(`device ${d.index}: ${d.name}, compute capability ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, ${d.multiprocessors} SMs`);
   const result: Record<string, unknown> = { info, date: new Date().toISOString() };
-  if (!info.cudaUsable) {
+  if (dryRun) say('DRY RUN: the GPU path on the CPU (fp32, small sizes); nothing here measures a GPU');
+  if (!info.cudaUsable && !dryRun) {
     say(`no GPU found (${info.cudaReason}): SKIPPED the CUDA-vs-CPU checks, the CUDA timings and the PyTorch peer.`);
     // What can run here: the CPU path that the GPU is compared against, on the same cases.
     let worst = 0;
@@ -248,7 +281,7 @@ function main(): void {
     say('gpu check: 0 passed, 0 failed, 1 skipped');
     return;
   }
-  const precisions: Precision[] = ['fp32', 'tf32', 'bf16'];
+  const precisions: Precision[] = dryRun ? ['fp32'] : ['fp32', 'tf32', 'bf16'];
   const check = checkCorrectness(precisions);
   const passed = check.filter((r) => r.ok).length;
   const deterministic = determinism();
@@ -265,18 +298,19 @@ function main(): void {
   result.deterministic = deterministic;
   writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(result, null, 2));
 
-  const sizes = (process.env.SUPCON_GPU_SIZES ?? '8192,32768,131072,1048576').split(',').map(Number);
+  const sizes = (process.env.SUPCON_GPU_SIZES ?? (dryRun ? '1024,2048' : '8192,32768,131072,1048576')).split(',').map(Number);
   const ours = timeOurs(sizes, precisions);
   result.ours = ours;
   writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(result, null, 2));
   const gemmTimes = precisions.map((precision) => {
-    const ms = median(native.cudaTimeGemm(8192, 8192, 8192, precision, 5));
-    const tflops = (2 * 8192 ** 3) / ms / 1e9;
-    say(`ours GEMM 8192^3 ${precision}: ${ms.toFixed(2)} ms, ${tflops.toFixed(1)} TFLOP/s`);
+    const size = dryRun ? 256 : 8192;
+    const ms = dryRun ? wallClockGemm(size) : median(native.cudaTimeGemm(size, size, size, precision, 5));
+    const tflops = (2 * size ** 3) / ms / 1e9;
+    say(`ours GEMM ${size}^3 ${precision}: ${ms.toFixed(2)} ms, ${tflops.toFixed(3)} TFLOP/s`);
     return { precision, ms, tflops };
   });
   result.gemm = gemmTimes;
-  const peer = timePeer(sizes.filter((b) => b <= 131072));
+  const peer = dryRun ? { available: false, reason: 'dry run', rows: [] as PeerRow[] } : timePeer(sizes.filter((b) => b <= 131072));
   result.peer = peer;
   if (!peer.available) say(`PyTorch peer SKIPPED: ${peer.reason}`);
 
@@ -294,7 +328,7 @@ function main(): void {
   writeFileSync(path.join(outDir, 'gpu-check.log'), log.join('\n') + '\n');
   console.log('\n' + md);
   const peerGemm = (peer.gemm ?? []) as { precision: string; ms: number }[];
-  const gemmMd = table(['GEMM 8192^3', 'ours (ms)', 'TFLOP/s', 'torch.matmul (ms)', 'ours / torch throughput'], gemmTimes.map((g) => {
+  const gemmMd = table([`GEMM ${dryRun ? 256 : 8192}^3`, 'ours (ms)', 'TFLOP/s', 'torch.matmul (ms)', 'ours / torch throughput'], gemmTimes.map((g) => {
     const t = peerGemm.find((r) => r.precision === g.precision);
     return [g.precision, g.ms.toFixed(2), g.tflops.toFixed(1), t ? t.ms.toFixed(2) : 'n/a', t ? (t.ms / g.ms).toFixed(2) : 'n/a'];
   }));

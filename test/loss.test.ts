@@ -249,6 +249,26 @@ describe('edge cases', () => {
     }
   });
 
+  it("'in' with 'onePositive' stays finite when the positives are far below the negatives", () => {
+    // Samples 0 and 1 share a label but point in opposite directions; the negatives align
+    // with sample 0. sigmoid(s_ip - a) underflows float32 (and float64) here: log Q must not.
+    const d = 4, n = 6;
+    const x = new Float32Array(n * d);
+    const rows = [[30, 0, 0, 0], [-30, 1, 0, 0], [29, 2, 0, 0], [28, -2, 1, 0], [27, 0, -1, 1], [26, 1, 1, -1]];
+    rows.forEach((r, i) => x.set(r, i * d));
+    const labels = [0, 0, 1, 2, 3, 4];
+    for (const temperature of [0.1, 0.01]) {
+      const options = { variant: 'in' as const, denominator: 'onePositive' as const, temperature };
+      const ref = referenceLoss(x, n, 1, d, labels, null, options);
+      const { loss, grad } = supconLoss({ data: x, shape: [n, 1, d] }, labels, options);
+      expect(Number.isFinite(ref.loss)).toBe(true);
+      expect(ref.loss).toBeGreaterThan(100);
+      expect(Math.abs(loss - ref.loss)).toBeLessThanOrEqual(1e-5 * ref.loss);
+      expect(grad.every(Number.isFinite)).toBe(true);
+      expect(relativeError(grad, ref.grad)).toBeLessThan(1e-4);
+    }
+  });
+
   it('extra trailing dimensions are flattened into d', () => {
     const x = randomNormal(5 * 2 * 12, random);
     const a = supconLoss({ data: x, shape: [5, 2, 3, 4] }, [0, 1, 0, 1, 2]);

@@ -85,13 +85,15 @@ export function referenceLoss(
           denGrad(sg / np);
         }
       } else {
-        const sg = pos.map((p) => sigmoid(S[i][p] - a));
-        const Q = sg.reduce((s, e) => s + e, 0);
-        sum += Math.log(np) - Math.log(Q);
+        // log Q with Q = sum_p sigmoid(s_ip - a), through log sigmoid(x) = -softplus(-x):
+        // Q itself underflows when the positives are far below the negatives.
+        const logSg = pos.map((p) => -softplus(a - S[i][p]));
+        const logQ = logSumExp(logSg);
+        sum += Math.log(np) - logQ;
         pos.forEach((p, q) => {
-          const ds = sg[q] * (1 - sg[q]);
-          G[i][p] -= ds / Q;
-          denGrad(ds / Q);
+          const ds = Math.exp(logSg[q] - logQ) * sigmoid(a - S[i][p]); // sigma'(x) / Q
+          G[i][p] -= ds;
+          denGrad(ds);
         });
       }
     } else if (variant === 'out') {

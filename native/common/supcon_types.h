@@ -35,7 +35,8 @@ struct LossOptions {
 //   ConstOut:   -b                      ('out' with 'all' / 'onlyNegatives'; b = 1/n_i)
 //   ExpIn:      -exp(s - b)             ('in'  with 'all' / 'onlyNegatives'; b = LSE over P(i))
 //   SigmoidOut: -b * sigmoid(a - s)     ('out' with 'onePositive'; b = 1/n_i)
-//   SigmoidIn:  -b * sigma' (s - a)     ('in'  with 'onePositive'; b = 1/Q_i)
+//   SigmoidIn:  -exp(log sigmoid(s - a) - b) * sigmoid(a - s)
+//                                       ('in'  with 'onePositive'; b = log Q_i)
 enum class PositiveTerm : int32_t { ConstOut = 0, ExpIn = 1, SigmoidOut = 2, SigmoidIn = 3 };
 
 SUPCON_HD PositiveTerm positiveTermOf(Variant variant, Denominator den) {
@@ -46,13 +47,13 @@ SUPCON_HD PositiveTerm positiveTermOf(Variant variant, Denominator den) {
 
 // What the streaming pass over the columns of one anchor row gathers. den* is an online
 // log-sum-exp over den(i) (every j != i for 'all', the negatives otherwise), pos* one over
-// P(i); p2a/p2b are the sums of the second pass that 'onePositive' needs (see finishRow).
+// P(i); p2a/p2b/p2c are what the second pass of 'onePositive' gathers (see finishRow).
 struct RowAccum {
   float denMax, denSum;
   float posMax, posSum;
   float sumPos;  // sum of s_ip over P(i)
   float numPos;  // n_i
-  float p2a, p2b;
+  float p2a, p2b, p2c;
 };
 
 // Per-row result of the forward pass. For anchor row i and column j != i, with
@@ -69,7 +70,10 @@ struct RowResult {
 // Turns one row's accumulators into l_i and its backward coefficients. numDen is the
 // size of den(i). For 'onePositive' the accumulators must include the second pass:
 // 'out': p2a = sum_p softplus(a - s_ip), p2b = sum_p sigmoid(a - s_ip);
-// 'in':  p2a = Q = sum_p sigmoid(s_ip - a), p2b = sum_p sigmoid' (s_ip - a).
+// 'in':  an online log-sum-exp of y_p = log sigmoid(s_ip - a) = -softplus(a - s_ip):
+//        p2a = its running maximum M, p2b = sum_p exp(y_p - M), and
+//        p2c = sum_p exp(y_p - M) sigmoid(a - s_ip). So log Q = M + log p2b never underflows
+//        (Q itself does when the positives are far below the negatives).
 SUPCON_HD RowResult finishRow(const RowAccum& acc, float numDen, Variant variant,
                               Denominator den) {
   RowResult r{0.0f, 0.0f, 0.0f, 0.0f, false, false};
@@ -91,9 +95,9 @@ SUPCON_HD RowResult finishRow(const RowAccum& acc, float numDen, Variant variant
       r.b = 1.0f / n;
       r.c = acc.p2b / n;
     } else {
-      r.loss = logf(n) - logf(acc.p2a);
-      r.b = 1.0f / acc.p2a;
-      r.c = acc.p2b / acc.p2a;
+      r.b = acc.p2a + logf(acc.p2b);
+      r.loss = logf(n) - r.b;
+      r.c = acc.p2c / acc.p2b;
     }
   } else if (variant == Variant::Out) {
     r.loss = r.a - acc.sumPos / n;
@@ -121,11 +125,9 @@ SUPCON_HD float pairCoefficientScalar(PositiveTerm term, float s, float a, float
       case PositiveTerm::ConstOut: g -= b; break;
       case PositiveTerm::ExpIn: g -= expf(s - b); break;
       case PositiveTerm::SigmoidOut: g -= b * sigmoidScalar(a - s); break;
-      case PositiveTerm::SigmoidIn: {
-        const float sg = sigmoidScalar(s - a);
-        g -= b * sg * (1.0f - sg);
+      case PositiveTerm::SigmoidIn:
+        g -= expf(-softplusScalar(a - s) - b) * sigmoidScalar(a - s);
         break;
-      }
     }
   }
   return g;

@@ -126,7 +126,7 @@ void pairMasks(const KernelContext& ctx, const Block& blk, int64_t j, PairMasks&
 
 struct ForwardState {
   VF denMax[MV], denSum[MV], posMax[MV], posSum[MV], sumPos[MV], numPos[MV];
-  VF p2a[MV], p2b[MV];
+  VF p2a[MV], p2b[MV], p2c[MV];
 };
 
 // First pass: online log-sum-exp over den(i) (and over P(i) for 'in'), sum of positive
@@ -179,24 +179,46 @@ void forwardTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn,
 }
 
 // Second pass ('onePositive'): each positive against the negatives, given a = LSE over
-// the negatives.
+// the negatives. For 'in', an online log-sum-exp of log sigmoid(s - a) (see RowAccum).
 void onePositiveTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn,
                      const float* st, const VF* a, ForwardState& fs) {
   const bool out = ctx.options.variant == Variant::Out;
+  const VF zero = splat(0.0f);
   PairMasks pm;
+  if (out) {
+    for (int jj = 0; jj < jn; ++jj) {
+      pairMasks(ctx, blk, j0 + jj, pm);
+      for (int m = 0; m < MV; ++m) {
+        const VF s = load(st + jj * MB + m * W);
+        fs.p2a[m] += select(pm.pos[m], vsoftplus(a[m] - s), zero);
+        fs.p2b[m] += select(pm.pos[m], vsigmoid(a[m] - s), zero);
+      }
+    }
+    return;
+  }
+  VF tileMax[MV];
+  for (int m = 0; m < MV; ++m) tileMax[m] = splat(kNeg);
   for (int jj = 0; jj < jn; ++jj) {
     pairMasks(ctx, blk, j0 + jj, pm);
     for (int m = 0; m < MV; ++m) {
       const VF s = load(st + jj * MB + m * W);
-      const VF zero = splat(0.0f);
-      if (out) {
-        fs.p2a[m] += select(pm.pos[m], vsoftplus(a[m] - s), zero);
-        fs.p2b[m] += select(pm.pos[m], vsigmoid(a[m] - s), zero);
-      } else {
-        const VF sg = vsigmoid(s - a[m]);
-        fs.p2a[m] += select(pm.pos[m], sg, zero);
-        fs.p2b[m] += select(pm.pos[m], sg * (1.0f - sg), zero);
-      }
+      tileMax[m] = vmax(tileMax[m], select(pm.pos[m], -vsoftplus(a[m] - s), splat(kNeg)));
+    }
+  }
+  for (int m = 0; m < MV; ++m) {
+    const VF mx = vmax(fs.p2a[m], tileMax[m]);
+    const VF rescale = vexp(fs.p2a[m] - mx);
+    fs.p2b[m] *= rescale;
+    fs.p2c[m] *= rescale;
+    fs.p2a[m] = mx;
+  }
+  for (int jj = 0; jj < jn; ++jj) {
+    pairMasks(ctx, blk, j0 + jj, pm);
+    for (int m = 0; m < MV; ++m) {
+      const VF s = load(st + jj * MB + m * W);
+      const VF e = select(pm.pos[m], vexp(-vsoftplus(a[m] - s) - fs.p2a[m]), zero);
+      fs.p2b[m] += e;
+      fs.p2c[m] += e * vsigmoid(a[m] - s);
     }
   }
 }
@@ -211,7 +233,8 @@ void forwardBlock(const KernelContext& ctx, int64_t r0, float* scratch) {
   for (int m = 0; m < MV; ++m) {
     fs.denMax[m] = fs.posMax[m] = splat(kNeg);
     fs.denSum[m] = fs.posSum[m] = fs.sumPos[m] = fs.numPos[m] = splat(0.0f);
-    fs.p2a[m] = fs.p2b[m] = splat(0.0f);
+    fs.p2a[m] = splat(ctx.positiveTerm == PositiveTerm::SigmoidIn ? kNeg : 0.0f);
+    fs.p2b[m] = fs.p2c[m] = splat(0.0f);
   }
   for (int64_t j0 = 0; j0 < ctx.B; j0 += NB) {
     const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.B - j0));
@@ -234,7 +257,7 @@ void forwardBlock(const KernelContext& ctx, int64_t r0, float* scratch) {
     if (r >= ctx.numAnchors) break;
     const int m = i / W, l = i % W;
     RowAccum acc{fs.denMax[m][l], fs.denSum[m][l], fs.posMax[m][l], fs.posSum[m][l],
-                 fs.sumPos[m][l], fs.numPos[m][l], fs.p2a[m][l],  fs.p2b[m][l]};
+                 fs.sumPos[m][l], fs.numPos[m][l], fs.p2a[m][l],  fs.p2b[m][l], fs.p2c[m][l]};
     const float numDen = ctx.options.denominator == Denominator::All
                              ? numOthers
                              : numOthers - acc.numPos;
@@ -258,11 +281,7 @@ inline VF pairCoefficient(PositiveTerm term, VF s, VF a, VF b, VF c, VI den, VI 
     case PositiveTerm::ConstOut: p = b; break;
     case PositiveTerm::ExpIn: p = vexp(s - b); break;
     case PositiveTerm::SigmoidOut: p = b * vsigmoid(a - s); break;
-    case PositiveTerm::SigmoidIn: {
-      const VF sg = vsigmoid(s - a);
-      p = b * sg * (1.0f - sg);
-      break;
-    }
+    case PositiveTerm::SigmoidIn: p = vexp(-vsoftplus(a - s) - b) * vsigmoid(a - s); break;
   }
   return g - select(pos, p, zero);
 }

@@ -143,7 +143,8 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
   const bool onePositive = p.denominator == Denominator::OnePositive;
 
   float denM = kNeg, denS = 0.f, posM = kNeg, posS = 0.f, sumPos = 0.f, numPos = 0.f;
-  float p2a = 0.f, p2b = 0.f, a = 0.f;
+  const bool sigmoidIn = p.positiveTerm == PositiveTerm::SigmoidIn;
+  float p2a = sigmoidIn ? kNeg : 0.f, p2b = 0.f, p2c = 0.f, a = 0.f;
   for (int pass = 0; pass < (onePositive ? 2 : 1); ++pass) {
     for (int64_t col0 = 0; col0 < p.B; col0 += BN) {
       if (tid < BN) sh.colClass[tid] = col0 + tid < p.B ? p.rowClass[col0 + tid] : -1;
@@ -184,18 +185,32 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
             numPos += 1.f;
           }
         }
-      } else {
+      } else if (!sigmoidIn) {
 #pragma unroll
         for (int u = 0; u < 16; ++u) {
           if (!pos[u]) continue;
-          if (p.variant == Variant::Out) {
-            p2a += softplusScalar(a - s[u]);
-            p2b += sigmoidScalar(a - s[u]);
-          } else {
-            const float sg = sigmoidScalar(s[u] - a);
-            p2a += sg;
-            p2b += sg * (1.f - sg);
-          }
+          p2a += softplusScalar(a - s[u]);
+          p2b += sigmoidScalar(a - s[u]);
+        }
+      } else {
+        // Online log-sum-exp of log sigmoid(s - a) over the positives (see RowAccum).
+        float y[16], tileMax = kNeg;
+#pragma unroll
+        for (int u = 0; u < 16; ++u) {
+          y[u] = -softplusScalar(a - s[u]);
+          if (pos[u]) tileMax = fmaxf(tileMax, y[u]);
+        }
+        const float mx = fmaxf(p2a, quadMax(tileMax));
+        const float rescale = expf(p2a - mx);
+        p2b *= rescale;
+        p2c *= rescale;
+        p2a = mx;
+#pragma unroll
+        for (int u = 0; u < 16; ++u) {
+          if (!pos[u]) continue;
+          const float e = expf(y[u] - p2a);
+          p2b += e;
+          p2c += e * sigmoidScalar(a - s[u]);
         }
       }
       __syncthreads();  // the next tile overwrites sh.s and sh.colClass
@@ -208,10 +223,11 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
       a = denM + logf(fmaxf(denS, 1e-38f));
     }
   }
-  p2a = quadSum(p2a);
+  if (!sigmoidIn) p2a = quadSum(p2a);  // for 'in' it is the shared running maximum
   p2b = quadSum(p2b);
+  p2c = quadSum(p2c);
   if (q == 0 && i < p.numAnchors) {
-    const RowAccum acc{denM, denS, posM, posS, sumPos, numPos, p2a, p2b};
+    const RowAccum acc{denM, denS, posM, posS, sumPos, numPos, p2a, p2b, p2c};
     const float others = static_cast<float>(p.B - 1);
     const float numDen = denAll ? others : others - numPos;
     const RowResult res = finishRow(acc, numDen, p.variant, p.denominator);

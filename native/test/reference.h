@@ -84,14 +84,16 @@ inline Result supcon(const std::vector<double>& x, int64_t n, int64_t v, int64_t
         }
         l[i] = sum / np;
       } else {
-        double Q = 0;
-        std::vector<double> sg(posv.size());
-        for (size_t q = 0; q < posv.size(); ++q) { sg[q] = 1 / (1 + std::exp(-(posv[q] - a))); Q += sg[q]; }
-        l[i] = std::log(np) - std::log(Q);
+        // log Q through log sigmoid(x) = -softplus(-x): Q underflows for far positives.
+        auto softplus = [](double t) { return t > 0 ? t + std::log1p(std::exp(-t)) : std::log1p(std::exp(t)); };
+        std::vector<double> logSg(posv.size());
+        for (size_t q = 0; q < posv.size(); ++q) logSg[q] = -softplus(a - posv[q]);
+        const double logQ = logSumExp(logSg);
+        l[i] = std::log(np) - logQ;
         for (size_t q = 0; q < posv.size(); ++q) {
-          const double dsg = sg[q] * (1 - sg[q]);
-          G[i][posIdx[q]] -= dsg / Q;
-          for (size_t e = 0; e < den.size(); ++e) G[i][denIdx[e]] += dsg / Q * std::exp(den[e] - a);
+          const double dsg = std::exp(logSg[q] - logQ) / (1 + std::exp(-(a - posv[q])));
+          G[i][posIdx[q]] -= dsg;
+          for (size_t e = 0; e < den.size(); ++e) G[i][denIdx[e]] += dsg * std::exp(den[e] - a);
         }
       }
     } else if (o.variant == Variant::Out) {
