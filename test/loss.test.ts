@@ -326,3 +326,35 @@ describe('the unfused benchmark peer', () => {
     expect(() => addon.lossUnfused(x, n, v, d, labels, 0, 0.07, grad)).toThrow(/^temperature: expected a finite number > 0/);
   });
 });
+
+describe('random configurations', () => {
+  it('match the reference across options, label kinds and feature scales up to large logits', () => {
+    const random = rng(2024);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)];
+    for (let k = 0; k < 120; k++) {
+      const n = 2 + Math.floor(random() * 12), v = pick([1, 2, 3]), d = pick([1, 2, 5, 16]);
+      const scale = pick([0.01, 0.3, 1, 5, 30]);
+      const x = randomNormal(n * v * d, random, scale);
+      const kind = pick(['labels', 'none', 'mask'] as const);
+      const labels = kind === 'labels' ? randomLabels(n, 1 + Math.floor(random() * 4), random) : null;
+      const mask = kind === 'mask' ? Uint8Array.from({ length: n * n }, () => (random() < 0.4 ? 1 : 0)) : undefined;
+      const options = {
+        temperature: pick([0.01, 0.07, 0.5, 2]), baseTemperature: pick([0.07, 1]),
+        contrastMode: pick(['all', 'one'] as const), variant: pick(['out', 'in'] as const),
+        denominator: pick(['all', 'onePositive', 'onlyNegatives'] as const), normalize: random() < 0.5,
+        excludeAnchorsWithoutPositives: random() < 0.3, ...(mask ? { mask } : {}),
+      };
+      const ref = referenceLoss(x, n, v, d, labels, mask ?? null, options);
+      const what = JSON.stringify({ k, n, v, d, scale, kind, ...options, mask: undefined });
+      const { loss, grad } = supconLoss({ data: x, shape: [n, v, d] }, labels, options);
+      expect(Number.isFinite(loss), what).toBe(true);
+      expect(Math.abs(loss - ref.loss), what).toBeLessThanOrEqual(2e-5 * Math.abs(ref.loss) + 1e-6);
+      let maxDiff = 0, maxRef = 0;
+      for (let i = 0; i < grad.length; i++) {
+        maxDiff = Math.max(maxDiff, Math.abs(grad[i] - ref.grad[i]));
+        maxRef = Math.max(maxRef, Math.abs(ref.grad[i]));
+      }
+      expect(maxDiff, what).toBeLessThanOrEqual(2e-4 * maxRef + 1e-5);
+    }
+  });
+});
