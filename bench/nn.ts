@@ -6,21 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Bench } from 'tinybench';
 import { backendInfo, fmaPeakGflops, gemm, nn, Tensor, tidy } from '../lib/index';
+import { medianMs } from './common';
 
 const quick = process.argv.includes('--quick');
 const threads = backendInfo().cpuThreads;
-
-/** Best (minimum) wall time of fn in ms over tinybench's samples. */
-async function bestMs(name: string, fn: () => void, iterations: number): Promise<number> {
-  const bench = new Bench({ name, iterations, time: 1, warmupIterations: 1, warmupTime: 1, throws: true });
-  bench.add(name, fn);
-  await bench.run();
-  const result = bench.tasks[0].result;
-  if (!('latency' in result)) throw new Error(`${name}: the benchmark did not complete`);
-  return result.latency.min;
-}
 
 function filled(n: number, seed: number): Float32Array {
   const x = new Float32Array(n);
@@ -83,7 +73,7 @@ async function main(): Promise<void> {
     if (quick && n > 1024) continue;
     const A = filled(n * n, 1), B = filled(n * n, 2), C = new Float32Array(n * n);
     const run = () => gemm(n, n, n, A, B, C, { transA: ta, transB: tb });
-    const ms = await bestMs(`gemm ${n}`, run, quick ? 5 : 15);
+    const ms = await medianMs(`gemm ${n}`, run, quick ? 5 : 15);
     const gflops = (2 * n ** 3) / ms / 1e6;
     const cpuRate = perCpuSecond(run, 2 * n ** 3, quick ? 3 : 6);
     const op = `${ta ? 'T' : 'N'}${tb ? 'T' : 'N'}`;
@@ -98,7 +88,7 @@ async function main(): Promise<void> {
   const x = new nn.Parameter(Tensor.from(filled(N * 64 * 32 * 32, 3), [N, 64, 32, 32]));
   const w = new nn.Parameter(Tensor.from(filled(64 * 64 * 9, 4).map((v) => v * 0.05), [64, 64, 3, 3]));
   const dy = Tensor.from(filled(N * 64 * 32 * 32, 5), [N, 64, 32, 32]);
-  const convMs = await bestMs('conv', () => tidy(() => nn.ops.conv2d(x, w, null, { padding: 1 }).backward(dy)), quick ? 3 : 8);
+  const convMs = await medianMs('conv', () => tidy(() => nn.ops.conv2d(x, w, null, { padding: 1 }).backward(dy)), quick ? 3 : 8);
   const convFlops = 3 * 2 * N * 64 * 64 * 9 * 32 * 32;
   const convGflops = convFlops / convMs / 1e6;
   console.log(`conv2d 64->64 3x3 at 32x32, batch ${N}, forward + backward: ${convMs.toFixed(1)} ms, ${convGflops.toFixed(1)} GFLOP/s`);
@@ -111,7 +101,7 @@ async function main(): Promise<void> {
   const images = Tensor.from(filled(batch * 3 * 32 * 32, 6), [batch, 3, 32, 32]);
   const labels = Int32Array.from({ length: batch }, (_, i) => i % 10);
   const opt = new nn.SGD(model, { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const stepMs = await bestMs('resnet18 step', () => tidy(() => {
+  const stepMs = await medianMs('resnet18 step', () => tidy(() => {
     opt.zeroGrad();
     nn.ops.crossEntropy(model.forward(images), labels).backward();
     opt.step();
