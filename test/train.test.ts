@@ -74,3 +74,43 @@ describe('devices', () => {
       .toThrow(/^device: 'cuda' needs CUDA versions of the layers/);
   });
 });
+
+describe('supcon train end to end with the package trainer', () => {
+  it('trains, writes a run folder with PyTorch-named weights, and eval reproduces the result', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { main } = await import('../dist/lib/cli/main.js');
+    const { nn, ConvNet } = await import('../dist/index.js');
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'supcon-e2e-')), 'run');
+    const lines: string[] = [];
+    const io = { stdout: { write: (s: string) => lines.push(s) }, stderr: { write: () => {} } };
+    try {
+      const code = await main(['train', '--limit', '1024', '--test-limit', '300', '--epochs', '2', '--batch', '64',
+        '--linear-epochs', '3', '--out', out], io);
+      expect(code).toBe(0);
+      const summary = JSON.parse(lines.join(''));
+      expect(summary.testAccuracy).toBeGreaterThan(0.6);
+      expect(fs.existsSync(path.join(out, 'report.html'))).toBe(true);
+      // The weights load into the same architecture by name, as PyTorch's load_state_dict would.
+      const encoder = new ConvNet(1, [28, 28], 5);
+      const head = new nn.ProjectionHead(256, { outDim: 128 });
+      const model = new (class extends nn.Module {
+        constructor() {
+          super();
+          this.registerModule('encoder', encoder);
+          this.registerModule('head', head);
+        }
+        forward(x: never) { return head.forward(encoder.forward(x)); }
+      })();
+      const meta = nn.loadSafetensors(model, path.join(out, 'model.safetensors'));
+      expect(meta).toMatchObject({ method: 'supcon', encoder: 'cnn' });
+      model.dispose();
+      lines.length = 0;
+      expect(await main(['eval', out], io)).toBe(0);
+      expect(JSON.parse(lines.join('')).testAccuracy).toBe(summary.testAccuracy);
+    } finally {
+      fs.rmSync(path.dirname(out), { recursive: true, force: true });
+    }
+  }, 300_000);
+});
