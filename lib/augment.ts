@@ -436,7 +436,7 @@ function prepareIndices(indices: unknown, n: number): Int32Array | null {
 function commonOptions(o: Record<string, unknown>, isTensor: boolean) {
   if (o.threads !== undefined && !(isPositiveInteger(o.threads) && o.threads <= 1024))
     throw new RangeError(`options.threads: expected an integer in [1, 1024], got ${describe(o.threads)}`);
-  const device = resolveDevice(o.device ?? 'cpu', 'options.device', native.buildInfo().cuda);
+  const device = resolveDevice(o.device ?? 'cpu', 'options.device');
   const output = o.output === undefined ? (isTensor ? 'tensor' : 'array') : checkOneOf(o.output, ['array', 'tensor'], 'options.output');
   return { threads: o.threads as number | undefined, device, output };
 }

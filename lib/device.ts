@@ -51,17 +51,17 @@ export function setCpuKernels(name: string): void {
 let announced = false;
 
 /**
- * The device an operation runs on. `cudaSupported` says whether that operation has CUDA
- * kernels in this version. 'auto' takes a working GPU (and says so once, on stderr), else
- * the CPU; 'cuda' throws when no GPU can be used; SUPCON_DEVICE=cpu forces the CPU.
+ * The device an operation runs on. 'auto' takes a working GPU (and says so once, on
+ * stderr), else the CPU; 'cuda' throws when no GPU can be used (no device, no driver, or a
+ * build without CUDA kernels); SUPCON_DEVICE=cpu forces the CPU.
  */
-export function resolveDevice(request: unknown, name: string, cudaSupported: boolean): 'cpu' | 'cuda' {
+export function resolveDevice(request: unknown, name: string): 'cpu' | 'cuda' {
   const want = checkOneOf<DeviceRequest>(request ?? 'auto', ['auto', 'cpu', 'cuda'], name);
   const forced = process.env.SUPCON_DEVICE;
   if (forced !== undefined && forced !== '' && forced !== 'cpu' && forced !== 'auto' && forced !== 'cuda')
     throw new RangeError(`SUPCON_DEVICE: expected 'cpu', 'cuda' or 'auto', got '${forced}'`);
   if (want === 'cpu' || forced === 'cpu') return 'cpu';
-  const status = cudaSupported ? native.cudaStatus() : { usable: false, reason: 'this operation has no CUDA kernels yet' };
+  const status = native.cudaStatus();
   if (status.usable) {
     if (want === 'auto' && !announced) {
       announced = true;

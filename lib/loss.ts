@@ -146,7 +146,7 @@ function prepare(features: unknown, labels: unknown, options: unknown): Prepared
   const onGpu = f.tensor !== null && f.tensor.device === 'cuda';
   if (onGpu && o.device === 'cpu')
     throw new TypeError("options.device: the features are a CUDA tensor; move them with .to('cpu') to run on the CPU");
-  const device = onGpu ? 'cuda' : resolveDevice(o.device, 'options.device', true);
+  const device = onGpu ? 'cuda' : resolveDevice(o.device, 'options.device');
   const precision = checkOneOf(o.precision ?? 'fp32', ['fp32', 'tf32', 'bf16'], 'options.precision');
   if (precision !== 'fp32' && device !== 'cuda')
     throw new RangeError(`options.precision: '${precision}' runs on GPU tensor cores, but the loss runs on the CPU`);

@@ -20,7 +20,7 @@ function stats(ms: number[]): { median: number; min: number } {
 }
 
 export function runBench(options: { device: 'auto' | 'cpu' | 'cuda'; n: number; dim: number; repeats: number }): BenchResult {
-  const device = resolveDevice(options.device, 'device', true);
+  const device = resolveDevice(options.device, 'device');
   const { n, dim, repeats } = options;
   const views = 2;
   const rng = new PhiloxStream(1, 0, 0, 0x42454e43);

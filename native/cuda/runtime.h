@@ -39,7 +39,6 @@ void emptyCache();
 // Copies on the addon's stream; the host-side ones wait for completion.
 void copyToDevice(void* dst, const void* src, size_t bytes);
 void copyToHost(void* dst, const void* src, size_t bytes);
-void copyOnDevice(void* dst, const void* src, size_t bytes);
 void memsetDevice(void* dst, int value, size_t bytes);
 void synchronize();
 
