@@ -159,10 +159,30 @@ export interface NativeAddon {
     grad: NativeStorage,
     repeats: number,
   ): { forwardMs: number[]; backwardMs: number[]; peakExtraBytes: number; loss: number };
+  /**
+   * Only in the emulated CUDA build (SUPCON_CUDA_EMULATION): the kernels launched so far in
+   * this process, by name, with their launch counts; `reset` clears the counts.
+   */
+  cudaEmulator?(reset?: boolean): { kernels: Record<string, number>; schedules: number; guard: string };
   knnTopK(
     train: Float32Array, nTrain: number, test: Float32Array, nTest: number, d: number, k: number,
     options?: { threads?: number },
   ): { index: Int32Array; similarity: Float32Array };
 }
 
-export const native = load(path.join(__dirname, '..', '..')) as NativeAddon;
+/**
+ * SUPCON_ADDON=/abs/path/supcon.node loads that build instead (the emulated CUDA backend of
+ * `npm run test:cuda-emulated`, a sanitizer build); otherwise node-gyp-build finds
+ * prebuilds/<platform>-<arch>/ or build/Release.
+ */
+function loadAddon(): NativeAddon {
+  const override = process.env.SUPCON_ADDON;
+  if (override !== undefined && override !== '') {
+    if (!path.isAbsolute(override)) throw new Error(`SUPCON_ADDON: expected an absolute path to a supcon.node, got '${override}'`);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(override) as NativeAddon;
+  }
+  return load(path.join(__dirname, '..', '..')) as NativeAddon;
+}
+
+export const native = loadAddon();
