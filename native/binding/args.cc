@@ -4,6 +4,10 @@
 #include <cstring>
 #include <new>
 
+#if defined(SUPCON_WITH_CUDA)
+#include "../cuda/runtime.h"
+#endif
+
 namespace supcon::binding {
 namespace {
 
@@ -131,6 +135,13 @@ Napi::Value guarded(const Napi::CallbackInfo& info,
       Napi::TypeError::New(env, e.what()).ThrowAsJavaScriptException();
     else
       Napi::RangeError::New(env, e.what()).ThrowAsJavaScriptException();
+#if defined(SUPCON_WITH_CUDA)
+  } catch (const cuda::CudaError& e) {
+    if (e.outOfMemory())
+      Napi::RangeError::New(env, std::string("out of GPU memory: ") + e.what()).ThrowAsJavaScriptException();
+    else
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+#endif
   } catch (const std::bad_alloc&) {
     Napi::RangeError::New(env, "out of memory: the sizes asked for are too large to allocate")
         .ThrowAsJavaScriptException();

@@ -8,6 +8,9 @@
 #include "../cuda/device_info.h"
 #include "../cuda/runtime.h"
 #endif
+#if defined(SUPCON_CUDA_EMULATION)
+#include "../cuda/emu/emu_control.h"
+#endif
 
 namespace supcon::binding {
 namespace {
@@ -97,6 +100,28 @@ Napi::Value emptyCache(const Napi::CallbackInfo& info) {
   });
 }
 
+#if defined(SUPCON_CUDA_EMULATION)
+// cudaEmulator(reset?) -> { kernels: { name: launches }, schedules, guard } (emulated build only).
+Napi::Value cudaEmulator(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Napi::Env env = i.Env();
+    bool reset = false;
+    if (i.Length() > 0 && !i[0].IsUndefined()) {
+      if (!i[0].IsBoolean()) throw typeError("reset: expected a boolean, got " + describe(i[0]));
+      reset = i[0].As<Napi::Boolean>().Value();
+    }
+    const emu::Settings s = emu::settings();
+    Napi::Object kernels = Napi::Object::New(env);
+    for (const auto& [name, count] : emu::launchCounts(reset)) kernels.Set(name, static_cast<double>(count));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("kernels", kernels);
+    o.Set("schedules", s.schedules);
+    o.Set("guard", s.guard == emu::Guard::Before ? "before" : "after");
+    return o;
+  });
+}
+#endif
+
 }  // namespace
 
 void registerDevices(Napi::Env env, Napi::Object exports) {
@@ -105,6 +130,9 @@ void registerDevices(Napi::Env env, Napi::Object exports) {
   exports.Set("memory", Napi::Function::New(env, memory, "memory"));
   exports.Set("cudaStatus", Napi::Function::New(env, cudaStatus, "cudaStatus"));
   exports.Set("emptyCache", Napi::Function::New(env, emptyCache, "emptyCache"));
+#if defined(SUPCON_CUDA_EMULATION)
+  exports.Set("cudaEmulator", Napi::Function::New(env, cudaEmulator, "cudaEmulator"));
+#endif
 }
 
 }  // namespace supcon::binding

@@ -5,13 +5,13 @@
 // the formulas of native/common/augment_pixel.h.
 #include <cuda_runtime.h>
 
-#include <algorithm>
-#include <mutex>
-#include <stdexcept>
 #include <string>
 
 #include "../common/augment_pixel.h"
 #include "augment_cuda.h"
+#include "check.cuh"
+#include "launch.cuh"
+#include "runtime.h"
 
 namespace supcon::cuda {
 namespace {
@@ -22,11 +22,6 @@ constexpr int kThreads = 256;
 // Dynamic shared memory for the two buffers; the static arrays of the kernel take ~2.4 KiB
 // of the 48 KiB a block gets by default.
 constexpr size_t kSharedLimit = 44 * 1024;
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("augment (CUDA): ") + what + " failed: " + cudaGetErrorString(err));
-}
 
 struct ViewImage {
   float* data;
@@ -159,7 +154,7 @@ __device__ void equalize(const ViewImage& img, int32_t* hist, int32_t* lut, int*
 
 template <typename Pixel>
 __global__ void __launch_bounds__(kThreads) augmentKernel(Batch b, float* scratch, int useShared) {
-  extern __shared__ float smem[];
+  float* smem = dynamicShared<float>();
   __shared__ float red[33];
   __shared__ int32_t hist[256], lut[256];
   __shared__ float weights[kMaxBlurKernel];
@@ -269,32 +264,36 @@ __global__ void __launch_bounds__(kThreads) augmentKernel(Batch b, float* scratc
     }
 }
 
-// Device buffers kept between calls, grown on demand.
-struct Buffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  void* reserve(size_t want) {
-    if (want > bytes) {
-      if (ptr != nullptr) cudaFree(ptr);
-      ptr = nullptr;
-      bytes = 0;
-      check(cudaMalloc(&ptr, want), "cudaMalloc");
-      bytes = want;
-    }
-    return ptr;
-  }
+// A device buffer from the caching allocator (runtime.h), for one call.
+struct Scratch {
+  void* ptr;
+  explicit Scratch(size_t bytes) : ptr(bytes > 0 ? deviceAlloc(bytes) : nullptr) {}
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { deviceFree(ptr); }
 };
 
-std::mutex gMutex;
-Buffer gInput, gPrograms, gOutput, gScratch;
+struct Events {
+  cudaEvent_t e[4] = {nullptr, nullptr, nullptr, nullptr};
+  Events() {
+    for (auto& x : e) check(cudaEventCreate(&x), "creating timing events");
+  }
+  Events(const Events&) = delete;
+  Events& operator=(const Events&) = delete;
+  ~Events() {
+    for (auto& x : e)
+      if (x != nullptr) cudaEventDestroy(x);
+  }
+};
 
 }  // namespace
 
 AugmentTiming augmentBatch(const Batch& batch) {
-  std::lock_guard<std::mutex> lock(gMutex);
   AugmentTiming timing{0.0f, 0.0f, 0.0f};
   const int64_t views = batch.n * batch.views;
   if (views == 0) return timing;
+  std::string reason;
+  if (!usable(&reason)) throw CudaError("the CUDA augmentation cannot run here: " + reason, false);
   const int64_t hw = static_cast<int64_t>(batch.outH) * batch.outW;
   const int64_t plane = (hw + 15) / 16 * 16;
   const size_t inBytes = static_cast<size_t>(batch.n) * batch.channels * batch.inH * batch.inW * (batch.inputUint8 ? 1 : 4);
@@ -303,36 +302,35 @@ AugmentTiming augmentBatch(const Batch& batch) {
   const size_t viewScratch = static_cast<size_t>(2 * batch.channels * plane) * sizeof(float);
   const bool useShared = viewScratch <= kSharedLimit;
 
+  Scratch input(inBytes), programs(progBytes), output(outBytes), scratch(useShared ? 0 : viewScratch * views);
   Batch dev = batch;
-  dev.input = gInput.reserve(inBytes);
-  dev.programs = static_cast<const ImageProgram*>(gPrograms.reserve(progBytes));
-  dev.out = static_cast<float*>(gOutput.reserve(outBytes));
-  float* scratch = useShared ? nullptr : static_cast<float*>(gScratch.reserve(viewScratch * views));
+  dev.input = input.ptr;
+  dev.programs = static_cast<const ImageProgram*>(programs.ptr);
+  dev.out = static_cast<float*>(output.ptr);
 
-  cudaEvent_t ev[4];
-  for (auto& e : ev) check(cudaEventCreate(&e), "cudaEventCreate");
-  struct Events {
-    cudaEvent_t* e;
-    ~Events() { for (int k = 0; k < 4; ++k) cudaEventDestroy(e[k]); }
-  } guard{ev};
-  check(cudaEventRecord(ev[0]), "cudaEventRecord");
-  check(cudaMemcpy(const_cast<void*>(dev.input), batch.input, inBytes, cudaMemcpyHostToDevice), "copy of the images");
-  check(cudaMemcpy(const_cast<ImageProgram*>(dev.programs), batch.programs, progBytes, cudaMemcpyHostToDevice),
-        "copy of the programs");
-  check(cudaEventRecord(ev[1]), "cudaEventRecord");
+  Events ev;
+  cudaStream_t s = stream();
+  check(cudaEventRecord(ev.e[0], s), "recording an event");
+  check(cudaMemcpyAsync(input.ptr, batch.input, inBytes, cudaMemcpyHostToDevice, s), "copying the images to the GPU");
+  check(cudaMemcpyAsync(programs.ptr, batch.programs, progBytes, cudaMemcpyHostToDevice, s),
+        "copying the augmentation programs to the GPU");
+  check(cudaEventRecord(ev.e[1], s), "recording an event");
   const size_t shared = useShared ? viewScratch : 0;
+  float* global = static_cast<float*>(scratch.ptr);
   if (batch.inputUint8)
-    augmentKernel<uint8_t><<<static_cast<unsigned>(views), kThreads, shared>>>(dev, scratch, useShared ? 1 : 0);
+    launchKernel("augmentKernel<uint8>", augmentKernel<uint8_t>, static_cast<unsigned>(views), kThreads, shared, s, dev,
+                 global, useShared ? 1 : 0);
   else
-    augmentKernel<float><<<static_cast<unsigned>(views), kThreads, shared>>>(dev, scratch, useShared ? 1 : 0);
-  check(cudaGetLastError(), "augment kernel launch");
-  check(cudaEventRecord(ev[2]), "cudaEventRecord");
-  check(cudaMemcpy(batch.out, dev.out, outBytes, cudaMemcpyDeviceToHost), "copy of the views");
-  check(cudaEventRecord(ev[3]), "cudaEventRecord");
-  check(cudaEventSynchronize(ev[3]), "augment kernel");
-  check(cudaEventElapsedTime(&timing.copyInMs, ev[0], ev[1]), "cudaEventElapsedTime");
-  check(cudaEventElapsedTime(&timing.kernelMs, ev[1], ev[2]), "cudaEventElapsedTime");
-  check(cudaEventElapsedTime(&timing.copyOutMs, ev[2], ev[3]), "cudaEventElapsedTime");
+    launchKernel("augmentKernel<float>", augmentKernel<float>, static_cast<unsigned>(views), kThreads, shared, s, dev,
+                 global, useShared ? 1 : 0);
+  check(cudaGetLastError(), "running the augmentation kernel");
+  check(cudaEventRecord(ev.e[2], s), "recording an event");
+  check(cudaMemcpyAsync(batch.out, output.ptr, outBytes, cudaMemcpyDeviceToHost, s), "copying the views from the GPU");
+  check(cudaEventRecord(ev.e[3], s), "recording an event");
+  check(cudaEventSynchronize(ev.e[3]), "waiting for the augmentation");
+  check(cudaEventElapsedTime(&timing.copyInMs, ev.e[0], ev.e[1]), "reading an event");
+  check(cudaEventElapsedTime(&timing.kernelMs, ev.e[1], ev.e[2]), "reading an event");
+  check(cudaEventElapsedTime(&timing.copyOutMs, ev.e[2], ev.e[3]), "reading an event");
   return timing;
 }
 

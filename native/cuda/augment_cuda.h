@@ -12,8 +12,8 @@ struct AugmentTiming {
   float copyOutMs;  // views, device to host
 };
 
-// batch holds host pointers; runs on the current device and waits for the result.
-// Throws std::runtime_error naming the CUDA error when a call fails.
+// batch holds host pointers; runs on the addon's stream through the caching allocator and
+// waits for the result. Throws CudaError (runtime.h) naming the CUDA error when a call fails.
 AugmentTiming augmentBatch(const augment::Batch& batch);
 
 }  // namespace supcon::cuda

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include "check.cuh"
+#include "launch.cuh"
 #include "gemm_cuda.h"
 #include "mma.cuh"
 #include "runtime.h"
@@ -63,7 +64,7 @@ __global__ void fillUniform(float* x, int64_t n, uint32_t seed) {
 template <class E>
 void launch(const GemmArgs& p) {
   const dim3 grid(static_cast<unsigned>((p.N + BN - 1) / BN), static_cast<unsigned>((p.M + BM - 1) / BM));
-  gemmKernel<E><<<grid, kThreads, 0, stream()>>>(p);
+  launchKernel(std::string("gemmKernel<") + E::kName + ">", gemmKernel<E>, grid, kThreads, 0, stream(), p);
 }
 
 }  // namespace
@@ -88,8 +89,8 @@ std::vector<float> timeGemm(int64_t M, int64_t N, int64_t K, Precision precision
     explicit Buffer(size_t n) : p(static_cast<float*>(deviceAlloc(n * sizeof(float)))), bytes(n * sizeof(float)) {}
     ~Buffer() { deviceFree(p); }
   } a(static_cast<size_t>(M * K)), b(static_cast<size_t>(K * N)), c(static_cast<size_t>(M * N));
-  fillUniform<<<static_cast<unsigned>((M * K + 255) / 256), 256, 0, stream()>>>(a.p, M * K, 1);
-  fillUniform<<<static_cast<unsigned>((K * N + 255) / 256), 256, 0, stream()>>>(b.p, K * N, 2);
+  launchKernel("fillUniform", fillUniform, static_cast<unsigned>((M * K + 255) / 256), 256, 0, stream(), a.p, M * K, 1u);
+  launchKernel("fillUniform", fillUniform, static_cast<unsigned>((K * N + 255) / 256), 256, 0, stream(), b.p, K * N, 2u);
   check(cudaGetLastError(), "filling the GEMM operands");
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   check(cudaEventCreate(&e0), "creating timing events");

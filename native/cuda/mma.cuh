@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
 
 #include <cstdint>
 #include <cstring>
@@ -18,6 +19,7 @@ namespace supcon::cuda {
 
 struct Fp32Engine {
   static constexpr int kStep = 8;
+  static constexpr const char* kName = "fp32";
   template <class FA, class FB>
   __device__ static void step(float (&acc)[4][4], const FA& A, const FB& B, int k0, int g, int t) {
 #pragma unroll
@@ -35,26 +37,55 @@ struct Fp32Engine {
   }
 };
 
+// The PTX of the engines lives in these three wrappers; the emulated backend replaces them
+// with the instructions' definitions (native/cuda/emu/).
 static __device__ __forceinline__ uint32_t toTf32(float x) {
+#if defined(SUPCON_CUDA_EMULATION)
+  return ::supcon::emu::cvtRnaTf32(x);
+#else
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
   return r;
+#endif
+}
+
+// D = A B + D on tensor cores for one m16n8 tile: A fragments a[4], B fragments b[2] in the
+// PTX ISA's register layouts, fp32 accumulators d[4].
+static __device__ __forceinline__ void mmaTf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(SUPCON_CUDA_EMULATION)
+  ::supcon::emu::mmaTf32(d, a, b);
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+static __device__ __forceinline__ void mmaBf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(SUPCON_CUDA_EMULATION)
+  ::supcon::emu::mmaBf16(d, a, b);
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
 }
 
 struct Tf32Engine {
   static constexpr int kStep = 8;
+  static constexpr const char* kName = "tf32";
   template <class FA, class FB>
   __device__ static void step(float (&acc)[4][4], const FA& A, const FB& B, int k0, int g, int t) {
-    const uint32_t a0 = toTf32(A(g, k0 + t)), a1 = toTf32(A(g + 8, k0 + t));
-    const uint32_t a2 = toTf32(A(g, k0 + t + 4)), a3 = toTf32(A(g + 8, k0 + t + 4));
+    const uint32_t a[4] = {toTf32(A(g, k0 + t)), toTf32(A(g + 8, k0 + t)), toTf32(A(g, k0 + t + 4)),
+                           toTf32(A(g + 8, k0 + t + 4))};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const uint32_t b0 = toTf32(B(k0 + t, 8 * j + g)), b1 = toTf32(B(k0 + t + 4, 8 * j + g));
-      asm volatile(
-          "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-          "{%8,%9}, {%0,%1,%2,%3};"
-          : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
-          : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+      const uint32_t b[2] = {toTf32(B(k0 + t, 8 * j + g)), toTf32(B(k0 + t + 4, 8 * j + g))};
+      mmaTf32(acc[j], a, b);
     }
   }
 };
@@ -68,23 +99,17 @@ static __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
 
 struct Bf16Engine {
   static constexpr int kStep = 16;
+  static constexpr const char* kName = "bf16";
   template <class FA, class FB>
   __device__ static void step(float (&acc)[4][4], const FA& A, const FB& B, int k0, int g, int t) {
     const int k = k0 + 2 * t;
-    const uint32_t a0 = packBf16(A(g, k), A(g, k + 1));
-    const uint32_t a1 = packBf16(A(g + 8, k), A(g + 8, k + 1));
-    const uint32_t a2 = packBf16(A(g, k + 8), A(g, k + 9));
-    const uint32_t a3 = packBf16(A(g + 8, k + 8), A(g + 8, k + 9));
+    const uint32_t a[4] = {packBf16(A(g, k), A(g, k + 1)), packBf16(A(g + 8, k), A(g + 8, k + 1)),
+                           packBf16(A(g, k + 8), A(g, k + 9)), packBf16(A(g + 8, k + 8), A(g + 8, k + 9))};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int c = 8 * j + g;
-      const uint32_t b0 = packBf16(B(k, c), B(k + 1, c));
-      const uint32_t b1 = packBf16(B(k + 8, c), B(k + 9, c));
-      asm volatile(
-          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-          "{%8,%9}, {%0,%1,%2,%3};"
-          : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
-          : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+      const uint32_t b[2] = {packBf16(B(k, c), B(k + 1, c)), packBf16(B(k + 8, c), B(k + 9, c))};
+      mmaBf16(acc[j], a, b);
     }
   }
 };

@@ -1,12 +1,15 @@
 // Stream, caching allocator, copies and the usability probe.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <map>
+#include <string>
 #include <mutex>
 #include <vector>
 
 #include "check.cuh"
 #include "device_info.h"
+#include "launch.cuh"
 #include "runtime.h"
 
 namespace supcon::cuda {
@@ -33,7 +36,18 @@ Allocator& allocator() {
   return a;
 }
 
+// SUPCON_CUDA_CACHE=0: exact sizes and no reuse, so that the emulated backend's guard pages
+// sit at the end of every buffer and a freed buffer cannot be read again unnoticed.
+bool cacheEnabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("SUPCON_CUDA_CACHE");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return on;
+}
+
 size_t roundSize(size_t bytes) {
+  if (!cacheEnabled()) return bytes;
   if (bytes <= (size_t{1} << 20)) return (bytes + 511) / 512 * 512;
   const size_t big = size_t{2} << 20;
   return (bytes + big - 1) / big * big;
@@ -72,7 +86,7 @@ bool usable(std::string* reason) {
       check(cudaSetDevice(0), "selecting device 0");
       int* d = nullptr;
       check(cudaMalloc(&d, sizeof(int)), "allocating the probe");
-      probeKernel<<<1, 1, 0, stream()>>>(d);
+      launchKernel("probeKernel", probeKernel, 1, 1, 0, stream(), d);
       cudaError_t launch = cudaGetLastError();
       int host = 0;
       if (launch == cudaSuccess) launch = cudaMemcpyAsync(&host, d, sizeof host, cudaMemcpyDeviceToHost, stream());
@@ -93,7 +107,7 @@ void* deviceAlloc(size_t bytes) {
   std::lock_guard<std::mutex> lock(gMutex);
   Allocator& a = allocator();
   const size_t size = roundSize(std::max<size_t>(bytes, 1));
-  auto it = a.freeBlocks.lower_bound(size);
+  auto it = cacheEnabled() ? a.freeBlocks.lower_bound(size) : a.freeBlocks.end();
   // Reuse a cached block of the same size, or of a small one up to twice the size.
   if (it != a.freeBlocks.end() && (it->first == size || (size < (size_t{1} << 20) && it->first <= 2 * size))) {
     void* p = it->second;
@@ -126,8 +140,13 @@ void deviceFree(void* p) {
   Allocator& a = allocator();
   auto it = a.sizes.find(p);
   if (it == a.sizes.end()) return;
-  a.freeBlocks.emplace(it->second, p);
   a.inUse -= static_cast<int64_t>(it->second);
+  if (!cacheEnabled()) {
+    a.sizes.erase(it);
+    cudaFreeAsync(p, stream());
+    return;
+  }
+  a.freeBlocks.emplace(it->second, p);
   a.cached += static_cast<int64_t>(it->second);
 }
 

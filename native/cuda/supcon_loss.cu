@@ -21,6 +21,7 @@
 
 #include "../common/errors.h"
 #include "check.cuh"
+#include "launch.cuh"
 #include "runtime.h"
 #include "mma.cuh"
 #include "supcon_cuda.h"
@@ -509,17 +510,20 @@ Params makeParams(const LossStateCuda& s) {
 
 template <class E>
 void launchForward(const Params& p, int64_t blocks) {
-  forwardKernel<E><<<static_cast<unsigned>(blocks), kThreads, 0, stream()>>>(p);
+  launchKernel(std::string("forwardKernel<") + E::kName + ">", forwardKernel<E>, static_cast<unsigned>(blocks), kThreads, 0,
+               stream(), p);
 }
 
 template <class E>
 void launchBackward(const Params& p, int64_t blocks) {
   const int64_t chunks = (p.ld + DC - 1) / DC;
   const dim3 grid(static_cast<unsigned>(blocks));
-  if (chunks == 1) backwardKernel<E, 1><<<grid, kThreads, 0, stream()>>>(p);
-  else if (chunks == 2) backwardKernel<E, 2><<<grid, kThreads, 0, stream()>>>(p);
-  else if (chunks <= 4) backwardKernel<E, 4><<<grid, kThreads, 0, stream()>>>(p);
-  else backwardKernel<E, 0><<<grid, kThreads, 0, stream()>>>(p);
+  const int regChunks = chunks == 1 ? 1 : chunks == 2 ? 2 : chunks <= 4 ? 4 : 0;
+  const std::string name = std::string("backwardKernel<") + E::kName + "," + std::to_string(regChunks) + ">";
+  if (regChunks == 1) launchKernel(name, backwardKernel<E, 1>, grid, kThreads, 0, stream(), p);
+  else if (regChunks == 2) launchKernel(name, backwardKernel<E, 2>, grid, kThreads, 0, stream(), p);
+  else if (regChunks == 4) launchKernel(name, backwardKernel<E, 4>, grid, kThreads, 0, stream(), p);
+  else launchKernel(name, backwardKernel<E, 0>, grid, kThreads, 0, stream(), p);
 }
 
 }  // namespace
@@ -571,8 +575,8 @@ LossStateCudaPtr lossForward(const DeviceLossInput& in, const LossOptions& optio
 
   const int64_t warpsPerBlock = 8;
   const unsigned prepBlocks = static_cast<unsigned>((s.B + warpsPerBlock - 1) / warpsPerBlock);
-  prepareKernel<<<prepBlocks, 32 * warpsPerBlock, 0, stream()>>>(
-      s.x, s.n, s.v, s.d, options.normalize, labels.ptr, s.invNorm.ptr, s.rowClass.ptr);
+  launchKernel("prepareKernel", prepareKernel, prepBlocks, static_cast<unsigned>(32 * warpsPerBlock), 0, stream(), s.x, s.n,
+               s.v, s.d, options.normalize, labels.ptr, s.invNorm.ptr, s.rowClass.ptr);
   checkLaunch("preparing the features");
 
   Params p = makeParams(s);
@@ -586,7 +590,7 @@ LossStateCudaPtr lossForward(const DeviceLossInput& in, const LossOptions& optio
     case Precision::Bf16: launchForward<Bf16Engine>(p, blocks); break;
   }
   checkLaunch("running the forward kernel");
-  reduceKernel<<<1, 1024, 0, stream()>>>(rowLoss.ptr, rowCounts.ptr, s.numAnchors, sums.ptr);
+  launchKernel("reduceKernel", reduceKernel, 1, 1024, 0, stream(), rowLoss.ptr, rowCounts.ptr, s.numAnchors, sums.ptr);
   checkLaunch("reducing the loss");
   double host[2];
   copyToHost(host, sums.ptr, sizeof host);
@@ -606,8 +610,8 @@ void lossBackward(const LossStateCuda& s, float gradLoss, float* grad) {
   DeviceBuffer<float> statG(static_cast<size_t>(s.B));
   const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
   const float g = s.counted > 0 ? static_cast<float>(scale * gradLoss / static_cast<double>(s.counted)) : 0.f;
-  setGradientWeights<<<static_cast<unsigned>((s.B + 255) / 256), 256, 0, stream()>>>(
-      s.hasGrad.ptr, s.numAnchors, s.B, g, statG.ptr);
+  launchKernel("setGradientWeights", setGradientWeights, static_cast<unsigned>((s.B + 255) / 256), 256, 0, stream(),
+               s.hasGrad.ptr, s.numAnchors, s.B, g, statG.ptr);
   checkLaunch("setting the gradient weights");
   Params p = makeParams(s);
   p.statG = statG.ptr;
@@ -627,7 +631,7 @@ void lossBackward(const LossStateCuda& s, float gradLoss, float* grad) {
   }
   checkLaunch("running the backward kernel");
   if (!inRegisters) {
-    finishGradient<<<static_cast<unsigned>((s.B + 7) / 8), 256, 0, stream()>>>(p);
+    launchKernel("finishGradient", finishGradient, static_cast<unsigned>((s.B + 7) / 8), 256, 0, stream(), p);
     checkLaunch("finishing the gradient");
   }
   synchronize();
