@@ -157,7 +157,7 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
         const int c = 16 * q + u;
         const int64_t j = col0 + c;
         s[u] = sh.s[row][c];
-        valid[u] = j < p.B && j != i;
+        valid[u] = i < p.B && j < p.B && j != i;  // padding rows (i >= B) have no sample
         pos[u] = valid[u] && isPositive(p, i, j, ci, sh.colClass[c]);
       }
       if (pass == 0) {
