@@ -9,9 +9,9 @@
 //     site; threads waiting at different barriers fail the launch (a divergent barrier);
 //   - warp collectives (shuffles, votes, mma.sync) complete when every lane named in the
 //     mask has arrived; a lane that exited or waits elsewhere fails the launch;
-//   - static __shared__ variables are function statics, one instance shared by the fibers
-//     of the running block (blocks never overlap); dynamic shared memory is an arena
-//     poisoned before each block;
+//   - static __shared__ variables are thread-local function statics and each block runs on
+//     a fresh OS thread, so a block's fibers share one zeroed instance and never see another
+//     block's data; dynamic shared memory is an arena poisoned before each block;
 //   - device memory is host memory between guard pages (runtime in emulator.cc).
 #pragma once
 
@@ -32,8 +32,9 @@
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
 #define __align__(n) alignas(n)
-// One instance per running block: blocks run one at a time, their fibers share the static.
-#define __shared__ static
+// One instance per block: every block runs on an OS thread of its own, whose fibers share
+// the thread-local static, which starts zeroed.
+#define __shared__ static thread_local
 
 struct uint3 {
   unsigned int x, y, z;

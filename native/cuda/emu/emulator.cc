@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "emu_control.h"
@@ -172,8 +173,8 @@ std::string describeAddress(const void* p) {
     std::snprintf(text, sizeof text, "%zu bytes before %sdevice buffer #%llu (%zu bytes)",
                   static_cast<size_t>(b->user - c), state, static_cast<unsigned long long>(b->id), b->bytes);
   else if (c >= b->user + b->bytes)
-    std::snprintf(text, sizeof text, "%zu bytes past the end of %sdevice buffer #%llu (%zu bytes)",
-                  static_cast<size_t>(c - (b->user + b->bytes)), state, static_cast<unsigned long long>(b->id), b->bytes);
+    std::snprintf(text, sizeof text, "byte offset %zu, past the end of %sdevice buffer #%llu (%zu bytes)",
+                  static_cast<size_t>(c - b->user), state, static_cast<unsigned long long>(b->id), b->bytes);
   else
     std::snprintf(text, sizeof text, "offset %zu of %sdevice buffer #%llu (%zu bytes)", static_cast<size_t>(c - b->user),
                   state, static_cast<unsigned long long>(b->id), b->bytes);
@@ -830,6 +831,31 @@ std::string blockName(const dim3& b) {
   return "block (" + std::to_string(b.x) + "," + std::to_string(b.y) + "," + std::to_string(b.z) + ")";
 }
 
+// Runs one block on a fresh OS thread (fresh thread-local __shared__ statics); false with
+// *error set.
+bool runBlockOnThread(const Launch& L, BlockState& bs, uint64_t number, std::string* error) {
+  bool ok = true;
+  std::thread worker([&] {
+    installFaultHandler();
+    gBlock = &bs;
+    if (sigsetjmp(gFaultJump, 1) != 0) {
+#if SUPCON_EMU_ASAN
+      __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+      gFiber = nullptr;
+      *error = std::string(gFaultText) + " in " + blockName(dim3(bs.index.x, bs.index.y, bs.index.z));
+      ok = false;
+      return;
+    }
+    if (!runBlock(L, number)) {
+      *error = gRun.error + " in " + blockName(dim3(bs.index.x, bs.index.y, bs.index.z));
+      ok = false;
+    }
+  });
+  worker.join();
+  return ok;
+}
+
 // Runs every block of the launch under one schedule; false with *error set.
 bool runGrid(const Launch& L, size_t dynamicShared, std::vector<unsigned char>& arena, std::string* error) {
   static const unsigned char kPoison[3] = {0xff, 0x7f, 0xa5};
@@ -837,25 +863,13 @@ bool runGrid(const Launch& L, size_t dynamicShared, std::vector<unsigned char>& 
   bs.dim = L.block;
   bs.grid = L.grid;
   bs.dynamicShared = arena.data();
-  gBlock = &bs;
-  if (sigsetjmp(gFaultJump, 1) != 0) {
-#if SUPCON_EMU_ASAN
-    __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
-#endif
-    gFiber = nullptr;
-    *error = std::string(gFaultText) + " in " + blockName(dim3(bs.index.x, bs.index.y, bs.index.z));
-    return false;
-  }
   uint64_t number = 0;
   for (unsigned z = 0; z < L.grid.z; ++z)
     for (unsigned y = 0; y < L.grid.y; ++y)
       for (unsigned x = 0; x < L.grid.x; ++x, ++number) {
         bs.index = uint3{x, y, z};
         std::memset(arena.data(), kPoison[L.schedule], dynamicShared);
-        if (!runBlock(L, number)) {
-          *error = gRun.error + " in " + blockName(dim3(x, y, z));
-          return false;
-        }
+        if (!runBlockOnThread(L, bs, number, error)) return false;
       }
   return true;
 }
