@@ -149,6 +149,10 @@ export interface NativeAddon {
     out: Float32Array,
     threads?: number,
   ): number;
+  /**
+   * Forward + backward on device features: one untimed warm-up, then `repeats` runs timed
+   * with CUDA events; the label upload and the loss read-back are outside the intervals.
+   */
   cudaTimeLoss(
     features: NativeStorage,
     n: number,

@@ -43,7 +43,8 @@ size_t stateBytes(const LossStateCuda& state);
 // grad [n, v, d] (device memory) = gradLoss * d loss / d features.
 void lossBackward(const LossStateCuda& state, float gradLoss, float* grad);
 
-// Forward + backward `repeats` times on device features, timed with CUDA events.
+// Forward + backward on device features: one untimed warm-up, then `repeats` runs timed
+// with CUDA events (uploads and the loss read-back outside the intervals).
 struct LossTiming {
   std::vector<float> forwardMs, backwardMs;
   int64_t peakExtraBytes;  // device memory the loss allocated at its peak
