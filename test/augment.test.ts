@@ -520,10 +520,20 @@ describe.skipIf(!gpu)('CUDA vs CPU, op by op (needs a GPU)', () => {
         const chain: AugmentOp[] = [{ op: 'resizedCrop', top: 2, left: 3, height: h - 5, width: w - 4 }, { op: 'invert' }, op];
         const cpu = (applyAugmentOps({ data, shape: [n, c, h, w] }, chain, { size: [h, w], fill, device: 'cpu' }) as AugmentArray).data;
         const cuda = (applyAugmentOps({ data, shape: [n, c, h, w] }, chain, { size: [h, w], fill, device: 'cuda' }) as AugmentArray).data;
-        let off = 0;
-        for (let i = 0; i < cpu.length; i++) if (!(Math.abs(cpu[i] - cuda[i]) <= 1e-4)) off++;
-        // posterize / equalize: a rounding tie may move a value one byte level
-        expect(off, `${op.op} C=${c} ${h}x${w} fill ${fill}`).toBeLessThanOrEqual(op.op === 'posterize' || op.op === 'equalize' ? cpu.length * 1e-3 : 0);
+        let off = 0, worst = 0;
+        for (let i = 0; i < cpu.length; i++) {
+          const d = Math.abs(cpu[i] - cuda[i]);
+          if (!(d <= 1e-4)) off++;
+          worst = Math.max(worst, Number.isNaN(d) ? Infinity : d);
+        }
+        // posterize / equalize: the resampled inputs agree to the last bit or so (the CPU
+        // kernels contract to FMA), and a value on a rounding tie moves one byte level; for
+        // equalize that shifts the histogram, and with it a few lookup-table levels.
+        const jumps = op.op === 'posterize' || op.op === 'equalize';
+        expect(off, `${op.op} C=${c} ${h}x${w} fill ${fill}`).toBeLessThanOrEqual(jumps ? cpu.length * 1e-2 : 0);
+        // One byte level across a posterize step is a whole step of 2^(8 - bits) levels.
+        const bound = op.op === 'posterize' ? 2 ** (8 - (op as { bits: number }).bits) / 255 : op.op === 'equalize' ? 8 / 255 : 0;
+        expect(worst, `${op.op} C=${c} ${h}x${w} fill ${fill}`).toBeLessThanOrEqual(bound + 1e-4);
       }
     }
   });

@@ -355,6 +355,7 @@ struct BlockRun {
   const void* mainStackBottom = nullptr;
   size_t mainStackBytes = 0;
   std::string error;  // set by a fiber or the scheduler: the block fails
+  std::vector<int> order;  // the schedule (kept here: a fault jumps over runBlock's frame)
 };
 BlockRun gRun;
 Fiber* gFiber = nullptr;
@@ -468,10 +469,13 @@ void block(Status status, const char* file, int line) {
   switchToScheduler(f, false);
 }
 
-void failFromFiber(const std::string& message) {
+// A misuse seen by the running fiber: the block fails, and the fiber is never resumed. The
+// message is built by the caller in a statement of its own, so that no temporary of it is
+// left alive on the abandoned stack.
+void setFiberError(const std::string& message) {
   if (gRun.error.empty()) gRun.error = message;
-  block(Status::Failed, "", 0);
 }
+void stopFiber() { block(Status::Failed, "", 0); }
 
 std::string site(const char* file, int line) {
   std::string f = file;
@@ -657,9 +661,11 @@ WarpOp& arrive(WarpKind kind, unsigned mask, const char* file, int line) {
   f.op = WarpOp{};
   f.op.kind = kind;
   f.op.mask = mask;
-  if (!(mask >> f.state.lane & 1u))
-    failFromFiber(opName(f.op) + " at " + site(file, line) + ": the calling lane " + std::to_string(f.state.lane) +
+  if (!(mask >> f.state.lane & 1u)) {
+    setFiberError(opName(f.op) + " at " + site(file, line) + ": the calling lane " + std::to_string(f.state.lane) +
                   " is not in its mask");
+    stopFiber();
+  }
   return f.op;
 }
 
@@ -673,8 +679,8 @@ struct Launch {
   uint64_t number;
 };
 
-std::vector<int> scheduleOrder(int count, int schedule, uint64_t seed) {
-  std::vector<int> order(count);
+void scheduleOrder(int count, int schedule, uint64_t seed, std::vector<int>& order) {
+  order.resize(count);
   for (int k = 0; k < count; ++k) order[k] = k;
   if (schedule == 1) std::reverse(order.begin(), order.end());
   if (schedule == 2) {
@@ -684,7 +690,6 @@ std::vector<int> scheduleOrder(int count, int schedule, uint64_t seed) {
       std::swap(order[k], order[static_cast<int>((s * 0x2545f4914f6cdd1dull) % static_cast<uint64_t>(k + 1))]);
     }
   }
-  return order;
 }
 
 std::string describeWaiting() {
@@ -718,9 +723,9 @@ bool runBlock(const Launch& L, uint64_t blockNumber) {
     f.asanFake = nullptr;
     startFiber(f);
   }
-  const std::vector<int> order = scheduleOrder(count, L.schedule, L.number * 1000003u + blockNumber);
+  scheduleOrder(count, L.schedule, L.number * 1000003u + blockNumber, gRun.order);
   while (true) {
-    for (int k : order) {
+    for (int k : gRun.order) {
       if (gRun.fibers[k].status != Status::Runnable) continue;
       resume(gRun.fibers[k]);
       if (!gRun.error.empty()) return false;
@@ -810,7 +815,10 @@ void installFaultHandler() {
     sigaction(SIGBUS, &sa, &gPreviousBus);
   });
   // The handler runs on an alternate stack: a fiber's stack may be the one that overflowed.
+  // A thread that has one already (sanitizer runtimes set their own) keeps it.
   static thread_local std::vector<char> altStack;
+  stack_t current;
+  if (sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) == 0) return;
   if (altStack.empty()) {
     altStack.resize(size_t{256} << 10);
     stack_t ss;
@@ -908,9 +916,11 @@ void syncwarp(unsigned mask, const char* file, int line) {
 }
 
 uint64_t shuffle(ShuffleKind kind, unsigned mask, uint64_t value, int operand, int width, const char* file, int line) {
-  if (width < 1 || width > 32 || (width & (width - 1)) != 0)
-    failFromFiber("a shuffle at " + site(file, line) + ": width " + std::to_string(width) +
+  if (width < 1 || width > 32 || (width & (width - 1)) != 0) {
+    setFiberError("a shuffle at " + site(file, line) + ": width " + std::to_string(width) +
                   " is not a power of two from 1 to 32");
+    stopFiber();
+  }
   WarpOp& o = arrive(WarpKind::Shuffle, mask, file, line);
   o.shuffle = kind;
   o.value = value;
