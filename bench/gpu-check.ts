@@ -121,6 +121,21 @@ function guardsIntact(all: Float32Array): boolean {
   return true;
 }
 
+/**
+ * SUPCON_GPU_CHECK_PLANT=<case id>:<value|nan|guard|throw> plants a fault in that case's
+ * device result (for the check's own tests: each kind must be reported as a failure).
+ */
+const [plantId, plantKind] = (process.env.SUPCON_GPU_CHECK_PLANT ?? '').split(':');
+/** `out[first, first + count)` is the result, `out[first + count]` a guard or padding value. */
+function plant(id: string, out: Float32Array, first: number, count: number): void {
+  if (id !== plantId) return;
+  if (plantKind === 'value') out[first] += 1;
+  else if (plantKind === 'nan') out[first] = NaN;
+  else if (plantKind === 'guard') out[first + count] = 0;
+  else if (plantKind === 'throw') throw new Error('planted error');
+  else throw new RangeError(`SUPCON_GPU_CHECK_PLANT: expected <case id>:<value|nan|guard|throw>, got '${plantId}:${plantKind}'`);
+}
+
 interface RowBody { ok: boolean; summary: string; error?: string; [key: string]: unknown }
 type Row = RowBody & { id: string };
 
@@ -129,12 +144,15 @@ function runCases<C extends { id: string }>(stage: string, cases: readonly C[], 
   const rows: Row[] = [];
   report.json[stage] = rows;
   for (const c of cases) {
+    report.say(`...  ${c.id}`, false);  // names the case in the log should the process die in it
+    const t0 = performance.now();
     let row: Row;
     try {
       row = { id: c.id, ...check(c) };
     } catch (e) {
       row = { id: c.id, ok: false, summary: describe(c), error: message(e) };
     }
+    row.ms = performance.now() - t0;
     rows.push(row);
     report.say(`${row.ok ? 'ok  ' : 'FAIL'} ${row.id} ${row.summary}${row.error ? `: ${row.error}` : ''}`, !row.ok);
     report.save();
@@ -192,6 +210,7 @@ function checkLoss(c: LossCase): RowBody {
     }
     const all = new Float32Array(count + 2 * GUARD);
     out.read(all, 0);
+    plant(c.id, all, GUARD, count);
     const grad = all.subarray(GUARD, GUARD + count);
     const guards = guardsIntact(all);
     const finite = Number.isFinite(loss) && allFinite(grad);
@@ -257,6 +276,7 @@ function checkGemm(c: GemmCase): RowBody {
   try {
     gemm(c.M, c.N, c.K, A, B, C, { transA: c.transA, transB: c.transB, alpha: c.alpha, beta: c.beta, lda: g.lda, ldb: g.ldb, ldc: g.ldc, ...(DEV === 'cuda' ? { precision: c.precision } : {}) });
     const got = C.dataSync();
+    plant(c.id, got, 0, c.M * g.ldc);
     const inside = (i: number) => i < c.M * g.ldc && i % g.ldc < c.N;
     let guards = true, finite = true;
     for (let i = 0; i < got.length; i++) {
@@ -318,6 +338,7 @@ function checkAugment(c: AugmentCase): RowBody {
   // Normalised values are scaled by 1 / std: so is the tolerance.
   const abs = AUGMENT_TOLERANCE.abs / (normalize ? Math.min(...normalize.std) : 1);
   let worst = 0, off = 0, jumpValues = 0;
+  plant(c.id, all, GUARD, total);
   const finite = allFinite(out);
   jumps.forEach((jump, view) => {
     if (jump) jumpValues += viewValues;
@@ -550,13 +571,17 @@ function timeGemms(precisions: readonly Precision[]): { rows: { precision: Preci
 }
 
 interface PeerRow { B: number; d: number; mode: string; precision: string; ms?: number; loss?: number; peakExtraBytes?: number; error?: string }
-interface PeerPlan { sizes: number[]; precisions: Precision[]; compileSizes: number[]; gemm: number }
+interface PeerPlan { device: 'cuda' | 'cpu'; sizes: number[]; precisions: Precision[]; compileSizes: number[]; gemm: number }
 
-function peerPlan(plan: TimingRun[]): PeerPlan {
-  // The eager formula materialises several B x B float tensors: beyond 32768 it runs out of memory.
+/** The peer at our sizes up to 32768 (beyond, the eager formula's B x B tensors do not fit); on the CPU for a dry run. */
+function peerPlan(plan: TimingRun[], dry: boolean): PeerPlan {
   const sizes = [...new Set(plan.map((r) => r.B))].filter((B) => B <= 32768);
-  return { sizes, precisions: [...PRECISIONS], compileSizes: quick ? [] : sizes.filter((B) => B === Math.max(...sizes)), gemm: quick ? 0 : 8192 };
+  if (dry) return { device: 'cpu', sizes, precisions: ['fp32'], compileSizes: [], gemm: GEMM_SIZE };
+  return { device: 'cuda', sizes, precisions: [...PRECISIONS], compileSizes: quick ? [] : sizes.filter((B) => B === Math.max(...sizes)), gemm: quick ? 0 : 8192 };
 }
+
+/** The Python that runs the peer: SUPCON_PYTHON, else python3. */
+const PYTHON = process.env.SUPCON_PYTHON || 'python3';
 
 function peerSeconds(p: PeerPlan): number {
   let s = H200.torchStartS;
@@ -572,12 +597,13 @@ function peerSeconds(p: PeerPlan): number {
 function timePeer(p: PeerPlan, timeoutS: number): { available: boolean; reason: string; rows: PeerRow[]; torch?: string; gpu?: string; gemm: { precision: string; ms: number }[] } {
   const none = { rows: [] as PeerRow[], gemm: [] };
   if (p.sizes.length === 0) return { available: false, reason: 'no size at or below 32768 in the plan', ...none };
-  const probe = spawnSync('python3', ['-c', 'import torch; assert torch.cuda.is_available(); print(torch.__version__)'], { encoding: 'utf8', timeout: 60_000 });
-  if (probe.status !== 0) return { available: false, reason: 'python3 with CUDA-enabled torch is not available', ...none };
+  const cuda = p.device === 'cuda';
+  const probe = spawnSync(PYTHON, ['-c', `import torch; ${cuda ? 'assert torch.cuda.is_available(); ' : ''}print(torch.__version__)`], { encoding: 'utf8', timeout: 60_000 });
+  if (probe.status !== 0) return { available: false, reason: `${PYTHON} with ${cuda ? 'CUDA-enabled ' : ''}torch is not available (SUPCON_PYTHON names another Python)`, ...none };
   const script = path.join(__dirname, '..', '..', 'bench', 'peers', 'torch_supcon.py');
   const args = [script, '--sizes', p.sizes.join(','), '--d', String(TIMED_D), '--repeats', '3', '--precisions', p.precisions.join(','),
-    '--compile-sizes', p.compileSizes.join(','), '--gemm', String(p.gemm)];
-  const run = spawnSync('python3', args, { encoding: 'utf8', maxBuffer: 1 << 26, timeout: Math.max(30, timeoutS) * 1000 });
+    '--compile-sizes', p.compileSizes.join(','), '--gemm', String(p.gemm), '--device', p.device];
+  const run = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 26, timeout: Math.max(30, timeoutS) * 1000 });
   writeFileSync(path.join(outDir, 'torch-peer.log'), run.stderr ?? '');
   // One JSON object a line, as each result comes: what finished before a timeout is kept.
   const rows: PeerRow[] = [], gemmRows: { precision: string; ms: number }[] = [];
@@ -621,7 +647,7 @@ function checkStages(loss: LossCase[], gemms: GemmCase[], augments: AugmentCase[
   ];
 }
 
-function timingStages(plan: TimingRun[], peer: PeerPlan | null): Stage[] {
+function timingStages(plan: TimingRun[], peer: PeerPlan): Stage[] {
   const hostS = (B: number) => (B * TIMED_D * 4) / H200.hostElementsPerS;
   const sizes = [...new Set(plan.map((r) => r.B))];
   const ours = plan.reduce((s, r) => s + (r.repeats + 1) * (timedWork(r.B).flops / (H200.tflops[r.precision] * 1e12)), 0)
@@ -631,7 +657,7 @@ function timingStages(plan: TimingRun[], peer: PeerPlan | null): Stage[] {
     { name: `timings: B in ${sizes.join(', ')}`, count: plan.length, seconds: ours },
     { name: 'GEMM timings, 8192^3', count: PRECISIONS.length, seconds: gemmS },
   ];
-  if (peer) stages.push({ name: `PyTorch peer: B in ${peer.sizes.join(', ')}${peer.compileSizes.length ? `, torch.compile at ${peer.compileSizes.join(', ')}` : ', eager only'}`, count: peer.sizes.length * peer.precisions.length, seconds: peerSeconds(peer) });
+  stages.push({ name: `PyTorch peer: B in ${peer.sizes.join(', ')}${peer.compileSizes.length ? `, torch.compile at ${peer.compileSizes.join(', ')}` : ', eager only'}`, count: peer.sizes.length * peer.precisions.length, seconds: peerSeconds(peer) });
   return stages;
 }
 
@@ -829,24 +855,23 @@ function main(): void {
   // The plan printed is the GPU run's: a dry run shows what the same flags will cost there.
   const plan = timingPlan(dryRun);
   const gpuPlan = dryRun ? timingPlan(false) : plan;
-  const peer = dryRun ? null : peerPlan(plan);
+  const peer = peerPlan(plan, dryRun);
   const checks = checkStages(lossCases(scale), gemmCases(scale), augmentCases(scale));
-  const timings = timingStages(gpuPlan, peerPlan(gpuPlan));
+  const timings = timingStages(gpuPlan, peerPlan(gpuPlan, false));
   const total = printPlan(`plan of \`gpu-check${quick ? ' --quick' : ''}\` on a GPU:`, [...checks, ...timings], true);
   report.json.plan = { stages: [...checks, ...timings], estimatedSeconds: total, budgetSeconds: BUDGET_S, rates: H200 };
   report.save();
 
   const precisions: readonly Precision[] = dryRun ? ['fp32'] : PRECISIONS;
   const checkRows = runChecks(precisions, checks);
-  const peerReserveS = peer ? peerSeconds(peer) : 0;
+  const peerReserveS = dryRun ? 0 : peerSeconds(peer);
   const ours = stage('timings', dryRun ? null : timings[0].seconds, () => timeOurs(plan, peerReserveS));
   const gemmTimes = stage('gemm timings', dryRun ? null : timings[1].seconds, () => timeGemms(precisions));
-  const peerResult = peer
-    ? stage('peer', timings[2].seconds, () => timePeer(peer, BUDGET_S - elapsedS() - 5))
-    : { available: false, reason: 'dry run', rows: [] as PeerRow[], gemm: [] as { precision: string; ms: number }[] };
+  const peerResult = stage('peer', dryRun ? null : timings[2].seconds, () => timePeer(peer, dryRun ? 120 : BUDGET_S - elapsedS() - 5));
   report.json.peer = peerResult;
   report.save();
   if (!peerResult.available) say(`PyTorch peer SKIPPED: ${peerResult.reason}`);
+  else if (dryRun) say(`PyTorch peer on the CPU (dry run: torch ${peerResult.torch}, wall clock)`);
   else if (peerResult.reason) say(`PyTorch peer incomplete (${peerResult.reason}); its finished rows are kept`);
 
   const fmt = (r?: PeerRow) => (r === undefined ? 'n/a' : r.ms !== undefined ? r.ms.toFixed(1) : 'OOM/failed');

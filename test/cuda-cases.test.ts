@@ -202,6 +202,20 @@ describe('the check script on the CPU', () => {
     expect(fs.readFileSync(path.join(r.out, 'cuda-emulated.log'), 'utf8')).toContain('ok   loss-01-fp32');
   });
 
+  it.each([
+    ['loss-03-fp32:value', /^FAIL loss-03-fp32 .*grad err [1-9]/m],
+    ['loss-01-fp32:throw', /^FAIL loss-01-fp32 .*: Error: planted error$/m],
+    ['gemm-05-fp32:guard', /^FAIL gemm-05-fp32 .*PADDING OR GUARDS OVERWRITTEN/m],
+    ['augment-03:nan', /^FAIL augment-03 .*NOT FINITE/m],
+  ])('a fault planted in %s is one failure, and the other cases still run', (fault, line) => {
+    const clean = run(['--emulated', '--dry-run']);
+    const r = run(['--emulated', '--dry-run'], { SUPCON_GPU_CHECK_PLANT: fault });
+    expect(r.stdout).toMatch(line);
+    expect(r.stdout.match(/^FAIL /gm)?.length).toBe(1);
+    expect(r.lines.at(-1)).toBe((clean.lines.at(-1) ?? '').replace(/0 failures$/, '1 failures'));
+    expect(r.status).toBe(1);
+  });
+
   it('--emulated on an addon without the emulator says so and fails', () => {
     const r = run(['--emulated'], { SUPCON_ADDON: '' });
     expect(r.stdout).toContain('this addon has no cudaEmulator()');
