@@ -159,8 +159,10 @@ export function lossLastBlockRows(c: LossCase): number {
 }
 
 export interface Work {
-  /** Floating-point operations on the GPU. */
+  /** Floating-point operations of matrix products (tensor cores in tf32 and bf16). */
   flops: number;
+  /** Other GPU operations, on the CUDA cores (the loss's row phase: masks, exponentials, sums). */
+  scalarOps: number;
   /** Bytes the GPU reads and writes (the working set streamed per tile pass). */
   bytes: number;
   /** Host-side element work: generating, copying and comparing values. */
@@ -169,14 +171,21 @@ export interface Work {
   cpuFlops: number;
 }
 
-/** Work of the fused loss, forward + backward (the kernels' tiling, not the model's 6 B^2 d). */
+/**
+ * Work of the fused loss, forward + backward, as the kernels tile it (not the model's
+ * 6 B^2 d): the forward pass(es) over the anchors' blocks, the backward recomputing the
+ * logits and multiplying H Z; about 30 row-phase operations a logit forward, 50 backward.
+ */
 export function lossWork(n: number, v: number, d: number, contrastMode: 'all' | 'one', denominator: string): Work {
   const B = n * v, anchors = contrastMode === 'all' ? B : n, ld = Math.ceil(d / 32) * 32;
   const passes = denominator === 'onePositive' ? 2 : 1;
-  const forward = 2 * passes * Math.ceil(anchors / TILE) * TILE * B * ld;
-  const backward = 4 * Math.ceil(B / TILE) * TILE * B * ld;
+  const anchorRows = Math.ceil(anchors / TILE) * TILE, rows = Math.ceil(B / TILE) * TILE;
+  const flops = 2 * passes * anchorRows * B * ld + 4 * rows * B * ld;
   const bytes = 4 * B * ld * (passes * Math.ceil(anchors / TILE) + 2 * Math.ceil(B / TILE)) + 3 * 4 * B * d;
-  return { flops: forward + backward, bytes, hostElements: 4 * B * d, cpuFlops: 2 * passes * anchors * B * d + 4 * B * B * d };
+  return {
+    flops, scalarOps: 30 * passes * anchorRows * B + 50 * rows * B, bytes, hostElements: 4 * B * d,
+    cpuFlops: 2 * passes * anchors * B * d + 4 * B * B * d,
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -238,7 +247,7 @@ export function stored(rows: number, cols: number, trans: boolean, pad: number) 
 
 export function gemmWork(c: GemmCase): Work {
   const bytes = 4 * (c.M * c.K + c.K * c.N + 2 * c.M * c.N);
-  return { flops: 2 * c.M * c.N * c.K, bytes, hostElements: 3 * (c.M * c.K + c.K * c.N + c.M * c.N), cpuFlops: 2 * c.M * c.N * c.K };
+  return { flops: 2 * c.M * c.N * c.K, scalarOps: 0, bytes, hostElements: 3 * (c.M * c.K + c.K * c.N + c.M * c.N), cpuFlops: 2 * c.M * c.N * c.K };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -366,7 +375,7 @@ export function augmentWork(c: AugmentCase): Work {
   const inValues = c.image.n * c.image.channels * c.image.height * c.image.width;
   // A blur of kernel k does 2k taps a value; the other ops a handful.
   const taps = (c.ops ?? []).reduce((s, o) => s + (o.op === 'gaussianBlur' ? 4 * o.kernelSize : 20), 20);
-  return { flops: outValues * taps, bytes: 4 * (inValues + outValues), hostElements: 3 * (inValues + outValues), cpuFlops: outValues * taps };
+  return { flops: 0, scalarOps: outValues * taps, bytes: 4 * (inValues + outValues), hostElements: 3 * (inValues + outValues), cpuFlops: outValues * taps };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ const BUDGET_S = quick ? 150 : 360;
  */
 const H200 = {
   tflops: { fp32: 20, tf32: 60, bf16: 100 } as Record<Precision, number>,
+  scalarOpsPerS: 15e12,      // CUDA-core operations (about half the FP32 issue rate)
   hbmBytesPerS: 2.5e12,
   launchS: 20e-6,            // per kernel launch or synchronising copy
   launchesPerCase: 10,
@@ -459,7 +460,7 @@ function timingPlan(dry: boolean): TimingRun[] {
   else if (quick) {
     add(32768, PRECISIONS);
     add(131072, PRECISIONS);
-    add(1 << 20, ['bf16']);
+    add(1 << 20, ['tf32', 'bf16']);
   } else {
     for (const B of [8192, 32768, 131072]) add(B, PRECISIONS);
     add(1 << 20, ['tf32', 'bf16']);
@@ -481,7 +482,7 @@ function timeOurs(plan: TimingRun[], peerReserveS: number): { rows: TimingRow[];
   const record: unknown[] = [];
   report.json.ours = record;
   let failures = 0;
-  const measured: Partial<Record<Precision, number>> = {};  // flop/s seen so far
+  const slowdown: Partial<Record<Precision, number>> = {};  // measured / estimated time, so far
   for (const B of [...new Set(plan.map((r) => r.B))]) {
     const n = B / 2, d = TIMED_D;
     // Uniform values from a linear congruential generator (cheap enough for a million rows), normalised.
@@ -503,8 +504,8 @@ function timeOurs(plan: TimingRun[], peerReserveS: number): { rows: TimingRow[];
       grad = Tensor.zeros([n, 2, d], { device: DEV });
       for (const run of plan.filter((r) => r.B === B)) {
         const { precision, repeats } = run;
-        const flops = timedWork(B).flops;
-        const predictS = (flops / (measured[precision] ?? H200.tflops[precision] * 1e12)) * (repeats + 1);
+        const estimateS = gpuSeconds(timedWork(B), precision);
+        const predictS = estimateS * (slowdown[precision] ?? 1) * (repeats + 1);
         if (!dryRun && elapsedS() + predictS + peerReserveS > BUDGET_S) {
           const why = `${predictS.toFixed(0)} s more would pass the ${BUDGET_S} s budget (${elapsedS().toFixed(0)} s spent)`;
           say(`ours B=${B} ${precision}: SKIPPED, ${why}`);
@@ -519,7 +520,7 @@ function timeOurs(plan: TimingRun[], peerReserveS: number): { rows: TimingRow[];
             throw new Error(`expected ${repeats} finite timings and a finite loss, got ${JSON.stringify(t)}`);
           const forwardMs = median(t.forwardMs), backwardMs = median(t.backwardMs);
           const totalMs = median(t.forwardMs.map((f, i) => f + t.backwardMs[i]));
-          measured[precision] = flops / (totalMs / 1000);
+          slowdown[precision] = totalMs / 1000 / estimateS;
           const row: TimingRow = {
             B, d, precision, repeats, forwardMs, backwardMs, totalMs, tflops: modelFlops(B, d) / totalMs / 1e9,
             peakExtraMB: t.peakExtraBytes / 2 ** 20, loss: t.loss,
@@ -624,8 +625,13 @@ function timePeer(p: PeerPlan, timeoutS: number): { available: boolean; reason: 
 
 interface Stage { name: string; count: number; seconds: number }
 
+/** GPU seconds of some work: its matrix products or its memory traffic, whichever binds, and its scalar work. */
+function gpuSeconds(w: Work, precision: Precision): number {
+  return Math.max(w.flops / (H200.tflops[precision] * 1e12), w.bytes / H200.hbmBytesPerS) + w.scalarOps / H200.scalarOpsPerS;
+}
+
 function caseSeconds(w: Work, precision: Precision, referenceToo: boolean): number {
-  const gpu = Math.max(w.flops / (H200.tflops[precision] * 1e12), w.bytes / H200.hbmBytesPerS) + H200.launchesPerCase * H200.launchS;
+  const gpu = gpuSeconds(w, precision) + H200.launchesPerCase * H200.launchS;
   return gpu + w.hostElements / H200.hostElementsPerS + (referenceToo ? w.cpuFlops / H200.cpuFlopsPerS : 0);
 }
 
@@ -650,7 +656,7 @@ function checkStages(loss: LossCase[], gemms: GemmCase[], augments: AugmentCase[
 function timingStages(plan: TimingRun[], peer: PeerPlan): Stage[] {
   const hostS = (B: number) => (B * TIMED_D * 4) / H200.hostElementsPerS;
   const sizes = [...new Set(plan.map((r) => r.B))];
-  const ours = plan.reduce((s, r) => s + (r.repeats + 1) * (timedWork(r.B).flops / (H200.tflops[r.precision] * 1e12)), 0)
+  const ours = plan.reduce((s, r) => s + (r.repeats + 1) * gpuSeconds(timedWork(r.B), r.precision), 0)
     + sizes.reduce((s, B) => s + hostS(B), 0);
   const gemmS = PRECISIONS.reduce((s, p) => s + 6 * ((2 * 8192 ** 3) / (H200.tflops[p] * 1e12)), 0);
   const stages = [
@@ -665,7 +671,7 @@ function printPlan(title: string, stages: Stage[], estimate: boolean): number {
   const total = H200.startupS + stages.reduce((s, x) => s + x.seconds, 0);
   say(title);
   for (const s of stages) say(`  ${s.name.padEnd(58)} ${String(s.count).padStart(4)}${estimate ? `  ~${s.seconds.toFixed(1).padStart(6)} s` : ''}`);
-  if (estimate) say(`  estimated total on an H200: ~${total.toFixed(0)} s (budget ${BUDGET_S} s); assumed rates: fp32 ${H200.tflops.fp32}, tf32 ${H200.tflops.tf32}, bf16 ${H200.tflops.bf16} TFLOP/s, ${H200.hbmBytesPerS / 1e12} TB/s, CPU reference ${H200.cpuFlopsPerS / 1e9} GFLOP/s, torch.compile ${H200.torchCompileS} s each`);
+  if (estimate) say(`  estimated total on an H200: ~${total.toFixed(0)} s (budget ${BUDGET_S} s); assumed rates: fp32 ${H200.tflops.fp32}, tf32 ${H200.tflops.tf32}, bf16 ${H200.tflops.bf16} TFLOP/s, CUDA cores ${H200.scalarOpsPerS / 1e12} Tops/s, ${H200.hbmBytesPerS / 1e12} TB/s, CPU reference ${H200.cpuFlopsPerS / 1e9} GFLOP/s, torch.compile ${H200.torchCompileS} s each`);
   return total;
 }
 
