@@ -1,32 +1,88 @@
 // The GPU check: one command for a machine with an NVIDIA GPU (`npm run gpu:check`; no
-// build there). Every CUDA path against the CPU path on random inputs, with guard values
-// around the outputs; then forward + backward timed with CUDA events against a PyTorch
-// peer on the same GPU. A table is printed last; everything is saved as JSON to $OUT (or
-// bench/results/). Without a GPU it says so and checks only what the CPU can.
+// build there). Every CUDA path against the CPU path on the cases of bench/cuda-cases.ts
+// (the loss, the GEMM, augmentation), with guard values around the outputs; determinism;
+// then forward + backward timed with CUDA events against a PyTorch peer on the same GPU.
+// It prints its plan and an estimated time first, saves JSON and the log to $OUT (or
+// bench/results/) after every case, and prints a table last.
+//
+//   --quick     a subset of the timings (about 2 minutes on an H200; the full run is
+//               sized for at most 6)
+//   --dry-run   the whole GPU path on the CPU (fp32, small timing sizes, wall clock)
+//   --emulated  for the emulated CUDA backend (SUPCON_ADDON=.../supcon.node): the
+//               CUDA-vs-CPU cases at small sizes, the timing entry points once at tiny
+//               sizes, and every __global__ kernel of native/cuda/*.cu must have run; ends
+//               with `emulated CUDA: K kernels, N cases, F failures`
+//
+// Without a GPU (and without --dry-run) it says so and checks only what the CPU can.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { backendInfo, gemm, supconForward, supconLoss, Tensor } from '../lib/index';
-import type { SupconOptions } from '../lib/index';
+import { applyAugmentOps, augment, backendInfo, drawAugmentOps, gemm, supconForward, supconLoss, Tensor } from '../lib/index';
+import type { AugmentArray, AugmentOp } from '../lib/index';
 import { native } from '../lib/native';
+import {
+  AUGMENT_TOLERANCE, augmentCases, augmentWork, gemmCases, gemmWork, GRADIENT_FACTOR, kernelBaseName, LOSS_FLOOR,
+  lossCases, lossLastBlockRows, lossWork, median, normalizeSpec, PRECISIONS, relL2, sourceKernels, stored,
+  THRESHOLDING_OPS, TOLERANCE,
+} from './cuda-cases';
+import type { AugmentCase, GemmCase, LossCase, Precision, Scale, Work } from './cuda-cases';
 import { table } from './results';
 
-type Precision = 'fp32' | 'tf32' | 'bf16';
-const TOLERANCE: Record<Precision, number> = { fp32: 1e-5, tf32: 2e-3, bf16: 2e-2 };
+const KNOWN_FLAGS = ['--dry-run', '--quick', '--emulated'];
+const flags = process.argv.slice(2);
+for (const f of flags) if (!KNOWN_FLAGS.includes(f)) throw new RangeError(`gpu-check: unknown argument '${f}' (expected ${KNOWN_FLAGS.join(', ')})`);
+const dryRun = flags.includes('--dry-run');
+const quick = flags.includes('--quick');
+const emulated = flags.includes('--emulated');
+const DEV = dryRun ? 'cpu' : 'cuda';
+const scale: Scale = emulated ? 'small' : 'full';
 const GUARD = 64;
 const SENTINEL = 1234.5;
+/** Seconds the whole run may take on an H200: what one GPU lease allows. */
+const BUDGET_S = quick ? 150 : 360;
+
+/**
+ * Assumed H200 rates, for the plan's estimate only (nothing here is measured): what these
+ * kernels may reach, well below the peaks (67 TFLOP/s fp32 FMA, 495 and 989 TFLOP/s dense
+ * tf32 and bf16, 4.8 TB/s HBM3e), as mma.sync kernels without asynchronous copies do;
+ * the host side as a 16-core machine runs it. Each stage's real time is logged beside its
+ * estimate, to correct these.
+ */
+const H200 = {
+  tflops: { fp32: 20, tf32: 60, bf16: 100 } as Record<Precision, number>,
+  scalarOpsPerS: 15e12,      // CUDA-core operations (about half the FP32 issue rate)
+  hbmBytesPerS: 2.5e12,
+  launchS: 20e-6,            // per kernel launch or synchronising copy
+  launchesPerCase: 10,
+  hostElementsPerS: 5e7,     // JavaScript generating, copying and comparing values
+  cpuFlopsPerS: 1e11,        // the CPU reference (float32 SIMD, 16 threads)
+  startupS: 3,               // node, the addon, the CUDA context
+  torchStartS: 15,           // python3, import torch, the CUDA context
+  torchCompileS: 40,         // one torch.compile of forward + backward
+  torchPassesPerLogit: 40,   // bytes moved per logit by the eager formula, / 4 (fp32 B x B tensors)
+};
 
 const outDir = process.env.OUT ?? path.join(__dirname, '..', '..', 'bench', 'results');
-// --dry-run: the whole GPU path on the CPU (fp32 only, small sizes, wall-clock timings), to
-// check this script itself before spending GPU time on it.
-const dryRun = process.argv.includes('--dry-run');
-const DEV = dryRun ? 'cpu' : 'cuda';
+const baseName = emulated ? 'cuda-emulated' : 'gpu-check';
 mkdirSync(outDir, { recursive: true });
-const log: string[] = [];
-function say(line: string): void {
-  console.log(line);
-  log.push(line);
-}
+const started = performance.now();
+const elapsedS = () => (performance.now() - started) / 1000;
+
+/** The JSON result and the log, both on disk after every case. */
+const report = {
+  json: {} as Record<string, unknown>,
+  logFile: path.join(outDir, `${baseName}.log`),
+  say(line: string, toConsole = true): void {
+    if (toConsole) console.log(line);
+    appendFileSync(this.logFile, line + '\n');
+  },
+  save(): void {
+    writeFileSync(path.join(outDir, `${baseName}.json`), JSON.stringify(this.json, null, 2) + '\n');
+  },
+};
+writeFileSync(report.logFile, '');
+
+const message = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
 function random(seed: number): () => number {
   let a = seed >>> 0;
@@ -38,145 +94,398 @@ function random(seed: number): () => number {
   };
 }
 
+const gauss = (rnd: () => number) => Math.sqrt(-2 * Math.log(Math.max(rnd(), 1e-12))) * Math.cos(2 * Math.PI * rnd());
+
 function normal(count: number, rnd: () => number): Float32Array {
   const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = Math.sqrt(-2 * Math.log(Math.max(rnd(), 1e-12))) * Math.cos(2 * Math.PI * rnd());
+  for (let i = 0; i < count; i++) out[i] = gauss(rnd);
   return out;
 }
 
-interface CheckCase {
-  n: number; v: number; d: number; labels: 'labels' | 'none' | 'mask'; options: SupconOptions;
+function rms(x: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] ** 2;
+  return Math.sqrt(s / Math.max(x.length, 1));
 }
 
-function cases(): CheckCase[] {
-  const out: CheckCase[] = [];
-  const shapes: [number, number, number][] = [[37, 2, 1], [150, 2, 64], [333, 2, 128], [101, 4, 256], [1001, 1, 128], [45, 2, 2048], [700, 2, 300]];
-  let k = 0;
-  for (const [n, v, d] of shapes)
-    for (const temperature of [0.05, 0.1, 1]) {
-      const variant = k % 2 === 0 ? 'out' : 'in';
-      const denominator = (['all', 'onePositive', 'onlyNegatives'] as const)[k % 3];
-      const contrastMode = k % 4 === 3 ? 'one' : 'all';
-      out.push({ n, v, d, labels: (['labels', 'none', 'mask'] as const)[k % 3], options: { temperature, variant, denominator, contrastMode, normalize: k % 2 === 0, excludeAnchorsWithoutPositives: k % 5 === 2 } });
-      k++;
+const allFinite = (x: ArrayLike<number>) => {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return false;
+  return true;
+};
+
+/** A guarded output buffer: GUARD sentinels, `count` values, GUARD sentinels. */
+function guarded(count: number): Float32Array {
+  return new Float32Array(count + 2 * GUARD).fill(SENTINEL);
+}
+function guardsIntact(all: Float32Array): boolean {
+  for (let i = 0; i < GUARD; i++) if (all[i] !== SENTINEL || all[all.length - 1 - i] !== SENTINEL) return false;
+  return true;
+}
+
+/**
+ * SUPCON_GPU_CHECK_PLANT=<case id>:<value|nan|guard|throw> plants a fault in that case's
+ * device result (for the check's own tests: each kind must be reported as a failure).
+ */
+const [plantId, plantKind] = (process.env.SUPCON_GPU_CHECK_PLANT ?? '').split(':');
+/** `out[first, first + count)` is the result, `out[first + count]` a guard or padding value. */
+function plant(id: string, out: Float32Array, first: number, count: number): void {
+  if (id !== plantId) return;
+  if (plantKind === 'value') out[first] += 1;
+  else if (plantKind === 'nan') out[first] = NaN;
+  else if (plantKind === 'guard') out[first + count] = 0;
+  else if (plantKind === 'throw') throw new Error('planted error');
+  else throw new RangeError(`SUPCON_GPU_CHECK_PLANT: expected <case id>:<value|nan|guard|throw>, got '${plantId}:${plantKind}'`);
+}
+
+interface RowBody { ok: boolean; summary: string; error?: string; [key: string]: unknown }
+type Row = RowBody & { id: string };
+
+/** Runs each case, catching its errors (a failure row with the message), saving after each. */
+function runCases<C extends { id: string }>(stage: string, cases: readonly C[], check: (c: C) => RowBody, describe: (c: C) => string): Row[] {
+  const rows: Row[] = [];
+  report.json[stage] = rows;
+  for (const c of cases) {
+    report.say(`...  ${c.id}`, false);  // names the case in the log should the process die in it
+    const t0 = performance.now();
+    let row: Row;
+    try {
+      row = { id: c.id, ...check(c) };
+    } catch (e) {
+      row = { id: c.id, ok: false, summary: describe(c), error: message(e) };
     }
-  return out;
-}
-
-interface CheckRow {
-  precision: Precision; n: number; v: number; d: number; labels: string; options: string;
-  lossRelErr: number; gradRelErr: number; guardsIntact: boolean; finite: boolean; ok: boolean;
-}
-
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
-
-function checkCorrectness(precisions: Precision[]): CheckRow[] {
-  const rows: CheckRow[] = [];
-  let seed = 1;
-  for (const c of cases()) {
-    const rnd = random(seed++);
-    const x = normal(c.n * c.v * c.d, rnd);
-    const labels = c.labels === 'labels' ? Int32Array.from({ length: c.n }, () => Math.floor(rnd() * 7)) : null;
-    const mask = c.labels === 'mask' ? Uint8Array.from({ length: c.n * c.n }, () => (rnd() < 0.2 ? 1 : 0)) : undefined;
-    const options = { ...c.options, ...(mask ? { mask } : {}) };
-    const ref = supconLoss({ data: x, shape: [c.n, c.v, c.d] }, labels, { ...options, device: 'cpu' });
-    for (const precision of precisions) {
-      const features = Tensor.from(x, [c.n, c.v, c.d], { device: DEV });
-      const count = x.length;
-      const out = new native.Storage((count + 2 * GUARD) * 4, DEV);
-      out.write(new Float32Array(count + 2 * GUARD).fill(SENTINEL), 0);
-      const ctx = native.lossForward(features.storage, c.n, c.v, c.d, labels, mask ?? null, {
-        temperature: c.options.temperature ?? 0.07, baseTemperature: 0.07, contrastMode: c.options.contrastMode ?? 'all',
-        variant: c.options.variant ?? 'out', denominator: c.options.denominator ?? 'all', normalize: c.options.normalize ?? false,
-        excludeAnchorsWithoutPositives: c.options.excludeAnchorsWithoutPositives ?? false, device: DEV, precision,
-      });
-      native.lossBackward(ctx, 1, out, { outOffset: GUARD });
-      const all = new Float32Array(count + 2 * GUARD);
-      out.read(all, 0);
-      const grad = all.subarray(GUARD, GUARD + count);
-      const guardsIntact = all.subarray(0, GUARD).every((g) => g === SENTINEL) && all.subarray(GUARD + count).every((g) => g === SENTINEL);
-      const finite = Number.isFinite(ctx.loss) && grad.every(Number.isFinite);
-      const lossRelErr = Math.abs(ctx.loss - ref.loss) / Math.max(Math.abs(ref.loss), 1e-30);
-      const gradRelErr = relL2(grad, ref.grad);
-      const tol = TOLERANCE[precision];
-      const row: CheckRow = {
-        precision, n: c.n, v: c.v, d: c.d, labels: c.labels, options: JSON.stringify(c.options),
-        lossRelErr, gradRelErr, guardsIntact, finite, ok: guardsIntact && finite && lossRelErr <= tol && gradRelErr <= 10 * tol,
-      };
-      rows.push(row);
-      if (!row.ok) say(`FAIL ${precision} n=${c.n} v=${c.v} d=${c.d} ${c.labels} ${row.options}: loss err ${lossRelErr.toExponential(2)}, grad err ${gradRelErr.toExponential(2)}, guards ${guardsIntact}, finite ${finite}`);
-      ctx.dispose();
-      out.dispose();
-      features.dispose();
-    }
+    row.ms = performance.now() - t0;
+    rows.push(row);
+    report.say(`${row.ok ? 'ok  ' : 'FAIL'} ${row.id} ${row.summary}${row.error ? `: ${row.error}` : ''}`, !row.ok);
+    report.save();
   }
   return rows;
 }
 
-function determinism(): boolean {
-  const rnd = random(77);
-  const n = 513, v = 2, d = 128;
-  const x = Tensor.from(normal(n * v * d, rnd), [n, v, d], { device: DEV });
+// ---------------------------------------------------------------------------------------
+// The loss
+
+interface LossInputs { seed: number; x: Float32Array; labels: Int32Array | null; mask: Uint8Array | null; loss: number; grad: Float32Array }
+let lossCache: LossInputs | null = null;
+
+/** The inputs of a case and the CPU reference (computed once for all precisions of a configuration). */
+function lossInputs(c: LossCase): LossInputs {
+  if (lossCache?.seed === c.seed) return lossCache;
+  lossCache = null;
+  const rnd = random(c.seed);
+  const { n, v, d } = c;
+  const x = normal(n * v * d, rnd);
+  // Normalised: rows of assorted lengths (the normalisation must undo them); else |z| near 1.
+  for (let r = 0; r < n * v; r++) {
+    const f = c.options.normalize ? 0.5 + 2.5 * rnd() : 1 / Math.sqrt(d);
+    for (let k = 0; k < d; k++) x[r * d + k] *= f;
+  }
+  const labels = c.positives === 'labels' ? Int32Array.from({ length: n }, () => Math.floor(rnd() * c.classes)) : null;
+  const mask = c.positives === 'mask' ? Uint8Array.from({ length: n * n }, () => (rnd() < 0.2 ? 1 : 0)) : null;
+  const ref = supconLoss({ data: x, shape: [n, v, d] }, labels, {
+    ...c.options, ...(mask ? { mask } : {}), device: 'cpu', ...(dryRun ? { threads: 1 } : {}),
+  });
+  if (!Number.isFinite(ref.loss) || !allFinite(ref.grad)) throw new Error('the CPU reference is not finite');
+  lossCache = { seed: c.seed, x, labels, mask, loss: ref.loss, grad: ref.grad };
+  return lossCache;
+}
+
+const describeLoss = (c: LossCase) =>
+  `${c.precision} n=${c.n} v=${c.v} d=${c.d} ${c.positives} ${c.options.contrastMode}/${c.options.variant}/${c.options.denominator}` +
+  `${c.options.normalize ? ' normalize' : ''}${c.options.excludeAnchorsWithoutPositives ? ' exclude' : ''} tau=${c.options.temperature}`;
+
+function checkLoss(c: LossCase): RowBody {
+  const ref = lossInputs(c);
+  const { n, v, d } = c;
+  const count = n * v * d;
+  const features = Tensor.from(ref.x, [n, v, d], { device: DEV });
+  const out = new native.Storage((count + 2 * GUARD) * 4, DEV);
+  try {
+    out.write(guarded(count), 0);
+    const ctx = native.lossForward(features.storage, n, v, d, ref.labels, ref.mask, { ...c.options, device: DEV, precision: c.precision });
+    let loss: number;
+    try {
+      loss = ctx.loss;
+      native.lossBackward(ctx, 1, out, { outOffset: GUARD });
+    } finally {
+      ctx.dispose();
+    }
+    const all = new Float32Array(count + 2 * GUARD);
+    out.read(all, 0);
+    plant(c.id, all, GUARD, count);
+    const grad = all.subarray(GUARD, GUARD + count);
+    const guards = guardsIntact(all);
+    const finite = Number.isFinite(loss) && allFinite(grad);
+    const lossRelErr = Math.abs(loss - ref.loss) / Math.max(Math.abs(ref.loss), LOSS_FLOOR);
+    const gradRelErr = relL2(grad, ref.grad);
+    const tol = TOLERANCE[c.precision];
+    const ok = guards && finite && lossRelErr <= tol && gradRelErr <= GRADIENT_FACTOR * tol;
+    return {
+      ok, summary: `${describeLoss(c)}: loss err ${lossRelErr.toExponential(2)}, grad err ${gradRelErr.toExponential(2)}${guards ? '' : ', GUARDS OVERWRITTEN'}${finite ? '' : ', NOT FINITE'}`,
+      precision: c.precision, n, v, d, positives: c.positives, options: c.options, lastBlockRows: lossLastBlockRows(c), covers: c.covers,
+      loss, refLoss: ref.loss, lossRelErr, gradRelErr, refGradRms: rms(ref.grad), guardsIntact: guards, finite,
+    };
+  } finally {
+    out.dispose();
+    features.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The GEMM
+
+interface GemmInputs { seed: number; a: Float32Array; b: Float32Array; c0: Float32Array; want: Float64Array; lda: number; ldb: number; ldc: number }
+let gemmCache: GemmInputs | null = null;
+
+/**
+ * A and B as stored (op(A) [M, K], op(B) [K, N], transposed or not), their padding NaN so
+ * that a read outside a matrix shows; C [M, ldc] with sentinels in its padding columns and
+ * GUARD more after it, NaN in C itself when beta = 0 (it must not be read). The reference
+ * is computed here in float64, apart from both native GEMMs.
+ */
+function gemmInputs(c: GemmCase): GemmInputs {
+  if (gemmCache?.seed === c.seed) return gemmCache;
+  const rnd = random(c.seed);
+  const sa = stored(c.M, c.K, c.transA, c.padA), sb = stored(c.K, c.N, c.transB, c.padB);
+  const fill = (s: { rows: number; cols: number; ld: number }) => {
+    const x = new Float32Array(Math.max(1, s.rows * s.ld)).fill(NaN);
+    for (let r = 0; r < s.rows; r++) for (let k = 0; k < s.cols; k++) x[r * s.ld + k] = gauss(rnd);
+    return x;
+  };
+  const a = fill(sa), b = fill(sb);
+  const ldc = c.N + c.padC;
+  const c0 = new Float32Array(c.M * ldc + GUARD).fill(SENTINEL);
+  for (let m = 0; m < c.M; m++) for (let k = 0; k < c.N; k++) c0[m * ldc + k] = c.beta === 0 ? NaN : gauss(rnd);
+  const A = (m: number, k: number) => (c.transA ? a[k * sa.ld + m] : a[m * sa.ld + k]);
+  const B = (k: number, j: number) => (c.transB ? b[j * sb.ld + k] : b[k * sb.ld + j]);
+  const want = new Float64Array(c.M * ldc);
+  for (let m = 0; m < c.M; m++)
+    for (let j = 0; j < c.N; j++) {
+      let s = 0;
+      for (let k = 0; k < c.K; k++) s += A(m, k) * B(k, j);
+      want[m * ldc + j] = c.alpha * s + (c.beta === 0 ? 0 : c.beta * c0[m * ldc + j]);
+    }
+  gemmCache = { seed: c.seed, a, b, c0, want, lda: sa.ld, ldb: sb.ld, ldc };
+  return gemmCache;
+}
+
+const describeGemm = (c: GemmCase) =>
+  `${c.precision} ${c.M}x${c.N}x${c.K} tA=${c.transA} tB=${c.transB} pads ${c.padA}/${c.padB}/${c.padC} alpha=${c.alpha} beta=${c.beta}`;
+
+function checkGemm(c: GemmCase): RowBody {
+  const g = gemmInputs(c);
+  const [A, B, C] = [g.a, g.b, g.c0].map((x) => Tensor.from(x, [x.length], { device: DEV }));
+  try {
+    gemm(c.M, c.N, c.K, A, B, C, { transA: c.transA, transB: c.transB, alpha: c.alpha, beta: c.beta, lda: g.lda, ldb: g.ldb, ldc: g.ldc, ...(DEV === 'cuda' ? { precision: c.precision } : {}) });
+    const got = C.dataSync();
+    plant(c.id, got, 0, c.M * g.ldc);
+    const inside = (i: number) => i < c.M * g.ldc && i % g.ldc < c.N;
+    let guards = true, finite = true;
+    for (let i = 0; i < got.length; i++) {
+      if (!inside(i)) guards &&= got[i] === SENTINEL;
+      else finite &&= Number.isFinite(got[i]);
+    }
+    const relErr = relL2(got, g.want, inside);
+    const ok = guards && finite && relErr <= GRADIENT_FACTOR * TOLERANCE[c.precision];
+    return {
+      ok, summary: `${describeGemm(c)}: err ${relErr.toExponential(2)}${guards ? '' : ', PADDING OR GUARDS OVERWRITTEN'}${finite ? '' : ', NOT FINITE'}`,
+      precision: c.precision, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, lda: g.lda, ldb: g.ldb, ldc: g.ldc,
+      alpha: c.alpha, beta: c.beta, relErr, guardsIntact: guards, finite,
+    };
+  } finally {
+    for (const t of [A, B, C]) t.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Augmentation
+
+/** Ops after which a last-bit difference may move a value far: thresholds, and nearest-neighbour sampling. */
+function discontinuous(op: AugmentOp): boolean {
+  if (THRESHOLDING_OPS.includes(op.op)) return true;
+  const geometric = ['rotate', 'affine', 'affineMatrix', 'shearX', 'shearY', 'translateX', 'translateY'];
+  return geometric.includes(op.op) && ((op as { interpolation?: string }).interpolation ?? 'nearest') === 'nearest';
+}
+
+const describeAugment = (c: AugmentCase) =>
+  `${c.covers}${c.normalize ? ' +normalize' : ''}${c.fill !== null ? ` fill=${c.fill}` : ''}`;
+
+function checkAugment(c: AugmentCase): RowBody {
+  const img = c.image;
+  const rnd = random(c.seed);
+  const count = img.n * img.channels * img.height * img.width;
+  const data = img.dtype === 'uint8' ? Uint8Array.from({ length: count }, () => Math.floor(rnd() * 256)) : Float32Array.from({ length: count }, () => rnd());
+  const shape = [img.n, img.channels, img.height, img.width];
+  const views = c.pipeline ? 2 : 1;
+  const viewValues = img.channels * img.outHeight * img.outWidth;
+  const total = img.n * views * viewValues;
+  const normalize = c.normalize ? normalizeSpec(img.channels) : null;
+  const all = guarded(total);
+  const out = all.subarray(GUARD, GUARD + total);
+  let want: Float32Array;
+  let jumps: boolean[];
+  if (c.pipeline) {
+    const pipeline = { ...c.pipeline, normalize, fill: c.fill };
+    const options = { seed: c.seed, views };
+    want = (augment({ data, shape }, pipeline, { ...options, device: 'cpu', ...(dryRun ? { threads: 1 } : {}) }) as AugmentArray).data;
+    augment({ data, shape }, pipeline, { ...options, device: DEV, out });
+    jumps = drawAugmentOps(shape, pipeline, options).flat().map((list) => list.some(discontinuous));
+  } else {
+    const ops: AugmentOp[] = [{ op: 'resizedCrop', top: 2, left: 3, height: img.height - 5, width: img.width - 4 }, ...(c.ops ?? [])];
+    const options = { size: [img.outHeight, img.outWidth] as [number, number], normalize, fill: c.fill };
+    want = (applyAugmentOps({ data, shape }, ops, { ...options, device: 'cpu', ...(dryRun ? { threads: 1 } : {}) }) as AugmentArray).data;
+    applyAugmentOps({ data, shape }, ops, { ...options, device: DEV, out });
+    jumps = new Array<boolean>(img.n).fill(ops.some(discontinuous));
+  }
+  // Normalised values are scaled by 1 / std: so is the tolerance.
+  const abs = AUGMENT_TOLERANCE.abs / (normalize ? Math.min(...normalize.std) : 1);
+  let worst = 0, off = 0, jumpValues = 0;
+  plant(c.id, all, GUARD, total);
+  const finite = allFinite(out);
+  jumps.forEach((jump, view) => {
+    if (jump) jumpValues += viewValues;
+    for (let i = view * viewValues; i < (view + 1) * viewValues; i++) {
+      const e = Math.abs(out[i] - want[i]);
+      if (jump) off += e > abs ? 1 : 0;
+      else worst = Math.max(worst, Number.isNaN(e) ? Infinity : e);
+    }
+  });
+  const guards = guardsIntact(all);
+  const ok = guards && finite && worst <= abs && off <= AUGMENT_TOLERANCE.jumpShare * jumpValues;
+  return {
+    ok, summary: `${describeAugment(c)}: worst ${worst.toExponential(2)}${jumpValues ? `, ${off} of ${jumpValues} past a threshold` : ''}${guards ? '' : ', GUARDS OVERWRITTEN'}${finite ? '' : ', NOT FINITE'}`,
+    image: img, ops: c.ops, pipeline: c.pipeline, normalize: c.normalize, fill: c.fill, worstAbsErr: worst, offValues: off, thresholdedValues: jumpValues, guardsIntact: guards, finite,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Determinism
+
+function checkDeterminism(): Row[] {
+  const n = scale === 'full' ? 513 : 129, v = 2, d = scale === 'full' ? 128 : 64;
   const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
-  const precision = dryRun ? 'fp32' : 'tf32';
-  const a = supconLoss(x, labels, { precision });
-  const b = supconLoss(x, labels, { precision });
-  const same = a.loss === b.loss && a.grad.dataSync().every((g, i) => g === b.grad.dataSync()[i]);
-  a.grad.dispose(); b.grad.dispose(); x.dispose();
-  // Host arrays through the GPU give the same result as a CUDA tensor.
-  const hx = normal(n * v * d, rnd);
-  const host = supconLoss({ data: hx, shape: [n, v, d] }, labels, { device: DEV });
-  const t = Tensor.from(hx, [n, v, d], { device: DEV });
-  const dev = supconLoss(t, labels);
-  const sameHost = host.loss === dev.loss && host.grad.every((g, i) => g === dev.grad.dataSync()[i]);
-  dev.grad.dispose(); t.dispose();
-  return same && sameHost;
+  const precision: Precision = dryRun ? 'fp32' : 'tf32';
+  const sameBits = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((g, i) => Object.is(g, b[i]));
+  const cases = [
+    {
+      id: 'determinism-repeat', run: (): RowBody => {
+        const x = Tensor.from(normal(n * v * d, random(77)), [n, v, d], { device: DEV });
+        try {
+          const a = supconLoss(x, labels, { precision, normalize: true });
+          const b = supconLoss(x, labels, { precision, normalize: true });
+          const ga = a.grad.dataSync(), gb = b.grad.dataSync();  // one copy each
+          a.grad.dispose();
+          b.grad.dispose();
+          const ok = Number.isFinite(a.loss) && allFinite(ga) && a.loss === b.loss && sameBits(ga, gb);
+          return { ok, summary: `${precision} n=${n} v=${v} d=${d}: the same bits twice: ${ok}` };
+        } finally {
+          x.dispose();
+        }
+      },
+    },
+    {
+      id: 'determinism-host-vs-device', run: (): RowBody => {
+        const hx = normal(n * v * d, random(78));
+        const host = supconLoss({ data: hx, shape: [n, v, d] }, labels, { device: DEV });
+        const t = Tensor.from(hx, [n, v, d], { device: DEV });
+        try {
+          const dev = supconLoss(t, labels);
+          const g = dev.grad.dataSync();
+          dev.grad.dispose();
+          const ok = Number.isFinite(host.loss) && allFinite(host.grad) && host.loss === dev.loss && sameBits(host.grad, g);
+          return { ok, summary: `fp32 n=${n} v=${v} d=${d}: host arrays and ${DEV} tensors give the same bits: ${ok}` };
+        } finally {
+          t.dispose();
+        }
+      },
+    },
+  ];
+  return runCases('determinism', cases, (c) => c.run(), (c) => c.id);
 }
 
-/** The dry run's stand-in for cudaTimeGemm: the CPU GEMM, timed by the wall clock. */
-function wallClockGemm(size: number): number {
+// ---------------------------------------------------------------------------------------
+// Timings
+
+/** The dry run's stand-in for cudaTimeGemm: the CPU GEMM, timed by the wall clock after one warm-up. */
+function wallClockGemm(size: number, repeats: number): number[] {
   const a = new Float32Array(size * size).fill(0.5), c = new Float32Array(size * size);
-  const t0 = performance.now();
   gemm(size, size, size, a, a, c);
-  return performance.now() - t0;
+  return Array.from({ length: repeats }, () => {
+    const t0 = performance.now();
+    gemm(size, size, size, a, a, c);
+    return performance.now() - t0;
+  });
 }
 
-/** The dry run's stand-in for cudaTimeLoss: the CPU loss, timed by the wall clock. */
-function wallClockLoss(features: Tensor, labels: Int32Array, repeats: number) {
+/** The dry run's stand-in for cudaTimeLoss: one untimed warm-up, then `repeats` timed CPU runs. */
+function wallClockLoss(features: Tensor, labels: Int32Array, grad: Tensor, repeats: number) {
   const forwardMs: number[] = [], backwardMs: number[] = [];
   let loss = 0;
-  for (let r = 0; r < repeats; r++) {
+  for (let r = -1; r < repeats; r++) {
     const t0 = performance.now();
     const fwd = supconForward(features as Tensor<'float32'>, labels, { temperature: 0.1, baseTemperature: 0.07, device: 'cpu' });
     const t1 = performance.now();
-    fwd.backward().dispose();
-    forwardMs.push(t1 - t0);
-    backwardMs.push(performance.now() - t1);
+    const g = fwd.backward();
+    const t2 = performance.now();
+    grad.storage.write(g.dataSync(), 0);  // as cudaTimeLoss leaves it
+    g.dispose();
     loss = fwd.loss;
     fwd.dispose();
+    if (r < 0) continue;
+    forwardMs.push(t1 - t0);
+    backwardMs.push(t2 - t1);
   }
   return { forwardMs, backwardMs, peakExtraBytes: 0, loss };
 }
 
-interface TimingRow {
-  B: number; d: number; precision: Precision; forwardMs: number; backwardMs: number; totalMs: number; tflops: number; peakExtraMB: number; loss: number;
+/** cudaTimeLoss (or its stand-in): one untimed warm-up, then `repeats` timed runs. */
+function timeLoss(features: Tensor, n: number, d: number, labels: Int32Array, precision: Precision, grad: Tensor, repeats: number) {
+  return dryRun
+    ? wallClockLoss(features, labels, grad, repeats)
+    : native.cudaTimeLoss(features.storage, n, 2, d, labels, { temperature: 0.1, baseTemperature: 0.07, precision }, grad.storage, repeats);
 }
 
-const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+interface TimingRun { B: number; precision: Precision; repeats: number }
 
-function timeOurs(sizes: number[], precisions: Precision[]): TimingRow[] {
+const TIMED_D = 128;
+
+/** Sizes x precisions; B >= 2^20 in tf32 and bf16 only, with one timed repeat after the warm-up. */
+function timingPlan(dry: boolean): TimingRun[] {
+  const env = process.env.SUPCON_GPU_SIZES;
+  const runs: TimingRun[] = [];
+  const add = (B: number, precisions: readonly Precision[]) => {
+    for (const precision of precisions) runs.push({ B, precision, repeats: B >= 1 << 20 ? 1 : 3 });
+  };
+  if (dry) for (const B of (env ?? '1024,2048').split(',').map(Number)) add(B, ['fp32']);
+  else if (env !== undefined) for (const B of env.split(',').map(Number)) add(B, B >= 1 << 20 ? ['tf32', 'bf16'] : PRECISIONS);
+  else if (quick) {
+    add(32768, PRECISIONS);
+    add(131072, PRECISIONS);
+    add(1 << 20, ['tf32', 'bf16']);
+  } else {
+    for (const B of [8192, 32768, 131072]) add(B, PRECISIONS);
+    add(1 << 20, ['tf32', 'bf16']);
+  }
+  for (const r of runs) if (!(Number.isInteger(r.B) && r.B >= 2 && r.B % 2 === 0)) throw new RangeError(`SUPCON_GPU_SIZES: expected even batch sizes >= 2, got ${r.B}`);
+  return runs;
+}
+
+const modelFlops = (B: number, d: number) => 6 * B * B * d;
+const timedWork = (B: number) => lossWork(B / 2, 2, TIMED_D, 'all', 'all');
+
+interface TimingRow {
+  B: number; d: number; precision: Precision; repeats: number; forwardMs: number; backwardMs: number; totalMs: number;
+  tflops: number; peakExtraMB: number; loss: number;
+}
+
+function timeOurs(plan: TimingRun[], peerReserveS: number): { rows: TimingRow[]; failures: number } {
   const rows: TimingRow[] = [];
-  const d = 128;
-  for (const B of sizes) {
-    const n = B / 2;
-    // Uniform values from a linear congruential generator: cheap enough for a million rows.
+  const record: unknown[] = [];
+  report.json.ours = record;
+  let failures = 0;
+  const slowdown: Partial<Record<Precision, number>> = {};  // measured / estimated time, so far
+  for (const B of [...new Set(plan.map((r) => r.B))]) {
+    const n = B / 2, d = TIMED_D;
+    // Uniform values from a linear congruential generator (cheap enough for a million rows), normalised.
     const x = new Float32Array(n * 2 * d);
     let state = B >>> 0;
     for (let i = 0; i < x.length; i++) {
@@ -189,153 +498,409 @@ function timeOurs(sizes: number[], precisions: Precision[]): TimingRow[] {
       for (let k = 0; k < d; k++) x[r * d + k] /= Math.sqrt(ss);
     }
     const labels = Int32Array.from({ length: n }, (_, i) => i % 100);
-    const features = Tensor.from(x, [n, 2, d], { device: DEV });
-    const grad = Tensor.zeros([n, 2, d], { device: DEV });
-    for (const precision of precisions) {
-      const repeats = B >= 1 << 20 ? 2 : B >= 1 << 17 ? 3 : 5;
-      const t = dryRun
-        ? wallClockLoss(features, labels, repeats)
-        : native.cudaTimeLoss(features.storage, n, 2, d, labels, { temperature: 0.1, baseTemperature: 0.07, precision }, grad.storage, repeats);
-      const forwardMs = median(t.forwardMs), backwardMs = median(t.backwardMs);
-      const totalMs = median(t.forwardMs.map((f, i) => f + t.backwardMs[i]));
-      const row = { B, d, precision, forwardMs, backwardMs, totalMs, tflops: (6 * B * B * d) / totalMs / 1e9, peakExtraMB: t.peakExtraBytes / 2 ** 20, loss: t.loss };
-      rows.push(row);
-      say(`ours B=${B} ${precision}: forward ${forwardMs.toFixed(2)} ms, backward ${backwardMs.toFixed(2)} ms, ${row.tflops.toFixed(1)} TFLOP/s, +${row.peakExtraMB.toFixed(0)} MB, loss ${t.loss.toFixed(6)}`);
-    }
-    features.dispose();
-    grad.dispose();
-  }
-  return rows;
-}
-
-interface PeerRow { B: number; d: number; mode: string; ms?: number; loss?: number; peakExtraBytes?: number; error?: string }
-
-function timePeer(sizes: number[]): { available: boolean; reason: string; rows: PeerRow[]; torch?: string; gemm?: unknown[] } {
-  const probe = spawnSync('python3', ['-c', 'import torch; assert torch.cuda.is_available(); print(torch.__version__)'], { encoding: 'utf8' });
-  if (probe.status !== 0) return { available: false, reason: 'python3 with CUDA-enabled torch is not available', rows: [] };
-  const script = path.join(__dirname, '..', '..', 'bench', 'peers', 'torch_supcon.py');
-  const run = spawnSync('python3', [script, '--sizes', sizes.join(','), '--d', '128', '--repeats', '3', '--compile-max', '32768', '--gemm', '8192'], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 300_000 });
-  writeFileSync(path.join(outDir, 'torch-peer.log'), `${run.stderr ?? ''}`);
-  if (run.status !== 0) return { available: false, reason: `the PyTorch peer failed (exit ${run.status}): ${(run.stderr ?? '').split('\n').slice(-3).join(' ')}`, rows: [] };
-  const parsed = JSON.parse(run.stdout);
-  return { available: true, reason: '', rows: parsed.rows, torch: parsed.torch, gemm: parsed.gemm };
-}
-
-interface GemmCheckRow { precision: Precision; M: number; N: number; K: number; transA: boolean; transB: boolean; relErr: number; guardsIntact: boolean; ok: boolean }
-
-/** The CUDA GEMM against the CPU GEMM; C has 3 padding columns (ldc = N + 3) as guards. */
-function checkGemm(precisions: Precision[]): GemmCheckRow[] {
-  const rows: GemmCheckRow[] = [];
-  const sizes: [number, number, number][] = [[1, 1, 1], [7, 33, 5], [64, 64, 64], [130, 67, 257], [257, 300, 129]];
-  let seed = 500;
-  for (const [M, N, K] of sizes)
-    for (const transA of [false, true])
-      for (const transB of [false, true]) {
-        const rnd = random(seed++);
-        const a = normal(M * K, rnd), b = normal(K * N, rnd), ldc = N + 3;
-        const c0 = normal(M * ldc, rnd);
-        const want = c0.slice();
-        gemm(M, N, K, a, b, want, { transA, transB, alpha: 0.7, beta: 0.3, ldc });
-        for (const precision of precisions) {
-          const A = Tensor.from(a, [a.length], { device: DEV }), B = Tensor.from(b, [b.length], { device: DEV });
-          const C = Tensor.from(c0, [c0.length], { device: DEV });
-          gemm(M, N, K, A, B, C, { transA, transB, alpha: 0.7, beta: 0.3, ldc, precision });
-          const got = C.dataSync();
-          let guardsIntact = true, num = 0, den = 0;
-          for (let m = 0; m < M; m++)
-            for (let n = 0; n < ldc; n++) {
-              const i = m * ldc + n;
-              if (n >= N) guardsIntact &&= got[i] === c0[i];
-              else { num += (got[i] - want[i]) ** 2; den += want[i] ** 2; }
-            }
-          const relErr = Math.sqrt(num / Math.max(den, 1e-30));
-          const ok = guardsIntact && got.every(Number.isFinite) && relErr <= TOLERANCE[precision] * 10;
-          rows.push({ precision, M, N, K, transA, transB, relErr, guardsIntact, ok });
-          if (!ok) say(`FAIL gemm ${precision} ${M}x${N}x${K} tA=${transA} tB=${transB}: err ${relErr.toExponential(2)}, guards ${guardsIntact}`);
-          for (const t of [A, B, C]) t.dispose();
+    let features: Tensor | null = null, grad: Tensor | null = null;
+    try {
+      features = Tensor.from(x, [n, 2, d], { device: DEV });
+      grad = Tensor.zeros([n, 2, d], { device: DEV });
+      for (const run of plan.filter((r) => r.B === B)) {
+        const { precision, repeats } = run;
+        const estimateS = gpuSeconds(timedWork(B), precision);
+        const predictS = estimateS * (slowdown[precision] ?? 1) * (repeats + 1);
+        if (!dryRun && elapsedS() + predictS + peerReserveS > BUDGET_S) {
+          const why = `${predictS.toFixed(0)} s more would pass the ${BUDGET_S} s budget (${elapsedS().toFixed(0)} s spent)`;
+          say(`ours B=${B} ${precision}: SKIPPED, ${why}`);
+          record.push({ B, precision, skipped: why });
+          report.save();
+          continue;
         }
+        try {
+          const t = timeLoss(features, n, d, labels, precision, grad, repeats);
+          const times = [...t.forwardMs, ...t.backwardMs];
+          if (t.forwardMs.length !== repeats || t.backwardMs.length !== repeats || !times.every((ms) => Number.isFinite(ms) && ms >= 0) || !Number.isFinite(t.loss))
+            throw new Error(`expected ${repeats} finite timings and a finite loss, got ${JSON.stringify(t)}`);
+          const forwardMs = median(t.forwardMs), backwardMs = median(t.backwardMs);
+          const totalMs = median(t.forwardMs.map((f, i) => f + t.backwardMs[i]));
+          slowdown[precision] = totalMs / 1000 / estimateS;
+          const row: TimingRow = {
+            B, d, precision, repeats, forwardMs, backwardMs, totalMs, tflops: modelFlops(B, d) / totalMs / 1e9,
+            peakExtraMB: t.peakExtraBytes / 2 ** 20, loss: t.loss,
+          };
+          rows.push(row);
+          record.push({ ...row, forwardRuns: t.forwardMs, backwardRuns: t.backwardMs });
+          say(`ours B=${B} ${precision}: forward ${forwardMs.toFixed(2)} ms, backward ${backwardMs.toFixed(2)} ms, ${row.tflops.toFixed(1)} TFLOP/s, +${row.peakExtraMB.toFixed(0)} MB, loss ${t.loss.toFixed(6)} (${repeats} timed after a warm-up)`);
+        } catch (e) {
+          failures++;
+          record.push({ B, precision, error: message(e) });
+          say(`FAIL ours B=${B} ${precision}: ${message(e)}`);
+        }
+        report.save();
       }
-  return rows;
+    } catch (e) {
+      failures++;
+      record.push({ B, error: message(e) });
+      say(`FAIL ours B=${B}: ${message(e)}`);
+      report.save();
+    } finally {
+      features?.dispose();
+      grad?.dispose();
+    }
+  }
+  return { rows, failures };
+}
+
+const GEMM_SIZE = dryRun ? 256 : 8192;
+
+function timeGemms(precisions: readonly Precision[]): { rows: { precision: Precision; ms: number; tflops: number }[]; failures: number } {
+  const rows: { precision: Precision; ms: number; tflops: number }[] = [];
+  let failures = 0;
+  report.json.gemm = rows;
+  for (const precision of precisions) {
+    try {
+      const runs = dryRun ? wallClockGemm(GEMM_SIZE, 5) : native.cudaTimeGemm(GEMM_SIZE, GEMM_SIZE, GEMM_SIZE, precision, 5);
+      if (runs.length !== 5 || !runs.every((ms) => Number.isFinite(ms) && ms >= 0)) throw new Error(`expected 5 finite timings, got ${JSON.stringify(runs)}`);
+      const ms = median(runs);
+      const tflops = (2 * GEMM_SIZE ** 3) / ms / 1e9;
+      rows.push({ precision, ms, tflops });
+      say(`ours GEMM ${GEMM_SIZE}^3 ${precision}: ${ms.toFixed(2)} ms, ${tflops.toFixed(3)} TFLOP/s`);
+    } catch (e) {
+      failures++;
+      say(`FAIL ours GEMM ${precision}: ${message(e)}`);
+    }
+    report.save();
+  }
+  return { rows, failures };
+}
+
+interface PeerRow { B: number; d: number; mode: string; precision: string; ms?: number; loss?: number; peakExtraBytes?: number; error?: string }
+interface PeerPlan { device: 'cuda' | 'cpu'; sizes: number[]; precisions: Precision[]; compileSizes: number[]; gemm: number }
+
+/** The peer at our sizes up to 32768 (beyond, the eager formula's B x B tensors do not fit); on the CPU for a dry run. */
+function peerPlan(plan: TimingRun[], dry: boolean): PeerPlan {
+  const sizes = [...new Set(plan.map((r) => r.B))].filter((B) => B <= 32768);
+  if (dry) return { device: 'cpu', sizes, precisions: ['fp32'], compileSizes: [], gemm: GEMM_SIZE };
+  return { device: 'cuda', sizes, precisions: [...PRECISIONS], compileSizes: quick ? [] : sizes.filter((B) => B === Math.max(...sizes)), gemm: quick ? 0 : 8192 };
+}
+
+/** The Python that runs the peer: SUPCON_PYTHON, else python3. */
+const PYTHON = process.env.SUPCON_PYTHON || 'python3';
+
+function peerSeconds(p: PeerPlan): number {
+  let s = H200.torchStartS;
+  for (const B of p.sizes)
+    for (const _ of p.precisions) {
+      const modes = p.compileSizes.includes(B) ? 2 : 1;
+      s += modes * 4 * ((H200.torchPassesPerLogit * 4 * B * B) / H200.hbmBytesPerS);
+      if (modes === 2) s += H200.torchCompileS;
+    }
+  return s + (p.gemm > 0 ? 3 * 6 * ((2 * p.gemm ** 3) / (H200.tflops.fp32 * 1e12)) : 0);
+}
+
+function timePeer(p: PeerPlan, timeoutS: number): { available: boolean; reason: string; rows: PeerRow[]; torch?: string; gpu?: string; gemm: { precision: string; ms: number }[] } {
+  const none = { rows: [] as PeerRow[], gemm: [] };
+  if (p.sizes.length === 0) return { available: false, reason: 'no size at or below 32768 in the plan', ...none };
+  const cuda = p.device === 'cuda';
+  const probe = spawnSync(PYTHON, ['-c', `import torch; ${cuda ? 'assert torch.cuda.is_available(); ' : ''}print(torch.__version__)`], { encoding: 'utf8', timeout: 60_000 });
+  if (probe.status !== 0) return { available: false, reason: `${PYTHON} with ${cuda ? 'CUDA-enabled ' : ''}torch is not available (SUPCON_PYTHON names another Python)`, ...none };
+  const script = path.join(__dirname, '..', '..', 'bench', 'peers', 'torch_supcon.py');
+  const args = [script, '--sizes', p.sizes.join(','), '--d', String(TIMED_D), '--repeats', '3', '--precisions', p.precisions.join(','),
+    '--compile-sizes', p.compileSizes.join(','), '--gemm', String(p.gemm), '--device', p.device];
+  const run = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 26, timeout: Math.max(30, timeoutS) * 1000 });
+  writeFileSync(path.join(outDir, 'torch-peer.log'), run.stderr ?? '');
+  // One JSON object a line, as each result comes: what finished before a timeout is kept.
+  const rows: PeerRow[] = [], gemmRows: { precision: string; ms: number }[] = [];
+  let info: { torch?: string; gpu?: string } = {};
+  for (const line of (run.stdout ?? '').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const o = JSON.parse(line);
+    if (o.row) rows.push(o.row);
+    else if (o.gemm) gemmRows.push(o.gemm);
+    else if (o.torch) info = o;
+  }
+  const failed = run.error ? `stopped: ${run.error.message}` : run.status !== 0 ? `exit ${run.status}: ${(run.stderr ?? '').trim().split('\n').slice(-3).join(' ')}` : '';
+  return { available: rows.length > 0, reason: failed, rows, torch: info.torch, gpu: info.gpu, gemm: gemmRows };
+}
+
+// ---------------------------------------------------------------------------------------
+// The plan
+
+interface Stage { name: string; count: number; seconds: number }
+
+/** GPU seconds of some work: its matrix products or its memory traffic, whichever binds, and its scalar work. */
+function gpuSeconds(w: Work, precision: Precision): number {
+  return Math.max(w.flops / (H200.tflops[precision] * 1e12), w.bytes / H200.hbmBytesPerS) + w.scalarOps / H200.scalarOpsPerS;
+}
+
+function caseSeconds(w: Work, precision: Precision, referenceToo: boolean): number {
+  const gpu = gpuSeconds(w, precision) + H200.launchesPerCase * H200.launchS;
+  return gpu + w.hostElements / H200.hostElementsPerS + (referenceToo ? w.cpuFlops / H200.cpuFlopsPerS : 0);
+}
+
+function checkStages(loss: LossCase[], gemms: GemmCase[], augments: AugmentCase[]): Stage[] {
+  let seed = -1;
+  const lossS = loss.reduce((s, c) => {
+    const first = c.seed !== seed;
+    seed = c.seed;
+    return s + caseSeconds(lossWork(c.n, c.v, c.d, c.options.contrastMode, c.options.denominator), c.precision, first);
+  }, 0);
+  const gemmS = gemms.reduce((s, c) => s + caseSeconds(gemmWork(c), c.precision, true), 0);
+  const augS = augments.reduce((s, c) => s + caseSeconds(augmentWork(c), 'fp32', true), 0);
+  const det = lossWork(513, 2, 128, 'all', 'all');
+  return [
+    { name: 'loss, CUDA vs CPU', count: loss.length, seconds: lossS },
+    { name: 'GEMM, CUDA vs CPU', count: gemms.length, seconds: gemmS },
+    { name: 'augmentation, CUDA vs CPU', count: augments.length, seconds: augS },
+    { name: 'determinism', count: 2, seconds: 4 * caseSeconds(det, 'tf32', true) },
+  ];
+}
+
+function timingStages(plan: TimingRun[], peer: PeerPlan): Stage[] {
+  const hostS = (B: number) => (B * TIMED_D * 4) / H200.hostElementsPerS;
+  const sizes = [...new Set(plan.map((r) => r.B))];
+  const ours = plan.reduce((s, r) => s + (r.repeats + 1) * gpuSeconds(timedWork(r.B), r.precision), 0)
+    + sizes.reduce((s, B) => s + hostS(B), 0);
+  const gemmS = PRECISIONS.reduce((s, p) => s + 6 * ((2 * 8192 ** 3) / (H200.tflops[p] * 1e12)), 0);
+  const stages = [
+    { name: `timings: B in ${sizes.join(', ')}`, count: plan.length, seconds: ours },
+    { name: 'GEMM timings, 8192^3', count: PRECISIONS.length, seconds: gemmS },
+  ];
+  stages.push({ name: `PyTorch peer: B in ${peer.sizes.join(', ')}${peer.compileSizes.length ? `, torch.compile at ${peer.compileSizes.join(', ')}` : ', eager only'}`, count: peer.sizes.length * peer.precisions.length, seconds: peerSeconds(peer) });
+  return stages;
+}
+
+function printPlan(title: string, stages: Stage[], estimate: boolean): number {
+  const total = H200.startupS + stages.reduce((s, x) => s + x.seconds, 0);
+  say(title);
+  for (const s of stages) say(`  ${s.name.padEnd(58)} ${String(s.count).padStart(4)}${estimate ? `  ~${s.seconds.toFixed(1).padStart(6)} s` : ''}`);
+  if (estimate) say(`  estimated total on an H200: ~${total.toFixed(0)} s (budget ${BUDGET_S} s); assumed rates: fp32 ${H200.tflops.fp32}, tf32 ${H200.tflops.tf32}, bf16 ${H200.tflops.bf16} TFLOP/s, CUDA cores ${H200.scalarOpsPerS / 1e12} Tops/s, ${H200.hbmBytesPerS / 1e12} TB/s, CPU reference ${H200.cpuFlopsPerS / 1e9} GFLOP/s, torch.compile ${H200.torchCompileS} s each`);
+  return total;
+}
+
+function say(line: string): void {
+  report.say(line);
+}
+
+// ---------------------------------------------------------------------------------------
+// The emulated backend: kernel coverage
+
+function kernelCoverage(kernels: Record<string, number>): { failures: string[]; launched: number } {
+  const failures: string[] = [];
+  const entries = Object.entries(kernels).filter(([, count]) => count > 0);
+  let sources: { name: string; file: string }[] = [];
+  try {
+    sources = sourceKernels(path.join(__dirname, '..', '..', 'native', 'cuda'));
+    if (sources.length === 0) failures.push('no __global__ function found in native/cuda/*.cu');
+  } catch (e) {
+    failures.push(message(e));
+  }
+  const rows = sources.map((k) => {
+    const mine = entries.filter(([name]) => kernelBaseName(name) === k.name);
+    const launches = mine.reduce((s, [, c]) => s + c, 0);
+    if (launches === 0) failures.push(`kernel ${k.name} (native/cuda/${k.file}) never ran`);
+    say(`  ${launches > 0 ? 'ran ' : 'NOT RUN'} ${k.name.padEnd(20)} ${k.file.padEnd(16)} ${launches} launches, ${mine.length} instantiation${mine.length === 1 ? '' : 's'}`);
+    return { ...k, launches, instantiations: Object.fromEntries(mine) };
+  });
+  const unknown = entries.filter(([name]) => !sources.some((k) => k.name === kernelBaseName(name)));
+  for (const [name, count] of unknown) say(`  (not in native/cuda/*.cu) ${name}: ${count} launches`);
+  report.json.kernels = { sources: rows, launched: kernels };
+  report.save();
+  return { failures, launched: entries.length };
+}
+
+/** cudaTimeLoss and cudaTimeGemm once each at tiny sizes (their code paths; the times mean nothing here). */
+function timingEntryPoints(): Row[] {
+  const cases = [
+    {
+      id: 'time-loss', run: (): RowBody => {
+        const n = 40, d = 64, repeats = 1;
+        const x = normal(n * 2 * d, random(90));
+        const labels = Int32Array.from({ length: n }, (_, i) => i % 5);
+        const ref = supconLoss({ data: x, shape: [n, 2, d] }, labels, { temperature: 0.1, baseTemperature: 0.07, device: 'cpu' });
+        const features = Tensor.from(x, [n, 2, d], { device: DEV }), grad = Tensor.zeros([n, 2, d], { device: DEV });
+        try {
+          const t = timeLoss(features, n, d, labels, dryRun ? 'fp32' : 'tf32', grad, repeats);
+          const times = [...t.forwardMs, ...t.backwardMs];
+          const shaped = t.forwardMs.length === repeats && t.backwardMs.length === repeats && times.every((ms) => Number.isFinite(ms) && ms >= 0);
+          const lossRelErr = Math.abs(t.loss - ref.loss) / Math.max(Math.abs(ref.loss), LOSS_FLOOR);
+          const g = grad.dataSync();
+          const gradRelErr = relL2(g, ref.grad);
+          const tol = TOLERANCE[dryRun ? 'fp32' : 'tf32'];
+          const ok = shaped && Number.isFinite(t.peakExtraBytes) && t.peakExtraBytes >= 0 && lossRelErr <= tol && gradRelErr <= GRADIENT_FACTOR * tol;
+          return { ok, summary: `cudaTimeLoss n=${n} d=${d}: ${times.length} timings, loss err ${lossRelErr.toExponential(2)}, grad err ${gradRelErr.toExponential(2)}`, lossRelErr, gradRelErr, timing: t };
+        } finally {
+          features.dispose();
+          grad.dispose();
+        }
+      },
+    },
+    {
+      id: 'time-gemm', run: (): RowBody => {
+        const runs = dryRun ? wallClockGemm(33, 1) : native.cudaTimeGemm(33, 17, 9, 'bf16', 1);
+        const ok = runs.length === 1 && runs.every((ms) => Number.isFinite(ms) && ms >= 0);
+        return { ok, summary: `cudaTimeGemm 33x17x9: ${JSON.stringify(runs)}`, runs };
+      },
+    },
+  ];
+  return runCases('timingEntryPoints', cases, (c) => c.run(), (c) => c.id);
+}
+
+// ---------------------------------------------------------------------------------------
+
+function failuresOf(rows: Row[]): number {
+  return rows.filter((r) => !r.ok).length;
+}
+
+/** Times a stage and logs it beside its estimate. */
+function stage<T>(name: string, estimateS: number | null, fn: () => T): T {
+  const t0 = performance.now();
+  const out = fn();
+  const s = (performance.now() - t0) / 1000;
+  const times = (report.json.stageSeconds ??= {}) as Record<string, { seconds: number; estimated: number | null }>;
+  times[name] = { seconds: s, estimated: estimateS };
+  report.say(`stage ${name}: ${s.toFixed(1)} s${estimateS === null ? '' : ` (estimated ~${estimateS.toFixed(1)} s on an H200)`}`, false);
+  report.save();
+  return out;
+}
+
+function runChecks(precisions: readonly Precision[], stages: Stage[] | null): Row[] {
+  const est = (k: number) => (stages && !dryRun && !emulated ? stages[k].seconds : null);
+  const loss = stage('loss', est(0), () => runCases('loss', lossCases(scale, precisions), checkLoss, describeLoss));
+  lossCache = null;
+  const perPrecision = precisions.map((p) => {
+    const mine = loss.filter((r) => r.precision === p && r.error === undefined);
+    const worst = (key: string) => Math.max(0, ...mine.map((r) => r[key] as number));
+    return `${p} worst loss err ${worst('lossRelErr').toExponential(2)}, grad err ${worst('gradRelErr').toExponential(2)} (tolerance ${TOLERANCE[p]}, x${GRADIENT_FACTOR} for gradients)`;
+  });
+  say(`loss, CUDA vs CPU: ${loss.length - failuresOf(loss)} of ${loss.length} within tolerance; ${perPrecision.join('; ')}`);
+  const gemms = stage('gemm', est(1), () => runCases('gemmCheck', gemmCases(scale, precisions), checkGemm, describeGemm));
+  gemmCache = null;
+  say(`GEMM, CUDA vs CPU: ${gemms.length - failuresOf(gemms)} of ${gemms.length} within tolerance`);
+  const augments = stage('augment', est(2), () => runCases('augmentCheck', augmentCases(scale), checkAugment, describeAugment));
+  say(`augmentation, CUDA vs CPU: ${augments.length - failuresOf(augments)} of ${augments.length} within tolerance`);
+  const det = stage('determinism', est(3), checkDeterminism);
+  say(`determinism: ${det.length - failuresOf(det)} of ${det.length}`);
+  return [...loss, ...gemms, ...augments, ...det];
+}
+
+function header(): ReturnType<typeof backendInfo> {
+  const info = backendInfo();
+  say(`supcon GPU check${emulated ? ' (emulated CUDA)' : ''}: cuda build ${info.cuda}, usable ${info.cudaUsable}${info.cudaUsable ? '' : ` (${info.cudaReason})`}`);
+  for (const d of info.devices) say(`device ${d.index}: ${d.name}, compute capability ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, ${d.multiprocessors} SMs`);
+  report.json.info = info;
+  report.json.date = new Date().toISOString();
+  report.json.flags = flags;
+  if (dryRun) say(`DRY RUN: the GPU path on the CPU (fp32; ${emulated ? 'the emulated run\'s small sizes' : 'small timing sizes, wall clock'}); nothing here measures a GPU`);
+  report.save();
+  return info;
+}
+
+function mainEmulated(): void {
+  const info = header();
+  const emulator = native.cudaEmulator;
+  const closing = (k: number, n: number, f: number) => {
+    report.json.summary = { kernels: k, cases: n, failures: f, seconds: elapsedS() };
+    report.save();
+    say(`emulated CUDA: ${k} kernels, ${n} cases, ${f} failures`);
+    if (f > 0) process.exitCode = 1;
+  };
+  if (!dryRun && emulator === undefined) {
+    say('--emulated: this addon has no cudaEmulator(): it is not the emulated CUDA build (load one with SUPCON_ADDON=/abs/path/build-emu/Release/supcon.node)');
+    closing(0, 0, 1);
+    return;
+  }
+  if (!dryRun && !info.cudaUsable) {
+    say(`--emulated: the emulated CUDA backend reports itself unusable: ${info.cudaReason}`);
+    closing(0, 0, 1);
+    return;
+  }
+  const precisions = dryRun ? ['fp32' as const] : PRECISIONS;
+  const loss = lossCases(scale, precisions), gemms = gemmCases(scale, precisions), augments = augmentCases(scale);
+  printPlan('plan (small sizes; no time estimate: the emulator runs the kernels on the CPU):', [
+    ...checkStages(loss, gemms, augments), { name: 'cudaTimeLoss and cudaTimeGemm once each, tiny', count: 2, seconds: 0 },
+  ], false);
+  const rows = runChecks(precisions, null);
+  const entry = stage('timing entry points', null, timingEntryPoints);
+  say(`timing entry points: ${entry.length - failuresOf(entry)} of ${entry.length}`);
+  const all = [...rows, ...entry];
+  let failures = failuresOf(all), kernels = 0;
+  if (dryRun) {
+    say('DRY RUN: kernel coverage SKIPPED (the CPU ran the cases; no emulator counts kernel launches)');
+  } else {
+    const state = emulator!();
+    say(`kernels of native/cuda/*.cu (emulator: ${state.schedules} thread schedule${state.schedules === 1 ? '' : 's'} per block, guard: ${state.guard}):`);
+    const coverage = kernelCoverage(state.kernels);
+    for (const f of coverage.failures) say(`FAIL ${f}`);
+    failures += coverage.failures.length;
+    kernels = coverage.launched;
+  }
+  say(`wall time ${elapsedS().toFixed(1)} s`);
+  closing(kernels, all.length, failures);
+}
+
+function mainNoGpu(info: ReturnType<typeof backendInfo>): void {
+  say(`no GPU found (${info.cudaReason}): SKIPPED the CUDA-vs-CPU checks, the CUDA timings and the PyTorch peer.`);
+  // What can run here: the CPU path that the GPU is compared against, one thread against all.
+  let worst = 0;
+  const cases = lossCases('small', ['fp32']).slice(0, 6);
+  for (const c of cases) {
+    const x = normal(c.n * c.v * c.d, random(c.seed));
+    const a = supconLoss({ data: x, shape: [c.n, c.v, c.d] }, null, { ...c.options, device: 'cpu', threads: 1 });
+    const b = supconLoss({ data: x, shape: [c.n, c.v, c.d] }, null, { ...c.options, device: 'cpu' });
+    worst = Math.max(worst, Math.abs(a.loss - b.loss), relL2(a.grad, b.grad));
+  }
+  say(`CPU reference path: ${cases.length} cases, thread counts agree to ${worst.toExponential(1)}`);
+  report.json.skipped = info.cudaReason;
+  report.save();
+  say('gpu check: 0 passed, 0 failed, 1 skipped');
 }
 
 function main(): void {
-  const info = backendInfo();
-  say(`supcon GPU check: cuda build ${info.cuda}, usable ${info.cudaUsable}${info.cudaUsable ? '' : ` (${info.cudaReason})`}`);
-  for (const d of info.devices) say(`device ${d.index}: ${d.name}, compute capability ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, ${d.multiprocessors} SMs`);
-  const result: Record<string, unknown> = { info, date: new Date().toISOString() };
-  if (dryRun) say('DRY RUN: the GPU path on the CPU (fp32, small sizes); nothing here measures a GPU');
-  if (!info.cudaUsable && !dryRun) {
-    say(`no GPU found (${info.cudaReason}): SKIPPED the CUDA-vs-CPU checks, the CUDA timings and the PyTorch peer.`);
-    // What can run here: the CPU path that the GPU is compared against, on the same cases.
-    let worst = 0;
-    for (const c of cases().slice(0, 6)) {
-      const rnd = random(c.n);
-      const x = normal(c.n * c.v * c.d, rnd);
-      const a = supconLoss({ data: x, shape: [c.n, c.v, c.d] }, null, { ...c.options, device: 'cpu', threads: 1 });
-      const b = supconLoss({ data: x, shape: [c.n, c.v, c.d] }, null, { ...c.options, device: 'cpu' });
-      worst = Math.max(worst, Math.abs(a.loss - b.loss), relL2(a.grad, b.grad));
-    }
-    say(`CPU reference path: 6 cases, thread counts agree to ${worst.toExponential(1)}`);
-    result.skipped = info.cudaReason;
-    writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(result, null, 2));
-    say('gpu check: 0 passed, 0 failed, 1 skipped');
-    return;
-  }
-  const precisions: Precision[] = dryRun ? ['fp32'] : ['fp32', 'tf32', 'bf16'];
-  const check = checkCorrectness(precisions);
-  const passed = check.filter((r) => r.ok).length;
-  const deterministic = determinism();
-  say(`CUDA vs CPU: ${passed} of ${check.length} cases within tolerance; deterministic: ${deterministic}`);
-  for (const p of precisions) {
-    const mine = check.filter((r) => r.precision === p);
-    say(`  ${p}: worst loss error ${Math.max(...mine.map((r) => r.lossRelErr)).toExponential(2)}, worst gradient error ${Math.max(...mine.map((r) => r.gradRelErr)).toExponential(2)} (tolerance ${TOLERANCE[p]})`);
-  }
-  const gemmCheck = checkGemm(precisions);
-  const gemmPassed = gemmCheck.filter((r) => r.ok).length;
-  say(`CUDA GEMM vs CPU GEMM: ${gemmPassed} of ${gemmCheck.length} cases within tolerance`);
-  result.check = check;
-  result.gemmCheck = gemmCheck;
-  result.deterministic = deterministic;
-  writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(result, null, 2));
+  if (emulated) return mainEmulated();
+  const info = header();
+  if (!info.cudaUsable && !dryRun) return mainNoGpu(info);
 
-  const sizes = (process.env.SUPCON_GPU_SIZES ?? (dryRun ? '1024,2048' : '8192,32768,131072,1048576')).split(',').map(Number);
-  const ours = timeOurs(sizes, precisions);
-  result.ours = ours;
-  writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(result, null, 2));
-  const gemmTimes = precisions.map((precision) => {
-    const size = dryRun ? 256 : 8192;
-    const ms = dryRun ? wallClockGemm(size) : median(native.cudaTimeGemm(size, size, size, precision, 5));
-    const tflops = (2 * size ** 3) / ms / 1e9;
-    say(`ours GEMM ${size}^3 ${precision}: ${ms.toFixed(2)} ms, ${tflops.toFixed(3)} TFLOP/s`);
-    return { precision, ms, tflops };
-  });
-  result.gemm = gemmTimes;
-  const peer = dryRun ? { available: false, reason: 'dry run', rows: [] as PeerRow[] } : timePeer(sizes.filter((b) => b <= 131072));
-  result.peer = peer;
-  if (!peer.available) say(`PyTorch peer SKIPPED: ${peer.reason}`);
+  // The plan printed is the GPU run's: a dry run shows what the same flags will cost there.
+  const plan = timingPlan(dryRun);
+  const gpuPlan = dryRun ? timingPlan(false) : plan;
+  const peer = peerPlan(plan, dryRun);
+  const checks = checkStages(lossCases(scale), gemmCases(scale), augmentCases(scale));
+  const timings = timingStages(gpuPlan, peerPlan(gpuPlan, false));
+  const total = printPlan(`plan of \`gpu-check${quick ? ' --quick' : ''}\` on a GPU:`, [...checks, ...timings], true);
+  report.json.plan = { stages: [...checks, ...timings], estimatedSeconds: total, budgetSeconds: BUDGET_S, rates: H200 };
+  report.save();
 
-  const rows = ours.map((o) => {
-    const eager = peer.rows.find((r) => r.B === o.B && r.mode === 'eager');
-    const compiled = peer.rows.find((r) => r.B === o.B && r.mode === 'compile');
-    const fmt = (r?: PeerRow) => (r === undefined ? 'n/a' : r.ms !== undefined ? r.ms.toFixed(1) : 'OOM/failed');
-    const ratio = (r?: PeerRow) => (r?.ms !== undefined ? (r.ms / o.totalMs).toFixed(1) + 'x' : 'n/a');
-    return [o.B, o.precision, o.totalMs.toFixed(2), o.tflops.toFixed(1), o.peakExtraMB.toFixed(0), fmt(eager), ratio(eager), fmt(compiled), ratio(compiled)];
+  const precisions: readonly Precision[] = dryRun ? ['fp32'] : PRECISIONS;
+  const checkRows = runChecks(precisions, checks);
+  const peerReserveS = dryRun ? 0 : peerSeconds(peer);
+  const ours = stage('timings', dryRun ? null : timings[0].seconds, () => timeOurs(plan, peerReserveS));
+  const gemmTimes = stage('gemm timings', dryRun ? null : timings[1].seconds, () => timeGemms(precisions));
+  const peerResult = stage('peer', dryRun ? null : timings[2].seconds, () => timePeer(peer, dryRun ? 120 : BUDGET_S - elapsedS() - 5));
+  report.json.peer = peerResult;
+  report.save();
+  if (!peerResult.available) say(`PyTorch peer SKIPPED: ${peerResult.reason}`);
+  else if (dryRun) say(`PyTorch peer on the CPU (dry run: torch ${peerResult.torch}, wall clock)`);
+  else if (peerResult.reason) say(`PyTorch peer incomplete (${peerResult.reason}); its finished rows are kept`);
+
+  const fmt = (r?: PeerRow) => (r === undefined ? 'n/a' : r.ms !== undefined ? r.ms.toFixed(1) : 'OOM/failed');
+  const ratio = (o: TimingRow, r?: PeerRow) => (r?.ms !== undefined ? (r.ms / o.totalMs).toFixed(1) + 'x' : 'n/a');
+  const rows = ours.rows.map((o) => {
+    const find = (mode: string) => peerResult.rows.find((r) => r.B === o.B && r.mode === mode && r.precision === o.precision);
+    const eager = find('eager'), compiled = find('compile');
+    return [o.B, o.precision, o.totalMs.toFixed(2), o.tflops.toFixed(1), o.peakExtraMB.toFixed(0), fmt(eager), ratio(o, eager), fmt(compiled), ratio(o, compiled)];
   });
-  const md = table(['B', 'precision', 'ours fwd+bwd (ms)', 'TFLOP/s', 'peak extra (MB)', 'torch eager (ms)', 'speed-up', 'torch.compile (ms)', 'speed-up'], rows);
-  result.table = md;
-  writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(result, null, 2));
-  writeFileSync(path.join(outDir, 'gpu-check.md'), md);
-  writeFileSync(path.join(outDir, 'gpu-check.log'), log.join('\n') + '\n');
-  console.log('\n' + md);
-  const peerGemm = (peer.gemm ?? []) as { precision: string; ms: number }[];
-  const gemmMd = table([`GEMM ${dryRun ? 256 : 8192}^3`, 'ours (ms)', 'TFLOP/s', 'torch.matmul (ms)', 'ours / torch throughput'], gemmTimes.map((g) => {
-    const t = peerGemm.find((r) => r.precision === g.precision);
+  const md = table(['B', 'precision', 'ours fwd+bwd (ms)', 'TFLOP/s', 'peak extra (MB)', 'torch eager, same precision (ms)', 'speed-up', 'torch.compile (ms)', 'speed-up'], rows);
+  const gemmMd = table([`GEMM ${GEMM_SIZE}^3`, 'ours (ms)', 'TFLOP/s', 'torch.matmul (ms)', 'ours / torch throughput'], gemmTimes.rows.map((g) => {
+    const t = peerResult.gemm.find((r) => r.precision === g.precision);
     return [g.precision, g.ms.toFixed(2), g.tflops.toFixed(1), t ? t.ms.toFixed(2) : 'n/a', t ? (t.ms / g.ms).toFixed(2) : 'n/a'];
   }));
+  report.json.table = md + '\n' + gemmMd;
   writeFileSync(path.join(outDir, 'gpu-check.md'), md + '\n' + gemmMd);
-  console.log(gemmMd);
-  const failed = check.length - passed + gemmCheck.length - gemmPassed + (deterministic ? 0 : 1);
-  say(`gpu check: ${passed + gemmPassed + (deterministic ? 1 : 0)} passed, ${failed} failed`);
+  console.log('\n' + md + '\n' + gemmMd);
+  const failed = failuresOf(checkRows) + ours.failures + gemmTimes.failures;
+  const passed = checkRows.length - failuresOf(checkRows) + ours.rows.length + gemmTimes.rows.length;
+  report.json.summary = { passed, failed, seconds: elapsedS(), estimatedSeconds: total };
+  report.save();
+  say(`wall time ${elapsedS().toFixed(1)} s (estimated ~${total.toFixed(0)} s on an H200)`);
+  say(`gpu check: ${passed} passed, ${failed} failed`);
   if (failed > 0) process.exitCode = 1;
 }
 

@@ -1,0 +1,405 @@
+// The one case table of the CUDA-vs-CPU checks. `npm run gpu:check` runs it at full sizes
+// on a GPU; `gpu-check --emulated` (the emulated CUDA backend of `npm run
+// test:cuda-emulated`) runs the same cases at small sizes. A case names its inputs and
+// options only; bench/gpu-check.ts makes the data, runs both paths and compares them.
+//
+// The loss cases are a covering design, not the full cross product: twelve configurations
+// of everything but the precision, chosen so that every value of every option appears and
+// the pairs that select different kernel code appear together (variant x denominator,
+// labels kind x contrast mode, the backward kernel's d class x normalisation), each run in
+// every precision, so that every pair of precision x option value is covered.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { AugmentOp, AugmentPipeline } from '../lib/index';
+
+export type Precision = 'fp32' | 'tf32' | 'bf16';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'tf32', 'bf16'];
+
+/** Relative error allowed in the loss (and, times GRADIENT_FACTOR, in gradients and GEMM results). */
+export const TOLERANCE: Readonly<Record<Precision, number>> = Object.freeze({ fp32: 1e-5, tf32: 2e-3, bf16: 2e-2 });
+export const GRADIENT_FACTOR = 10;
+/**
+ * Floor of the reference norm in relative L2 errors, as an RMS per element: an exactly
+ * zero reference (d = 1 with normalize: z = +-1, so every gradient component cancels;
+ * SimCLR with one view: no anchor has a positive) compares as an absolute error against
+ * this instead of dividing by zero. The non-zero reference gradients of the table have an
+ * RMS of 2e-6 and more, which the floor moves by under 0.2%.
+ */
+export const RMS_FLOOR = 1e-7;
+/** Floor of |reference loss| in the loss's relative error (a loss of exactly 0 when no anchor counts). */
+export const LOSS_FLOOR = 1e-6;
+/**
+ * Augmentation: CUDA and CPU views agree to this absolute error per value, except after
+ * the thresholding ops (solarize, posterize, equalize, autoContrast), where a last-bit
+ * difference may move a value across a threshold: there at most `jumpShare` of the values
+ * may differ by more.
+ */
+export const AUGMENT_TOLERANCE = Object.freeze({ abs: 1e-4, jumpShare: 1e-2 });
+export const THRESHOLDING_OPS: readonly string[] = ['solarize', 'posterize', 'equalize', 'autoContrast'];
+
+/** ||a - b|| / max(||b||, RMS_FLOOR sqrt(count)) over the indices `at` selects (default all). */
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>, at?: (i: number) => boolean): number {
+  let num = 0, den = 0, count = 0;
+  for (let i = 0; i < b.length; i++) {
+    if (at && !at(i)) continue;
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+    count++;
+  }
+  return Math.sqrt(num / Math.max(den, count * RMS_FLOOR ** 2, 1e-300));
+}
+
+/** The median; of an even count, the mean of the two middle values. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((p, q) => p - q), mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+export type Scale = 'full' | 'small';
+const pick = (sizes: readonly [number, number], scale: Scale) => (scale === 'full' ? sizes[0] : sizes[1]);
+
+// ---------------------------------------------------------------------------------------
+// The loss
+
+/** The forward kernel's row blocks and the backward kernel's tiles are 64 rows. */
+export const TILE = 64;
+
+/** Which backward kernel a feature width selects (native/cuda/supcon_loss.cu, launchBackward). */
+export function backwardVariant(d: number): string {
+  const ld = Math.ceil(d / 32) * 32, chunks = Math.ceil(ld / 64);
+  return chunks === 1 ? 'registers, d <= 64' : chunks === 2 ? 'registers, d <= 128' : chunks <= 4 ? 'registers, d <= 256' : 'global memory, d > 256';
+}
+
+export interface LossOptionsOfCase {
+  temperature: number;
+  baseTemperature: number;
+  contrastMode: 'all' | 'one';
+  variant: 'out' | 'in';
+  denominator: 'all' | 'onePositive' | 'onlyNegatives';
+  normalize: boolean;
+  excludeAnchorsWithoutPositives: boolean;
+}
+
+export interface LossCase {
+  id: string;
+  precision: Precision;
+  n: number;
+  v: number;
+  d: number;
+  /** 'labels': classes drawn from `classes`; 'simclr': no labels (positives are the other views); 'mask': an [n, n] mask. */
+  positives: 'labels' | 'simclr' | 'mask';
+  classes: number;
+  options: LossOptionsOfCase;
+  seed: number;
+  /** What the case is there for. */
+  covers: string;
+}
+
+interface LossConfig {
+  n: readonly [number, number];  // [full, small]
+  v: number;
+  d: number;
+  positives: LossCase['positives'];
+  classes?: readonly [number, number];
+  contrastMode: LossOptionsOfCase['contrastMode'];
+  variant: LossOptionsOfCase['variant'];
+  denominator: LossOptionsOfCase['denominator'];
+  normalize: boolean;
+  exclude: boolean;
+  temperature: number;
+  covers: string;
+}
+
+// B = n v rows ('all' mode anchors all of them, 'one' mode the n of view 0).
+const LOSS_CONFIGS: readonly LossConfig[] = [
+  { n: [37, 37], v: 2, d: 1, positives: 'labels', classes: [3, 3], contrastMode: 'all', variant: 'out', denominator: 'all', normalize: true, exclude: false, temperature: 0.1, covers: 'd = 1 with normalize: a gradient of exactly 0' },
+  { n: [150, 45], v: 2, d: 3, positives: 'simclr', contrastMode: 'one', variant: 'in', denominator: 'onePositive', normalize: false, exclude: false, temperature: 0.5, covers: "SimCLR, 'one' mode, odd d" },
+  { n: [333, 70], v: 2, d: 64, positives: 'mask', contrastMode: 'all', variant: 'out', denominator: 'onlyNegatives', normalize: true, exclude: false, temperature: 0.07, covers: "'all'-mode mask whose last block is partial (padding rows must not read the mask)" },
+  { n: [101, 33], v: 4, d: 128, positives: 'labels', classes: [5, 5], contrastMode: 'one', variant: 'out', denominator: 'onePositive', normalize: true, exclude: true, temperature: 0.2, covers: 'v = 4, two register chunks' },
+  { n: [500, 96], v: 2, d: 129, positives: 'mask', contrastMode: 'one', variant: 'in', denominator: 'all', normalize: false, exclude: true, temperature: 0.1, covers: "'one'-mode mask whose last block is partial, four register chunks" },
+  { n: [700, 50], v: 2, d: 300, positives: 'labels', classes: [7, 7], contrastMode: 'all', variant: 'in', denominator: 'onlyNegatives', normalize: true, exclude: false, temperature: 0.05, covers: 'dz in global memory, normalised' },
+  { n: [30, 20], v: 2, d: 2048, positives: 'simclr', contrastMode: 'all', variant: 'out', denominator: 'onePositive', normalize: false, exclude: false, temperature: 0.1, covers: 'd = 2048 unnormalised, B below one tile' },
+  { n: [1001, 77], v: 1, d: 64, positives: 'labels', classes: [400, 40], contrastMode: 'all', variant: 'in', denominator: 'onePositive', normalize: false, exclude: true, temperature: 0.3, covers: 'v = 1 with singleton classes: the exclusion rule' },
+  { n: [256, 32], v: 2, d: 64, positives: 'labels', classes: [4, 4], contrastMode: 'all', variant: 'out', denominator: 'all', normalize: false, exclude: false, temperature: 1, covers: 'B a multiple of the tile' },
+  { n: [150, 40], v: 3, d: 128, positives: 'mask', contrastMode: 'one', variant: 'out', denominator: 'onlyNegatives', normalize: false, exclude: false, temperature: 0.3, covers: 'v = 3, two register chunks unnormalised' },
+  { n: [200, 50], v: 1, d: 129, positives: 'simclr', contrastMode: 'all', variant: 'in', denominator: 'all', normalize: true, exclude: true, temperature: 0.1, covers: 'SimCLR with one view: no anchor has a positive, the loss is 0' },
+  { n: [300, 24], v: 2, d: 2048, positives: 'labels', classes: [10, 6], contrastMode: 'all', variant: 'out', denominator: 'all', normalize: true, exclude: false, temperature: 0.1, covers: 'd = 2048 normalised' },
+  { n: [4097, 130], v: 2, d: 128, positives: 'labels', classes: [100, 10], contrastMode: 'all', variant: 'out', denominator: 'all', normalize: true, exclude: false, temperature: 0.1, covers: 'the timed configuration, many column tiles' },
+];
+
+/** Every loss case at this scale: each configuration in every precision. */
+export function lossCases(scale: Scale, precisions: readonly Precision[] = PRECISIONS): LossCase[] {
+  const out: LossCase[] = [];
+  LOSS_CONFIGS.forEach((c, k) => {
+    for (const precision of precisions)
+      out.push({
+        id: `loss-${String(k + 1).padStart(2, '0')}-${precision}`,
+        precision,
+        n: pick(c.n, scale),
+        v: c.v,
+        d: c.d,
+        positives: c.positives,
+        classes: c.classes ? pick(c.classes, scale) : 0,
+        options: {
+          temperature: c.temperature, baseTemperature: 0.07, contrastMode: c.contrastMode, variant: c.variant,
+          denominator: c.denominator, normalize: c.normalize, excludeAnchorsWithoutPositives: c.exclude,
+        },
+        seed: 1000 + k,  // the same inputs in every precision
+        covers: `${c.covers}; backward: ${backwardVariant(c.d)}`,
+      });
+  });
+  return out;
+}
+
+/** Rows whose anchors the forward kernel's last block holds (0: the blocks are full). */
+export function lossLastBlockRows(c: LossCase): number {
+  const anchors = c.options.contrastMode === 'all' ? c.n * c.v : c.n;
+  return anchors % TILE;
+}
+
+export interface Work {
+  /** Floating-point operations of matrix products (tensor cores in tf32 and bf16). */
+  flops: number;
+  /** Other GPU operations, on the CUDA cores (the loss's row phase: masks, exponentials, sums). */
+  scalarOps: number;
+  /** Bytes the GPU reads and writes (the working set streamed per tile pass). */
+  bytes: number;
+  /** Host-side element work: generating, copying and comparing values. */
+  hostElements: number;
+  /** Floating-point operations of the CPU reference. */
+  cpuFlops: number;
+}
+
+/**
+ * Work of the fused loss, forward + backward, as the kernels tile it (not the model's
+ * 6 B^2 d): the forward pass(es) over the anchors' blocks, the backward recomputing the
+ * logits and multiplying H Z; about 30 row-phase operations a logit forward, 50 backward.
+ */
+export function lossWork(n: number, v: number, d: number, contrastMode: 'all' | 'one', denominator: string): Work {
+  const B = n * v, anchors = contrastMode === 'all' ? B : n, ld = Math.ceil(d / 32) * 32;
+  const passes = denominator === 'onePositive' ? 2 : 1;
+  const anchorRows = Math.ceil(anchors / TILE) * TILE, rows = Math.ceil(B / TILE) * TILE;
+  const flops = 2 * passes * anchorRows * B * ld + 4 * rows * B * ld;
+  const bytes = 4 * B * ld * (passes * Math.ceil(anchors / TILE) + 2 * Math.ceil(B / TILE)) + 3 * 4 * B * d;
+  return {
+    flops, scalarOps: 30 * passes * anchorRows * B + 50 * rows * B, bytes, hostElements: 4 * B * d,
+    cpuFlops: 2 * passes * anchors * B * d + 4 * B * B * d,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// The GEMM
+
+export interface GemmCase {
+  id: string;
+  precision: Precision;
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  /** Extra row stride beyond the stored widths (padding that holds NaN in A and B, sentinels in C). */
+  padA: number;
+  padB: number;
+  padC: number;
+  alpha: number;
+  beta: number;
+  seed: number;
+}
+
+const GEMM_SHAPES: readonly (readonly [readonly [number, number, number], readonly [number, number, number]])[] = [
+  [[1, 1, 1], [1, 1, 1]],
+  [[7, 33, 5], [7, 33, 5]],
+  [[64, 64, 64], [64, 64, 64]],
+  [[130, 67, 257], [70, 45, 131]],
+  [[257, 300, 129], [65, 66, 33]],
+  [[65, 1, 300], [65, 1, 40]],
+  [[1, 200, 33], [1, 70, 33]],
+  [[33, 17, 0], [9, 17, 0]],
+];
+// (alpha, beta); beta = 0 must not read C (it holds NaN then).
+const GEMM_SCALARS: readonly (readonly [number, number])[] = [[1, 0], [0.7, 0.3], [-1.5, 1], [2, 0]];
+const GEMM_PADS: readonly (readonly [number, number, number])[] = [[0, 0, 0], [3, 0, 2], [0, 17, 5], [1, 2, 3]];
+
+/** Every shape with every transpose pair, strides and scalars rotating, in every precision. */
+export function gemmCases(scale: Scale, precisions: readonly Precision[] = PRECISIONS): GemmCase[] {
+  const out: GemmCase[] = [];
+  let k = 0;
+  GEMM_SHAPES.forEach((sizes, s) => {
+    const [M, N, K] = scale === 'full' ? sizes[0] : sizes[1];
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const [alpha, beta] = GEMM_SCALARS[k % GEMM_SCALARS.length];
+      const [padA, padB, padC] = GEMM_PADS[(k + s) % GEMM_PADS.length];
+      for (const precision of precisions)
+        out.push({ id: `gemm-${String(k + 1).padStart(2, '0')}-${precision}`, precision, M, N, K, transA, transB, padA, padB, padC, alpha, beta, seed: 500 + k });
+      k++;
+    }
+  });
+  return out;
+}
+
+/** Stored rows, columns and row stride of op(X) [rows, cols] kept transposed or not. */
+export function stored(rows: number, cols: number, trans: boolean, pad: number) {
+  const r = trans ? cols : rows, c = trans ? rows : cols;
+  return { rows: r, cols: c, ld: Math.max(1, c + pad) };
+}
+
+export function gemmWork(c: GemmCase): Work {
+  const bytes = 4 * (c.M * c.K + c.K * c.N + 2 * c.M * c.N);
+  return { flops: 2 * c.M * c.N * c.K, scalarOps: 0, bytes, hostElements: 3 * (c.M * c.K + c.K * c.N + c.M * c.N), cpuFlops: 2 * c.M * c.N * c.K };
+}
+
+// ---------------------------------------------------------------------------------------
+// Augmentation
+
+export interface ImageConfig {
+  name: string;
+  dtype: 'uint8' | 'float32';
+  n: number;
+  channels: 1 | 3;
+  height: number;
+  width: number;
+  outHeight: number;
+  outWidth: number;
+}
+
+/** Per-view scratch of the CUDA kernel: two planar buffers, planes padded to 16 floats (native/cuda/augment.cu). */
+export function augmentScratchBytes(img: ImageConfig): number {
+  const plane = Math.ceil((img.outHeight * img.outWidth) / 16) * 16;
+  return 2 * img.channels * plane * 4;
+}
+/** Above this the two buffers live in global memory instead of shared memory. */
+export const AUGMENT_SHARED_LIMIT = 44 * 1024;
+
+// Two images whose buffers fit in shared memory and two that do not, between them uint8
+// and float input, 1 and 3 channels, resizes up and down.
+function images(scale: Scale): ImageConfig[] {
+  const n = scale === 'full' ? 16 : 2;
+  return [
+    { name: 'u8 3x32x32', dtype: 'uint8', n, channels: 3, height: 32, width: 32, outHeight: 32, outWidth: 32 },
+    { name: 'f32 1x28x28->24x20', dtype: 'float32', n, channels: 1, height: 28, width: 28, outHeight: 24, outWidth: 20 },
+    { name: 'u8 3x96x96', dtype: 'uint8', n, channels: 3, height: 96, width: 96, outHeight: 96, outWidth: 96 },
+    { name: 'f32 1x67x45->80x72', dtype: 'float32', n, channels: 1, height: 67, width: 45, outHeight: 80, outWidth: 72 },
+  ];
+}
+
+/** Every op of the CUDA kernel (native/common/augment_types.h, OpKind) and the resampling in front of it. */
+export const AUGMENT_OPS: readonly AugmentOp[] = [
+  { op: 'hflip' },
+  { op: 'brightness', factor: 1.3 },
+  { op: 'contrast', factor: 0.6 },
+  { op: 'saturation', factor: 1.7 },
+  { op: 'hue', factor: -0.2 },
+  { op: 'grayscale' },
+  { op: 'solarize', threshold: 0.4 },
+  { op: 'posterize', bits: 3 },
+  { op: 'invert' },
+  { op: 'autoContrast' },
+  { op: 'equalize' },
+  { op: 'sharpness', factor: 1.9 },
+  // the largest kernel on the 32 x 32 and 80 x 72 images (reflect padding 31 < each side)
+  { op: 'gaussianBlur', kernelSize: 63, sigma: 9 },
+  { op: 'gaussianBlur', kernelSize: 5, sigma: 1.3 },
+  { op: 'rotate', angle: 17, interpolation: 'bilinear' },
+  { op: 'affine', angle: -8, translate: [3, -2], scale: 1.15, shear: [5, -3], interpolation: 'nearest' },
+  { op: 'affineMatrix', matrix: [0.9, 0.1, 2, -0.1, 1.05, -1], interpolation: 'bilinear' },
+  { op: 'shearX', factor: 0.2 },
+  { op: 'shearY', factor: -0.15, interpolation: 'bilinear' },
+  { op: 'translateX', pixels: 5 },
+  { op: 'translateY', pixels: -4 },
+];
+
+export interface AugmentCase {
+  id: string;
+  image: ImageConfig;
+  /** applyAugmentOps: a resizedCrop then these ops; or augment() with a pipeline. */
+  ops?: AugmentOp[];
+  pipeline?: AugmentPipeline;
+  normalize: boolean;
+  fill: number | null;
+  seed: number;
+  covers: string;
+}
+
+const NORMALIZE = { 3: { mean: [0.4914, 0.4822, 0.4465], std: [0.2023, 0.1994, 0.201] }, 1: { mean: [0.5], std: [0.25] } } as const;
+export function normalizeSpec(channels: 1 | 3) {
+  return NORMALIZE[channels];
+}
+
+/**
+ * Each op on one image of the shared-memory path and one of the global-memory path,
+ * alternating so that each op meets uint8 and float, 1 and 3 channels; Normalize and the
+ * fill rotate. Then whole pipelines (their drawn programs chain many ops per view).
+ */
+export function augmentCases(scale: Scale): AugmentCase[] {
+  const [smallA, smallB, bigA, bigB] = images(scale);
+  const out: AugmentCase[] = [];
+  AUGMENT_OPS.forEach((op, k) => {
+    const pair = k % 2 === 0 ? [smallA, bigB] : [smallB, bigA];
+    pair.forEach((image, j) => {
+      out.push({
+        id: `augment-${String(out.length + 1).padStart(2, '0')}`,
+        image,
+        ops: [op],
+        normalize: (k + j) % 3 === 0,
+        fill: (k + j) % 4 === 1 ? 0.4 : null,
+        seed: 700 + out.length,
+        covers: `${op.op} on ${image.name} (${augmentScratchBytes(image) > AUGMENT_SHARED_LIMIT ? 'global' : 'shared'} memory)`,
+      });
+    });
+  });
+  const pipelines: [string, AugmentPipeline][] = [
+    ['simAugment', { crop: { scale: [0.2, 1] }, flip: 0.5, colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 0.8 }, grayscale: 0.2 }],
+    ['simclr with blur', { crop: { scale: [0.08, 1] }, flip: 0.5, colorJitter: { brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2, p: 0.8 }, grayscale: 0.2, blur: { kernelSize: 9, sigma: [0.1, 2], p: 0.5 }, solarize: { threshold: 0.5, p: 0.2 } }],
+    ['randAugment', { crop: { scale: [0.2, 1] }, flip: 0.5, randAugment: { ops: 4, magnitude: 12, interpolation: 'bilinear' } }],
+    ['autoAugment imagenet', { crop: { scale: [0.2, 1] }, flip: 0.5, autoAugment: { policy: 'imagenet' } }],
+  ];
+  pipelines.forEach(([name, pipeline], k) => {
+    const image = [smallA, bigA, smallB, bigB][k];
+    out.push({
+      id: `augment-${String(out.length + 1).padStart(2, '0')}`,
+      image,
+      pipeline: { ...pipeline, size: [image.outHeight, image.outWidth] },
+      normalize: k % 2 === 1,
+      fill: k === 2 ? 0.5 : null,
+      seed: 700 + out.length,
+      covers: `pipeline ${name} on ${image.name}`,
+    });
+  });
+  return out;
+}
+
+export function augmentWork(c: AugmentCase): Work {
+  const outValues = c.image.n * (c.pipeline ? 2 : 1) * c.image.channels * c.image.outHeight * c.image.outWidth;
+  const inValues = c.image.n * c.image.channels * c.image.height * c.image.width;
+  // A blur of kernel k does 2k taps a value; the other ops a handful.
+  const taps = (c.ops ?? []).reduce((s, o) => s + (o.op === 'gaussianBlur' ? 4 * o.kernelSize : 20), 20);
+  return { flops: 0, scalarOps: outValues * taps, bytes: 4 * (inValues + outValues), hostElements: 3 * (inValues + outValues), cpuFlops: outValues * taps };
+}
+
+// ---------------------------------------------------------------------------------------
+// The kernels a run must launch
+
+/** Every `__global__` function defined in the .cu files of `dir` (native/cuda), by name. */
+export function sourceKernels(dir: string): { name: string; file: string }[] {
+  if (!existsSync(dir)) throw new Error(`${dir} is missing: the kernel list comes from the CUDA sources`);
+  const out: { name: string; file: string }[] = [];
+  const definition = /__global__\s+(?:(?:static|inline)\s+)*void\s+(?:__launch_bounds__\s*\((?:[^()]|\([^()]*\))*\)\s*)?([A-Za-z_]\w*)\s*\(/g;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.cu')).sort()) {
+    const text = readFileSync(path.join(dir, file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    for (const m of text.matchAll(definition)) if (!out.some((k) => k.name === m[1])) out.push({ name: m[1], file });
+  }
+  return out;
+}
+
+/**
+ * The function's own name in a launched kernel's name: without template arguments (after
+ * '<'), a parameter list, a return type or namespaces.
+ */
+export function kernelBaseName(launched: string): string {
+  let s = launched.replace(/\(anonymous namespace\)/g, 'anonymous');
+  s = s.split('<')[0].split('(')[0].trim();
+  s = s.split(/\s+/).pop() ?? s;
+  return s.split('::').pop() ?? s;
+}

@@ -1,0 +1,241 @@
+// The case table of the GPU check and of the emulated CUDA run (bench/cuda-cases.ts): that
+// it covers what it claims, that its comparisons can fail, and that the check script runs
+// its GPU path on the CPU (--dry-run, --emulated --dry-run) and refuses --emulated on an
+// addon that is not the emulated build.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  AUGMENT_OPS, AUGMENT_SHARED_LIMIT, augmentCases, augmentScratchBytes, backwardVariant, gemmCases, kernelBaseName,
+  lossCases, lossLastBlockRows, lossWork, median, PRECISIONS, relL2, RMS_FLOOR, sourceKernels, TILE, TOLERANCE,
+} from '../bench/cuda-cases';
+import type { LossCase, Scale } from '../bench/cuda-cases';
+
+const repo = path.join(__dirname, '..');
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'supcon-cuda-cases-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+const scales: Scale[] = ['full', 'small'];
+
+describe.each(scales)('the loss cases (%s sizes)', (scale) => {
+  const cases = lossCases(scale);
+  const options: [string, (c: LossCase) => unknown, unknown[]][] = [
+    ['variant', (c) => c.options.variant, ['out', 'in']],
+    ['contrastMode', (c) => c.options.contrastMode, ['all', 'one']],
+    ['denominator', (c) => c.options.denominator, ['all', 'onePositive', 'onlyNegatives']],
+    ['positives', (c) => c.positives, ['labels', 'simclr', 'mask']],
+    ['normalize', (c) => c.options.normalize, [true, false]],
+    ['exclude', (c) => c.options.excludeAnchorsWithoutPositives, [true, false]],
+    ['backward kernel', (c) => backwardVariant(c.d), ['registers, d <= 64', 'registers, d <= 128', 'registers, d <= 256', 'global memory, d > 256']],
+  ];
+
+  it('every precision meets every value of every option', () => {
+    for (const precision of PRECISIONS)
+      for (const [name, of, values] of options) {
+        const seen = new Set(cases.filter((c) => c.precision === precision).map(of));
+        for (const v of values) expect(seen.has(v), `${precision} x ${name} = ${v}`).toBe(true);
+      }
+  });
+
+  it('covers the pairs that select different kernel code', () => {
+    const pairs = (a: (c: LossCase) => unknown, b: (c: LossCase) => unknown) => new Set(cases.map((c) => `${a(c)}|${b(c)}`));
+    expect(pairs((c) => c.options.variant, (c) => c.options.denominator).size).toBe(6);
+    expect(pairs((c) => c.positives, (c) => c.options.contrastMode).size).toBe(6);
+    expect(pairs((c) => backwardVariant(c.d), (c) => c.options.normalize).size).toBe(8);
+  });
+
+  it('has the feature widths, tile edges and partial blocks of the issue', () => {
+    const ds = new Set(cases.map((c) => c.d));
+    for (const d of [1, 3, 64, 129, 300, 2048]) expect(ds.has(d), `d = ${d}`).toBe(true);
+    expect(cases.some((c) => (c.n * c.v) % TILE !== 0)).toBe(true);
+    expect(cases.some((c) => (c.n * c.v) % TILE === 0)).toBe(true);
+    expect(cases.some((c) => c.n * c.v < TILE)).toBe(true);
+    const maskPartial = (mode: string) => cases.some((c) => c.positives === 'mask' && c.options.contrastMode === mode && lossLastBlockRows(c) > 0);
+    expect(maskPartial('all')).toBe(true);
+    expect(maskPartial('one')).toBe(true);
+    expect(cases.some((c) => c.d === 1 && c.options.normalize)).toBe(true);
+  });
+
+  it('is a covering design, not the cross product, with unique ids and one input per configuration', () => {
+    expect(cases.length).toBeLessThan(3 * 2 * 2 * 3 * 3 * 2 * 2);
+    expect(new Set(cases.map((c) => c.id)).size).toBe(cases.length);
+    for (const c of cases) {
+      const same = cases.filter((o) => o.seed === c.seed);
+      expect(same.map((o) => o.precision).sort()).toEqual([...PRECISIONS].sort());
+      for (const o of same) expect([o.n, o.v, o.d, o.options]).toEqual([c.n, c.v, c.d, c.options]);
+    }
+  });
+});
+
+it('the small sizes keep the emulated run small and the full sizes are larger', () => {
+  const work = (s: Scale) => lossCases(s).reduce((sum, c) => sum + lossWork(c.n, c.v, c.d, c.options.contrastMode, c.options.denominator).flops, 0);
+  expect(work('small')).toBeLessThan(2e9);
+  expect(work('full')).toBeGreaterThan(50 * work('small'));
+  // The same configurations at both scales, so the emulated run checks what the GPU run checks.
+  expect(lossCases('small').map((c) => c.id)).toEqual(lossCases('full').map((c) => c.id));
+  expect(gemmCases('small').map((c) => c.id)).toEqual(gemmCases('full').map((c) => c.id));
+  expect(augmentCases('small').map((c) => c.id)).toEqual(augmentCases('full').map((c) => c.id));
+});
+
+it('the tolerances are the GPU check\'s', () => {
+  expect(TOLERANCE).toEqual({ fp32: 1e-5, tf32: 2e-3, bf16: 2e-2 });
+});
+
+describe.each(scales)('the GEMM cases (%s sizes)', (scale) => {
+  const cases = gemmCases(scale);
+  it('every precision meets every transpose pair, padded strides, alpha and beta = 0', () => {
+    for (const precision of PRECISIONS) {
+      const mine = cases.filter((c) => c.precision === precision);
+      expect(new Set(mine.map((c) => `${c.transA}${c.transB}`)).size).toBe(4);
+      expect(mine.some((c) => c.padA > 0) && mine.some((c) => c.padB > 0) && mine.some((c) => c.padC > 0)).toBe(true);
+      expect(mine.some((c) => c.beta === 0) && mine.some((c) => c.beta !== 0) && mine.some((c) => c.alpha !== 1)).toBe(true);
+      expect(mine.some((c) => c.M % 64 !== 0 && c.N % 64 !== 0 && c.K % 32 !== 0)).toBe(true);
+      expect(mine.some((c) => c.K === 0) && mine.some((c) => c.M === 1) && mine.some((c) => c.N === 1)).toBe(true);
+    }
+  });
+});
+
+describe.each(scales)('the augmentation cases (%s sizes)', (scale) => {
+  const cases = augmentCases(scale);
+  it('reach every op kind of native/common/augment_types.h and the resampling', () => {
+    const header = fs.readFileSync(path.join(repo, 'native', 'common', 'augment_types.h'), 'utf8');
+    const kinds = [...header.slice(header.indexOf('enum class OpKind')).split('};')[0].matchAll(/^\s+(\w+) = \d+,/gm)].map((m) => m[1]);
+    expect(kinds.length).toBeGreaterThanOrEqual(13);
+    const geometric = ['rotate', 'affine', 'affineMatrix', 'shearX', 'shearY', 'translateX', 'translateY'];
+    const used = new Set(cases.flatMap((c) => (c.ops ?? []).map((o) => o.op)));
+    for (const kind of kinds) {
+      const names = kind === 'Affine' ? geometric : [kind[0].toLowerCase() + kind.slice(1)];
+      expect(names.some((n) => used.has(n)), `OpKind ${kind}`).toBe(true);
+    }
+    for (const op of geometric) expect(used.has(op), op).toBe(true);
+    expect(used.has('hflip')).toBe(true);
+  });
+
+  it('run each op on both memory paths, uint8 and float, 1 and 3 channels', () => {
+    for (const op of new Set(AUGMENT_OPS.map((o) => JSON.stringify(o)))) {
+      const mine = cases.filter((c) => c.ops?.some((o) => JSON.stringify(o) === op));
+      const global = (c: (typeof cases)[number]) => augmentScratchBytes(c.image) > AUGMENT_SHARED_LIMIT;
+      expect(mine.some(global) && mine.some((c) => !global(c)), op).toBe(true);
+      expect(new Set(mine.map((c) => c.image.dtype)).size, op).toBe(2);
+      expect(new Set(mine.map((c) => c.image.channels)).size, op).toBe(2);
+    }
+    expect(cases.some((c) => c.image.channels === 3 && c.image.height === 96 && augmentScratchBytes(c.image) > AUGMENT_SHARED_LIMIT)).toBe(true);
+    expect(cases.some((c) => c.pipeline)).toBe(true);
+    expect(cases.some((c) => c.normalize) && cases.some((c) => c.fill !== null)).toBe(true);
+  });
+});
+
+describe('the comparisons', () => {
+  it('relL2 floors a zero reference and still fails a wrong result', () => {
+    const zero = new Float32Array(100);
+    expect(relL2(zero, zero)).toBe(0);
+    expect(relL2(new Float32Array(100).fill(1e-9), zero)).toBeCloseTo(1e-9 / RMS_FLOOR, 6);
+    expect(relL2(new Float32Array(100).fill(1e-3), zero)).toBeGreaterThan(1);
+    const ref = Float32Array.from({ length: 100 }, (_, i) => Math.sin(i) + 2);
+    expect(relL2(ref, ref)).toBe(0);
+    expect(relL2(ref.map((x) => x * 1.01), ref)).toBeCloseTo(0.01, 6);
+    expect(relL2(new Float32Array(100).fill(NaN), ref)).toBeNaN();
+  });
+
+  it('the median of an even count is the mean of the middle two', () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([10, 2])).toBe(6);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([7])).toBe(7);
+    expect(median([])).toBeNaN();
+  });
+});
+
+describe('the kernels a run must launch', () => {
+  it('lists every __global__ function of native/cuda/*.cu', () => {
+    const names = sourceKernels(path.join(repo, 'native', 'cuda')).map((k) => k.name);
+    for (const k of ['forwardKernel', 'backwardKernel', 'prepareKernel', 'reduceKernel', 'setGradientWeights', 'finishGradient', 'gemmKernel', 'fillUniform', 'augmentKernel', 'probeKernel'])
+      expect(names, k).toContain(k);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('reads launch bounds, templates and comments as the compiler does', () => {
+    const dir = path.join(root, 'cu');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'a.cu'), [
+      'template <class E, int N>',
+      '__global__ void __launch_bounds__(kThreads, (2)) tiled(Params p) {}',
+      '__global__ void plain(int* x) {}',
+      '// __global__ void commentedOut(int* x) {}',
+      '/* __global__ void alsoCommentedOut(int* x) {} */',
+      '__device__ void helper(int* x) {}',
+    ].join('\n'));
+    fs.writeFileSync(path.join(dir, 'b.cuh'), '__global__ void inAHeader() {}');
+    expect(sourceKernels(dir).map((k) => k.name)).toEqual(['tiled', 'plain']);
+    expect(() => sourceKernels(path.join(root, 'absent'))).toThrow(/is missing/);
+  });
+
+  it('takes the function name out of a launched kernel\'s name', () => {
+    expect(kernelBaseName('backwardKernel<supcon::cuda::Tf32Engine, 2>')).toBe('backwardKernel');
+    expect(kernelBaseName('supcon::cuda::(anonymous namespace)::forwardKernel<Fp32Engine>')).toBe('forwardKernel');
+    expect(kernelBaseName('void supcon::cuda::gemmKernel<E>(GemmArgs)')).toBe('gemmKernel');
+    expect(kernelBaseName('probeKernel')).toBe('probeKernel');
+  });
+});
+
+describe('the check script on the CPU', () => {
+  const script = path.join(repo, 'dist', 'bench', 'gpu-check.js');
+  const run = (args: string[], env: Record<string, string> = {}) => {
+    const out = path.join(root, args.join('').replace(/\W/g, '') || 'plain');
+    fs.mkdirSync(out, { recursive: true });
+    const r = spawnSync(process.execPath, [script, ...args], { encoding: 'utf8', env: { ...process.env, OUT: out, ...env }, timeout: 120_000 });
+    return { ...r, out, lines: (r.stdout ?? '').trim().split('\n') };
+  };
+
+  it('--emulated --dry-run runs the small case set and ends with the closing line', () => {
+    const r = run(['--emulated', '--dry-run']);
+    expect(r.stderr).toBe('');
+    expect(r.lines.at(-1)).toMatch(/^emulated CUDA: 0 kernels, (\d+) cases, 0 failures$/);
+    const cases = Number(/(\d+) cases/.exec(r.lines.at(-1) ?? '')?.[1]);
+    expect(cases).toBe(lossCases('small', ['fp32']).length + gemmCases('small', ['fp32']).length + augmentCases('small').length + 2 + 2);
+    expect(r.stdout).toContain('kernel coverage SKIPPED');
+    expect(r.status).toBe(0);
+    const json = JSON.parse(fs.readFileSync(path.join(r.out, 'cuda-emulated.json'), 'utf8'));
+    expect(json.loss.length).toBe(lossCases('small', ['fp32']).length);
+    expect(json.summary.failures).toBe(0);
+    expect(fs.readFileSync(path.join(r.out, 'cuda-emulated.log'), 'utf8')).toContain('ok   loss-01-fp32');
+  });
+
+  it.each([
+    ['loss-03-fp32:value', /^FAIL loss-03-fp32 .*grad err [1-9]/m],
+    ['loss-01-fp32:throw', /^FAIL loss-01-fp32 .*: Error: planted error$/m],
+    ['gemm-05-fp32:guard', /^FAIL gemm-05-fp32 .*PADDING OR GUARDS OVERWRITTEN/m],
+    ['augment-03:nan', /^FAIL augment-03 .*NOT FINITE/m],
+  ])('a fault planted in %s is one failure, and the other cases still run', (fault, line) => {
+    const clean = run(['--emulated', '--dry-run']);
+    const r = run(['--emulated', '--dry-run'], { SUPCON_GPU_CHECK_PLANT: fault });
+    expect(r.stdout).toMatch(line);
+    expect(r.stdout.match(/^FAIL /gm)?.length).toBe(1);
+    expect(r.lines.at(-1)).toBe((clean.lines.at(-1) ?? '').replace(/0 failures$/, '1 failures'));
+    expect(r.status).toBe(1);
+  });
+
+  it('--emulated on an addon without the emulator says so and fails', () => {
+    const r = run(['--emulated'], { SUPCON_ADDON: '' });
+    expect(r.stdout).toContain('this addon has no cudaEmulator()');
+    expect(r.lines.at(-1)).toBe('emulated CUDA: 0 kernels, 0 cases, 1 failures');
+    expect(r.status).toBe(1);
+  });
+
+  it('--dry-run prints the plan with an estimate first and passes', () => {
+    const r = run(['--dry-run', '--quick']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/plan of `gpu-check --quick` on a GPU:/);
+    expect(r.stdout).toMatch(/estimated total on an H200: ~\d+ s \(budget 150 s\)/);
+    expect(r.stdout.indexOf('estimated total')).toBeLessThan(r.stdout.indexOf('loss, CUDA vs CPU:'));
+    expect(r.lines.at(-1)).toMatch(/^gpu check: \d+ passed, 0 failed$/);
+    for (const f of ['gpu-check.json', 'gpu-check.log', 'gpu-check.md']) expect(fs.existsSync(path.join(r.out, f)), f).toBe(true);
+  });
+
+  it('rejects an unknown flag', () => {
+    const r = run(['--fast']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("unknown argument '--fast'");
+  });
+});
