@@ -70,6 +70,21 @@ describe.skipIf(!status.usable)('on the GPU', () => {
     expect(memory().cuda.bytes).toBe(before);
   });
 
+  it('running out of GPU memory is a RangeError, and nothing is lost', () => {
+    const total = backendInfo().devices[0].totalMemory;
+    const before = memory().cuda.bytes;
+    // Twice the device's memory, in a shape the tensor accepts (float32 elements).
+    const elements = Math.ceil((2 * total) / 4 / 1024);
+    expect(() => Tensor.zeros([elements, 1024], { device: 'cuda' })).toThrow(RangeError);
+    expect(() => Tensor.zeros([elements, 1024], { device: 'cuda' })).toThrow(/out of GPU memory/);
+    expect(memory().cuda.bytes).toBe(before);
+    const t = Tensor.from(x, [n, v, d], { device: 'cuda' });
+    const r = supconLoss(t, labels);
+    expect(r.loss).toBeGreaterThan(0);
+    r.grad.dispose();
+    t.dispose();
+  });
+
   it('refuses a backward pass after its features were disposed', () => {
     const t = Tensor.from(x, [n, v, d], { device: 'cuda' });
     const r = supconForward(t, labels);
