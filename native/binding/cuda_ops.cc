@@ -1,6 +1,7 @@
 // cudaGemm / cudaTimeGemm: the GPU twin of nn.gemm, on CUDA tensor storages.
 #include "addon_data.h"
 #include "args.h"
+#include "cuda_args.h"
 #include "storage.h"
 
 #if defined(SUPCON_WITH_CUDA)
@@ -13,25 +14,12 @@ namespace {
 constexpr int64_t kMaxElements = int64_t{1} << 40;
 
 #if defined(SUPCON_WITH_CUDA)
-cuda::Precision precisionOf(const Napi::Value& value) {
-  const std::string p = value.IsUndefined() ? "fp32" : requireString(value, "precision");
-  if (p == "fp32") return cuda::Precision::Fp32;
-  if (p == "tf32") return cuda::Precision::Tf32;
-  if (p == "bf16") return cuda::Precision::Bf16;
-  throw rangeError("precision: expected one of 'fp32', 'tf32', 'bf16', got '" + p + "'");
-}
-
 // Elements a stored rows x cols matrix with leading dimension ld spans.
 int64_t span(int64_t rows, int64_t cols, int64_t ld, const std::string& name) {
   if (ld < cols) throw rangeError("ld" + name + ": expected at least " + std::to_string(cols) + ", got " + std::to_string(ld));
   return rows == 0 ? 0 : checkedProduct(rows - 1, ld, name, kMaxElements) + cols;
 }
 
-float* deviceFloats(const Napi::Value& value, const std::string& name, int64_t count) {
-  Storage& s = Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(float));
-  if (!s.onDevice()) throw rangeError(name + ": expected a tensor on 'cuda', got one on the CPU");
-  return reinterpret_cast<float*>(s.data());
-}
 #endif
 
 // cudaGemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, precision?)
