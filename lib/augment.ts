@@ -547,8 +547,12 @@ export function applyAugmentOps(images: ImagesInput, ops: readonly AugmentOp[], 
   return dest.result();
 }
 
+/** The most op lists (images x views) one drawAugmentOps call returns. */
+export const MAX_DRAWN_PROGRAMS = 65536;
+
 /**
- * The operations `augment` would apply, without applying them: result[i][v] is the op list
+ * The operations `augment` would apply, without applying them (at most MAX_DRAWN_PROGRAMS
+ * images x views in one call: a RangeError past it): result[i][v] is the op list
  * of image i, view v (a 'resizedCrop' first), in applyAugmentOps' vocabulary.
  */
 export function drawAugmentOps(
@@ -562,6 +566,9 @@ export function drawAugmentOps(
   const [outHeight, outWidth] = outputSize(pipeline.size, d.height, d.width, 'pipeline.size');
   const views = o.views ?? 2;
   if (!isPositiveInteger(views) || views > 64) throw new RangeError(`options.views: expected an integer in [1, 64], got ${describe(views)}`);
+  if (d.n * views > MAX_DRAWN_PROGRAMS)
+    throw new RangeError(`shape: ${d.n} images x ${views} views is ${d.n * views} op lists, more than the ${MAX_DRAWN_PROGRAMS} ` +
+      'drawAugmentOps returns in one call (each is a JavaScript array of objects); draw the images in slices of options.indices');
   const [seedLow, seedHigh] = seedWords(o.seed);
   const spec = {
     n: d.n, channels: d.channels, height: d.height, width: d.width, outHeight, outWidth, views,

@@ -24,17 +24,29 @@ export function isPositiveInteger(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
 }
 
-/** A shape: an array of positive safe integers. */
+/**
+ * A shape: an array of non-negative safe integers, returned as a plain copy. Each element is
+ * read once (length first, then each index), and the copy is what is checked: a Proxy or a
+ * getter that answers differently on a second read cannot slip past the check.
+ */
 export function checkShape(shape: unknown, name: string): number[] {
   if (!Array.isArray(shape)) throw new TypeError(`${name}: expected an array of dimensions, got ${describe(shape)}`);
-  for (let i = 0; i < shape.length; i++) {
-    const s = shape[i];
+  const length = shape.length;
+  if (!(Number.isSafeInteger(length) && length <= MAX_RANK))
+    throw new RangeError(`${name}: expected at most ${MAX_RANK} dimensions, got ${describe(length)}`);
+  const dims: unknown[] = [];
+  for (let i = 0; i < length; i++) dims.push(shape[i]);
+  for (let i = 0; i < length; i++) {
+    const s = dims[i];
     if (typeof s !== 'number') throw new TypeError(`${name}[${i}]: expected a number, got ${describe(s)}`);
     if (!Number.isSafeInteger(s) || s < 0)
       throw new RangeError(`${name}[${i}]: expected a non-negative integer, got ${describe(s)}`);
   }
-  return shape.slice() as number[];
+  return dims as number[];
 }
+
+/** The most dimensions a shape may have. */
+export const MAX_RANK = 64;
 
 export function product(shape: readonly number[]): number {
   let p = 1;

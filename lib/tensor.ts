@@ -13,6 +13,8 @@ const DTYPES: readonly DType[] = ['float32', 'int32', 'uint8'];
 const BYTES: Record<DType, number> = { float32: 4, int32: 4, uint8: 1 };
 /** The addon's limit on one storage (2^46 bytes). */
 const MAX_STORAGE_BYTES = 2 ** 46;
+/** The most arrays arraySync() builds. */
+const MAX_NESTED_ARRAYS = 2 ** 24;
 
 function arrayFor(dtype: DType, length: number): TypedArray {
   switch (dtype) {
@@ -62,12 +64,18 @@ export class Tensor<D extends DType = DType> {
     shape?: readonly number[],
     options: TensorOptions<D> = {},
   ): Tensor<D> {
+    if (options === null || typeof options !== 'object')
+      throw new TypeError(`options: expected an object, got ${describe(options)}`);
+    const asked = options.dtype;
+    if (asked !== undefined && !DTYPES.includes(asked))
+      throw new RangeError(`options.dtype: expected one of 'float32', 'int32', 'uint8', got ${describe(asked)}`);
     let values: TypedArray;
     if (Array.isArray(data)) {
-      const dtype = options.dtype ?? 'float32';
-      values = arrayFor(dtype, data.length);
-      for (let i = 0; i < data.length; i++) {
-        const x = data[i];
+      const dtype = asked ?? 'float32';
+      const length = data.length;
+      values = arrayFor(dtype, length);
+      for (let i = 0; i < length; i++) {
+        const x: unknown = data[i];
         if (typeof x !== 'number') throw new TypeError(`data[${i}]: expected a number, got ${describe(x)}`);
         if (dtype !== 'float32' && !Number.isInteger(x))
           throw new RangeError(`data[${i}]: expected an integer for dtype '${dtype}', got ${x}`);
@@ -75,8 +83,8 @@ export class Tensor<D extends DType = DType> {
       }
     } else if (data instanceof Float32Array || data instanceof Int32Array || data instanceof Uint8Array) {
       values = data;
-      if (options.dtype !== undefined && options.dtype !== dtypeOf(data))
-        throw new TypeError(`data: expected a typed array for dtype '${options.dtype}', got ${describe(data)}`);
+      if (asked !== undefined && asked !== dtypeOf(data))
+        throw new TypeError(`data: expected a typed array for dtype '${asked}', got ${describe(data)}`);
     } else {
       throw new TypeError(`data: expected a Float32Array, Int32Array, Uint8Array or number[], got ${describe(data)}`);
     }
@@ -84,7 +92,12 @@ export class Tensor<D extends DType = DType> {
     if (product(dims) !== values.length)
       throw new RangeError(`shape: [${dims.join(', ')}] holds ${product(dims)} elements, but data has ${values.length}`);
     const t = Tensor.empty(dims, { dtype: dtypeOf(values) as D, device: options.device });
-    t.storage.write(values, 0);
+    try {
+      t.storage.write(values, 0);
+    } catch (e) {
+      t.dispose(); // a failed call leaves nothing allocated
+      throw e;
+    }
     return t;
   }
 
@@ -133,8 +146,18 @@ export class Tensor<D extends DType = DType> {
     return this.dataSync();
   }
 
-  /** Nested arrays in the tensor's shape. */
+  /**
+   * Nested arrays in the tensor's shape. At most MAX_NESTED_ARRAYS arrays are built (a shape
+   * like [2^31, 0] holds no values but would need 2^31 empty arrays): past that, a RangeError.
+   */
   arraySync(): unknown {
+    let arrays = 0, level = 1;
+    for (let d = 0; d < this.shape.length; d++) {
+      arrays += level;
+      level *= this.shape[d];
+      if (arrays > MAX_NESTED_ARRAYS)
+        throw new RangeError(`arraySync: shape [${this.shape.join(', ')}] needs more than ${MAX_NESTED_ARRAYS} nested arrays; use dataSync()`);
+    }
     const flat = Array.from(this.dataSync() as ArrayLike<number>);
     const build = (dim: number, offset: number): unknown => {
       if (dim === this.shape.length) return flat[offset];

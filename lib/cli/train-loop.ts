@@ -1,8 +1,6 @@
 // Everything around the training loop: data, run folder, metrics, checkpoints each epoch,
 // progress, a clean stop on Ctrl-C, the final evaluation and the report. The loop itself is
 // the injected Trainer.
-import fs from 'node:fs';
-import path from 'node:path';
 import { loadImageSet } from '../data/dataset';
 import type { ImageSet } from '../data/image-set';
 import type { TrainConfig } from './args';
@@ -136,7 +134,7 @@ export async function evaluateRun(dir: string, options: LoopOptions & { device?:
   const config = { ...run.readConfig(), ...(options.device ? { device: options.device } : {}) };
   const state = run.readState();
   if (state === null) throw new Error(`run folder '${run.dir}': no checkpoint to evaluate (no state.json)`);
-  const bytes = new Uint8Array(fs.readFileSync(path.join(run.dir, state.checkpoint)));
+  const bytes = run.readCheckpoint(state);
   const data = (options.loadData ?? ((c) => loadRunData(c, log)))(config);
   const trainer = await options.factory({ config, train: data.train, test: data.test, log });
   try {

@@ -1,6 +1,6 @@
 // Mini-batches of an image set: a seeded permutation per epoch, gathered into contiguous
 // pixel and label arrays.
-import { isPositiveInteger } from '../check';
+import { describe, isPositiveInteger } from '../check';
 import { ImageSet, takeImages } from './image-set';
 import { permutation } from './philox';
 
@@ -45,11 +45,14 @@ export function gatherBatch(set: ImageSet, indices: Uint32Array): Batch {
  * on every machine; `startBatch` resumes an epoch part-way through.
  */
 export function* batches(set: ImageSet, options: BatchOptions, startBatch = 0): Generator<Batch> {
+  if (options === null || typeof options !== 'object') throw new TypeError(`options: expected { batchSize, ... }, got ${describe(options)}`);
   if (!isPositiveInteger(options.batchSize))
-    throw new RangeError(`batchSize: expected a positive integer, got ${options.batchSize}`);
+    throw new RangeError(`batchSize: expected a positive integer, got ${describe(options.batchSize)}`);
   const n = set.shape[0];
-  const order = epochOrder(n, options);
   const count = batchCount(n, options.batchSize, options.dropLast);
+  if (!(Number.isSafeInteger(startBatch) && startBatch >= 0 && startBatch <= count))
+    throw new RangeError(`startBatch: expected an integer in [0, ${count}] (the epoch's batches), got ${describe(startBatch)}`);
+  const order = epochOrder(n, options);
   for (let b = startBatch; b < count; b++) {
     const from = b * options.batchSize;
     yield gatherBatch(set, order.subarray(from, Math.min(n, from + options.batchSize)));

@@ -4,6 +4,7 @@
 // byte and the same 3072 pixel bytes, in train.bin and test.bin.
 import fs from 'node:fs';
 import path from 'node:path';
+import { describe } from '../check';
 import { DataFileError, findFile, readMaybeGzip } from './files';
 import type { ImageSet } from './image-set';
 import type { Split } from './idx';
@@ -55,6 +56,18 @@ export interface CifarOptions {
 
 /** Reads CIFAR binary files (plain or gzip) into one set, checking every record. */
 export function readCifar(found: CifarFiles, options: CifarOptions = {}): ImageSet {
+  if (found === null || typeof found !== 'object')
+    throw new TypeError(`found: expected the result of findCifarFiles ({ kind, files, ... }), got ${describe(found)}`);
+  if (found.kind !== 'cifar10' && found.kind !== 'cifar100')
+    throw new RangeError(`found.kind: expected 'cifar10' or 'cifar100', got ${describe(found.kind)}`);
+  if (!Array.isArray(found.files) || found.files.length === 0 || !found.files.every((f) => typeof f === 'string'))
+    throw new TypeError(`found.files: expected a non-empty array of path strings, got ${describe(found.files)}`);
+  for (const key of ['classNamesFile', 'coarseNamesFile'] as const)
+    if (found[key] !== null && found[key] !== undefined && typeof found[key] !== 'string')
+      throw new TypeError(`found.${key}: expected a path string or null, got ${describe(found[key])}`);
+  if (options === null || typeof options !== 'object') throw new TypeError(`options: expected an object, got ${describe(options)}`);
+  if (options.labels !== undefined && options.labels !== 'fine' && options.labels !== 'coarse')
+    throw new RangeError(`options.labels: expected 'fine' or 'coarse', got ${describe(options.labels)}`);
   const coarse = options.labels === 'coarse';
   if (coarse && found.kind !== 'cifar100')
     throw new RangeError(`labels: 'coarse' exists only for CIFAR-100, got CIFAR-10 files (${found.files[0]})`);

@@ -2,16 +2,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { FileError } from '../io/file-error';
 
 /** An error about a data file: the message starts with the file's path. */
-export class DataFileError extends Error {
-  readonly file: string;
-  constructor(file: string, problem: string) {
-    super(`${file}: ${problem}`);
-    this.name = 'DataFileError';
-    this.file = file;
-  }
-}
+export class DataFileError extends FileError {}
 
 export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;

@@ -1,5 +1,6 @@
 // The IDX format of MNIST and Fashion-MNIST: magic 00 00 <type> <dims>, then <dims> big-endian
 // uint32 sizes, then the data. Only unsigned bytes (type 0x08) carry images and labels.
+import { describe } from '../check';
 import { DataFileError, findFile, readMaybeGzip } from './files';
 import type { ImageSet } from './image-set';
 
@@ -20,6 +21,8 @@ function hex(b: number): string {
 
 /** Parses IDX bytes; `file` names the source in errors. */
 export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes: expected a Uint8Array, got ${describe(bytes)}`);
+  if (typeof file !== 'string') throw new TypeError(`file: expected a string (the source's name), got ${describe(file)}`);
   if (bytes.length < 4) throw new DataFileError(file, `not an IDX file: ${bytes.length} bytes, shorter than the 4-byte magic`);
   if (bytes[0] !== 0 || bytes[1] !== 0)
     throw new DataFileError(file, `not an IDX file: the magic must start with 00 00, found ${hex(bytes[0])} ${hex(bytes[1])}`);
@@ -50,6 +53,7 @@ export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
 
 /** Reads an IDX file, plain or gzip. */
 export function readIdx(file: string): IdxArray {
+  if (typeof file !== 'string') throw new TypeError(`file: expected a path string, got ${describe(file)}`);
   return parseIdx(readMaybeGzip(file), file);
 }
 
@@ -104,6 +108,9 @@ export function idxFileNames(split: Split): string[] {
 
 /** Encodes an IDX file of unsigned bytes (used for the dataset cache and by tests). */
 export function encodeIdx(dims: readonly number[], data: Uint8Array): Uint8Array {
+  if (!Array.isArray(dims) || dims.length < 1 || dims.length > 255 || !dims.every((d) => Number.isSafeInteger(d) && d >= 0 && d <= 0xffffffff))
+    throw new RangeError(`dims: expected 1 to 255 integers in [0, 2^32), got ${describe(dims)}`);
+  if (!(data instanceof Uint8Array)) throw new TypeError(`data: expected a Uint8Array, got ${describe(data)}`);
   let count = 1;
   for (const d of dims) count *= d;
   if (count !== data.length) throw new RangeError(`data: expected ${count} bytes for dims [${dims.join(', ')}], got ${data.length}`);

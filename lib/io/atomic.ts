@@ -54,3 +54,34 @@ export function writeFileAtomic(file: string, content: FileContent): void {
 export function leftoverTempFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => n.startsWith('.') && n.endsWith('.tmp')).map((n) => path.join(dir, n));
 }
+
+/** The writer's process id in a temporary file's name (.<name>.<pid>.<time>.tmp), or null. */
+function writerPid(file: string): number | null {
+  const m = /\.(\d+)\.[0-9a-z]+\.tmp$/.exec(path.basename(file));
+  return m === null ? null : Number(m[1]);
+}
+
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+  }
+}
+
+/**
+ * Deletes the temporary files of writeFileAtomic in `dir` whose writer is no longer running
+ * (killed mid-write); a live writer's file is left alone. Returns the files removed.
+ */
+export function removeStaleTempFiles(dir: string): string[] {
+  const removed: string[] = [];
+  for (const file of leftoverTempFiles(dir)) {
+    const pid = writerPid(file);
+    if (pid !== null && isAlive(pid)) continue;
+    fs.rmSync(file, { force: true });
+    removed.push(file);
+  }
+  return removed;
+}

@@ -7,6 +7,9 @@ import { native } from '../native';
 import { Tensor } from '../tensor';
 import { gradOf, needsGrad, numThreads, recording, result, Variable } from './autograd';
 
+const MIN_NORMAL_FLOAT32 = 2 ** -126;
+const MAX_FLOAT32 = 3.4028234663852886e38;
+
 export type VariableLike = Variable | Tensor<'float32'>;
 export type Pair = number | readonly [number, number];
 
@@ -47,6 +50,19 @@ export function pair(value: unknown, name: string, min: number): [number, number
   throw new RangeError(`${name}: expected an integer >= ${min} or a pair of them, got ${describe(value)}`);
 }
 
+/**
+ * Runs a forward kernel into freshly allocated outputs; when it throws (a disposed input, a
+ * value the kernel refuses), the outputs are disposed at once, not left to the GC.
+ */
+function into<T>(outputs: readonly Tensor[], kernel: () => T): T {
+  try {
+    return kernel();
+  } catch (e) {
+    for (const t of outputs) t.dispose();
+    throw e;
+  }
+}
+
 const storageOrNull = (v: Variable | null) => (v === null ? null : v.value.storage);
 const gradIfNeeded = (v: Variable | null) => (needsGrad(v) ? gradOf(v).storage : null);
 
@@ -61,7 +77,7 @@ export function linear(x: VariableLike, weight: VariableLike, bias: VariableLike
   if (b !== null) requireShape(b, [outF], 'bias');
   const N = xv.shape[0];
   const y = Tensor.zeros<'float32'>([N, outF]);
-  native.nn.linearForward(xv.value.storage, w.value.storage, storageOrNull(b), y.storage, N, inF, outF, numThreads());
+  into([y], () => native.nn.linearForward(xv.value.storage, w.value.storage, storageOrNull(b), y.storage, N, inF, outF, numThreads()));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
     inputs: b === null ? [xv, w] : [xv, w, b],
@@ -97,7 +113,7 @@ export function conv2d(x: VariableLike, weight: VariableLike, bias: VariableLike
   const P = Math.floor((H + 2 * padH - R) / strideH) + 1, Q = Math.floor((W + 2 * padW - S) / strideW) + 1;
   const desc = { N, C, H, W, K, R, S, strideH, strideW, padH, padW };
   const y = Tensor.zeros<'float32'>([N, K, P, Q]);
-  native.nn.conv2dForward(desc, xv.value.storage, w.value.storage, storageOrNull(b), y.storage, numThreads());
+  into([y], () => native.nn.conv2dForward(desc, xv.value.storage, w.value.storage, storageOrNull(b), y.storage, numThreads()));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
     inputs: b === null ? [xv, w] : [xv, w, b],
@@ -149,8 +165,9 @@ export function batchNorm(
   const desc = { N, C, L, eps, momentum };
   const y = Tensor.zeros<'float32'>(xv.shape.slice());
   const saveMean = Tensor.zeros<'float32'>([C]), saveInvStd = Tensor.zeros<'float32'>([C]);
-  native.nn.batchNormForward(desc, options.training, xv.value.storage, w.value.storage, b.value.storage,
-    runningMean?.storage ?? null, runningVar?.storage ?? null, y.storage, saveMean.storage, saveInvStd.storage, numThreads());
+  into([y, saveMean, saveInvStd], () => native.nn.batchNormForward(desc, options.training, xv.value.storage, w.value.storage,
+    b.value.storage, runningMean?.storage ?? null, runningVar?.storage ?? null, y.storage, saveMean.storage, saveInvStd.storage,
+    numThreads()));
   const release = () => {
     saveMean.dispose();
     saveInvStd.dispose();
@@ -174,7 +191,7 @@ export function batchNorm(
 export function relu(x: VariableLike): Variable {
   const xv = asVariable(x, 'x');
   const y = Tensor.zeros<'float32'>(xv.shape.slice());
-  native.nn.reluForward(xv.value.storage, y.storage, xv.size, numThreads());
+  into([y], () => native.nn.reluForward(xv.value.storage, y.storage, xv.size, numThreads()));
   if (!recording(xv)) return result(y, null);
   return result(y, {
     inputs: [xv],
@@ -190,7 +207,7 @@ export function add(a: VariableLike, b: VariableLike): Variable {
   const av = asVariable(a, 'a'), bv = asVariable(b, 'b');
   requireShape(bv, av.shape, 'b');
   const y = Tensor.zeros<'float32'>(av.shape.slice());
-  native.nn.add(av.value.storage, bv.value.storage, y.storage, av.size, numThreads());
+  into([y], () => native.nn.add(av.value.storage, bv.value.storage, y.storage, av.size, numThreads()));
   if (!recording(av, bv)) return result(y, null);
   return result(y, {
     inputs: [av, bv],
@@ -214,7 +231,7 @@ export function reshape(x: VariableLike, shape: readonly number[]): Variable {
   if (!Number.isSafeInteger(dims[free >= 0 ? free : 0]) || dims.reduce((p, s) => p * s, 1) !== xv.size)
     throw new RangeError(`shape: ${shapeText(shape)} does not hold the ${xv.size} values of shape ${shapeText(xv.shape)}`);
   const y = Tensor.zeros<'float32'>(dims);
-  native.nn.copyFloats(xv.value.storage, y.storage, xv.size);
+  into([y], () => native.nn.copyFloats(xv.value.storage, y.storage, xv.size));
   if (!recording(xv)) return result(y, null);
   return result(y, {
     inputs: [xv],
@@ -257,7 +274,7 @@ export function maxPool2d(x: VariableLike, options: MaxPool2dOptions): Variable 
   const desc = { N, C, H, W, R, S, strideH, strideW, padH, padW };
   const y = Tensor.zeros<'float32'>([N, C, P, Q]);
   const indices = Tensor.zeros<'int32'>([N, C, P, Q], { dtype: 'int32' });
-  native.nn.maxPool2dForward(desc, xv.value.storage, y.storage, indices.storage, numThreads());
+  into([y, indices], () => native.nn.maxPool2dForward(desc, xv.value.storage, y.storage, indices.storage, numThreads()));
   if (!recording(xv)) {
     indices.dispose();
     return result(y, null);
@@ -280,7 +297,7 @@ export function globalAvgPool(x: VariableLike): Variable {
   const [N, C] = xv.shape;
   const L = xv.size / (N * C);
   const y = Tensor.zeros<'float32'>([N, C]);
-  native.nn.globalAvgPoolForward(xv.value.storage, y.storage, N * C, L, numThreads());
+  into([y], () => native.nn.globalAvgPoolForward(xv.value.storage, y.storage, N * C, L, numThreads()));
   if (!recording(xv)) return result(y, null);
   return result(y, {
     inputs: [xv],
@@ -295,11 +312,12 @@ export function globalAvgPool(x: VariableLike): Variable {
 export function l2Normalize(x: VariableLike, eps = 1e-12): Variable {
   const xv = asVariable(x, 'x');
   requireRank(xv, [2], 'x', '[N, D]');
-  if (!(typeof eps === 'number' && eps > 0 && Number.isFinite(eps))) throw new RangeError(`eps: expected a finite number > 0, got ${describe(eps)}`);
+  if (!(typeof eps === 'number' && eps >= MIN_NORMAL_FLOAT32 && eps <= MAX_FLOAT32))
+    throw new RangeError(`eps: expected a finite number > 0 that float32 holds as a normal number (>= ${MIN_NORMAL_FLOAT32}), got ${describe(eps)}`);
   const [rows, dim] = xv.shape;
   const y = Tensor.zeros<'float32'>([rows, dim]);
   const norms = Tensor.zeros<'float32'>([rows]);
-  native.nn.l2NormalizeForward(xv.value.storage, y.storage, norms.storage, rows, dim, eps, numThreads());
+  into([y, norms], () => native.nn.l2NormalizeForward(xv.value.storage, y.storage, norms.storage, rows, dim, eps, numThreads()));
   if (!recording(xv)) {
     norms.dispose();
     return result(y, null);
@@ -387,7 +405,7 @@ export function supcon(features: VariableLike, labels?: Int32Array | readonly nu
   }
   // [n * v, d] features are the same values as [n, v, d]: a copy under that shape.
   const reshaped = f.shape.length === 2 ? Tensor.zeros<'float32'>(shape) : null;
-  if (reshaped !== null) native.nn.copyFloats(f.value.storage, reshaped.storage, f.size);
+  if (reshaped !== null) into([reshaped], () => native.nn.copyFloats(f.value.storage, reshaped.storage, f.size));
   let forward;
   try {
     forward = supconForward(reshaped ?? f.value, labels, lossOptions);

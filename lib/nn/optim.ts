@@ -76,6 +76,7 @@ export abstract class Optimizer {
 
   /** Restores stateDict()'s result (from an optimizer over the same parameters). */
   loadStateDict(state: OptimizerState): void {
+    checkOptimizerState(state);
     const parsed = new Map<string, Float32Array>();
     for (const [key, data] of state.slots) {
       const m = /^(\d+)\.(\w+)$/.exec(key);
@@ -122,6 +123,29 @@ export abstract class Optimizer {
     this.#slots.clear();
     this.#counts.clear();
   }
+}
+
+/** TypeErrors and RangeErrors that name the part of a state that is wrong, before anything changes. */
+function checkOptimizerState(state: unknown): asserts state is OptimizerState {
+  if (state === null || typeof state !== 'object' || Array.isArray(state))
+    throw new TypeError(`state: expected { stepCount, lr, slots, counts }, got ${describe(state)}`);
+  const { stepCount, lr, slots, counts } = state as Record<string, unknown>;
+  if (typeof stepCount !== 'number' || !Number.isSafeInteger(stepCount) || stepCount < 0)
+    throw new RangeError(`state.stepCount: expected an integer >= 0, got ${describe(stepCount)}`);
+  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0)
+    throw new RangeError(`state.lr: expected a finite number >= 0, got ${describe(lr)}`);
+  if (!Array.isArray(slots)) throw new TypeError(`state.slots: expected an array of [key, Float32Array], got ${describe(slots)}`);
+  slots.forEach((slot: unknown, i) => {
+    if (!Array.isArray(slot) || slot.length !== 2 || typeof slot[0] !== 'string' || !(slot[1] instanceof Float32Array))
+      throw new TypeError(`state.slots[${i}]: expected [key, Float32Array], got ${describe(slot)}`);
+    const bad = (slot[1] as Float32Array).findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new RangeError(`state.slots[${i}] ('${slot[0]}'): value ${bad} is ${(slot[1] as Float32Array)[bad]}, not finite`);
+  });
+  if (!Array.isArray(counts)) throw new TypeError(`state.counts: expected an array of [index, count], got ${describe(counts)}`);
+  counts.forEach((c: unknown, i) => {
+    if (!Array.isArray(c) || c.length !== 2 || !c.every((x) => Number.isSafeInteger(x) && x >= 0))
+      throw new TypeError(`state.counts[${i}]: expected [index, count] of integers >= 0, got ${describe(c)}`);
+  });
 }
 
 /** An optimizer's state, as stateDict() gives and loadStateDict() takes. */

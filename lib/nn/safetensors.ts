@@ -21,6 +21,18 @@ const BYTES: Record<SafetensorsDType, number> = { F32: 4, I64: 8 };
 
 /** The file's bytes for these tensors (in order), with optional string metadata. */
 export function serializeSafetensors(entries: readonly SafetensorsEntry[], metadata?: Record<string, string>): Uint8Array {
+  if (!Array.isArray(entries as unknown)) throw new TypeError(`entries: expected an array of { name, dtype, shape, data }, got ${describe(entries)}`);
+  entries.forEach((e: unknown, i) => {
+    if (e === null || typeof e !== 'object') throw new TypeError(`entries[${i}]: expected { name, dtype, shape, data }, got ${describe(e)}`);
+    const { name, dtype, shape, data } = e as Record<string, unknown>;
+    if (typeof name !== 'string') throw new TypeError(`entries[${i}].name: expected a string, got ${describe(name)}`);
+    if (dtype !== 'F32' && dtype !== 'I64') throw new RangeError(`entries[${i}].dtype: expected 'F32' or 'I64', got ${describe(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0))
+      throw new RangeError(`entries[${i}].shape: expected an array of integers >= 0, got ${describe(shape)}`);
+    if (!(data instanceof Uint8Array)) throw new TypeError(`entries[${i}].data: expected a Uint8Array, got ${describe(data)}`);
+  });
+  if (metadata !== undefined && (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)))
+    throw new TypeError(`metadata: expected an object of strings, got ${describe(metadata)}`);
   const header: Record<string, unknown> = {};
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata))

@@ -39,16 +39,17 @@ const char* article(const char* noun) {
 
 }  // namespace
 
+std::string describeNumber(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "number %.17g", x);
+  return buf;
+}
+
 std::string describe(const Napi::Value& value) {
   if (value.IsUndefined()) return "undefined";
   if (value.IsNull()) return "null";
   if (value.IsBoolean()) return std::string("boolean ") + (value.As<Napi::Boolean>() ? "true" : "false");
-  if (value.IsNumber()) {
-    const double x = value.As<Napi::Number>().DoubleValue();
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "number %.17g", x);
-    return buf;
-  }
+  if (value.IsNumber()) return describeNumber(value.As<Napi::Number>().DoubleValue());
   if (value.IsString()) return "a string";
   if (value.IsTypedArray()) {
     auto ta = value.As<Napi::TypedArray>();
@@ -66,11 +67,28 @@ double requireNumber(const Napi::Value& value, const std::string& name) {
   return value.As<Napi::Number>().DoubleValue();
 }
 
+float requireFloat32(const Napi::Value& value, const std::string& name) {
+  const double x = requireNumber(value, name);
+  const float f = static_cast<float>(x);
+  if (!std::isfinite(x) || !std::isfinite(f))
+    throw rangeError(name + ": expected a finite number that float32 can hold (|x| <= 3.4028234663852886e38), got " +
+                     describe(value));
+  return f;
+}
+
 double requirePositive(const Napi::Value& value, const std::string& name) {
   const double x = requireNumber(value, name);
   if (!(std::isfinite(x) && x > 0))
     throw rangeError(name + ": expected a finite number > 0, got " + describe(value));
   return x;
+}
+
+float requirePositiveFloat32(const Napi::Value& value, const std::string& name) {
+  const double x = requireNumber(value, name);
+  const float f = static_cast<float>(x);
+  if (!(std::isfinite(f) && f > 0.0f))
+    throw rangeError(name + ": expected a finite number > 0 that float32 can hold (1.4e-45 to 3.4e38), got " + describe(value));
+  return f;
 }
 
 int64_t requireInteger(const Napi::Value& value, const std::string& name, int64_t min,
@@ -115,6 +133,20 @@ Napi::TypedArrayOf<T> requireTypedArray(const Napi::Value& value, const std::str
 template Napi::TypedArrayOf<float> requireTypedArray<float>(const Napi::Value&, const std::string&, int64_t);
 template Napi::TypedArrayOf<int32_t> requireTypedArray<int32_t>(const Napi::Value&, const std::string&, int64_t);
 template Napi::TypedArrayOf<uint8_t> requireTypedArray<uint8_t>(const Napi::Value&, const std::string&, int64_t);
+
+ByteView requireTypedArrayBytes(const Napi::Value& value, const std::string& name) {
+  if (!value.IsTypedArray()) throw typeError(name + ": expected a typed array, got " + describe(value));
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  // The data pointer comes from the view itself: napi_get_arraybuffer_info would refuse a
+  // SharedArrayBuffer.
+  if (napi_get_typedarray_info(value.Env(), value, &type, &length, &data, &buffer, &offset) != napi_ok)
+    throw typeError(name + ": expected a typed array, got " + describe(value));
+  const size_t bytes = value.As<Napi::TypedArray>().ByteLength();
+  return {static_cast<uint8_t*>(data), data == nullptr ? 0 : bytes};
+}
 
 int64_t checkedProduct(int64_t a, int64_t b, const std::string& name, int64_t limit) {
   if (a != 0 && b > limit / a)

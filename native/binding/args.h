@@ -15,10 +15,16 @@ namespace supcon::binding {
 // A short description of a JavaScript value for error messages ("a string",
 // "Float64Array(12)", "number 3.5", ...).
 std::string describe(const Napi::Value& value);
+// "number 3.5", for a value already read.
+std::string describeNumber(double x);
 
 double requireNumber(const Napi::Value& value, const std::string& name);
+// A number that stays finite when rounded to float32 (|x| <= FLT_MAX, no NaN).
+float requireFloat32(const Napi::Value& value, const std::string& name);
 // A finite number > 0.
 double requirePositive(const Napi::Value& value, const std::string& name);
+// A number > 0 that stays finite and > 0 when rounded to float32 (5e-324 would be 0).
+float requirePositiveFloat32(const Napi::Value& value, const std::string& name);
 // An integer in [min, max].
 int64_t requireInteger(const Napi::Value& value, const std::string& name, int64_t min,
                        int64_t max);
@@ -30,6 +36,14 @@ Napi::Object requireObject(const Napi::Value& value, const std::string& name);
 template <typename T>
 Napi::TypedArrayOf<T> requireTypedArray(const Napi::Value& value, const std::string& name,
                                         int64_t length);
+
+// The bytes of any typed array (ArrayBuffer or SharedArrayBuffer backed; a detached one has
+// none), or a TypeError naming `name` when `value` is not a typed array. Runs no JavaScript.
+struct ByteView {
+  uint8_t* data;
+  size_t bytes;
+};
+ByteView requireTypedArrayBytes(const Napi::Value& value, const std::string& name);
 
 // a * b, or a RangeError naming `name` when the product passes `limit`.
 int64_t checkedProduct(int64_t a, int64_t b, const std::string& name, int64_t limit);

@@ -32,10 +32,10 @@ Napi::Value field(const Napi::Object& obj, const char* key) { return obj.Get(key
 
 bool isAbsent(const Napi::Value& v) { return v.IsUndefined() || v.IsNull(); }
 
+// Finite, and finite in float32 (the kernels' type): 1e300 is refused here, not turned into Infinity.
 double finiteNumber(const Napi::Value& v, const std::string& name) {
-  const double x = requireNumber(v, name);
-  if (!std::isfinite(x)) throw rangeError(name + ": expected a finite number, got " + describe(v));
-  return x;
+  requireFloat32(v, name);
+  return requireNumber(v, name);
 }
 
 double probability(const Napi::Value& v, const std::string& name) {
@@ -122,16 +122,19 @@ augment::Pipeline parsePipeline(const Napi::Value& value) {
 
 // Input images and the output geometry, from the `spec` object every call takes.
 struct BatchSpec {
-  const void* input = nullptr;
+  const void* input = nullptr;  // set by resolveInput, after every other argument is read
   bool uint8 = false;
   int64_t n = 0;
+  int64_t count = 0;     // input elements
+  int64_t perImage = 0;  // elements per input image
   augment::Geometry g{};
   int32_t views = 1;
   int threads = 1;
   bool cuda = false;
 };
 
-BatchSpec parseSpec(const Napi::Value& inputValue, const Napi::Value& specValue, bool withViews) {
+// The spec's values only: its getters may run any JavaScript, so no pointer is taken here.
+BatchSpec parseSpec(const Napi::Value& specValue, bool withViews) {
   const Napi::Object s = requireObject(specValue, "spec");
   BatchSpec b;
   b.n = requireInteger(field(s, "n"), "spec.n", 0, kMaxElements);
@@ -155,27 +158,32 @@ BatchSpec parseSpec(const Napi::Value& inputValue, const Napi::Value& specValue,
   if (dtype != "uint8" && dtype != "float32")
     throw rangeError("spec.dtype: expected 'uint8' or 'float32', got '" + dtype + "'");
   b.uint8 = dtype == "uint8";
-  const int64_t perImage = checkedProduct(checkedProduct(b.g.channels, b.g.inH, "images", kMaxElements), b.g.inW,
-                                          "images", kMaxElements);
-  const int64_t count = checkedProduct(b.n, perImage, "images", kMaxElements);
+  b.perImage = checkedProduct(checkedProduct(b.g.channels, b.g.inH, "images", kMaxElements), b.g.inW,
+                              "images", kMaxElements);
+  b.count = checkedProduct(b.n, b.perImage, "images", kMaxElements);
+  return b;
+}
+
+// The input's pointer, checked: call it only when no more JavaScript will run before the
+// work (a getter could dispose the tensor or detach the array).
+void resolveInput(BatchSpec& b, const Napi::Value& inputValue) {
   if (inputValue.IsTypedArray()) {
-    b.input = b.uint8 ? static_cast<const void*>(requireTypedArray<uint8_t>(inputValue, "images", count).Data())
-                      : static_cast<const void*>(requireTypedArray<float>(inputValue, "images", count).Data());
-  } else if (inputValue.IsObject() && !inputValue.IsArray()) {
-    b.input = Storage::hostData(inputValue, "images", static_cast<size_t>(count) * (b.uint8 ? 1 : 4));
+    b.input = b.uint8 ? static_cast<const void*>(requireTypedArray<uint8_t>(inputValue, "images", b.count).Data())
+                      : static_cast<const void*>(requireTypedArray<float>(inputValue, "images", b.count).Data());
+  } else if (Storage::is(inputValue)) {
+    b.input = Storage::hostData(inputValue, "images", static_cast<size_t>(b.count) * (b.uint8 ? 1 : 4));
   } else {
     throw typeError(std::string("images: expected ") + (b.uint8 ? "a Uint8Array" : "a Float32Array") +
                     " or a tensor, got " + describe(inputValue));
   }
   if (!b.uint8) {
     const float* x = static_cast<const float*>(b.input);
-    for (int64_t e = 0; e < count; ++e)
+    for (int64_t e = 0; e < b.count; ++e)
       if (!(x[e] >= 0.0f && x[e] <= 1.0f))
         throw rangeError("images: expected float32 values in [0, 1] (pass uint8 images as a Uint8Array), got " +
                          (std::isnan(x[e]) ? std::string("NaN") : std::to_string(x[e])) + " at index " +
-                         std::to_string(e) + " (image " + std::to_string(e / perImage) + ")");
+                         std::to_string(e) + " (image " + std::to_string(e / b.perImage) + ")");
   }
-  return b;
 }
 
 augment::OutputTransform parseTransform(const Napi::Value& value, int32_t channels) {
@@ -204,7 +212,7 @@ augment::OutputTransform parseTransform(const Napi::Value& value, int32_t channe
 
 float* outputData(const Napi::Value& value, int64_t count) {
   if (value.IsTypedArray()) return requireTypedArray<float>(value, "out", count).Data();
-  if (value.IsObject() && !value.IsArray())
+  if (Storage::is(value))
     return reinterpret_cast<float*>(Storage::hostData(value, "out", static_cast<size_t>(count) * sizeof(float)));
   throw typeError("out: expected a Float32Array or a float32 tensor, got " + describe(value));
 }
@@ -237,20 +245,22 @@ int64_t outputCount(const BatchSpec& b) {
 }
 
 struct Keys {
-  uint64_t seed;
-  uint32_t epoch;
-  const int32_t* indices;
+  uint64_t seed = 0;
+  uint32_t epoch = 0;
+  std::vector<int32_t> indices;  // a copy: empty for 0..n-1
+  const int32_t* data() const { return indices.empty() ? nullptr : indices.data(); }
 };
 
 Keys parseKeys(const Napi::Object& s, int64_t n) {
-  Keys k{};
+  Keys k;
   const uint64_t lo = static_cast<uint64_t>(requireInteger(field(s, "seedLow"), "spec.seedLow", 0, 0xFFFFFFFFll));
   const uint64_t hi = static_cast<uint64_t>(requireInteger(field(s, "seedHigh"), "spec.seedHigh", 0, 0xFFFFFFFFll));
   k.seed = lo | (hi << 32);
   k.epoch = static_cast<uint32_t>(requireInteger(field(s, "epoch"), "spec.epoch", 0, 0xFFFFFFFFll));
   const Napi::Value idx = field(s, "indices");
   if (!isAbsent(idx)) {
-    k.indices = requireTypedArray<int32_t>(idx, "options.indices", n).Data();
+    const int32_t* src = requireTypedArray<int32_t>(idx, "options.indices", n).Data();
+    k.indices.assign(src, src + n);
     for (int64_t i = 0; i < n; ++i)
       if (k.indices[i] < 0)
         throw rangeError("options.indices: expected sample indices >= 0, got " + std::to_string(k.indices[i]) + " at index " + std::to_string(i));
@@ -264,17 +274,19 @@ std::vector<augment::ImageProgram> drawn(const Napi::Value& pipelineValue, const
   augment::validatePipeline(p, b.g);
   const Keys k = parseKeys(spec, b.n);
   std::vector<augment::ImageProgram> programs(static_cast<size_t>(b.n * b.views));
-  augment::drawPrograms(p, b.g, k.seed, k.epoch, k.indices, b.n, b.views, programs.data(), b.threads);
+  augment::drawPrograms(p, b.g, k.seed, k.epoch, k.data(), b.n, b.views, programs.data(), b.threads);
   return programs;
 }
 
 // augmentPipeline(images, spec, pipeline, transform, out) -> CUDA timing or undefined
 Napi::Value augmentPipeline(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
-    const BatchSpec b = parseSpec(i[0], i[1], true);
+    BatchSpec b = parseSpec(i[1], true);
     const auto programs = drawn(i[2], i[1].As<Napi::Object>(), b);
     const augment::OutputTransform t = parseTransform(i[3], b.g.channels);
-    float* out = outputData(i[4], outputCount(b));
+    const int64_t outCount = outputCount(b);
+    resolveInput(b, i[0]);  // pointers last: no JavaScript runs from here on
+    float* out = outputData(i[4], outCount);
     return run(i.Env(), b, programs, t, out);
   });
 }
@@ -310,7 +322,9 @@ augment::ImageProgram parseOps(const Napi::Value& value, const augment::Geometry
   prog.cropHeight = g.inH;
   prog.cropWidth = g.inW;
   bool resampledOnly = true;  // nothing but the crop so far: a flip folds into it
-  for (uint32_t k = 0; k < list.Length(); ++k) {
+  const uint32_t length = list.Length();  // once: a getter could grow the array
+  if (length > 4096) throw rangeError("ops: expected at most 4096 operations, got " + std::to_string(length));
+  for (uint32_t k = 0; k < length; ++k) {
     const std::string name = "ops[" + std::to_string(k) + "]";
     const Napi::Object o = requireObject(list.Get(k), name);
     const std::string op = requireString(field(o, "op"), name + ".op");
@@ -363,8 +377,10 @@ augment::ImageProgram parseOps(const Napi::Value& value, const augment::Geometry
           if (out.i0 / 2 >= std::min(g.outH, g.outW))
             throw rangeError(name + ".kernelSize: reflect padding of " + std::to_string(out.i0 / 2) +
                              " needs an output larger than that, got " + std::to_string(g.outH) + "x" + std::to_string(g.outW));
+          // The pipeline's range: below it the kernel's weights underflow (0 / 0).
           const double sigma = number("sigma");
-          if (!(sigma > 0.0)) throw rangeError(name + ".sigma: expected a number > 0, got " + describe(field(o, "sigma")));
+          if (!(sigma >= 1e-6 && sigma <= 1e6))
+            throw rangeError(name + ".sigma: expected a number in [1e-6, 1e6], got " + describeNumber(sigma));
           out.f[0] = static_cast<float>(sigma);
           break;
         }
@@ -431,11 +447,13 @@ augment::ImageProgram parseOps(const Napi::Value& value, const augment::Geometry
 // returns the CUDA timing or undefined.
 Napi::Value augmentOps(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
-    const BatchSpec b = parseSpec(i[0], i[1], false);
+    BatchSpec b = parseSpec(i[1], false);
     const augment::ImageProgram prog = parseOps(i[2], b.g);
-    const std::vector<augment::ImageProgram> programs(static_cast<size_t>(b.n), prog);
     const augment::OutputTransform t = parseTransform(i[3], b.g.channels);
-    float* out = outputData(i[4], outputCount(b));
+    const int64_t outCount = outputCount(b);
+    const std::vector<augment::ImageProgram> programs(static_cast<size_t>(b.n), prog);
+    resolveInput(b, i[0]);  // pointers last: the op objects' getters have all run
+    float* out = outputData(i[4], outCount);
     return run(i.Env(), b, programs, t, out);
   });
 }

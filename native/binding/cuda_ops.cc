@@ -32,10 +32,10 @@ Napi::Value cudaGemm(const Napi::CallbackInfo& info) {
     a.M = requireInteger(i[2], "M", 0, INT32_MAX);
     a.N = requireInteger(i[3], "N", 0, INT32_MAX);
     a.K = requireInteger(i[4], "K", 0, INT32_MAX);
-    a.alpha = static_cast<float>(requireNumber(i[5], "alpha"));
+    a.alpha = requireFloat32(i[5], "alpha");
     a.lda = requireInteger(i[7], "lda", 1, INT32_MAX);
     a.ldb = requireInteger(i[9], "ldb", 1, INT32_MAX);
-    a.beta = static_cast<float>(requireNumber(i[10], "beta"));
+    a.beta = requireFloat32(i[10], "beta");
     a.ldc = requireInteger(i[12], "ldc", 1, INT32_MAX);
     a.A = deviceFloats(i[6], "A", a.transA ? span(a.K, a.M, a.lda, "A") : span(a.M, a.K, a.lda, "A"));
     a.B = deviceFloats(i[8], "B", a.transB ? span(a.N, a.K, a.ldb, "B") : span(a.K, a.N, a.ldb, "B"));

@@ -21,14 +21,15 @@ Napi::Value knnTopK(const Napi::CallbackInfo& info) {
     const int64_t trainCount = checkedProduct(nTrain, d, "train", kMaxElements);
     const int64_t testCount = checkedProduct(nTest, d, "test", kMaxElements);
     const int64_t outCount = checkedProduct(nTest, k, "nTest * k", kMaxElements);
-    const float* train = requireTypedArray<float>(i[0], "train", trainCount).Data();
-    const float* test = requireTypedArray<float>(i[2], "test", testCount).Data();
     int threads = cpu::ThreadPool::hardwareThreads();
     if (i.Length() > 6 && !i[6].IsUndefined()) {
       const Napi::Object opts = requireObject(i[6], "options");
       const Napi::Value t = opts.Get("threads");
       if (!t.IsUndefined()) threads = static_cast<int>(requireInteger(t, "options.threads", 1, 1024));
     }
+    // Pointers last: the options' getters above may run any JavaScript.
+    const float* train = requireTypedArray<float>(i[0], "train", trainCount).Data();
+    const float* test = requireTypedArray<float>(i[2], "test", testCount).Data();
     Napi::Int32Array index = Napi::Int32Array::New(env, static_cast<size_t>(outCount));
     Napi::Float32Array similarity = Napi::Float32Array::New(env, static_cast<size_t>(outCount));
     cpu::knnTopK(cpu::KnnInput{train, nTrain, test, nTest, d, k}, index.Data(), similarity.Data(), threads);

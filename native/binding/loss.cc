@@ -20,6 +20,7 @@ namespace supcon::binding {
 namespace {
 
 constexpr int64_t kMaxElements = int64_t{1} << 40;
+constexpr napi_type_tag kLossContextTag = {0x3f61c2d9a8e04b17ull, 0xb2e75d04c19a6f38ull};
 
 // The state a forward pass leaves for its backward pass, as a JavaScript object.
 class LossContext : public Napi::ObjectWrap<LossContext> {
@@ -32,7 +33,15 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
                         InstanceAccessor<&LossContext::getDisposed>("disposed"),
                         InstanceAccessor<&LossContext::getDevice>("device")});
   }
-  explicit LossContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LossContext>(info) {}
+  explicit LossContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LossContext>(info) {
+    napi_type_tag_object(info.Env(), info.This(), &kLossContextTag);
+  }
+  // Whether `value` is a context made by this addon (a type tag: no JavaScript runs).
+  static bool is(const Napi::Value& value) {
+    bool tagged = false;
+    return value.IsObject() &&
+           napi_check_object_type_tag(value.Env(), value, &kLossContextTag, &tagged) == napi_ok && tagged;
+  }
 
   void adopt(Napi::Env env, std::unique_ptr<cpu::LossState> state) {
     cpu_ = std::move(state);
@@ -145,7 +154,7 @@ struct DeviceTemp {
 template <typename E>
 E requireEnum(const Napi::Object& opts, const char* key,
               std::initializer_list<std::pair<const char*, E>> choices, E fallback) {
-  const Napi::Value v = opts.Get(key);
+  const Napi::Value v = opts.Get(key);  // read once
   const std::string name = std::string("options.") + key;
   if (v.IsUndefined()) return fallback;
   const std::string s = requireString(v, name);
@@ -218,6 +227,8 @@ void checkFinite(const float* x, int64_t count, int64_t v, int64_t d) {
 Napi::Value lossForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Napi::Env env = i.Env();
+    // Every value first (options run getters), then the pointers: nothing that runs
+    // JavaScript may come after a pointer is taken.
     const int64_t n = requireInteger(i[1], "n", 1, kMaxElements);
     const int64_t v = requireInteger(i[2], "v", 1, kMaxElements);
     const int64_t d = requireInteger(i[3], "d", 1, kMaxElements);
@@ -225,13 +236,20 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
     const int64_t count = checkedProduct(B, d, "features", kMaxElements);
     if (B > (int64_t{1} << 31) - 1024)
       throw rangeError("features: expected at most 2^31 - 1024 rows (n * v), got " + std::to_string(B));
-    const FloatData x = floatData(i[0], "features", count);
-    const int32_t* labels = nullptr;
-    const uint8_t* mask = nullptr;
+    const Napi::Object opts = i[6].IsUndefined() ? Napi::Object::New(env) : requireObject(i[6], "options");
+    const LossOptions o = parseOptions(opts);
+    const std::string askedDevice = requireEnum<std::string>(opts, "device", {{"cpu", "cpu"}, {"cuda", "cuda"}}, "");
+    const std::string precision = requireEnum<std::string>(
+        opts, "precision", {{"fp32", "fp32"}, {"tf32", "tf32"}, {"bf16", "bf16"}}, "fp32");
+    const int threads = optionalThreads(opts);
     const bool hasLabels = !i[4].IsNull() && !i[4].IsUndefined();
     const bool hasMask = !i[5].IsNull() && !i[5].IsUndefined();
     if (hasLabels && hasMask)
       throw typeError("labels: pass labels or options.mask, not both");
+
+    const FloatData x = floatData(i[0], "features", count);
+    const int32_t* labels = nullptr;
+    const uint8_t* mask = nullptr;
     if (hasLabels) labels = requireTypedArray<int32_t>(i[4], "labels", n).Data();
     if (hasMask) {
       const int64_t nn = checkedProduct(n, n, "options.mask", kMaxElements);
@@ -241,12 +259,7 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
           throw rangeError("options.mask: expected 0 or 1, got " + std::to_string(mask[e]) +
                            " at index " + std::to_string(e));
     }
-    const Napi::Object opts = i[6].IsUndefined() ? Napi::Object::New(env) : requireObject(i[6], "options");
-    const LossOptions o = parseOptions(opts);
-    const std::string device = requireEnum<std::string>(opts, "device", {{"cpu", "cpu"}, {"cuda", "cuda"}},
-                                                        x.onDevice ? "cuda" : "cpu");
-    const std::string precision = requireEnum<std::string>(
-        opts, "precision", {{"fp32", "fp32"}, {"tf32", "tf32"}, {"bf16", "bf16"}}, "fp32");
+    const std::string device = !askedDevice.empty() ? askedDevice : x.onDevice ? "cuda" : "cpu";
     Napi::Object handle = AddonData::of(env).lossContext.New({});
     LossContext* context = LossContext::Unwrap(handle);
 
@@ -255,7 +268,7 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
       if (precision != "fp32")
         throw rangeError("options.precision: '" + precision + "' runs on tensor cores: it needs options.device 'cuda'");
       checkFinite(x.ptr, count, v, d);
-      context->adopt(env, cpu::lossForward(cpu::LossInput{x.ptr, n, v, d, labels, mask}, o, optionalThreads(opts)));
+      context->adopt(env, cpu::lossForward(cpu::LossInput{x.ptr, n, v, d, labels, mask}, o, threads));
       return handle;
     }
 #if defined(SUPCON_WITH_CUDA)
@@ -284,18 +297,22 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
 Napi::Value lossBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Napi::Env env = i.Env();
-    if (!i[0].IsObject() || !i[0].As<Napi::Object>().InstanceOf(AddonData::of(env).lossContext.Value()))
+    if (!LossContext::is(i[0]))
       throw typeError("context: expected the result of a forward pass, got " + describe(i[0]));
     LossContext* context = LossContext::Unwrap(i[0].As<Napi::Object>());
-    const cpu::LossState* cpuState = context->cpuState("context");
+    context->cpuState("context");  // a disposed context fails before the options are read
     const double gradLoss = requireNumber(i[1], "gradLoss");
     if (!std::isfinite(gradLoss)) throw rangeError("gradLoss: expected a finite number, got " + describe(i[1]));
     const Napi::Object opts = i[3].IsUndefined() ? Napi::Object::New(env) : requireObject(i[3], "options");
-    const int64_t offset = opts.Get("outOffset").IsUndefined() ? 0 : requireInteger(opts.Get("outOffset"), "options.outOffset", 0, kMaxElements);
+    const Napi::Value offsetValue = opts.Get("outOffset");
+    const int64_t offset = offsetValue.IsUndefined() ? 0 : requireInteger(offsetValue, "options.outOffset", 0, kMaxElements);
+    const int threads = optionalThreads(opts);
+    // The options' getters may have disposed the context: look again.
+    const cpu::LossState* cpuState = context->cpuState("context");
     if (cpuState != nullptr) {
       const FloatData out = floatData(i[2], "out", cpuState->B * cpuState->d, offset);
       if (out.onDevice) throw typeError("out: expected host memory for a CPU loss, got a CUDA tensor");
-      cpu::lossBackward(*cpuState, static_cast<float>(gradLoss), out.ptr, optionalThreads(opts));
+      cpu::lossBackward(*cpuState, static_cast<float>(gradLoss), out.ptr, threads);
       return env.Undefined();
     }
 #if defined(SUPCON_WITH_CUDA)
@@ -324,19 +341,20 @@ Napi::Value cudaTimeLoss(const Napi::CallbackInfo& info) {
     const int64_t v = requireInteger(i[2], "v", 1, kMaxElements);
     const int64_t d = requireInteger(i[3], "d", 1, kMaxElements);
     const int64_t count = checkedProduct(checkedProduct(n, v, "features", kMaxElements), d, "features", kMaxElements);
-    const FloatData x = floatData(i[0], "features", count);
-    const FloatData grad = floatData(i[6], "grad", count);
-    if (!x.onDevice || !grad.onDevice) throw typeError("features, grad: expected CUDA tensors");
-    const int32_t* labels = (i[4].IsNull() || i[4].IsUndefined()) ? nullptr : requireTypedArray<int32_t>(i[4], "labels", n).Data();
     const Napi::Object opts = requireObject(i[5], "options");
     const std::string precision = requireEnum<std::string>(
         opts, "precision", {{"fp32", "fp32"}, {"tf32", "tf32"}, {"bf16", "bf16"}}, "fp32");
     const cuda::Precision prec = precision == "bf16" ? cuda::Precision::Bf16
                                  : precision == "tf32" ? cuda::Precision::Tf32
                                                        : cuda::Precision::Fp32;
+    const LossOptions lossOptions = parseOptions(opts);
     const int repeats = static_cast<int>(requireInteger(i[7], "repeats", 1, 1000));
+    const FloatData x = floatData(i[0], "features", count);
+    const FloatData grad = floatData(i[6], "grad", count);
+    if (!x.onDevice || !grad.onDevice) throw typeError("features, grad: expected CUDA tensors");
+    const int32_t* labels = (i[4].IsNull() || i[4].IsUndefined()) ? nullptr : requireTypedArray<int32_t>(i[4], "labels", n).Data();
     const cuda::LossTiming t = cuda::timeLoss(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, nullptr},
-                                              parseOptions(opts), prec, grad.ptr, repeats);
+                                              lossOptions, prec, grad.ptr, repeats);
     Napi::Object o = Napi::Object::New(env);
     Napi::Array f = Napi::Array::New(env), b = Napi::Array::New(env);
     for (uint32_t k = 0; k < t.forwardMs.size(); ++k) {

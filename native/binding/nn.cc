@@ -17,6 +17,7 @@ namespace {
 
 constexpr int64_t kMaxElements = int64_t{1} << 40;
 constexpr int64_t kMaxDim = int64_t{1} << 31;
+constexpr double kMinL2Eps = 1.1754943508222875e-38;  // FLT_MIN
 
 float* floatsOf(const Napi::Value& value, const std::string& name, int64_t count) {
   if (value.IsTypedArray()) {
@@ -56,11 +57,8 @@ int64_t dim(const Napi::Value& value, const std::string& name, int64_t min = 1) 
   return requireInteger(value, name, min, kMaxDim);
 }
 
-float finite(const Napi::Value& value, const std::string& name) {
-  const double x = requireNumber(value, name);
-  if (!std::isfinite(x)) throw rangeError(name + ": expected a finite number, got " + describe(value));
-  return static_cast<float>(x);
-}
+// The kernels compute in float32: a value must stay finite there (1e300 would be Infinity).
+float finite(const Napi::Value& value, const std::string& name) { return requireFloat32(value, name); }
 
 float nonNegative(const Napi::Value& value, const std::string& name) {
   const float x = finite(value, name);
@@ -204,7 +202,7 @@ nn::BatchNormDesc bnDesc(const Napi::Value& value) {
   d.N = dim(o.Get("N"), "desc.N");
   d.C = dim(o.Get("C"), "desc.C");
   d.L = dim(o.Get("L"), "desc.L");
-  d.eps = static_cast<float>(requirePositive(o.Get("eps"), "desc.eps"));
+  d.eps = requirePositiveFloat32(o.Get("eps"), "desc.eps");
   d.momentum = nonNegative(o.Get("momentum"), "desc.momentum");
   if (d.momentum > 1.0f) throw rangeError("desc.momentum: expected a number in [0, 1], got " + describe(o.Get("momentum")));
   elements({d.N, d.C, d.L}, "x");
@@ -380,12 +378,20 @@ Napi::Value globalAvgPoolBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+// eps of an L2 normalisation: a normal float32 (5e-324 would round to 0, and 0 / 0 is NaN).
+float l2Eps(const Napi::Value& value) {
+  const double eps = requirePositive(value, "eps");
+  if (!(eps >= kMinL2Eps && eps <= 3.4028234663852886e38))
+    throw rangeError("eps: expected a number in [1.1754943508222875e-38, 3.4e38] (a normal float32), got " + describe(value));
+  return static_cast<float>(eps);
+}
+
 // l2NormalizeForward(x, y, norms, rows, dim, eps, threads?)
 Napi::Value l2NormalizeForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     const int64_t rows = dim(i[3], "rows"), d = dim(i[4], "dim");
     const int64_t n = elements({rows, d}, "x");
-    const float eps = static_cast<float>(requirePositive(i[5], "eps"));
+    const float eps = l2Eps(i[5]);
     cpu::l2NormalizeForward(floatsOf(i[0], "x", n), floatsOf(i[1], "y", n), floatsOf(i[2], "norms", rows),
                             rows, d, eps, threadsOf(i[6]));
     return i.Env().Undefined();
@@ -397,7 +403,7 @@ Napi::Value l2NormalizeBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     const int64_t rows = dim(i[4], "rows"), d = dim(i[5], "dim");
     const int64_t n = elements({rows, d}, "y");
-    const float eps = static_cast<float>(requirePositive(i[6], "eps"));
+    const float eps = l2Eps(i[6]);
     cpu::l2NormalizeBackward(floatsOf(i[0], "y", n), floatsOf(i[1], "norms", rows), floatsOf(i[2], "dy", n),
                              floatsOf(i[3], "dx", n), rows, d, eps, threadsOf(i[7]));
     return i.Env().Undefined();
@@ -510,7 +516,7 @@ Napi::Value adamwStep(const Napi::CallbackInfo& info) {
     s.beta1 = optionNumber(o, "beta1", "options");
     s.beta2 = optionNumber(o, "beta2", "options");
     if (s.beta1 >= 1.0f || s.beta2 >= 1.0f) throw rangeError("options.beta1: expected betas in [0, 1), got " + std::to_string(std::max(s.beta1, s.beta2)));
-    s.eps = static_cast<float>(requirePositive(o.Get("eps"), "options.eps"));
+    s.eps = requirePositiveFloat32(o.Get("eps"), "options.eps");
     s.weightDecay = optionNumber(o, "weightDecay", "options");
     s.step = requireInteger(o.Get("step"), "options.step", 1, kMaxElements);
     cpu::adamwStep(floatsOf(i[0], "param", n), floatsOf(i[1], "grad", n), floatsOf(i[2], "expAvg", n),
@@ -528,7 +534,7 @@ Napi::Value rmspropStep(const Napi::CallbackInfo& info) {
     s.lr = optionNumber(o, "lr", "options");
     s.alpha = optionNumber(o, "alpha", "options");
     if (s.alpha > 1.0f) throw rangeError("options.alpha: expected a number in [0, 1], got " + describe(o.Get("alpha")));
-    s.eps = static_cast<float>(requirePositive(o.Get("eps"), "options.eps"));
+    s.eps = requirePositiveFloat32(o.Get("eps"), "options.eps");
     s.weightDecay = optionNumber(o, "weightDecay", "options");
     s.momentum = optionNumber(o, "momentum", "options");
     float* buf = s.momentum > 0.0f ? floatsOf(i[3], "buffer", n) : nullptr;

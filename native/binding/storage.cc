@@ -16,7 +16,14 @@ namespace {
 std::atomic<int64_t> gLiveBytes{0};
 std::atomic<int64_t> gLiveCount{0};
 constexpr int64_t kMaxBytes = int64_t{1} << 46;
+constexpr napi_type_tag kStorageTag = {0x5c0a7e1d2b4f4e61ull, 0x9d3c8a51f0e27b44ull};
 }  // namespace
+
+bool Storage::is(const Napi::Value& value) {
+  if (!value.IsObject()) return false;
+  bool tagged = false;
+  return napi_check_object_type_tag(value.Env(), value, &kStorageTag, &tagged) == napi_ok && tagged;
+}
 
 int64_t Storage::liveBytes() { return gLiveBytes.load(); }
 int64_t Storage::liveCount() { return gLiveCount.load(); }
@@ -36,6 +43,7 @@ Napi::Function Storage::define(Napi::Env env) {
 // new Storage(bytes, device = 'cpu'): zero-filled memory on the host or the GPU.
 Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {
   Napi::Env env = info.Env();
+  napi_type_tag_object(env, info.This(), &kStorageTag);
   guarded(info, [&](const Napi::CallbackInfo& i) -> Napi::Value {
     const int64_t bytes = requireInteger(i[0], "bytes", 0, kMaxBytes);
     const std::string device = i[1].IsUndefined() ? "cpu" : requireString(i[1], "device");
@@ -91,8 +99,7 @@ void Storage::release(Napi::BasicEnv env) {
 }
 
 Storage& Storage::unwrap(const Napi::Value& value, const std::string& name, size_t bytes) {
-  Napi::Env env = value.Env();
-  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(AddonData::of(env).storage.Value()))
+  if (!is(value))
     throw typeError(name + ": expected a tensor storage, got " + describe(value));
   Storage* s = Storage::Unwrap(value.As<Napi::Object>());
   if (s->disposed_) throw rangeError(name + ": the tensor has been disposed");
@@ -112,15 +119,13 @@ uint8_t* Storage::hostData(const Napi::Value& value, const std::string& name, si
 Napi::Value Storage::write(const Napi::CallbackInfo& info) {
   return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
     if (disposed_) throw rangeError("tensor: it has been disposed");
-    if (!i[0].IsTypedArray()) throw typeError("data: expected a typed array, got " + describe(i[0]));
-    auto ta = i[0].As<Napi::TypedArray>();
+    const ByteView src = requireTypedArrayBytes(i[0], "data");
     const int64_t offset = requireInteger(i[1], "byteOffset", 0, kMaxBytes);
-    const size_t n = ta.ByteLength();
+    const size_t n = src.bytes;
     if (static_cast<size_t>(offset) + n > bytes())
       throw rangeError("data: " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
                        " do not fit in " + std::to_string(bytes()) + " bytes");
-    const uint8_t* src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    copyIn(static_cast<size_t>(offset), src, n);
+    copyIn(static_cast<size_t>(offset), src.data, n);
     return i.Env().Undefined();
   });
 }
@@ -129,15 +134,13 @@ Napi::Value Storage::write(const Napi::CallbackInfo& info) {
 Napi::Value Storage::read(const Napi::CallbackInfo& info) {
   return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
     if (disposed_) throw rangeError("tensor: it has been disposed");
-    if (!i[0].IsTypedArray()) throw typeError("out: expected a typed array, got " + describe(i[0]));
-    auto ta = i[0].As<Napi::TypedArray>();
+    const ByteView dst = requireTypedArrayBytes(i[0], "out");
     const int64_t offset = requireInteger(i[1], "byteOffset", 0, kMaxBytes);
-    const size_t n = ta.ByteLength();
+    const size_t n = dst.bytes;
     if (static_cast<size_t>(offset) + n > bytes())
       throw rangeError("out: " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
                        " are past the end of " + std::to_string(bytes()) + " bytes");
-    uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    copyOut(dst, static_cast<size_t>(offset), n);
+    copyOut(dst.data, static_cast<size_t>(offset), n);
     return i.Env().Undefined();
   });
 }

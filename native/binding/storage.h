@@ -28,6 +28,10 @@ class Storage : public Napi::ObjectWrap<Storage> {
   // The same for code that reads the memory on the CPU: a CUDA storage is a RangeError.
   static uint8_t* hostData(const Napi::Value& value, const std::string& name, size_t bytes);
 
+  // Whether `value` is a storage made by this addon: a type tag check, so that no
+  // JavaScript runs (no Symbol.hasInstance, no proxy trap) while pointers are being taken.
+  static bool is(const Napi::Value& value);
+
   // Live host bytes and storages (for memory()).
   static int64_t liveBytes();
   static int64_t liveCount();

@@ -20,8 +20,9 @@ using TileFn = void (*)(const float*, int, int64_t, const float*, int64_t, int64
 // The tile kernel of the active kernel set (setCpuKernels / SUPCON_CPU_KERNELS apply here too).
 TileFn activeTile() { return SUPCON_ACTIVE_TABLE(knnSimilarityTile); }
 
-// 1 / |row| in double; a zero or non-finite row cannot be compared by cosine.
-float inverseNorm(const float* row, int64_t d, const char* what, int64_t i) {
+// 1 / |row| in double; a zero or non-finite row cannot be compared by cosine. Kept in double:
+// a row of norm below about 3e-39 has an inverse past the float32 maximum.
+double inverseNorm(const float* row, int64_t d, const char* what, int64_t i) {
   double s = 0.0;
   for (int64_t k = 0; k < d; ++k) {
     if (!std::isfinite(row[k]))
@@ -31,7 +32,7 @@ float inverseNorm(const float* row, int64_t d, const char* what, int64_t i) {
   if (s == 0.0)
     throw rangeError(std::string(what) + ": row " + std::to_string(i) +
                      " is all zeros; cosine similarity needs nonzero rows");
-  return static_cast<float>(1.0 / std::sqrt(s));
+  return 1.0 / std::sqrt(s);
 }
 
 // A candidate neighbour; `a` is better than `b` when more similar, or as similar with a lower index.
@@ -56,14 +57,14 @@ void knnTopK(const KnnInput& in, int32_t* index, float* similarity, int threads)
   AlignedBuffer<float> trainT(static_cast<size_t>(d * ldT));
   for (int64_t j = 0; j < in.nTrain; ++j) {
     const float* row = in.train + j * d;
-    const float s = inverseNorm(row, d, "train", j);
-    for (int64_t c = 0; c < d; ++c) trainT[c * ldT + j] = row[c] * s;
+    const double s = inverseNorm(row, d, "train", j);
+    for (int64_t c = 0; c < d; ++c) trainT[c * ldT + j] = static_cast<float>(row[c] * s);
   }
   AlignedBuffer<float> test(static_cast<size_t>(in.nTest * d));
   for (int64_t i = 0; i < in.nTest; ++i) {
     const float* row = in.test + i * d;
-    const float s = inverseNorm(row, d, "test", i);
-    for (int64_t c = 0; c < d; ++c) test[i * d + c] = row[c] * s;
+    const double s = inverseNorm(row, d, "test", i);
+    for (int64_t c = 0; c < d; ++c) test[i * d + c] = static_cast<float>(row[c] * s);
   }
   const TileFn tile = activeTile();
   const int64_t blocks = (in.nTest + kRowsPerBlock - 1) / kRowsPerBlock;

@@ -492,10 +492,11 @@ void l2NormalizeForward(const float* x, float* y, float* norms, int64_t rows, in
     const float* xr = x + r * dim;
     double ss = 0.0;
     for (int64_t k = 0; k < dim; ++k) ss += static_cast<double>(xr[k]) * xr[k];
-    const float norm = static_cast<float>(std::sqrt(ss));
-    norms[r] = norm;
-    const float den = std::max(norm, eps);
-    for (int64_t k = 0; k < dim; ++k) y[r * dim + k] = xr[k] / den;
+    // The division in double: a row near the float32 maximum has a norm past it.
+    const double norm = std::sqrt(ss);
+    norms[r] = static_cast<float>(std::min(norm, static_cast<double>(std::numeric_limits<float>::max())));
+    const double den = std::max(norm, static_cast<double>(eps));
+    for (int64_t k = 0; k < dim; ++k) y[r * dim + k] = static_cast<float>(xr[k] / den);
   });
 }
 

@@ -111,7 +111,7 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
   const int64_t padded = roundUp(s.B, mb);
 
   s.zw = AlignedBuffer<float>(static_cast<size_t>(s.B) * static_cast<size_t>(s.ld));
-  if (options.normalize) s.norms = AlignedBuffer<float>(s.B);
+  if (options.normalize) s.norms = AlignedBuffer<double>(s.B);
   s.statA = AlignedBuffer<float>(padded);
   s.statB = AlignedBuffer<float>(padded);
   s.statC = AlignedBuffer<float>(padded);
@@ -129,12 +129,20 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
       const float* x = in.features + (sample * s.v + view) * s.d;
       float* z = s.zw.data() + r * s.ld;
       if (options.normalize) {
+        // In double, from the row scaled by its largest magnitude: the loss is scale-invariant,
+        // and so is this (a row near the float32 maximum neither overflows nor underflows).
+        double peak = 0.0;
+        for (int64_t k = 0; k < s.d; ++k) peak = std::max(peak, std::fabs(static_cast<double>(x[k])));
         double ss = 0.0;
-        for (int64_t k = 0; k < s.d; ++k) ss += static_cast<double>(x[k]) * x[k];
-        const float norm = std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
+        if (peak > 0.0)
+          for (int64_t k = 0; k < s.d; ++k) {
+            const double t = x[k] / peak;
+            ss += t * t;
+          }
+        const double norm = std::max(peak * std::sqrt(ss), static_cast<double>(1e-12f));
         s.norms[r] = norm;
         // Divide (not multiply by 1/norm): a 1-d feature then becomes exactly +-1.
-        for (int64_t k = 0; k < s.d; ++k) z[k] = x[k] / norm;
+        for (int64_t k = 0; k < s.d; ++k) z[k] = static_cast<float>(x[k] / norm);
       } else {
         for (int64_t k = 0; k < s.d; ++k) z[k] = x[k];
       }
@@ -208,13 +216,13 @@ void lossBackward(const LossState& s, float gradLoss, float* grad, int threads) 
       for (int64_t k = 0; k < s.d; ++k) out[k] = acc[k * mb + i] * invTau;
       if (s.options.normalize) {
         // z = x / max(|x|, eps): dx = (dz - z (z . dz)) / |x|, or dz / eps when clamped.
-        const float norm = s.norms[r];
+        const double norm = s.norms[r];
         const float* z = s.zw.data() + r * s.ld;
         double dot = 0.0;
-        if (norm > 1e-12f)
+        if (norm > static_cast<double>(1e-12f))
           for (int64_t k = 0; k < s.d; ++k) dot += static_cast<double>(z[k]) * out[k];
-        const float fdot = static_cast<float>(dot), inv = 1.0f / norm;
-        for (int64_t k = 0; k < s.d; ++k) out[k] = (out[k] - z[k] * fdot) * inv;
+        for (int64_t k = 0; k < s.d; ++k)
+          out[k] = static_cast<float>((out[k] - static_cast<double>(z[k]) * dot) / norm);
       }
     }
   });

@@ -29,7 +29,7 @@ struct LossState {
   double loss = 0.0;
   int64_t counted = 0;            // anchors in the mean
   AlignedBuffer<float> zw;        // [B, ld] working features
-  AlignedBuffer<float> norms;     // [B] when normalising
+  AlignedBuffer<double> norms;    // [B] when normalising (double: |x| may pass FLT_MAX)
   AlignedBuffer<float> statA, statB, statC;
   AlignedBuffer<uint8_t> hasGrad;
   std::vector<int32_t> rowClass;
