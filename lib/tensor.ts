@@ -43,16 +43,16 @@ export interface TensorOptions<D extends DType = DType> {
 export class Tensor<D extends DType = DType> {
   readonly shape: readonly number[];
   readonly dtype: D;
-  readonly device: DeviceName;
   /** Number of elements. */
   readonly size: number;
   #storage: NativeStorage | null;
+  #device: DeviceName;
 
   private constructor(storage: NativeStorage, shape: number[], dtype: D, device: DeviceName) {
     this.#storage = storage;
     this.shape = Object.freeze(shape);
     this.dtype = dtype;
-    this.device = device;
+    this.#device = device;
     this.size = product(shape);
     liveTensors++;
     scopes[scopes.length - 1]?.add(this);
@@ -165,6 +165,28 @@ export class Tensor<D extends DType = DType> {
       return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, offset + i * stride));
     };
     return this.shape.length === 0 ? flat[0] : build(0, 0);
+  }
+
+  /** Where the values live: 'cpu' (host memory) or 'cuda'. */
+  get device(): DeviceName {
+    return this.#device;
+  }
+
+  /**
+   * @internal Moves the values to `device` in place: the same object, with new storage
+   * (Module.to moves parameters and buffers this way, so every reference to them stays valid).
+   */
+  relocate(device: DeviceName): void {
+    if (device === this.#device) return;
+    const copy = this.to(device);
+    const old = this.storage;
+    this.#storage = copy.#storage;
+    this.#device = device;
+    // The copy's storage now belongs to this tensor: the copy itself is gone.
+    copy.#storage = null;
+    liveTensors--;
+    for (const scope of scopes) scope.delete(copy);
+    old.dispose();
   }
 
   /** A copy of this tensor on `device` (a new tensor even when it is already there). */

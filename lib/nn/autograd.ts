@@ -57,8 +57,6 @@ export class Variable {
   constructor(value: Tensor<'float32'>, requiresGrad = false) {
     if (!(value instanceof Tensor)) throw new TypeError(`value: expected a Tensor, got ${describe(value)}`);
     if (value.dtype !== 'float32') throw new TypeError(`value: expected a float32 tensor, got dtype '${value.dtype}'`);
-    // The layer kernels run on the CPU (their CUDA twins come with the CUDA backend).
-    if (value.device !== 'cpu') throw new RangeError(`value: expected a tensor on the CPU, got one on '${value.device}'`);
     this.value = value;
     this.requiresGrad = requiresGrad;
   }
@@ -116,7 +114,7 @@ export class Parameter extends Variable {
 /** @internal The gradient buffer of v (zero-filled the first time), for kernels to add into. */
 export function gradOf(v: Variable): Tensor<'float32'> {
   if (v.grad === null || v.grad.isDisposed) {
-    v.grad = Tensor.zeros(v.shape);
+    v.grad = Tensor.zeros(v.shape, { device: v.value.device });
     // A parameter's gradient outlives the tidy() scope it is first made in.
     if (v instanceof Parameter) keep(v.grad);
   }

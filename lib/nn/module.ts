@@ -1,7 +1,7 @@
 // Modules: parameters, buffers and children under PyTorch's names, so that a model's state
 // maps one to one onto the PyTorch module of the same architecture (docs/LAYERS.md).
 import { describe } from '../check';
-import { keep, Tensor } from '../tensor';
+import { DeviceName, keep, Tensor } from '../tensor';
 import { Parameter, Variable } from './autograd';
 import { VariableLike } from './ops';
 
@@ -84,6 +84,23 @@ export abstract class Module {
 
   zeroGrad(): void {
     for (const p of this.parameters()) p.zeroGrad();
+  }
+
+  /**
+   * Moves every parameter and buffer to `device` in place ('cpu' or 'cuda'); gradients are
+   * dropped (they are made again on the new device). Optimizers made before the move keep
+   * their state on the old device: make them after.
+   */
+  to(device: DeviceName): this {
+    if (device !== 'cpu' && device !== 'cuda') throw new RangeError(`device: expected 'cpu' or 'cuda', got ${describe(device)}`);
+    for (const p of this.#params.values()) {
+      p.value.relocate(device);
+      p.grad?.dispose();
+      p.grad = null;
+    }
+    for (const b of this.#buffers.values()) if (b instanceof Tensor) b.relocate(device);
+    for (const m of this.#children.values()) m.to(device);
+    return this;
   }
 
   /** Frees every parameter, gradient and buffer. */

@@ -22,7 +22,6 @@ export function asVariable(x: unknown, name: string): Variable {
   if (x instanceof Tensor) {
     if (x.dtype !== 'float32') throw new TypeError(`${name}: expected a float32 tensor, got dtype '${x.dtype}'`);
     if (x.isDisposed) throw new RangeError(`${name}: the tensor has been disposed`);
-    if (x.device !== 'cpu') throw new RangeError(`${name}: expected a tensor on the CPU, got one on '${x.device}'`);
     return new Variable(x as Tensor<'float32'>);
   }
   throw new TypeError(`${name}: expected a Variable or a float32 Tensor, got ${describe(x)}`);
@@ -64,6 +63,8 @@ function into<T>(outputs: readonly Tensor[], kernel: () => T): T {
 }
 
 const storageOrNull = (v: Variable | null) => (v === null ? null : v.value.storage);
+/** A zero tensor on v's device: every op's outputs live where its inputs are (the kernels then run there). */
+const zerosOn = (v: Variable, shape: readonly number[]) => Tensor.zeros<'float32'>(shape, { device: v.value.device });
 const gradIfNeeded = (v: Variable | null) => (needsGrad(v) ? gradOf(v).storage : null);
 
 /** y = x W^T + b, x [N, in], W [out, in], b [out]. */
@@ -76,7 +77,7 @@ export function linear(x: VariableLike, weight: VariableLike, bias: VariableLike
   if (xv.shape[1] !== inF) throw new RangeError(`x: expected [N, ${inF}] (the weight's in features), got ${shapeText(xv.shape)}`);
   if (b !== null) requireShape(b, [outF], 'bias');
   const N = xv.shape[0];
-  const y = Tensor.zeros<'float32'>([N, outF]);
+  const y = zerosOn(xv, [N, outF]);
   into([y], () => native.nn.linearForward(xv.value.storage, w.value.storage, storageOrNull(b), y.storage, N, inF, outF, numThreads()));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
@@ -112,7 +113,7 @@ export function conv2d(x: VariableLike, weight: VariableLike, bias: VariableLike
     throw new RangeError(`x: the padded input [${H + 2 * padH}, ${W + 2 * padW}] is smaller than the kernel [${R}, ${S}]`);
   const P = Math.floor((H + 2 * padH - R) / strideH) + 1, Q = Math.floor((W + 2 * padW - S) / strideW) + 1;
   const desc = { N, C, H, W, K, R, S, strideH, strideW, padH, padW };
-  const y = Tensor.zeros<'float32'>([N, K, P, Q]);
+  const y = zerosOn(xv, [N, K, P, Q]);
   into([y], () => native.nn.conv2dForward(desc, xv.value.storage, w.value.storage, storageOrNull(b), y.storage, numThreads()));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
@@ -148,8 +149,8 @@ export function batchNorm(
     throw new RangeError(`x: expected [N, ${C}] or [N, ${C}, ...] (the layer's channels), got ${shapeText(xv.shape)}`);
   requireShape(b, [C], 'bias');
   for (const [t, name] of [[runningMean, 'runningMean'], [runningVar, 'runningVar']] as const) {
-    if (t !== null && !(t instanceof Tensor && t.dtype === 'float32' && t.size === C && t.device === 'cpu'))
-      throw new TypeError(`${name}: expected a float32 CPU tensor of ${C} values or null, got ${describe(t)}`);
+    if (t !== null && !(t instanceof Tensor && t.dtype === 'float32' && t.size === C && t.device === xv.value.device))
+      throw new TypeError(`${name}: expected a float32 tensor of ${C} values on '${xv.value.device}' (x's device) or null, got ${describe(t)}`);
   }
   if (typeof options !== 'object' || options === null) throw new TypeError(`options: expected an object, got ${describe(options)}`);
   if (typeof options.training !== 'boolean') throw new TypeError(`options.training: expected a boolean, got ${describe(options.training)}`);
@@ -163,8 +164,8 @@ export function batchNorm(
   if (options.training && N * L < 2)
     throw new RangeError(`x: training batch norm needs more than one value per channel, got shape ${shapeText(xv.shape)}`);
   const desc = { N, C, L, eps, momentum };
-  const y = Tensor.zeros<'float32'>(xv.shape.slice());
-  const saveMean = Tensor.zeros<'float32'>([C]), saveInvStd = Tensor.zeros<'float32'>([C]);
+  const y = zerosOn(xv, xv.shape);
+  const saveMean = zerosOn(xv, [C]), saveInvStd = zerosOn(xv, [C]);
   into([y, saveMean, saveInvStd], () => native.nn.batchNormForward(desc, options.training, xv.value.storage, w.value.storage,
     b.value.storage, runningMean?.storage ?? null, runningVar?.storage ?? null, y.storage, saveMean.storage, saveInvStd.storage,
     numThreads()));
@@ -190,7 +191,7 @@ export function batchNorm(
 /** max(x, 0). */
 export function relu(x: VariableLike): Variable {
   const xv = asVariable(x, 'x');
-  const y = Tensor.zeros<'float32'>(xv.shape.slice());
+  const y = zerosOn(xv, xv.shape);
   into([y], () => native.nn.reluForward(xv.value.storage, y.storage, xv.size, numThreads()));
   if (!recording(xv)) return result(y, null);
   return result(y, {
@@ -206,7 +207,7 @@ export function relu(x: VariableLike): Variable {
 export function add(a: VariableLike, b: VariableLike): Variable {
   const av = asVariable(a, 'a'), bv = asVariable(b, 'b');
   requireShape(bv, av.shape, 'b');
-  const y = Tensor.zeros<'float32'>(av.shape.slice());
+  const y = zerosOn(av, av.shape);
   into([y], () => native.nn.add(av.value.storage, bv.value.storage, y.storage, av.size, numThreads()));
   if (!recording(av, bv)) return result(y, null);
   return result(y, {
@@ -230,7 +231,7 @@ export function reshape(x: VariableLike, shape: readonly number[]): Variable {
   if (free >= 0) dims[free] = xv.size / known;
   if (!Number.isSafeInteger(dims[free >= 0 ? free : 0]) || dims.reduce((p, s) => p * s, 1) !== xv.size)
     throw new RangeError(`shape: ${shapeText(shape)} does not hold the ${xv.size} values of shape ${shapeText(xv.shape)}`);
-  const y = Tensor.zeros<'float32'>(dims);
+  const y = zerosOn(xv, dims);
   into([y], () => native.nn.copyFloats(xv.value.storage, y.storage, xv.size));
   if (!recording(xv)) return result(y, null);
   return result(y, {
@@ -272,8 +273,8 @@ export function maxPool2d(x: VariableLike, options: MaxPool2dOptions): Variable 
     throw new RangeError(`x: the padded input [${H + 2 * padH}, ${W + 2 * padW}] is smaller than the kernel [${R}, ${S}]`);
   const P = Math.floor((H + 2 * padH - R) / strideH) + 1, Q = Math.floor((W + 2 * padW - S) / strideW) + 1;
   const desc = { N, C, H, W, R, S, strideH, strideW, padH, padW };
-  const y = Tensor.zeros<'float32'>([N, C, P, Q]);
-  const indices = Tensor.zeros<'int32'>([N, C, P, Q], { dtype: 'int32' });
+  const y = zerosOn(xv, [N, C, P, Q]);
+  const indices = Tensor.zeros<'int32'>([N, C, P, Q], { dtype: 'int32', device: xv.value.device });
   into([y, indices], () => native.nn.maxPool2dForward(desc, xv.value.storage, y.storage, indices.storage, numThreads()));
   if (!recording(xv)) {
     indices.dispose();
@@ -296,7 +297,7 @@ export function globalAvgPool(x: VariableLike): Variable {
   if (xv.shape.length < 3) throw new RangeError(`x: expected [N, C, H, W] (or [N, C, L]), got shape ${shapeText(xv.shape)}`);
   const [N, C] = xv.shape;
   const L = xv.size / (N * C);
-  const y = Tensor.zeros<'float32'>([N, C]);
+  const y = zerosOn(xv, [N, C]);
   into([y], () => native.nn.globalAvgPoolForward(xv.value.storage, y.storage, N * C, L, numThreads()));
   if (!recording(xv)) return result(y, null);
   return result(y, {
@@ -315,8 +316,8 @@ export function l2Normalize(x: VariableLike, eps = 1e-12): Variable {
   if (!(typeof eps === 'number' && eps >= MIN_NORMAL_FLOAT32 && eps <= MAX_FLOAT32))
     throw new RangeError(`eps: expected a finite number > 0 that float32 holds as a normal number (>= ${MIN_NORMAL_FLOAT32}), got ${describe(eps)}`);
   const [rows, dim] = xv.shape;
-  const y = Tensor.zeros<'float32'>([rows, dim]);
-  const norms = Tensor.zeros<'float32'>([rows]);
+  const y = zerosOn(xv, [rows, dim]);
+  const norms = zerosOn(xv, [rows]);
   into([y, norms], () => native.nn.l2NormalizeForward(xv.value.storage, y.storage, norms.storage, rows, dim, eps, numThreads()));
   if (!recording(xv)) {
     norms.dispose();
@@ -338,7 +339,6 @@ export type ClassLabels = Int32Array | readonly number[] | Tensor<'int32'>;
 function labelsFor(labels: unknown, rows: number): Int32Array | Tensor<'int32'> {
   if (labels instanceof Tensor) {
     if (labels.dtype !== 'int32') throw new TypeError(`labels: expected an int32 tensor, got dtype '${labels.dtype}'`);
-    if (labels.device !== 'cpu') throw new RangeError(`labels: expected a tensor on the CPU, got one on '${labels.device}'`);
     if (labels.size !== rows) throw new RangeError(`labels: expected ${rows} labels (one per row), got ${labels.size}`);
     return labels as Tensor<'int32'>;
   }
@@ -362,17 +362,32 @@ export function crossEntropy(logits: VariableLike, labels: ClassLabels): Variabl
   requireRank(z, [2], 'logits', '[N, classes]');
   const [rows, classes] = z.shape;
   const lab = labelsFor(labels, rows);
-  const labelArg = lab instanceof Tensor ? lab.storage : lab;
-  const loss = native.nn.crossEntropyForward(z.value.storage, labelArg, rows, classes, numThreads());
+  const device = z.value.device;
+  if (lab instanceof Tensor && lab.device !== device)
+    throw new RangeError(`labels: expected a tensor on '${device}' (the logits' device), got one on '${lab.device}'`);
+  // Labels given as an array go where the logits are, for the forward and backward passes.
+  const uploaded = !(lab instanceof Tensor) && device !== 'cpu' ? Tensor.from(lab, [rows], { dtype: 'int32', device }) : null;
+  const labelArg = uploaded !== null ? uploaded.storage : lab instanceof Tensor ? lab.storage : lab;
+  let loss: number;
+  try {
+    loss = native.nn.crossEntropyForward(z.value.storage, labelArg, rows, classes, numThreads());
+  } catch (e) {
+    uploaded?.dispose();
+    throw e;
+  }
   const y = Tensor.from(new Float32Array([loss]), []);
-  if (!recording(z)) return result(y, null);
+  const release = () => uploaded?.dispose();
+  if (!recording(z)) {
+    release();
+    return result(y, null);
+  }
   return result(y, {
     inputs: [z],
     backward(g) {
       const gradLoss = g.dataSync()[0];
       native.nn.crossEntropyBackward(z.value.storage, labelArg, rows, classes, gradLoss, gradOf(z).storage, numThreads());
     },
-    release() {},
+    release,
   });
 }
 
@@ -404,7 +419,7 @@ export function supcon(features: VariableLike, labels?: Int32Array | readonly nu
     throw new RangeError(`features: expected [n, v, d] or [n * v, d], got shape ${shapeText(f.shape)}`);
   }
   // [n * v, d] features are the same values as [n, v, d]: a copy under that shape.
-  const reshaped = f.shape.length === 2 ? Tensor.zeros<'float32'>(shape) : null;
+  const reshaped = f.shape.length === 2 ? zerosOn(f, shape) : null;
   if (reshaped !== null) into([reshaped], () => native.nn.copyFloats(f.value.storage, reshaped.storage, f.size));
   let forward;
   try {

@@ -52,7 +52,7 @@ export abstract class Optimizer {
 
   /** Creates the zero state tensor `slot` of parameter i (it outlives the step's tidy()). */
   protected createSlot(i: number, slot: string, p: Parameter): Tensor<'float32'> {
-    const t = keep(Tensor.zeros<'float32'>(p.shape.slice()));
+    const t = keep(Tensor.zeros<'float32'>(p.shape.slice(), { device: p.value.device }));
     this.#slots.set(`${i}.${slot}`, t);
     return t;
   }
@@ -89,7 +89,7 @@ export abstract class Optimizer {
     this.#slots.clear();
     for (const [key, data] of parsed) {
       const i = Number(key.split('.')[0]);
-      const t = keep(Tensor.zeros<'float32'>(this.params[i][1].shape.slice()));
+      const t = keep(Tensor.zeros<'float32'>(this.params[i][1].shape.slice(), { device: this.params[i][1].value.device }));
       t.storage.write(data, 0);
       this.#slots.set(key, t);
     }

@@ -1,8 +1,11 @@
 // Layers, GEMM, initialisers and optimizer steps for JavaScript: every argument checked,
-// then the work handed to native/cpu. Tensors arrive as storages (or typed arrays for the
+// then the work handed to native/cpu, or to native/cuda when the tensors are on the GPU
+// (one entry point per op; the tensors' device picks the kernel). Tensors arrive as storages (or typed arrays for the
 // GEMM) and are checked against the sizes their shapes imply.
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "../common/nn_types.h"
 #include "../cpu/gemm.h"
@@ -12,6 +15,11 @@
 #include "args.h"
 #include "storage.h"
 
+#if defined(SUPCON_WITH_CUDA)
+#include "../cuda/nn_cuda.h"
+#include "../cuda/runtime.h"
+#endif
+
 namespace supcon::binding {
 namespace {
 
@@ -19,34 +27,69 @@ constexpr int64_t kMaxElements = int64_t{1} << 40;
 constexpr int64_t kMaxDim = int64_t{1} << 31;
 constexpr double kMinL2Eps = 1.1754943508222875e-38;  // FLT_MIN
 
-float* floatsOf(const Napi::Value& value, const std::string& name, int64_t count) {
-  if (value.IsTypedArray()) {
-    auto ta = requireTypedArray<float>(value, name, -1);
-    if (static_cast<int64_t>(ta.ElementLength()) < count)
-      throw rangeError(name + ": expected at least " + std::to_string(count) + " floats, got " +
-                       std::to_string(ta.ElementLength()));
-    return ta.Data();
+// The tensors of one call and where they live: all in host memory (host storages or typed
+// arrays) or all on the GPU (CUDA storages); the op then runs on that backend.
+class Operands {
+ public:
+  float* floats(const Napi::Value& value, const std::string& name, int64_t count) {
+    return data<float>(value, name, count, "a float32 tensor");
   }
-  if (value.IsObject() && !value.IsArray())
-    return reinterpret_cast<float*>(
-        Storage::hostData(value, name, static_cast<size_t>(count) * sizeof(float)));
-  throw typeError(name + ": expected a float32 tensor, got " + describe(value));
-}
-
-float* optionalFloats(const Napi::Value& value, const std::string& name, int64_t count) {
-  return value.IsNull() || value.IsUndefined() ? nullptr : floatsOf(value, name, count);
-}
-
-int32_t* intsOf(const Napi::Value& value, const std::string& name, int64_t count) {
-  if (value.IsTypedArray()) {
-    auto ta = requireTypedArray<int32_t>(value, name, count);
-    return ta.Data();
+  float* optionalFloats(const Napi::Value& value, const std::string& name, int64_t count) {
+    return value.IsNull() || value.IsUndefined() ? nullptr : floats(value, name, count);
   }
-  if (value.IsObject() && !value.IsArray())
-    return reinterpret_cast<int32_t*>(
-        Storage::hostData(value, name, static_cast<size_t>(count) * sizeof(int32_t)));
-  throw typeError(name + ": expected an int32 tensor, got " + describe(value));
-}
+  int32_t* ints(const Napi::Value& value, const std::string& name, int64_t count) {
+    return data<int32_t>(value, name, count, "an int32 tensor");
+  }
+  bool cuda() const { return cuda_; }
+
+ private:
+  void note(bool onDevice, const std::string& name) {
+    if (seen_ && onDevice != cuda_)
+      throw rangeError(name + ": expected a tensor on '" + (cuda_ ? "cuda" : "cpu") +
+                       "' like the other operands, got one on '" + (onDevice ? "cuda" : "cpu") + "'");
+    seen_ = true;
+    cuda_ = onDevice;
+  }
+  template <typename T>
+  T* data(const Napi::Value& value, const std::string& name, int64_t count, const char* what) {
+    if (value.IsTypedArray()) {
+      auto ta = requireTypedArray<T>(value, name, -1);
+      if (static_cast<int64_t>(ta.ElementLength()) < count)
+        throw rangeError(name + ": expected at least " + std::to_string(count) + (std::is_same_v<T, float> ? " floats" : " int32 values") + ", got " +
+                         std::to_string(ta.ElementLength()));
+      note(false, name);
+      return ta.Data();
+    }
+    if (value.IsObject() && !value.IsArray()) {
+      Storage& st = Storage::unwrap(value, name, static_cast<size_t>(count) * sizeof(T));
+      note(st.onDevice(), name);
+      return reinterpret_cast<T*>(st.data());
+    }
+    throw typeError(name + ": expected " + what + ", got " + describe(value));
+  }
+  bool seen_ = false, cuda_ = false;
+};
+
+// Runs an op on the backend of its tensors (`at`): the arguments are evaluated once, the
+// thread count (read first) goes to the CPU kernel only.
+#if defined(SUPCON_WITH_CUDA)
+#define SUPCON_ON_CUDA(call) call
+#else
+#define SUPCON_ON_CUDA(call) throw rangeError("this build has no CUDA kernels")
+#endif
+#define SUPCON_DISPATCH(name, threadsArg, ...)                                     \
+  [&, threads_ = (threadsArg)](auto&&... a) -> decltype(auto) {      \
+    if (at.cuda()) {                                                               \
+      SUPCON_ON_CUDA(return cuda::name(a...));                                     \
+    }                                                                              \
+    return cpu::name(a..., threads_);                                              \
+  }(__VA_ARGS__)
+// Ops whose CUDA kernels are not in this build: CUDA tensors are refused.
+#define SUPCON_CPU_ONLY(name, threadsArg, ...)                                      \
+  [&, threads_ = (threadsArg)](auto&&... a) -> decltype(auto) {      \
+    if (at.cuda()) throw rangeError(#name ": expected tensors on the CPU (no CUDA kernel for it in this build), got tensors on 'cuda'"); \
+    return cpu::name(a..., threads_);                                              \
+  }(__VA_ARGS__)
 
 int threadsOf(const Napi::Value& value) {
   if (value.IsUndefined()) return cpu::ThreadPool::hardwareThreads();
@@ -83,6 +126,7 @@ int64_t outSize(int64_t in, int64_t k, int64_t stride, int64_t pad, const std::s
 // gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads?)
 Napi::Value gemm(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     cpu::GemmDesc d;
     d.transA = requireBoolean(i[0], "transA");
     d.transB = requireBoolean(i[1], "transB");
@@ -98,11 +142,11 @@ Napi::Value gemm(const Napi::CallbackInfo& info) {
     auto need = [](int64_t rows, int64_t cols, int64_t ld, const std::string& name) {
       return rows == 0 || cols == 0 ? 0 : checkedProduct(rows - 1, ld, name, kMaxElements) + cols;
     };
-    d.A = floatsOf(i[6], "A", need(aRows, aCols, d.lda, "A"));
-    d.B = floatsOf(i[8], "B", need(bRows, bCols, d.ldb, "B"));
+    d.A = at.floats(i[6], "A", need(aRows, aCols, d.lda, "A"));
+    d.B = at.floats(i[8], "B", need(bRows, bCols, d.ldb, "B"));
     d.beta = finite(i[10], "beta");
-    d.C = floatsOf(i[11], "C", need(d.M, d.N, d.ldc, "C"));
-    cpu::sgemm(d, threadsOf(i[13]));
+    d.C = at.floats(i[11], "C", need(d.M, d.N, d.ldc, "C"));
+    SUPCON_CPU_ONLY(sgemm, threadsOf(i[13]), d);
     return i.Env().Undefined();
   });
 }
@@ -110,6 +154,7 @@ Napi::Value gemm(const Napi::CallbackInfo& info) {
 // fmaPeak(threads, seconds) -> GFLOP/s
 Napi::Value fmaPeak(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int threads = threadsOf(i[0]);
     const double seconds = requirePositive(i[1], "seconds");
     if (seconds > 10) throw rangeError("seconds: expected at most 10, got " + describe(i[1]));
@@ -120,12 +165,13 @@ Napi::Value fmaPeak(const Napi::CallbackInfo& info) {
 // linearForward(x, w, b | null, y, N, in, out, threads?)
 Napi::Value linearForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t N = dim(i[4], "N"), in = dim(i[5], "in"), out = dim(i[6], "out");
-    const float* x = floatsOf(i[0], "x", elements({N, in}, "x"));
-    const float* w = floatsOf(i[1], "weight", elements({out, in}, "weight"));
-    const float* b = optionalFloats(i[2], "bias", out);
-    float* y = floatsOf(i[3], "y", elements({N, out}, "y"));
-    cpu::linearForward(x, w, b, y, N, in, out, threadsOf(i[7]));
+    const float* x = at.floats(i[0], "x", elements({N, in}, "x"));
+    const float* w = at.floats(i[1], "weight", elements({out, in}, "weight"));
+    const float* b = at.optionalFloats(i[2], "bias", out);
+    float* y = at.floats(i[3], "y", elements({N, out}, "y"));
+    SUPCON_CPU_ONLY(linearForward, threadsOf(i[7]), x, w, b, y, N, in, out);
     return i.Env().Undefined();
   });
 }
@@ -133,14 +179,15 @@ Napi::Value linearForward(const Napi::CallbackInfo& info) {
 // linearBackward(x, w, dy, dx | null, dw | null, db | null, N, in, out, threads?)
 Napi::Value linearBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t N = dim(i[6], "N"), in = dim(i[7], "in"), out = dim(i[8], "out");
-    const float* x = floatsOf(i[0], "x", elements({N, in}, "x"));
-    const float* w = floatsOf(i[1], "weight", elements({out, in}, "weight"));
-    const float* dy = floatsOf(i[2], "dy", elements({N, out}, "dy"));
-    float* dx = optionalFloats(i[3], "dx", N * in);
-    float* dw = optionalFloats(i[4], "dweight", out * in);
-    float* db = optionalFloats(i[5], "dbias", out);
-    cpu::linearBackward(x, w, dy, dx, dw, db, N, in, out, threadsOf(i[9]));
+    const float* x = at.floats(i[0], "x", elements({N, in}, "x"));
+    const float* w = at.floats(i[1], "weight", elements({out, in}, "weight"));
+    const float* dy = at.floats(i[2], "dy", elements({N, out}, "dy"));
+    float* dx = at.optionalFloats(i[3], "dx", N * in);
+    float* dw = at.optionalFloats(i[4], "dweight", out * in);
+    float* db = at.optionalFloats(i[5], "dbias", out);
+    SUPCON_CPU_ONLY(linearBackward, threadsOf(i[9]), x, w, dy, dx, dw, db, N, in, out);
     return i.Env().Undefined();
   });
 }
@@ -171,12 +218,13 @@ nn::Conv2dDesc convDesc(const Napi::Value& value) {
 // conv2dForward(desc, x, w, b | null, y, threads?)
 Napi::Value conv2dForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const nn::Conv2dDesc d = convDesc(i[0]);
-    const float* x = floatsOf(i[1], "x", d.N * d.C * d.H * d.W);
-    const float* w = floatsOf(i[2], "weight", d.K * d.C * d.R * d.S);
-    const float* b = optionalFloats(i[3], "bias", d.K);
-    float* y = floatsOf(i[4], "y", d.N * d.K * d.P * d.Q);
-    cpu::conv2dForward(d, x, w, b, y, threadsOf(i[5]));
+    const float* x = at.floats(i[1], "x", d.N * d.C * d.H * d.W);
+    const float* w = at.floats(i[2], "weight", d.K * d.C * d.R * d.S);
+    const float* b = at.optionalFloats(i[3], "bias", d.K);
+    float* y = at.floats(i[4], "y", d.N * d.K * d.P * d.Q);
+    SUPCON_CPU_ONLY(conv2dForward, threadsOf(i[5]), d, x, w, b, y);
     return i.Env().Undefined();
   });
 }
@@ -184,14 +232,15 @@ Napi::Value conv2dForward(const Napi::CallbackInfo& info) {
 // conv2dBackward(desc, x, w, dy, dx | null, dw | null, db | null, threads?)
 Napi::Value conv2dBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const nn::Conv2dDesc d = convDesc(i[0]);
-    const float* x = floatsOf(i[1], "x", d.N * d.C * d.H * d.W);
-    const float* w = floatsOf(i[2], "weight", d.K * d.C * d.R * d.S);
-    const float* dy = floatsOf(i[3], "dy", d.N * d.K * d.P * d.Q);
-    float* dx = optionalFloats(i[4], "dx", d.N * d.C * d.H * d.W);
-    float* dw = optionalFloats(i[5], "dweight", d.K * d.C * d.R * d.S);
-    float* db = optionalFloats(i[6], "dbias", d.K);
-    cpu::conv2dBackward(d, x, w, dy, dx, dw, db, threadsOf(i[7]));
+    const float* x = at.floats(i[1], "x", d.N * d.C * d.H * d.W);
+    const float* w = at.floats(i[2], "weight", d.K * d.C * d.R * d.S);
+    const float* dy = at.floats(i[3], "dy", d.N * d.K * d.P * d.Q);
+    float* dx = at.optionalFloats(i[4], "dx", d.N * d.C * d.H * d.W);
+    float* dw = at.optionalFloats(i[5], "dweight", d.K * d.C * d.R * d.S);
+    float* db = at.optionalFloats(i[6], "dbias", d.K);
+    SUPCON_CPU_ONLY(conv2dBackward, threadsOf(i[7]), d, x, w, dy, dx, dw, db);
     return i.Env().Undefined();
   });
 }
@@ -213,14 +262,15 @@ nn::BatchNormDesc bnDesc(const Napi::Value& value) {
 //                  y, saveMean, saveInvStd, threads?)
 Napi::Value batchNormForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const nn::BatchNormDesc d = bnDesc(i[0]);
     const bool training = requireBoolean(i[1], "training");
     const int64_t n = d.N * d.C * d.L;
-    const float* x = floatsOf(i[2], "x", n);
-    const float* gamma = floatsOf(i[3], "weight", d.C);
-    const float* beta = floatsOf(i[4], "bias", d.C);
-    float* rm = optionalFloats(i[5], "runningMean", d.C);
-    float* rv = optionalFloats(i[6], "runningVar", d.C);
+    const float* x = at.floats(i[2], "x", n);
+    const float* gamma = at.floats(i[3], "weight", d.C);
+    const float* beta = at.floats(i[4], "bias", d.C);
+    float* rm = at.optionalFloats(i[5], "runningMean", d.C);
+    float* rv = at.optionalFloats(i[6], "runningVar", d.C);
     if ((rm == nullptr) != (rv == nullptr))
       throw typeError("runningVar: pass both running statistics or neither");
     if (!training && rm == nullptr)
@@ -228,10 +278,10 @@ Napi::Value batchNormForward(const Napi::CallbackInfo& info) {
     if (training && d.N * d.L < 2)
       throw rangeError("x: training needs more than one value per channel, got N * L = " +
                        std::to_string(d.N * d.L));
-    float* y = floatsOf(i[7], "y", n);
-    float* sm = floatsOf(i[8], "saveMean", d.C);
-    float* si = floatsOf(i[9], "saveInvStd", d.C);
-    cpu::batchNormForward(d, training, x, gamma, beta, rm, rv, y, sm, si, threadsOf(i[10]));
+    float* y = at.floats(i[7], "y", n);
+    float* sm = at.floats(i[8], "saveMean", d.C);
+    float* si = at.floats(i[9], "saveInvStd", d.C);
+    SUPCON_DISPATCH(batchNormForward, threadsOf(i[10]), d, training, x, gamma, beta, rm, rv, y, sm, si);
     return i.Env().Undefined();
   });
 }
@@ -240,18 +290,19 @@ Napi::Value batchNormForward(const Napi::CallbackInfo& info) {
 //                   dgamma | null, dbeta | null, threads?)
 Napi::Value batchNormBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const nn::BatchNormDesc d = bnDesc(i[0]);
     const bool training = requireBoolean(i[1], "training");
     const int64_t n = d.N * d.C * d.L;
-    const float* x = floatsOf(i[2], "x", n);
-    const float* gamma = floatsOf(i[3], "weight", d.C);
-    const float* sm = floatsOf(i[4], "saveMean", d.C);
-    const float* si = floatsOf(i[5], "saveInvStd", d.C);
-    const float* dy = floatsOf(i[6], "dy", n);
-    float* dx = optionalFloats(i[7], "dx", n);
-    float* dg = optionalFloats(i[8], "dweight", d.C);
-    float* db = optionalFloats(i[9], "dbias", d.C);
-    cpu::batchNormBackward(d, training, x, gamma, sm, si, dy, dx, dg, db, threadsOf(i[10]));
+    const float* x = at.floats(i[2], "x", n);
+    const float* gamma = at.floats(i[3], "weight", d.C);
+    const float* sm = at.floats(i[4], "saveMean", d.C);
+    const float* si = at.floats(i[5], "saveInvStd", d.C);
+    const float* dy = at.floats(i[6], "dy", n);
+    float* dx = at.optionalFloats(i[7], "dx", n);
+    float* dg = at.optionalFloats(i[8], "dweight", d.C);
+    float* db = at.optionalFloats(i[9], "dbias", d.C);
+    SUPCON_DISPATCH(batchNormBackward, threadsOf(i[10]), d, training, x, gamma, sm, si, dy, dx, dg, db);
     return i.Env().Undefined();
   });
 }
@@ -260,34 +311,36 @@ Napi::Value batchNormBackward(const Napi::CallbackInfo& info) {
 // addInto(y, x, n), each with threads? last.
 Napi::Value reluForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[2], "n", 0, kMaxElements);
-    cpu::reluForward(floatsOf(i[0], "x", n), floatsOf(i[1], "y", n), n, threadsOf(i[3]));
+    SUPCON_DISPATCH(reluForward, threadsOf(i[3]), at.floats(i[0], "x", n), at.floats(i[1], "y", n), n);
     return i.Env().Undefined();
   });
 }
 
 Napi::Value reluBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[3], "n", 0, kMaxElements);
-    cpu::reluBackward(floatsOf(i[0], "y", n), floatsOf(i[1], "dy", n), floatsOf(i[2], "dx", n), n,
-                      threadsOf(i[4]));
+    SUPCON_DISPATCH(reluBackward, threadsOf(i[4]), at.floats(i[0], "y", n), at.floats(i[1], "dy", n), at.floats(i[2], "dx", n), n);
     return i.Env().Undefined();
   });
 }
 
 Napi::Value add(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[3], "n", 0, kMaxElements);
-    cpu::addForward(floatsOf(i[0], "a", n), floatsOf(i[1], "b", n), floatsOf(i[2], "y", n), n,
-                    threadsOf(i[4]));
+    SUPCON_DISPATCH(addForward, threadsOf(i[4]), at.floats(i[0], "a", n), at.floats(i[1], "b", n), at.floats(i[2], "y", n), n);
     return i.Env().Undefined();
   });
 }
 
 Napi::Value addInto(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[2], "n", 0, kMaxElements);
-    cpu::addInto(floatsOf(i[0], "y", n), floatsOf(i[1], "x", n), n, threadsOf(i[3]));
+    SUPCON_DISPATCH(addInto, threadsOf(i[3]), at.floats(i[0], "y", n), at.floats(i[1], "x", n), n);
     return i.Env().Undefined();
   });
 }
@@ -295,10 +348,16 @@ Napi::Value addInto(const Napi::CallbackInfo& info) {
 // copyFloats(src, dst, n): dst[0, n) = src[0, n).
 Napi::Value copyFloats(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[2], "n", 0, kMaxElements);
-    const float* src = floatsOf(i[0], "src", n);
-    float* dst = floatsOf(i[1], "dst", n);
-    if (n > 0) std::memmove(dst, src, static_cast<size_t>(n) * sizeof(float));
+    const float* src = at.floats(i[0], "src", n);
+    float* dst = at.floats(i[1], "dst", n);
+    if (n == 0) return i.Env().Undefined();
+    if (at.cuda()) {
+      SUPCON_ON_CUDA(cuda::copyOnDevice(dst, src, static_cast<size_t>(n) * sizeof(float)));
+    } else {
+      std::memmove(dst, src, static_cast<size_t>(n) * sizeof(float));
+    }
     return i.Env().Undefined();
   });
 }
@@ -306,8 +365,9 @@ Napi::Value copyFloats(const Napi::CallbackInfo& info) {
 // fill(x, n, value, threads?)
 Napi::Value fill(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[1], "n", 0, kMaxElements);
-    cpu::fillConstant(floatsOf(i[0], "x", n), n, finite(i[2], "value"), threadsOf(i[3]));
+    SUPCON_DISPATCH(fillConstant, threadsOf(i[3]), at.floats(i[0], "x", n), n, finite(i[2], "value"));
     return i.Env().Undefined();
   });
 }
@@ -335,10 +395,11 @@ nn::Pool2dDesc poolDesc(const Napi::Value& value) {
 // maxPool2dForward(desc, x, y, indices, threads?)
 Napi::Value maxPool2dForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const nn::Pool2dDesc d = poolDesc(i[0]);
     const int64_t out = d.N * d.C * d.P * d.Q;
-    cpu::maxPool2dForward(d, floatsOf(i[1], "x", d.N * d.C * d.H * d.W), floatsOf(i[2], "y", out),
-                          intsOf(i[3], "indices", out), threadsOf(i[4]));
+    SUPCON_DISPATCH(maxPool2dForward, threadsOf(i[4]), d, at.floats(i[1], "x", d.N * d.C * d.H * d.W), at.floats(i[2], "y", out),
+                          at.ints(i[3], "indices", out));
     return i.Env().Undefined();
   });
 }
@@ -346,15 +407,17 @@ Napi::Value maxPool2dForward(const Napi::CallbackInfo& info) {
 // maxPool2dBackward(desc, indices, dy, dx, threads?)
 Napi::Value maxPool2dBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const nn::Pool2dDesc d = poolDesc(i[0]);
     const int64_t out = d.N * d.C * d.P * d.Q, plane = d.H * d.W;
-    const int32_t* idx = intsOf(i[1], "indices", out);
-    for (int64_t e = 0; e < out; ++e)
+    const int32_t* idx = at.ints(i[1], "indices", out);
+    // On the GPU the kernel gathers: an index out of range never matches a position, so it
+    // is ignored there instead of refused.
+    for (int64_t e = 0; !at.cuda() && e < out; ++e)
       if (idx[e] < 0 || idx[e] >= plane)
         throw rangeError("indices: expected positions in [0, " + std::to_string(plane) + "), got " +
                          std::to_string(idx[e]) + " at index " + std::to_string(e));
-    cpu::maxPool2dBackward(d, idx, floatsOf(i[2], "dy", out), floatsOf(i[3], "dx", d.N * d.C * plane),
-                           threadsOf(i[4]));
+    SUPCON_DISPATCH(maxPool2dBackward, threadsOf(i[4]), d, idx, at.floats(i[2], "dy", out), at.floats(i[3], "dx", d.N * d.C * plane));
     return i.Env().Undefined();
   });
 }
@@ -362,18 +425,20 @@ Napi::Value maxPool2dBackward(const Napi::CallbackInfo& info) {
 // globalAvgPoolForward(x, y, planes, L, threads?), globalAvgPoolBackward(dy, dx, planes, L, threads?)
 Napi::Value globalAvgPoolForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t planes = dim(i[2], "planes"), L = dim(i[3], "L");
-    cpu::globalAvgPoolForward(floatsOf(i[0], "x", elements({planes, L}, "x")), floatsOf(i[1], "y", planes),
-                              planes, L, threadsOf(i[4]));
+    SUPCON_DISPATCH(globalAvgPoolForward, threadsOf(i[4]), at.floats(i[0], "x", elements({planes, L}, "x")), at.floats(i[1], "y", planes),
+                              planes, L);
     return i.Env().Undefined();
   });
 }
 
 Napi::Value globalAvgPoolBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t planes = dim(i[2], "planes"), L = dim(i[3], "L");
-    cpu::globalAvgPoolBackward(floatsOf(i[0], "dy", planes), floatsOf(i[1], "dx", elements({planes, L}, "dx")),
-                               planes, L, threadsOf(i[4]));
+    SUPCON_DISPATCH(globalAvgPoolBackward, threadsOf(i[4]), at.floats(i[0], "dy", planes), at.floats(i[1], "dx", elements({planes, L}, "dx")),
+                               planes, L);
     return i.Env().Undefined();
   });
 }
@@ -389,11 +454,12 @@ float l2Eps(const Napi::Value& value) {
 // l2NormalizeForward(x, y, norms, rows, dim, eps, threads?)
 Napi::Value l2NormalizeForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t rows = dim(i[3], "rows"), d = dim(i[4], "dim");
     const int64_t n = elements({rows, d}, "x");
     const float eps = l2Eps(i[5]);
-    cpu::l2NormalizeForward(floatsOf(i[0], "x", n), floatsOf(i[1], "y", n), floatsOf(i[2], "norms", rows),
-                            rows, d, eps, threadsOf(i[6]));
+    SUPCON_DISPATCH(l2NormalizeForward, threadsOf(i[6]), at.floats(i[0], "x", n), at.floats(i[1], "y", n), at.floats(i[2], "norms", rows),
+                            rows, d, eps);
     return i.Env().Undefined();
   });
 }
@@ -401,43 +467,55 @@ Napi::Value l2NormalizeForward(const Napi::CallbackInfo& info) {
 // l2NormalizeBackward(y, norms, dy, dx, rows, dim, eps, threads?)
 Napi::Value l2NormalizeBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t rows = dim(i[4], "rows"), d = dim(i[5], "dim");
     const int64_t n = elements({rows, d}, "y");
     const float eps = l2Eps(i[6]);
-    cpu::l2NormalizeBackward(floatsOf(i[0], "y", n), floatsOf(i[1], "norms", rows), floatsOf(i[2], "dy", n),
-                             floatsOf(i[3], "dx", n), rows, d, eps, threadsOf(i[7]));
+    SUPCON_DISPATCH(l2NormalizeBackward, threadsOf(i[7]), at.floats(i[0], "y", n), at.floats(i[1], "norms", rows), at.floats(i[2], "dy", n),
+                             at.floats(i[3], "dx", n), rows, d, eps);
     return i.Env().Undefined();
   });
 }
 
-const int32_t* checkedLabels(const Napi::Value& value, int64_t rows, int64_t classes) {
-  const int32_t* labels = intsOf(value, "labels", rows);
+const int32_t* checkedLabels(Operands& at, const Napi::Value& value, int64_t rows, int64_t classes) {
+  const int32_t* labels = at.ints(value, "labels", rows);
+  const int32_t* host = labels;
+#if defined(SUPCON_WITH_CUDA)
+  std::vector<int32_t> copy;
+  if (at.cuda()) {
+    copy.resize(static_cast<size_t>(rows));
+    cuda::copyToHost(copy.data(), labels, static_cast<size_t>(rows) * sizeof(int32_t));
+    host = copy.data();
+  }
+#endif
   for (int64_t r = 0; r < rows; ++r)
-    if (labels[r] < 0 || labels[r] >= classes)
+    if (host[r] < 0 || host[r] >= classes)
       throw rangeError("labels: expected class indices in [0, " + std::to_string(classes) + "), got " +
-                       std::to_string(labels[r]) + " at index " + std::to_string(r));
+                       std::to_string(host[r]) + " at index " + std::to_string(r));
   return labels;
 }
 
 // crossEntropyForward(logits, labels, rows, classes, threads?) -> mean loss
 Napi::Value crossEntropyForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t rows = dim(i[2], "rows"), classes = dim(i[3], "classes");
-    const float* z = floatsOf(i[0], "logits", elements({rows, classes}, "logits"));
-    const int32_t* labels = checkedLabels(i[1], rows, classes);
-    return Napi::Number::New(i.Env(), cpu::softmaxCrossEntropyForward(z, labels, rows, classes, threadsOf(i[4])));
+    const float* z = at.floats(i[0], "logits", elements({rows, classes}, "logits"));
+    const int32_t* labels = checkedLabels(at, i[1], rows, classes);
+    return Napi::Number::New(i.Env(), SUPCON_DISPATCH(softmaxCrossEntropyForward, threadsOf(i[4]), z, labels, rows, classes));
   });
 }
 
 // crossEntropyBackward(logits, labels, rows, classes, gradLoss, dlogits, threads?)
 Napi::Value crossEntropyBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t rows = dim(i[2], "rows"), classes = dim(i[3], "classes");
     const int64_t n = elements({rows, classes}, "logits");
-    const float* z = floatsOf(i[0], "logits", n);
-    const int32_t* labels = checkedLabels(i[1], rows, classes);
+    const float* z = at.floats(i[0], "logits", n);
+    const int32_t* labels = checkedLabels(at, i[1], rows, classes);
     const float g = finite(i[4], "gradLoss");
-    cpu::softmaxCrossEntropyBackward(z, labels, rows, classes, g, floatsOf(i[5], "dlogits", n), threadsOf(i[6]));
+    SUPCON_DISPATCH(softmaxCrossEntropyBackward, threadsOf(i[6]), z, labels, rows, classes, g, at.floats(i[5], "dlogits", n));
     return i.Env().Undefined();
   });
 }
@@ -449,19 +527,20 @@ uint64_t seedOf(const Napi::Value& value) {
 // fillNormal(x, n, mean, std, seed, threads?), fillUniform(x, n, low, high, seed, threads?)
 Napi::Value fillNormal(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[1], "n", 0, kMaxElements);
-    cpu::fillNormal(floatsOf(i[0], "x", n), n, finite(i[2], "mean"), nonNegative(i[3], "std"), seedOf(i[4]),
-                    threadsOf(i[5]));
+    SUPCON_DISPATCH(fillNormal, threadsOf(i[5]), at.floats(i[0], "x", n), n, finite(i[2], "mean"), nonNegative(i[3], "std"), seedOf(i[4]));
     return i.Env().Undefined();
   });
 }
 
 Napi::Value fillUniform(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[1], "n", 0, kMaxElements);
     const float low = finite(i[2], "low"), high = finite(i[3], "high");
     if (!(low <= high)) throw rangeError("high: expected a number >= low (" + describe(i[2]) + "), got " + describe(i[3]));
-    cpu::fillUniform(floatsOf(i[0], "x", n), n, low, high, seedOf(i[4]), threadsOf(i[5]));
+    SUPCON_DISPATCH(fillUniform, threadsOf(i[5]), at.floats(i[0], "x", n), n, low, high, seedOf(i[4]));
     return i.Env().Undefined();
   });
 }
@@ -473,6 +552,7 @@ float optionNumber(const Napi::Object& o, const char* key, const char* owner) {
 // sgdStep(p, g, buf | null, n, {lr, momentum, dampening, weightDecay, nesterov, firstStep}, threads?)
 Napi::Value sgdStep(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[3], "n", 0, kMaxElements);
     const Napi::Object o = requireObject(i[4], "options");
     nn::SgdParams s;
@@ -482,8 +562,8 @@ Napi::Value sgdStep(const Napi::CallbackInfo& info) {
     s.weightDecay = optionNumber(o, "weightDecay", "options");
     s.nesterov = requireBoolean(o.Get("nesterov"), "options.nesterov");
     s.firstStep = requireBoolean(o.Get("firstStep"), "options.firstStep");
-    float* buf = s.momentum > 0.0f ? floatsOf(i[2], "buffer", n) : nullptr;
-    cpu::sgdStep(floatsOf(i[0], "param", n), floatsOf(i[1], "grad", n), buf, n, s, threadsOf(i[5]));
+    float* buf = s.momentum > 0.0f ? at.floats(i[2], "buffer", n) : nullptr;
+    SUPCON_DISPATCH(sgdStep, threadsOf(i[5]), at.floats(i[0], "param", n), at.floats(i[1], "grad", n), buf, n, s);
     return i.Env().Undefined();
   });
 }
@@ -491,6 +571,7 @@ Napi::Value sgdStep(const Napi::CallbackInfo& info) {
 // larsStep(p, g, buf, n, {lr, momentum, weightDecay, trustCoefficient, eps, adapt}, threads?)
 Napi::Value larsStep(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[3], "n", 0, kMaxElements);
     const Napi::Object o = requireObject(i[4], "options");
     nn::LarsParams s;
@@ -500,8 +581,7 @@ Napi::Value larsStep(const Napi::CallbackInfo& info) {
     s.trustCoefficient = optionNumber(o, "trustCoefficient", "options");
     s.eps = optionNumber(o, "eps", "options");
     s.adapt = requireBoolean(o.Get("adapt"), "options.adapt");
-    cpu::larsStep(floatsOf(i[0], "param", n), floatsOf(i[1], "grad", n), floatsOf(i[2], "buffer", n), n, s,
-                  threadsOf(i[5]));
+    SUPCON_DISPATCH(larsStep, threadsOf(i[5]), at.floats(i[0], "param", n), at.floats(i[1], "grad", n), at.floats(i[2], "buffer", n), n, s);
     return i.Env().Undefined();
   });
 }
@@ -509,6 +589,7 @@ Napi::Value larsStep(const Napi::CallbackInfo& info) {
 // adamwStep(p, g, m, v, n, {lr, beta1, beta2, eps, weightDecay, step}, threads?)
 Napi::Value adamwStep(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[4], "n", 0, kMaxElements);
     const Napi::Object o = requireObject(i[5], "options");
     nn::AdamWParams s;
@@ -519,8 +600,8 @@ Napi::Value adamwStep(const Napi::CallbackInfo& info) {
     s.eps = requirePositiveFloat32(o.Get("eps"), "options.eps");
     s.weightDecay = optionNumber(o, "weightDecay", "options");
     s.step = requireInteger(o.Get("step"), "options.step", 1, kMaxElements);
-    cpu::adamwStep(floatsOf(i[0], "param", n), floatsOf(i[1], "grad", n), floatsOf(i[2], "expAvg", n),
-                   floatsOf(i[3], "expAvgSq", n), n, s, threadsOf(i[6]));
+    SUPCON_DISPATCH(adamwStep, threadsOf(i[6]), at.floats(i[0], "param", n), at.floats(i[1], "grad", n), at.floats(i[2], "expAvg", n),
+                   at.floats(i[3], "expAvgSq", n), n, s);
     return i.Env().Undefined();
   });
 }
@@ -528,6 +609,7 @@ Napi::Value adamwStep(const Napi::CallbackInfo& info) {
 // rmspropStep(p, g, sq, buf | null, n, {lr, alpha, eps, weightDecay, momentum}, threads?)
 Napi::Value rmspropStep(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[4], "n", 0, kMaxElements);
     const Napi::Object o = requireObject(i[5], "options");
     nn::RmspropParams s;
@@ -537,9 +619,9 @@ Napi::Value rmspropStep(const Napi::CallbackInfo& info) {
     s.eps = requirePositiveFloat32(o.Get("eps"), "options.eps");
     s.weightDecay = optionNumber(o, "weightDecay", "options");
     s.momentum = optionNumber(o, "momentum", "options");
-    float* buf = s.momentum > 0.0f ? floatsOf(i[3], "buffer", n) : nullptr;
-    cpu::rmspropStep(floatsOf(i[0], "param", n), floatsOf(i[1], "grad", n), floatsOf(i[2], "squareAvg", n), buf, n,
-                     s, threadsOf(i[6]));
+    float* buf = s.momentum > 0.0f ? at.floats(i[3], "buffer", n) : nullptr;
+    SUPCON_DISPATCH(rmspropStep, threadsOf(i[6]), at.floats(i[0], "param", n), at.floats(i[1], "grad", n), at.floats(i[2], "squareAvg", n), buf, n,
+                     s);
     return i.Env().Undefined();
   });
 }
@@ -547,8 +629,9 @@ Napi::Value rmspropStep(const Napi::CallbackInfo& info) {
 // l2Norm(x, n, threads?) -> sqrt(sum x^2)
 Napi::Value l2Norm(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
     const int64_t n = requireInteger(i[1], "n", 0, kMaxElements);
-    return Napi::Number::New(i.Env(), cpu::l2Norm(floatsOf(i[0], "x", n), n, threadsOf(i[2])));
+    return Napi::Number::New(i.Env(), SUPCON_DISPATCH(l2Norm, threadsOf(i[2]), at.floats(i[0], "x", n), n));
   });
 }
 

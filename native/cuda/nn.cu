@@ -123,10 +123,10 @@ __global__ void maxPoolBackwardKernel(nn::Pool2dDesc d, const int32_t* indices, 
     const int32_t* ip = indices + plane * d.P * d.Q;
     const float* dyp = dy + plane * d.P * d.Q;
     // p with p * strideH - padH <= h <= p * strideH - padH + R - 1.
-    const int64_t pLo = max(int64_t{0}, (h + d.padH - d.R + d.strideH) / d.strideH);
-    const int64_t pHi = min(d.P - 1, (h + d.padH) / d.strideH);
-    const int64_t qLo = max(int64_t{0}, (w + d.padW - d.S + d.strideW) / d.strideW);
-    const int64_t qHi = min(d.Q - 1, (w + d.padW) / d.strideW);
+    const int64_t pFirst = (h + d.padH - d.R + d.strideH) / d.strideH, pLast = (h + d.padH) / d.strideH;
+    const int64_t qFirst = (w + d.padW - d.S + d.strideW) / d.strideW, qLast = (w + d.padW) / d.strideW;
+    const int64_t pLo = pFirst > 0 ? pFirst : 0, pHi = pLast < d.P - 1 ? pLast : d.P - 1;
+    const int64_t qLo = qFirst > 0 ? qFirst : 0, qHi = qLast < d.Q - 1 ? qLast : d.Q - 1;
     float acc = dx[e];
     bool any = false;
     for (int64_t p = pLo; p <= pHi; ++p)

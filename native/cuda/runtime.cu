@@ -184,6 +184,11 @@ void copyToHost(void* dst, const void* src, size_t bytes) {
   check(cudaStreamSynchronize(stream()), "copying from the GPU");
 }
 
+void copyOnDevice(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()), "copying on the GPU");
+}
+
 void memsetDevice(void* dst, int value, size_t bytes) {
   if (bytes == 0) return;
   check(cudaMemsetAsync(dst, value, bytes, stream()), "filling GPU memory");

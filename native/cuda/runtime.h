@@ -40,6 +40,8 @@ void emptyCache();
 void copyToDevice(void* dst, const void* src, size_t bytes);
 void copyToHost(void* dst, const void* src, size_t bytes);
 void memsetDevice(void* dst, int value, size_t bytes);
+// Device to device, on the stream.
+void copyOnDevice(void* dst, const void* src, size_t bytes);
 void synchronize();
 
 }  // namespace supcon::cuda
