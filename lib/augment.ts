@@ -205,8 +205,14 @@ export interface AugmentOptions {
   seed?: number | bigint;
   /** Epoch, part of the stream key (default 0). */
   epoch?: number;
-  /** Dataset index of each image, part of the stream key (default 0..n-1). */
+  /** Dataset index of each image, part of the stream key (default: `select`, else 0..n-1). */
   indices?: Int32Array | readonly number[];
+  /**
+   * Positions of the images to augment among `images` (one per output image, repeats
+   * allowed): a training step picks its batch from a whole data set kept on the GPU this way,
+   * with nothing copied but the positions. Default: every image in order.
+   */
+  select?: Int32Array | readonly number[];
   /** Views per image (default 2). */
   views?: number;
   /** CPU threads (default all the process may use). */
@@ -235,7 +241,7 @@ const PIPELINE_KEYS = [
   'size', 'crop', 'flip', 'colorJitter', 'grayscale', 'randAugment', 'autoAugment', 'blur', 'solarize',
   'normalize', 'fill',
 ] as const;
-const OPTION_KEYS = ['seed', 'epoch', 'indices', 'views', 'threads', 'device', 'output', 'out'] as const;
+const OPTION_KEYS = ['seed', 'epoch', 'indices', 'select', 'views', 'threads', 'device', 'output', 'out'] as const;
 const OPS_OPTION_KEYS = ['size', 'normalize', 'fill', 'threads', 'device', 'output', 'out'] as const;
 
 /** Milliseconds of one CUDA augmentation call (CUDA events). */
@@ -260,13 +266,15 @@ interface PreparedImages {
   height: number;
   width: number;
   isTensor: boolean;
+  /** Where a tensor's images are ('cpu' for arrays). */
+  device: 'cpu' | 'cuda';
 }
 
 function prepareImages(images: unknown): PreparedImages {
   if (images instanceof Tensor) {
     if (images.dtype !== 'uint8' && images.dtype !== 'float32')
       throw new TypeError(`images: expected a uint8 or float32 tensor, got dtype '${images.dtype}'`);
-    return { source: images.storage, dtype: images.dtype, ...dims(images.shape, 'images.shape'), isTensor: true };
+    return { source: images.storage, dtype: images.dtype, ...dims(images.shape, 'images.shape'), isTensor: true, device: images.device };
   }
   if (images === null || typeof images !== 'object' || Array.isArray(images) || ArrayBuffer.isView(images))
     throw new TypeError(`images: expected a Tensor or { data: Uint8Array | Float32Array, shape: [n, C, H, W] }, got ${describe(images)}`);
@@ -276,7 +284,7 @@ function prepareImages(images: unknown): PreparedImages {
   const d = dims(checkShape(shape, 'images.shape'), 'images.shape');
   if (d.n * d.channels * d.height * d.width !== data.length)
     throw new RangeError(`images.data: shape [${d.n}, ${d.channels}, ${d.height}, ${d.width}] needs ${d.n * d.channels * d.height * d.width} values, got ${data.length}`);
-  return { source: data, dtype: data instanceof Uint8Array ? 'uint8' : 'float32', ...d, isTensor: false };
+  return { source: data, dtype: data instanceof Uint8Array ? 'uint8' : 'float32', ...d, isTensor: false, device: 'cpu' };
 }
 
 function dims(shape: readonly number[], name: string) {
@@ -433,6 +441,20 @@ function prepareIndices(indices: unknown, n: number): Int32Array | null {
   });
 }
 
+function prepareSelect(select: unknown, images: number): Int32Array | null {
+  if (select === undefined) return null;
+  if (!(select instanceof Int32Array) && !Array.isArray(select))
+    throw new TypeError(`options.select: expected an Int32Array or a number[] of image positions, got ${describe(select)}`);
+  const out = select instanceof Int32Array ? select : new Int32Array(select.length);
+  for (let i = 0; i < select.length; i++) {
+    const x = (select as ArrayLike<unknown>)[i];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x >= images)
+      throw new RangeError(`options.select[${i}]: expected an image position in [0, ${images}), got ${describe(x)}`);
+    out[i] = x;
+  }
+  return out;
+}
+
 function commonOptions(o: Record<string, unknown>, isTensor: boolean) {
   if (o.threads !== undefined && !(isPositiveInteger(o.threads) && o.threads <= 1024))
     throw new RangeError(`options.threads: expected an integer in [1, 1024], got ${describe(o.threads)}`);
@@ -446,7 +468,7 @@ function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
 }
 
 function allocate(
-  shape: number[], output: string, out: unknown, input: PreparedImages['source'],
+  shape: number[], output: string, out: unknown, input: PreparedImages['source'], device: 'cpu' | 'cuda' = 'cpu',
 ): { out: Float32Array | NativeStorage; result: () => AugmentResult; dispose: () => void } {
   if (out !== undefined) {
     const same = out instanceof Tensor ? !out.isDisposed && out.storage === input : ArrayBuffer.isView(out) && ArrayBuffer.isView(input) && overlaps(out, input);
@@ -463,7 +485,7 @@ function allocate(
     return { out, result: () => ({ data: out, shape }), dispose: () => undefined };
   }
   if (output === 'tensor') {
-    const t = Tensor.zeros<'float32'>(shape);
+    const t = Tensor.zeros<'float32'>(shape, { device });
     return { out: t.storage, result: () => t, dispose: () => t.dispose() };
   }
   const data = new Float32Array(product(shape));
@@ -491,15 +513,19 @@ export function augmentTimed(
   if (o.epoch !== undefined && !(Number.isSafeInteger(o.epoch) && (o.epoch as number) >= 0 && (o.epoch as number) < 2 ** 32))
     throw new RangeError(`options.epoch: expected an integer in [0, 2^32), got ${describe(o.epoch)}`);
   const [seedLow, seedHigh] = seedWords(o.seed);
-  const indices = prepareIndices(o.indices, img.n);
+  const select = prepareSelect(o.select, img.n);
+  const n = select?.length ?? img.n;
+  const indices = prepareIndices(o.indices, n) ?? select;
   const c = commonOptions(o, img.isTensor);
   const spec = {
-    dtype: img.dtype, n: img.n, channels: img.channels, height: img.height, width: img.width, outHeight, outWidth,
+    dtype: img.dtype, n, channels: img.channels, height: img.height, width: img.width, outHeight, outWidth,
     views, seedLow, seedHigh, epoch: o.epoch ?? 0, indices, device: c.device,
+    ...(select !== null ? { select, total: img.n } : {}),
     ...(c.threads !== undefined ? { threads: c.threads } : {}),
   };
   const transform = nativeTransform(pipeline.normalize, pipeline.fill, 'pipeline.');
-  const dest = allocate([img.n, views, img.channels, outHeight, outWidth], c.output, o.out, img.source);
+  // Views of images on the GPU stay there.
+  const dest = allocate([n, views, img.channels, outHeight, outWidth], c.output, o.out, img.source, img.device);
   let timing: CudaAugmentTiming | undefined;
   try {
     timing = addon.augmentPipeline(img.source, spec, p, transform, dest.out);
@@ -537,7 +563,7 @@ export function applyAugmentOps(images: ImagesInput, ops: readonly AugmentOp[], 
     device: c.device, ...(c.threads !== undefined ? { threads: c.threads } : {}),
   };
   const transform = nativeTransform(o.normalize, o.fill, 'options.');
-  const dest = allocate([img.n, img.channels, outHeight, outWidth], c.output, o.out, img.source);
+  const dest = allocate([img.n, img.channels, outHeight, outWidth], c.output, o.out, img.source, img.device);
   try {
     addon.augmentOps(img.source, spec, ops, transform, dest.out);
   } catch (e) {

@@ -131,6 +131,9 @@ struct BatchSpec {
   int32_t views = 1;
   int threads = 1;
   bool cuda = false;
+  std::vector<int32_t> select;  // positions of the batch's images in the input (empty: 0..n-1)
+  int64_t total = 0;            // images in the input
+  bool inputOnDevice = false, outputOnDevice = false;
 };
 
 // The spec's values only: its getters may run any JavaScript, so no pointer is taken here.
@@ -160,7 +163,18 @@ BatchSpec parseSpec(const Napi::Value& specValue, bool withViews) {
   b.uint8 = dtype == "uint8";
   b.perImage = checkedProduct(checkedProduct(b.g.channels, b.g.inH, "images", kMaxElements), b.g.inW,
                               "images", kMaxElements);
-  b.count = checkedProduct(b.n, b.perImage, "images", kMaxElements);
+  b.total = b.n;
+  const Napi::Value select = field(s, "select");
+  if (!isAbsent(select)) {
+    b.total = requireInteger(field(s, "total"), "spec.total", 0, kMaxElements);
+    const Napi::TypedArrayOf<int32_t> positions = requireTypedArray<int32_t>(select, "options.select", b.n);
+    b.select.assign(positions.Data(), positions.Data() + b.n);
+    for (int64_t i = 0; i < b.n; ++i)
+      if (b.select[i] < 0 || b.select[i] >= b.total)
+        throw rangeError("options.select: expected positions in [0, " + std::to_string(b.total) + ") (the images), got " +
+                         std::to_string(b.select[i]) + " at index " + std::to_string(i));
+  }
+  b.count = checkedProduct(b.total, b.perImage, "images", kMaxElements);
   return b;
 }
 
@@ -171,7 +185,15 @@ void resolveInput(BatchSpec& b, const Napi::Value& inputValue) {
     b.input = b.uint8 ? static_cast<const void*>(requireTypedArray<uint8_t>(inputValue, "images", b.count).Data())
                       : static_cast<const void*>(requireTypedArray<float>(inputValue, "images", b.count).Data());
   } else if (Storage::is(inputValue)) {
-    b.input = Storage::hostData(inputValue, "images", static_cast<size_t>(b.count) * (b.uint8 ? 1 : 4));
+    Storage& st = Storage::unwrap(inputValue, "images", static_cast<size_t>(b.count) * (b.uint8 ? 1 : 4));
+    if (st.onDevice()) {
+      if (!b.cuda) throw rangeError("images: a tensor on 'cuda' needs options.device 'cuda' (or 'auto'), got 'cpu'");
+      if (!b.uint8) throw rangeError("images: images on 'cuda' must be uint8 (the [0, 1] range of float images is checked on the host), got float32");
+      b.input = st.data();
+      b.inputOnDevice = true;
+      return;
+    }
+    b.input = st.data();
   } else {
     throw typeError(std::string("images: expected ") + (b.uint8 ? "a Uint8Array" : "a Float32Array") +
                     " or a tensor, got " + describe(inputValue));
@@ -210,10 +232,14 @@ augment::OutputTransform parseTransform(const Napi::Value& value, int32_t channe
   return t;
 }
 
-float* outputData(const Napi::Value& value, int64_t count) {
+float* outputData(BatchSpec& b, const Napi::Value& value, int64_t count) {
   if (value.IsTypedArray()) return requireTypedArray<float>(value, "out", count).Data();
-  if (Storage::is(value))
-    return reinterpret_cast<float*>(Storage::hostData(value, "out", static_cast<size_t>(count) * sizeof(float)));
+  if (Storage::is(value)) {
+    Storage& st = Storage::unwrap(value, "out", static_cast<size_t>(count) * sizeof(float));
+    if (st.onDevice() && !b.cuda) throw rangeError("out: a tensor on 'cuda' needs options.device 'cuda' (or 'auto'), got 'cpu'");
+    b.outputOnDevice = st.onDevice();
+    return reinterpret_cast<float*>(st.data());
+  }
   throw typeError("out: expected a Float32Array or a float32 tensor, got " + describe(value));
 }
 
@@ -222,6 +248,10 @@ Napi::Value run(Napi::Env env, const BatchSpec& b, const std::vector<augment::Im
                 const augment::OutputTransform& t, float* out) {
   augment::Batch batch{b.input, b.uint8 ? 1 : 0, b.n, b.g.channels, b.g.inH, b.g.inW,
                        b.g.outH, b.g.outW, b.views, programs.data(), t, out};
+  batch.select = b.select.empty() ? nullptr : b.select.data();
+  batch.total = b.total;
+  batch.inputOnDevice = b.inputOnDevice ? 1 : 0;
+  batch.outputOnDevice = b.outputOnDevice ? 1 : 0;
   if (b.cuda) {
 #if defined(SUPCON_WITH_CUDA)
     const cuda::AugmentTiming timing = cuda::augmentBatch(batch);
@@ -286,7 +316,7 @@ Napi::Value augmentPipeline(const Napi::CallbackInfo& info) {
     const augment::OutputTransform t = parseTransform(i[3], b.g.channels);
     const int64_t outCount = outputCount(b);
     resolveInput(b, i[0]);  // pointers last: no JavaScript runs from here on
-    float* out = outputData(i[4], outCount);
+    float* out = outputData(b, i[4], outCount);
     return run(i.Env(), b, programs, t, out);
   });
 }
@@ -453,7 +483,7 @@ Napi::Value augmentOps(const Napi::CallbackInfo& info) {
     const int64_t outCount = outputCount(b);
     const std::vector<augment::ImageProgram> programs(static_cast<size_t>(b.n), prog);
     resolveInput(b, i[0]);  // pointers last: the op objects' getters have all run
-    float* out = outputData(i[4], outCount);
+    float* out = outputData(b, i[4], outCount);
     return run(i.Env(), b, programs, t, out);
   });
 }

@@ -67,6 +67,12 @@ struct Batch {
   const ImageProgram* programs;
   OutputTransform transform;
   float* out;
+  // Image i of the batch is input image select[i] (positions in an input of `total` images),
+  // or image i when select is null. Host memory; the CUDA pass uploads it.
+  const int32_t* select = nullptr;
+  int64_t total = 0;
+  // CUDA only: the input images and the output views already in device memory.
+  int32_t inputOnDevice = 0, outputOnDevice = 0;
 };
 
 // One output coordinate of a bilinear resize: taps i0 and i1 of the input, weight w1 on i1.

@@ -269,14 +269,15 @@ void opAffine(const Image& img, const Image& tmp, const Op& op, const OutputTran
 void runView(const Batch& bt, int64_t index, AugmentScratch& s) {
   const ImageProgram& prog = bt.programs[index];
   const int64_t sample = index / bt.views;
+  const int64_t image = bt.select != nullptr ? bt.select[sample] : sample;
   const int64_t hw = static_cast<int64_t>(bt.outH) * bt.outW;
   Image img{s.a.data(), bt.channels, bt.outH, bt.outW, hw, s.plane};
   Image tmp{s.b.data(), bt.channels, bt.outH, bt.outW, hw, s.plane};
   const int64_t inImage = static_cast<int64_t>(bt.channels) * bt.inH * bt.inW;
   if (bt.inputUint8)
-    resampleCrop(static_cast<const uint8_t*>(bt.input) + sample * inImage, bt, prog, img, s);
+    resampleCrop(static_cast<const uint8_t*>(bt.input) + image * inImage, bt, prog, img, s);
   else
-    resampleCrop(static_cast<const float*>(bt.input) + sample * inImage, bt, prog, img, s);
+    resampleCrop(static_cast<const float*>(bt.input) + image * inImage, bt, prog, img, s);
 
   const bool rgb = bt.channels == 3;
   for (int32_t k = 0; k < prog.numOps; ++k) {

@@ -167,7 +167,8 @@ __global__ void __launch_bounds__(kThreads) augmentKernel(Batch b, float* scratc
   ViewImage img{base, b.channels, b.outH, b.outW, hw, plane};
   float* other = base + b.channels * plane;
   const int64_t sample = index / b.views;
-  const Pixel* in = static_cast<const Pixel*>(b.input) + sample * b.channels * static_cast<int64_t>(b.inH) * b.inW;
+  const int64_t image = b.select != nullptr ? b.select[sample] : sample;
+  const Pixel* in = static_cast<const Pixel*>(b.input) + image * b.channels * static_cast<int64_t>(b.inH) * b.inW;
   resampleCrop(in, b, prog, img);
   __syncthreads();
   const bool rgb = b.channels == 3;
@@ -296,22 +297,30 @@ AugmentTiming augmentBatch(const Batch& batch) {
   if (!usable(&reason)) throw CudaError("the CUDA augmentation cannot run here: " + reason, false);
   const int64_t hw = static_cast<int64_t>(batch.outH) * batch.outW;
   const int64_t plane = (hw + 15) / 16 * 16;
-  const size_t inBytes = static_cast<size_t>(batch.n) * batch.channels * batch.inH * batch.inW * (batch.inputUint8 ? 1 : 4);
+  const int64_t images = batch.select != nullptr ? batch.total : batch.n;
+  const size_t inBytes = static_cast<size_t>(images) * batch.channels * batch.inH * batch.inW * (batch.inputUint8 ? 1 : 4);
   const size_t progBytes = static_cast<size_t>(views) * sizeof(ImageProgram);
   const size_t outBytes = static_cast<size_t>(views) * batch.channels * hw * sizeof(float);
   const size_t viewScratch = static_cast<size_t>(2 * batch.channels * plane) * sizeof(float);
   const bool useShared = viewScratch <= kSharedLimit;
 
-  Scratch input(inBytes), programs(progBytes), output(outBytes), scratch(useShared ? 0 : viewScratch * views);
+  // Device-resident images and views are used in place; host ones go through scratch.
+  const size_t selectBytes = batch.select != nullptr ? static_cast<size_t>(batch.n) * sizeof(int32_t) : 0;
+  Scratch input(batch.inputOnDevice ? 0 : inBytes), programs(progBytes), output(batch.outputOnDevice ? 0 : outBytes);
+  Scratch select(selectBytes), scratch(useShared ? 0 : viewScratch * views);
   Batch dev = batch;
-  dev.input = input.ptr;
+  dev.input = batch.inputOnDevice ? batch.input : input.ptr;
   dev.programs = static_cast<const ImageProgram*>(programs.ptr);
-  dev.out = static_cast<float*>(output.ptr);
+  dev.out = batch.outputOnDevice ? batch.out : static_cast<float*>(output.ptr);
+  dev.select = static_cast<const int32_t*>(select.ptr);
 
   Events ev;
   cudaStream_t s = stream();
   check(cudaEventRecord(ev.e[0], s), "recording an event");
-  check(cudaMemcpyAsync(input.ptr, batch.input, inBytes, cudaMemcpyHostToDevice, s), "copying the images to the GPU");
+  if (!batch.inputOnDevice)
+    check(cudaMemcpyAsync(input.ptr, batch.input, inBytes, cudaMemcpyHostToDevice, s), "copying the images to the GPU");
+  if (selectBytes > 0)
+    check(cudaMemcpyAsync(select.ptr, batch.select, selectBytes, cudaMemcpyHostToDevice, s), "copying the image positions to the GPU");
   check(cudaMemcpyAsync(programs.ptr, batch.programs, progBytes, cudaMemcpyHostToDevice, s),
         "copying the augmentation programs to the GPU");
   check(cudaEventRecord(ev.e[1], s), "recording an event");
@@ -325,7 +334,8 @@ AugmentTiming augmentBatch(const Batch& batch) {
                  global, useShared ? 1 : 0);
   check(cudaGetLastError(), "running the augmentation kernel");
   check(cudaEventRecord(ev.e[2], s), "recording an event");
-  check(cudaMemcpyAsync(batch.out, output.ptr, outBytes, cudaMemcpyDeviceToHost, s), "copying the views from the GPU");
+  if (!batch.outputOnDevice)
+    check(cudaMemcpyAsync(batch.out, output.ptr, outBytes, cudaMemcpyDeviceToHost, s), "copying the views from the GPU");
   check(cudaEventRecord(ev.e[3], s), "recording an event");
   check(cudaEventSynchronize(ev.e[3]), "waiting for the augmentation");
   check(cudaEventElapsedTime(&timing.copyInMs, ev.e[0], ev.e[1]), "reading an event");

@@ -12,8 +12,9 @@ struct AugmentTiming {
   float copyOutMs;  // views, device to host
 };
 
-// batch holds host pointers; runs on the addon's stream through the caching allocator and
-// waits for the result. Throws CudaError (runtime.h) naming the CUDA error when a call fails.
+// batch holds host pointers, or device ones for the images and the views when its
+// inputOnDevice / outputOnDevice flags say so (then nothing of them crosses to the host);
+// runs on the addon's stream through the caching allocator and waits for the result. Throws CudaError (runtime.h) naming the CUDA error when a call fails.
 AugmentTiming augmentBatch(const augment::Batch& batch);
 
 }  // namespace supcon::cuda
