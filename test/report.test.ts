@@ -29,9 +29,9 @@ function metricsLines(epochs: number, steps: number) {
     for (let s = 0; s < steps; s++) {
       const loss = 5 * Math.exp(-(e * steps + s) / 40) + 1 + 0.1 * Math.sin(s);
       sum += loss;
-      out.push({ type: 'step', epoch: e, step: s, loss, lr: 0.1 });
+      out.push({ type: 'step', epoch: e + 1, step: s + 1, loss, lr: 0.1 });
     }
-    out.push({ type: 'epoch', epoch: e, meanLoss: sum / steps, seconds: 3.2, knnAccuracy: 0.6 + 0.05 * e, trainAccuracy: 0.55 + 0.06 * e });
+    out.push({ type: 'epoch', epoch: e + 1, meanLoss: sum / steps, seconds: 3.2, knnAccuracy: 0.6 + 0.05 * e, trainAccuracy: 0.55 + 0.06 * e });
   }
   out.push({ type: 'eval', testAccuracy: 0.91, knnAccuracy: 0.89 });
   return out as { type: string }[];

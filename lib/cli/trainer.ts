@@ -9,6 +9,8 @@ export interface TrainerSetup {
   test: ImageSet;
   /** A message for the user (stderr), such as the device chosen. */
   log(message: string): void;
+  /** What the trainer is made for: training (the default) or `supcon eval` of a checkpoint. */
+  purpose?: 'train' | 'evaluate';
 }
 
 /** What one optimisation step reports: at least the loss; any other numbers are logged too. */

@@ -113,7 +113,30 @@ export const REPORT_SCRIPT = String.raw`
   }
 
   lineChart('loss-chart', { title: 'loss', xLabel: 'epoch', yLabel: 'loss', series: data.lossSeries });
-  lineChart('accuracy-chart', { title: 'accuracy', xLabel: 'epoch', yLabel: 'accuracy', series: data.accuracySeries });
+  // One epoch: no curve to draw, so the accuracies as labelled bars on a 0 to 100% axis.
+  function barChart(id, bars) {
+    var container = document.getElementById(id);
+    var W = 640, L = 300, R = 70, row = 34, T = 8, H = T + row * bars.length + 28;
+    var svg = el('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-label': 'accuracy', 'class': 'chart' }, container);
+    var sx = function (v) { return L + v * (W - L - R); };
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (t) {
+      el('line', { x1: sx(t), x2: sx(t), y1: T, y2: H - 24, 'class': 'grid' }, svg);
+      el('text', { x: sx(t), y: H - 8, 'text-anchor': 'middle', 'class': 'tick' }, svg, Math.round(t * 100) + '%');
+    });
+    bars.forEach(function (b, i) {
+      var y = T + i * row;
+      el('text', { x: L - 8, y: y + row / 2 + 4, 'text-anchor': 'end', 'class': 'axis-label' }, svg, b.name);
+      el('rect', { x: sx(0), y: y + 6, width: Math.max(0, sx(b.value) - sx(0)), height: row - 12, fill: b.color, 'class': 'bar' }, svg);
+      el('text', { x: sx(b.value) + 6, y: y + row / 2 + 4, 'class': 'tick' }, svg, (100 * b.value).toFixed(1) + '%');
+    });
+    var note = document.createElement('p');
+    note.className = 'caption';
+    note.textContent = 'One epoch: the accuracies as bars (a curve needs two epochs or more).';
+    container.appendChild(note);
+  }
+
+  if (data.accuracyBars && data.accuracyBars.length > 0) barChart('accuracy-chart', data.accuracyBars);
+  else lineChart('accuracy-chart', { title: 'accuracy', xLabel: 'epoch', yLabel: 'accuracy', series: data.accuracySeries });
   scatter('map-chart', data.map, data.classNames, data.palette);
   document.documentElement.setAttribute('data-rendered', 'true');
 })();`;

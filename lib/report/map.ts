@@ -13,10 +13,14 @@ export interface Map2d {
 
 const STREAM_MAP = 0x4d415032; // 'MAP2'
 
-export function embeddingMap(
+/**
+ * The map's work as a generator: it yields [epochs done, epochs] of the UMAP layout, so that
+ * a caller can show progress and let the event loop (and Ctrl-C) in between.
+ */
+function* mapSteps(
   data: Float32Array, dim: number, labels: Int32Array,
-  options: { maxPoints?: number; seed?: number; nNeighbors?: number } = {},
-): Map2d {
+  options: { maxPoints?: number; seed?: number; nNeighbors?: number },
+): Generator<[number, number], Map2d> {
   const n = labels.length;
   if (!Number.isSafeInteger(dim) || dim < 1) throw new RangeError(`dim: expected a positive integer, got ${dim}`);
   if (data.length !== n * dim) throw new RangeError(`data: expected ${n} x ${dim} = ${n * dim} values, got ${data.length}`);
@@ -31,10 +35,39 @@ export function embeddingMap(
   if (m >= 3) {
     const rng = new PhiloxStream(seed, 1, 0, STREAM_MAP);
     const umap = new UMAP({ nComponents: 2, nNeighbors: Math.min(options.nNeighbors ?? 15, m - 1), minDist: 0.1, random: () => rng.nextFloat() });
-    const out = umap.fit(rows);
-    out.forEach((p, i) => { x[i] = p[0]; y[i] = p[1]; });
+    yield [0, 1];
+    const epochs = umap.initializeFit(rows);
+    for (let e = 0; e < epochs; e++) {
+      umap.step();
+      if (e % 10 === 9 || e === epochs - 1) yield [e + 1, epochs];
+    }
+    umap.getEmbedding().forEach((p, i) => { x[i] = p[0]; y[i] = p[1]; });
   } else {
     rows.forEach((_, i) => { x[i] = i; y[i] = 0; });
   }
   return { x, y, labels: Int32Array.from(indices, (i) => labels[i]), indices };
+}
+
+export function embeddingMap(
+  data: Float32Array, dim: number, labels: Int32Array,
+  options: { maxPoints?: number; seed?: number; nNeighbors?: number } = {},
+): Map2d {
+  const steps = mapSteps(data, dim, labels, options);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** embeddingMap, telling `progress` (which may pause or throw) how far the layout is. */
+export async function embeddingMapAsync(
+  data: Float32Array, dim: number, labels: Int32Array,
+  options: { maxPoints?: number; seed?: number; nNeighbors?: number; progress?: (done: number, total: number) => void | Promise<void> } = {},
+): Promise<Map2d> {
+  const steps = mapSteps(data, dim, labels, options);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await options.progress?.(r.value[0], r.value[1]);
+  }
 }
