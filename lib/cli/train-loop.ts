@@ -115,14 +115,15 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 /** Progress bars for phases that announce themselves by label (features, kNN, linear evaluation, map). */
 function phaseProgress(stream: ProgressStream, stop: StopSignal | undefined) {
   let bar: ProgressBar | null = null;
-  let label = '';
+  let label = '', size = 0;
   return {
     update(done: number, total: number, phase: string) {
       if (stop?.requested) throw new Interrupted(phase);
-      if (bar === null || phase !== label) {
+      if (bar === null || phase !== label || total !== size) {
         bar?.finish();
-        bar = new ProgressBar(stream, phase, total, { unit: 'it' });
+        bar = new ProgressBar(stream, phase, total, { unit: phase.startsWith('map') ? 'epoch' : 'it' });
         label = phase;
+        size = total;
       }
       bar.update(done);
     },

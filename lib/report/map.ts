@@ -35,8 +35,8 @@ function* mapSteps(
   if (m >= 3) {
     const rng = new PhiloxStream(seed, 1, 0, STREAM_MAP);
     const umap = new UMAP({ nComponents: 2, nNeighbors: Math.min(options.nNeighbors ?? 15, m - 1), minDist: 0.1, random: () => rng.nextFloat() });
-    yield [0, 1];
-    const epochs = umap.initializeFit(rows);
+    const epochs = umap.initializeFit(rows); // the neighbour graph: the one step without progress
+    yield [0, epochs];
     for (let e = 0; e < epochs; e++) {
       umap.step();
       if (e % 10 === 9 || e === epochs - 1) yield [e + 1, epochs];

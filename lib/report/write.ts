@@ -29,7 +29,8 @@ export const METRIC_WORDS: Record<string, { name: string; note: string }> = {
   },
   knnAccuracy: {
     name: 'kNN: test accuracy',
-    note: 'each test image takes the weighted vote of its 200 nearest training images (cosine similarity of the representations), over all training and test images',
+    note: 'each test image takes the weighted vote of its 200 nearest training images (cosine similarity of the representations), over all training and test images; ' +
+      'the per-epoch kNN monitor in the Accuracy chart uses only the first 10,000 training and 2,000 test images, so it can differ',
   },
   classifierAccuracy: {
     name: "The model's own classifier: test accuracy",
@@ -39,7 +40,7 @@ export const METRIC_WORDS: Record<string, { name: string; note: string }> = {
 
 /** The per-epoch kNN monitor runs on subsets, so it is not the same number as the final kNN. */
 export const MONITOR_WORDS: Record<string, string> = {
-  knnAccuracy: 'kNN monitor (10,000 train / 2,000 test images)',
+  knnAccuracy: 'kNN monitor (at most 10,000 train / 2,000 test images)',
   trainAccuracy: 'training accuracy',
 };
 
@@ -68,7 +69,9 @@ export async function writeRunReport(
     : null;
   const epochs = metrics.filter((r) => r.type === 'epoch');
   const trainSeconds = epochs.reduce((sum, r) => sum + (typeof r.seconds === 'number' ? r.seconds : 0), 0);
-  const result: ReportRow[] = Object.entries(evaluation.metrics).map(([k, v]) => {
+  const order = Object.keys(METRIC_WORDS);
+  const rank = (k: string) => (order.includes(k) ? order.indexOf(k) : order.length);
+  const result: ReportRow[] = Object.entries(evaluation.metrics).sort(([a], [b]) => rank(a) - rank(b)).map(([k, v]) => {
     const words = METRIC_WORDS[k];
     return { name: words?.name ?? k, value: k.toLowerCase().includes('accuracy') ? percent(v) : String(+v.toPrecision(6)), note: words?.note ?? '' };
   });
