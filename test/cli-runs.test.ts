@@ -185,3 +185,34 @@ describe('the package trainer\'s evaluation', () => {
     }
   }, 120_000);
 });
+
+describe('Ctrl-C while the report is drawn', () => {
+  it('stops the map at its next progress report: no report.html, the evaluation kept, eval writes the report later', async () => {
+    const { runTraining } = await import('../dist/lib/cli/train-loop.js');
+    const { writeRunReport } = await import('../dist/lib/report/write.js');
+    const out = fresh();
+    const stop = { requested: false, message: '' };
+    const lines: string[] = [];
+    const labels: string[] = [];
+    const result = await runTraining({
+      method: 'ce', dataset: 'synthetic', encoder: 'mlp', epochs: 1, batchSize: 8, lr: 0.5, temperature: 0.1,
+      augmentation: 'none', device: 'cpu', seed: 5, linearEpochs: 1, limit: 0, testLimit: 0, out,
+    }, {
+      factory: toyFactory(), stream: { write: (s: string) => lines.push(s) }, stop, command: 'npx supcon',
+      loadData: () => ({ train: syntheticSet(120, 3, 4, 1), test: syntheticSet(60, 3, 4, 2) }),
+      writeReport: (run, e, names, hooks) => writeRunReport(run, e, names, {
+        progress: (done: number, total: number, label: string) => {
+          labels.push(label);
+          if (done > 0) stop.requested = true; // Ctrl-C after the map's first epochs
+          return hooks.progress(done, total, label);
+        },
+      }),
+    });
+    expect(result.status).toBe('interrupted');
+    expect(labels[0]).toBe('map (UMAP)');
+    expect(stop.message).toMatch(/^Ctrl-C: stopping the report \(the evaluation is saved in metrics\.jsonl; `npx supcon eval .*` writes the report again\)\.$/);
+    expect(lines.join('')).toContain('Stopped during the map (UMAP)');
+    expect(fs.existsSync(path.join(out, 'report.html'))).toBe(false);
+    expect(new RunFolder(out).readMetrics().pop()?.type).toBe('eval');
+  });
+});

@@ -37,7 +37,10 @@ export function codeBlocks(file: string, text: string): DocBlock[] {
   return blocks;
 }
 
-const files = ['README.md', ...fs.readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+// `npm run test:sanitize` runs the suites in a copy of dist/ and test/ alone: no docs there.
+const haveDocs = fs.existsSync(path.join(root, 'README.md')) && fs.existsSync(path.join(root, 'docs'));
+if (!haveDocs) console.warn(`docs.test.ts: no README.md and docs/ in ${root} (a partial tree); the code blocks are SKIPPED here`);
+const files = haveDocs ? ['README.md', ...fs.readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)] : [];
 const runnable = files.flatMap((f) => codeBlocks(f, fs.readFileSync(path.join(root, f), 'utf8')))
   .filter((b) => b.lang === 'js' || b.lang === 'ts');
 
@@ -51,7 +54,7 @@ function run(b: DocBlock) {
   return spawnSync(process.execPath, [file], { cwd: work, encoding: 'utf8', timeout: 120_000 });
 }
 
-describe('code blocks of the docs', () => {
+describe.skipIf(!haveDocs)('code blocks of the docs', () => {
   it('finds the blocks, API.md among them', () => {
     expect(runnable.filter((b) => b.file === 'docs/API.md').length).toBeGreaterThanOrEqual(4);
     expect(runnable.some((b) => b.file === 'README.md')).toBe(true);

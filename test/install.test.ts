@@ -7,20 +7,21 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { withoutSanitizer } from './fixtures/browser';
 
 const root = path.resolve('.');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'supcon-install-'));
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 function npm(args: string[], cwd: string) {
-  const r = spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false' } });
+  const r = spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...withoutSanitizer(), npm_config_update_notifier: 'false' } });
   expect(r.status, `npm ${args.join(' ')}: ${r.stderr}`).toBe(0);
   return { stdout: r.stdout, stderr: r.stderr, all: r.stdout + r.stderr };
 }
 
 describe('npm install of the packed package', () => {
   it('runs no install script and prints no install-script warning, also when a package is added later', () => {
-    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8' }));
+    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8', env: withoutSanitizer() }));
     const names = packed.files.map((f: { path: string }) => f.path);
     expect(names).not.toContain('binding.gyp');
     expect(names.filter((n: string) => n.endsWith('.gyp'))).toEqual([]);

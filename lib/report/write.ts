@@ -92,7 +92,7 @@ export async function writeRunReport(
     map,
     classNames,
     mapCaption: map
-      ? `UMAP (umap-js) of ${map.x.length.toLocaleString('en-US')} of ${e!.labels.length.toLocaleString('en-US')} test representations (${e!.dim}-d), coloured by class.`
+      ? `UMAP (umap-js, on cosine neighbours) of ${map.x.length.toLocaleString('en-US')} of ${e!.labels.length.toLocaleString('en-US')} test representations (${e!.dim}-d), coloured by class.`
       : 'The evaluation returned no embeddings.',
   });
   writeFileAtomic(run.reportFile, html);
