@@ -17,7 +17,7 @@ async function run(c: TrainConfig) {
   const losses: number[] = [];
   for (let e = 0; e < c.epochs; e++) {
     for (let s = 0; s < trainer.stepsPerEpoch; s++) losses.push(trainer.step(e, s).loss);
-    trainer.endEpoch(e);
+    await trainer.endEpoch(e);
   }
   const result = await trainer.evaluate(() => {});
   trainer.dispose();

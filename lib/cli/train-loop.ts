@@ -113,12 +113,12 @@ export function loadRunData(config: TrainConfig, log: (m: string) => void): RunD
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Progress bars for phases that announce themselves by label (features, kNN, linear evaluation, map). */
-function phaseProgress(stream: ProgressStream, stop: StopSignal | undefined) {
+function phaseProgress(stream: ProgressStream, stop: StopSignal | undefined, interruptible = true) {
   let bar: ProgressBar | null = null;
   let label = '', size = 0;
   return {
     update(done: number, total: number, phase: string) {
-      if (stop?.requested) throw new Interrupted(phase);
+      if (interruptible && stop?.requested) throw new Interrupted(phase);
       if (bar === null || phase !== label || total !== size) {
         bar?.finish();
         bar = new ProgressBar(stream, phase, total, { unit: phase.startsWith('map') ? 'epoch' : 'it' });
@@ -258,7 +258,14 @@ export async function runTraining(config: TrainConfig, options: LoopOptions): Pr
       }
       bar.finish();
       rateStyle = bar.rateStyle;
-      const monitors = await trainer.endEpoch(epoch);
+      // The monitors run to the end on Ctrl-C: the checkpoint comes right after them.
+      const monitorBars = phaseProgress(options.stream, options.stop, false);
+      let monitors: Record<string, number>;
+      try {
+        monitors = await trainer.endEpoch(epoch, (done, total, label) => monitorBars.update(done, total, label));
+      } finally {
+        monitorBars.finish();
+      }
       run.appendMetrics({ type: 'epoch', epoch: epoch + 1, meanLoss: lossCount > 0 ? lossSum / lossCount : null, seconds: now() - t0, ...monitors });
       run.saveCheckpoint(await trainer.saveState(), epoch + 1, 0, 'epoch');
       const shown = Object.entries(monitors).map(([k, v]) => `${k} ${typeof v === 'number' ? v.toFixed(4) : v}`).join(', ');

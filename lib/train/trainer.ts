@@ -184,17 +184,14 @@ export class SupconTrainer implements Trainer {
     return out;
   }
 
-  endEpoch(): Record<string, number> {
-    // A cheap monitor: kNN accuracy of the encoder's representations on subsets.
+  /** The monitor after each epoch: kNN accuracy on subsets (10,000 training, 2,000 test images), with progress. */
+  async endEpoch(_epoch: number, progress: EvalProgress = () => {}): Promise<Record<string, number>> {
     const { train, test } = this.#setup;
     const trainPart = headImages(train, 10_000), testPart = headImages(test, 2_000);
     const dim = this.#encoder.featureDim;
-    return {
-      knnAccuracy: knnAccuracy(
-        { data: this.features(trainPart), dim, labels: trainPart.labels },
-        { data: this.features(testPart), dim, labels: testPart.labels },
-      ),
-    };
+    const trainFeatures = await this.#featuresAsync(trainPart, 'kNN monitor: features (train)', progress);
+    const testFeatures = await this.#featuresAsync(testPart, 'kNN monitor: features (test)', progress);
+    return { knnAccuracy: knnAccuracy({ data: trainFeatures, dim, labels: trainPart.labels }, { data: testFeatures, dim, labels: testPart.labels }) };
   }
 
   saveState(): Uint8Array {
