@@ -1,5 +1,5 @@
-# CPU-only source build of the addon with node-gyp (what `npm install` falls back to when
-# no prebuilt binary fits). The full build with CUDA is CMakeLists.txt (cmake-js).
+# CPU-only source build of the addon with node-gyp, for a clone of the repository (the
+# package ships neither this file nor an install script). The full build is CMakeLists.txt.
 # Sources are listed by scripts/gyp-sources.js: native/binding/*.cc and native/cpu/*.cc,
 # with the *_avx2.cc / *_avx512.cc kernels in their own targets (own compiler flags).
 {

@@ -12,6 +12,8 @@ export {
   ensureFashionMnist, FASHION_MNIST_CLASSES, philox4x32, permutation, PhiloxStream, batches, batchCount, gatherBatch,
 } from './data';
 export type { ImageSet, IdxArray, Split, CifarOptions, LoadOptions, Batch, BatchOptions } from './data';
+export { fashionMnistSource, DEBIAN_FASHION_MNIST_DIR } from './data/fashion-mnist';
+export type { FashionMnistSource } from './data/fashion-mnist';
 export { registerTrainer } from './cli/trainer';
 export type {
   Trainer, TrainerFactory, TrainerSetup, StepResult, EvaluationResult, Embeddings, EvalProgress,

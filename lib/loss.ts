@@ -1,3 +1,6 @@
+/// <reference lib="esnext.disposable" preserve="true" />
+// (The directive above goes into the declarations too: [Symbol.dispose] needs the lib for a
+// consumer whose own lib or @types/node does not declare it.)
 // The Supervised Contrastive loss (Khosla et al. 2020) and SimCLR's NT-Xent, fused: the
 // B x B similarity matrix is never stored. Semantics: docs/LOSS.md.
 import { checkOneOf, checkOptionNames, checkShape, describe, isPositiveInteger, product } from './check';
@@ -12,6 +15,11 @@ export type Denominator = 'all' | 'onePositive' | 'onlyNegatives';
 /** Features [n, v, d] (or [n, v, ...] flattened to d): n samples, v views each. */
 export type FeaturesInput = Tensor<'float32'> | { data: Float32Array; shape: readonly number[] };
 /** One integer label per sample; null or omitted for SimCLR (every sample its own class). */
+/**
+ * One integer class label per sample; or `null` for no labels, which makes the loss SimCLR's
+ * NT-Xent (each sample's own other views are its only positives). Leaving the argument out
+ * (`undefined`) means the same as `null`: no labels, SimCLR. Pass `null` to say so.
+ */
 export type LabelsInput = Int32Array | readonly number[] | null | undefined;
 /** n x n, row-major: mask[a * n + b] = 1 when sample b is a positive of sample a. */
 export type MaskInput = Uint8Array | Int32Array | Float32Array | readonly number[];
@@ -249,7 +257,11 @@ export class SupconForward<G extends Float32Array | Tensor<'float32'> = Float32A
 
 type GradOf<F> = F extends Tensor ? Tensor<'float32'> : Float32Array;
 
-/** Forward pass only: the loss, and a handle for supconBackward (dispose it when done). */
+/**
+ * Forward pass only: one object holding the loss (`.loss`) and the saved state for the
+ * backward pass (`.backward(gradLoss)` or supconBackward). Dispose it when done (`.dispose()`
+ * or `using`). `labels`: one per sample, or null / undefined for SimCLR (see LabelsInput).
+ */
 export function supconForward<F extends FeaturesInput>(
   features: F,
   labels?: LabelsInput,
@@ -275,7 +287,8 @@ export interface SupconResult<G> {
 
 /**
  * The SupCon loss and its gradient. `features` is [n, v, d]; `labels` one integer per
- * sample, or null for SimCLR. Defaults follow the reference implementation.
+ * sample, or null for SimCLR (undefined, an omitted argument, also means SimCLR: see
+ * LabelsInput). Defaults follow the reference implementation.
  */
 export function supconLoss<F extends FeaturesInput>(
   features: F,

@@ -1,3 +1,6 @@
+/// <reference lib="esnext.disposable" preserve="true" />
+// (The directive above goes into the declarations too: [Symbol.dispose] needs the lib for a
+// consumer whose own lib or @types/node does not declare it.)
 // Tensor: shape, dtype and device over native storage, in the style of TensorFlow.js:
 // dispose() / [Symbol.dispose] / tidy() / memory(). The garbage collector frees storage
 // that was never disposed, but only as a backstop: dispose what you create.

@@ -19,7 +19,7 @@ function usageError(argv: string[]): UsageError {
 describe('arguments', () => {
   it('train: defaults, and a run folder named by the time and method', () => {
     const cmd = parseCommandLine(['train'], now);
-    expect(cmd).toEqual({ command: 'train', resume: false, config: { ...TRAIN_DEFAULTS, out: 'runs/20260304-050607-supcon' } });
+    expect(cmd).toEqual({ command: 'train', resume: false, given: [], config: { ...TRAIN_DEFAULTS, out: 'runs/20260304-050607-supcon' } });
   });
 
   it('train: every flag, long and short', () => {
@@ -30,6 +30,7 @@ describe('arguments', () => {
     ], now);
     expect(cmd).toEqual({
       command: 'train', resume: true,
+      given: ['method', 'dataset', 'encoder', 'epochs', 'batchSize', 'lr', 'temperature', 'augmentation', 'device', 'seed', 'linearEpochs', 'limit', 'testLimit', 'out'],
       config: {
         method: 'simclr', dataset: '/tmp/cifar', encoder: 'resnet50', epochs: 3, batchSize: 64, lr: 0.3, temperature: 0.5,
         augmentation: 'randaugment', device: 'cpu', seed: 7, linearEpochs: 2, limit: 1000, testLimit: 100, out: 'out/x',
@@ -44,6 +45,16 @@ describe('arguments', () => {
     [['train', '--epochs', '2.5'], "--epochs: expected an integer >= 1, got '2.5'"],
     [['train', '--batch', '1'], "--batch: expected an integer >= 2, got '1'"],
     [['train', '--seed=-1'], "--seed: expected an integer >= 0, got '-1'"],
+    // Negative numbers are values, refused by the flag's own check (not parseArgs' "ambiguous").
+    [['train', '--epochs', '-1'], "--epochs: expected an integer >= 1, got '-1'"],
+    [['train', '--lr', '-3'], "--lr: expected a positive number, got '-3'"],
+    [['train', '--limit', '-5'], "--limit: expected an integer >= 0, got '-5'"],
+    [['train', '-s', '-2'], "--seed: expected an integer >= 0, got '-2'"],
+    [['train', '--temperature', '-.5'], "--temperature: expected a positive number, got '-.5'"],
+    [['train', '--batch', '-Infinity'], "--batch: expected an integer >= 2, got '-Infinity'"],
+    [['bench', '--n', '-4'], "--n: expected an integer >= 2, got '-4'"],
+    [['train', '--epochs', '-x'], "--epochs: expected a value, got the flag '-x' (write --epochs=-x if that is the value)"],
+    [['train', '-m', '--lr'], "--method: expected a value, got the flag '--lr'"],
     [['train', '--lr', '0'], "--lr: expected a positive number, got '0'"],
     [['train', '--lr', 'fast'], "--lr: expected a positive number, got 'fast'"],
     [['train', '--temperature', 'Infinity'], "--temperature: expected a positive number, got 'Infinity'"],
@@ -161,5 +172,60 @@ describe('main', () => {
     expect(r).toMatchObject({ device: 'cpu', n: 33, views: 2, dim: 17, repeats: 2 });
     expect(r.forwardMs.min).toBeGreaterThan(0);
     expect(Number.isFinite(r.loss) && r.loss > 0).toBe(true);
+  });
+});
+
+describe('progress rate', () => {
+  const capture = () => {
+    const lines: string[] = [];
+    return { lines, stream: { write: (s: string) => lines.push(s), isTTY: true, columns: 200 } };
+  };
+
+  it('the first redraw shows no rate until there is a fair measurement (not millions per second)', () => {
+    let t = 100;
+    const { lines, stream } = capture();
+    const bar = new ProgressBar(stream, 'features (train)', 60000, { unit: 'it', now: () => t });
+    t += 0.0001;
+    bar.update(500);
+    expect(lines[0]).toContain('-- it/s');
+    expect(lines[0]).toContain('ETA --:--');
+    t += 1;
+    bar.update(1000);
+    expect(lines[1]).toMatch(/ 1000 it\/s /);
+  });
+
+  it('after a resume, the steps done before the restart are not in the rate', () => {
+    let t = 0;
+    const { lines, stream } = capture();
+    const bar = new ProgressBar(stream, 'epoch 2/5', 234, { now: () => t, start: 200 });
+    t = 10;
+    bar.update(210);
+    expect(lines[0]).toContain(' 210/234 1.0 step/s ');
+    expect(lines[0]).toContain('ETA 00:24');
+  });
+
+  it('the unit does not flip between s/step and step/s within a run', () => {
+    let t = 0;
+    const { lines, stream } = capture();
+    const bar = new ProgressBar(stream, 'epoch 1/2', 100, { now: () => t });
+    t = 1; bar.update(2); // 2 step/s
+    t = 4; bar.update(3); // 0.75 step/s: still step/s
+    expect(lines[0]).toContain('2.0 step/s');
+    expect(lines[1]).toContain('0.75 step/s');
+    expect(bar.rateStyle).toBe('perSecond');
+    const slow = new ProgressBar(stream, 'epoch 2/2', 100, { now: () => t, rateStyle: bar.rateStyle });
+    t = 14; slow.update(2); // 0.2 step/s, shown in the run's unit
+    expect(lines[2]).toContain('0.20 step/s');
+    expect(formatRate(0.2, 'step', 'secondsEach')).toBe('5.0 s/step');
+  });
+});
+
+describe('invoked as', () => {
+  it('npx, a global install, or the script', async () => {
+    const { invokedAs } = await import('../dist/lib/cli/main.js');
+    expect(invokedAs({ npm_command: 'exec' }, ['node', '/app/node_modules/.bin/supcon'])).toBe('npx supcon');
+    expect(invokedAs({ PATH: '/usr/local/bin:/usr/bin' }, ['node', '/usr/local/bin/supcon'])).toBe('supcon');
+    expect(invokedAs({ PATH: '/usr/bin' }, ['node', '/app/node_modules/.bin/supcon'])).toBe('/app/node_modules/.bin/supcon');
+    expect(invokedAs({ PATH: '/usr/bin' }, ['node', `${process.cwd()}/dist/lib/cli/main.js`])).toBe('node dist/lib/cli/main.js');
   });
 });

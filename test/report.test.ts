@@ -1,6 +1,5 @@
 // The HTML report: series from metrics lines, the UMAP map, and the page itself rendered in a
 // real headless browser (Debian's chromium; the test says so and skips when it is absent).
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { chartSeries, classPalette, downsample, renderReport } from '../dist/lib/report/html.js';
 import { embeddingMap } from '../dist/lib/report/map.js';
 import { rng } from './reference';
+import { headless as headlessIn, requireChromium } from './fixtures/browser';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'supcon-report-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -29,9 +29,9 @@ function metricsLines(epochs: number, steps: number) {
     for (let s = 0; s < steps; s++) {
       const loss = 5 * Math.exp(-(e * steps + s) / 40) + 1 + 0.1 * Math.sin(s);
       sum += loss;
-      out.push({ type: 'step', epoch: e, step: s, loss, lr: 0.1 });
+      out.push({ type: 'step', epoch: e + 1, step: s + 1, loss, lr: 0.1 });
     }
-    out.push({ type: 'epoch', epoch: e, meanLoss: sum / steps, seconds: 3.2, knnAccuracy: 0.6 + 0.05 * e, trainAccuracy: 0.55 + 0.06 * e });
+    out.push({ type: 'epoch', epoch: e + 1, meanLoss: sum / steps, seconds: 3.2, knnAccuracy: 0.6 + 0.05 * e, trainAccuracy: 0.55 + 0.06 * e });
   }
   out.push({ type: 'eval', testAccuracy: 0.91, knnAccuracy: 0.89 });
   return out as { type: string }[];
@@ -95,24 +95,8 @@ describe('report data', () => {
   });
 });
 
-function findChromium(): string | null {
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome']) {
-    const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
-  }
-  return null;
-}
-
-const chromium = findChromium();
-if (!chromium) console.warn('report.test.ts: no chromium found; the browser check is SKIPPED (apt-get install chromium)');
-
-function headless(args: string[]) {
-  const profile = fs.mkdtempSync(path.join(root, 'profile-'));
-  return spawnSync(chromium!, [
-    '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-extensions', `--user-data-dir=${profile}`, ...args,
-  ], { encoding: 'utf8', timeout: 90_000 });
-}
+const chromium = requireChromium('report.test.ts');
+const headless = (args: string[]) => headlessIn(chromium!, root, args);
 
 describe.skipIf(!chromium)('report in headless chromium', () => {
   it('renders both charts and the map without script errors', () => {
@@ -136,7 +120,9 @@ describe.skipIf(!chromium)('report in headless chromium', () => {
     expect((out.match(/class="series"/g) ?? []).length).toBe(2 + 4);
     expect((out.match(/class="legend-item"/g) ?? []).length).toBe(2 + 4 + 10);
     expect(out).toContain('Ankle boot');
-    const shot = path.join(process.env.SUPCON_REPORT_SCREENSHOT_DIR ?? root, 'report.png');
+    const shotDir = process.env.SUPCON_REPORT_SCREENSHOT_DIR ?? root;
+    fs.mkdirSync(shotDir, { recursive: true });
+    const shot = path.join(shotDir, 'report.png');
     const png = headless(['--window-size=1400,1500', '--hide-scrollbars', `--screenshot=${shot}`, `file://${file}`]);
     expect(png.status, png.stderr).toBe(0);
     expect(fs.readFileSync(shot).subarray(1, 4).toString()).toBe('PNG');

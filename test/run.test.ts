@@ -85,10 +85,11 @@ describe('training loop machinery', () => {
     const metrics = run.readMetrics();
     const steps = metrics.filter((r) => r.type === 'step');
     expect(steps.length).toBe(3 * 15); // 120 images, batches of 8
-    expect(steps[0]).toMatchObject({ epoch: 0, step: 0, lr: 0.5 });
+    expect(steps[0]).toMatchObject({ epoch: 1, step: 1, lr: 0.5 }); // counted from 1, as in the messages
+    expect(steps[steps.length - 1]).toMatchObject({ epoch: 3, step: 15 });
     const epochs = metrics.filter((r) => r.type === 'epoch');
-    expect(epochs.map((r) => r.epoch)).toEqual([0, 1, 2]);
-    const mean0 = steps.filter((r) => r.epoch === 0).reduce((s, r) => s + (r.loss as number), 0) / 15;
+    expect(epochs.map((r) => r.epoch)).toEqual([1, 2, 3]);
+    const mean0 = steps.filter((r) => r.epoch === 1).reduce((s, r) => s + (r.loss as number), 0) / 15;
     expect(epochs[0].meanLoss).toBeCloseTo(mean0, 12);
     expect(epochs[2].trainAccuracy as number).toBeGreaterThan(0.9); // the toy problem is easy
     const evalRecord = metrics[metrics.length - 1];
@@ -112,9 +113,11 @@ describe('training loop machinery', () => {
     });
     expect(first.status).toBe('interrupted');
     const run = new RunFolder(out);
-    expect(run.readState()).toMatchObject({ epoch: 1, step: 7, reason: 'interrupt' });
+    expect(run.readState()).toMatchObject({ epoch: 1, step: 7, reason: 'interrupt', checkpoint: path.join('checkpoints', 'epoch-0002-step-000007.ckpt') });
+    const lastStep = run.readMetrics().filter((r) => r.type === 'step').pop();
+    expect(lastStep).toMatchObject({ epoch: 2, step: 7 }); // the checkpoint's name and the metrics agree
     // Lines written after the checkpoint (as by a crash) are cut off on resume.
-    fs.appendFileSync(run.metricsFile, JSON.stringify({ type: 'step', epoch: 1, step: 7, loss: 123 }) + '\n');
+    fs.appendFileSync(run.metricsFile, JSON.stringify({ type: 'step', epoch: 2, step: 8, loss: 123 }) + '\n');
     await expect(runTraining({ ...baseConfig, out: fresh() }, { factory: toyFactory(), stream: sink, loadData, resume: true }))
       .rejects.toThrow(/no config\.json \(not a run folder\?\)/);
     const resumed = await runTraining({ ...baseConfig, out }, { factory: toyFactory(), stream: sink, loadData, resume: true });
@@ -142,7 +145,9 @@ describe('training loop machinery', () => {
     expect(fs.existsSync(path.join(out, state.checkpoint))).toBe(true);
     const again = spawnSync(process.execPath, [childJs, out, 'resume'], { encoding: 'utf8' });
     expect(again.status).toBe(0);
-    expect(again.stderr).toContain(`Resuming ${run.dir} at epoch ${state.epoch + 1}, step ${state.step}`);
+    expect(again.stderr).toContain(state.step === 0
+      ? `Resuming ${run.dir} at the start of epoch ${state.epoch + 1} of 3`
+      : `Resuming ${run.dir} in epoch ${state.epoch + 1} of 3, after step ${state.step}`);
     expect(withoutTimes(run.readMetrics())).toEqual(withoutTimes(new RunFolder(reference).readMetrics()));
   });
 

@@ -12,21 +12,21 @@ function config(overrides: Partial<TrainConfig>): TrainConfig {
   return { ...TRAIN_DEFAULTS, encoder: 'cnn', batchSize: 128, epochs: 2, linearEpochs: 10, out: '', ...overrides };
 }
 
-function run(c: TrainConfig) {
+async function run(c: TrainConfig) {
   const trainer = new SupconTrainer({ config: c, train, test, log: () => {} });
   const losses: number[] = [];
   for (let e = 0; e < c.epochs; e++) {
     for (let s = 0; s < trainer.stepsPerEpoch; s++) losses.push(trainer.step(e, s).loss);
-    trainer.endEpoch(e);
+    await trainer.endEpoch(e);
   }
-  const result = trainer.evaluate(() => {});
+  const result = await trainer.evaluate(() => {});
   trainer.dispose();
   return { losses, result };
 }
 
 describe('training on a slice of Fashion-MNIST', () => {
-  it('SupCon pre-training lowers the loss and gives a linearly separable representation', () => {
-    const { losses, result } = run(config({ method: 'supcon', lr: 0.1 }));
+  it('SupCon pre-training lowers the loss and gives a linearly separable representation', async () => {
+    const { losses, result } = await run(config({ method: 'supcon', lr: 0.1 }));
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses.slice(-4).reduce((a, b) => a + b) / 4).toBeLessThan(losses.slice(0, 4).reduce((a, b) => a + b) / 4 - 0.2);
     // 2 epochs of 2,048 images: far from converged, far above chance (0.1).
@@ -36,8 +36,8 @@ describe('training on a slice of Fashion-MNIST', () => {
     expect(result.embeddings?.labels.length).toBe(1000);
   }, 300_000);
 
-  it('the cross-entropy baseline trains the same encoder', () => {
-    const { result } = run(config({ method: 'ce', lr: 0.1, augmentation: 'basic' }));
+  it('the cross-entropy baseline trains the same encoder', async () => {
+    const { result } = await run(config({ method: 'ce', lr: 0.1, augmentation: 'basic' }));
     expect(result.metrics.classifierAccuracy).toBeGreaterThan(0.7);
     expect(result.metrics.testAccuracy).toBeGreaterThan(0.7);
   }, 300_000);

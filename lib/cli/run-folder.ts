@@ -186,7 +186,7 @@ export class RunFolder {
     try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
     const name = reason === 'epoch'
       ? `epoch-${String(epoch).padStart(4, '0')}.ckpt`
-      : `epoch-${String(epoch).padStart(4, '0')}-step-${String(step).padStart(6, '0')}.ckpt`;
+      : `epoch-${String(epoch + 1).padStart(4, '0')}-step-${String(step).padStart(6, '0')}.ckpt`; // epoch N, after step S (from 1)
     const rel = path.join('checkpoints', name);
     fs.mkdirSync(this.checkpointDir, { recursive: true });
     writeFileAtomic(path.join(this.dir, rel), bytes);

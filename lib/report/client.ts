@@ -24,11 +24,12 @@ export const REPORT_SCRIPT = String.raw`
     return node;
   }
 
-  function ticks(min, max, count) {
+  function ticks(min, max, count, integer) {
     if (!(max > min)) { max = min + 1; }
     var step = Math.pow(10, Math.floor(Math.log10((max - min) / count)));
     var err = (max - min) / count / step;
     if (err >= 7.5) step *= 10; else if (err >= 3.5) step *= 5; else if (err >= 1.5) step *= 2;
+    if (integer && step < 1) step = 1;
     var out = [];
     for (var t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) out.push(+t.toPrecision(12));
     return out;
@@ -46,7 +47,7 @@ export const REPORT_SCRIPT = String.raw`
     var sx = function (x) { return L + (x - xs[0]) / (xs[1] - xs[0] || 1) * (W - L - R); };
     var sy = function (y) { return H - B - (y - ys[0]) / (ys[1] - ys[0] || 1) * (H - T - B); };
     el('rect', { x: L, y: T, width: W - L - R, height: H - T - B, 'class': 'plot-area' }, svg);
-    ticks(xs[0], xs[1], 8).forEach(function (t) {
+    ticks(xs[0], xs[1], 8, opts.integerX).forEach(function (t) {
       el('line', { x1: sx(t), x2: sx(t), y1: T, y2: H - B, 'class': 'grid' }, svg);
       el('text', { x: sx(t), y: H - B + 16, 'text-anchor': 'middle', 'class': 'tick' }, svg, fmt(t));
     });
@@ -89,7 +90,11 @@ export const REPORT_SCRIPT = String.raw`
     if (series.length === 0) { container.appendChild(document.createTextNode('No data.')); return; }
     var xs = [], ys = [];
     series.forEach(function (s) { s.points.forEach(function (p) { xs.push(p[0]); ys.push(p[1]); }); });
-    var f = frame(container, { title: opts.title, xLabel: opts.xLabel, yLabel: opts.yLabel, xRange: extent(xs, 0), yRange: opts.yRange || extent(ys, 0.05) });
+    var yRange = extent(ys, 0.05);
+    // Accuracies stay on their own scale: never above 1 nor below 0.
+    if (opts.yClamp) yRange = [Math.max(opts.yClamp[0], yRange[0]), Math.min(opts.yClamp[1], yRange[1])];
+    if (!(yRange[1] > yRange[0])) yRange = [Math.max(opts.yClamp ? opts.yClamp[0] : -Infinity, yRange[1] - 0.1), yRange[1]];
+    var f = frame(container, { title: opts.title, xLabel: opts.xLabel, yLabel: opts.yLabel, xRange: extent(xs, 0), yRange: yRange, integerX: opts.integerX });
     series.forEach(function (s) {
       var d = s.points.map(function (p, i) { return (i ? 'L' : 'M') + f.sx(p[0]).toFixed(1) + ' ' + f.sy(p[1]).toFixed(1); }).join('');
       el('path', { d: d, fill: 'none', stroke: s.color, 'stroke-width': s.width || 1.5, 'class': 'series', 'data-series': s.name }, f.svg);
@@ -113,7 +118,30 @@ export const REPORT_SCRIPT = String.raw`
   }
 
   lineChart('loss-chart', { title: 'loss', xLabel: 'epoch', yLabel: 'loss', series: data.lossSeries });
-  lineChart('accuracy-chart', { title: 'accuracy', xLabel: 'epoch', yLabel: 'accuracy', series: data.accuracySeries });
+  // One epoch: no curve to draw, so the accuracies as labelled bars on a 0 to 100% axis.
+  function barChart(id, bars) {
+    var container = document.getElementById(id);
+    var W = 640, L = 300, R = 70, row = 34, T = 8, H = T + row * bars.length + 28;
+    var svg = el('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-label': 'accuracy', 'class': 'chart' }, container);
+    var sx = function (v) { return L + v * (W - L - R); };
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (t) {
+      el('line', { x1: sx(t), x2: sx(t), y1: T, y2: H - 24, 'class': 'grid' }, svg);
+      el('text', { x: sx(t), y: H - 8, 'text-anchor': 'middle', 'class': 'tick' }, svg, Math.round(t * 100) + '%');
+    });
+    bars.forEach(function (b, i) {
+      var y = T + i * row;
+      el('text', { x: L - 8, y: y + row / 2 + 4, 'text-anchor': 'end', 'class': 'axis-label' }, svg, b.name);
+      el('rect', { x: sx(0), y: y + 6, width: Math.max(0, sx(b.value) - sx(0)), height: row - 12, fill: b.color, 'class': 'bar' }, svg);
+      el('text', { x: sx(b.value) + 6, y: y + row / 2 + 4, 'class': 'tick' }, svg, (100 * b.value).toFixed(1) + '%');
+    });
+    var note = document.createElement('p');
+    note.className = 'caption';
+    note.textContent = 'One epoch: the accuracies as bars (a curve needs two epochs or more).';
+    container.appendChild(note);
+  }
+
+  if (data.accuracyBars && data.accuracyBars.length > 0) barChart('accuracy-chart', data.accuracyBars);
+  else lineChart('accuracy-chart', { title: 'accuracy', xLabel: 'epoch', yLabel: 'accuracy', series: data.accuracySeries, yClamp: [0, 1], integerX: true });
   scatter('map-chart', data.map, data.classNames, data.palette);
   document.documentElement.setAttribute('data-rendered', 'true');
 })();`;

@@ -14,7 +14,15 @@ export interface ReportInput {
   classNames: readonly string[] | null;
   /** How the map was made, e.g. 'UMAP of 2,000 test embeddings'. */
   mapCaption: string;
+  /** The Result card in words (default: the final numbers by key). */
+  result?: readonly ReportRow[];
+  /** Words for the chart series: per-epoch monitors and final metrics, by key. */
+  seriesNames?: SeriesNames;
 }
+
+export interface ReportRow { name: string; value: string; note: string }
+export interface SeriesNames { monitors?: Record<string, string>; final?: Record<string, string> }
+export interface Bar { name: string; color: string; value: number }
 
 interface Series { name: string; color: string; points: [number, number][]; markers?: boolean; width?: number }
 
@@ -42,35 +50,43 @@ export function downsample(points: [number, number][], max: number): [number, nu
 
 const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
-/** The series of the two charts, from metrics.jsonl records. */
-export function chartSeries(metrics: readonly MetricsRecord[]): { lossSeries: Series[]; accuracySeries: Series[] } {
+/**
+ * The series of the two charts, from metrics.jsonl records (epochs and steps counted from 1).
+ * With fewer than two epochs an accuracy curve would be lone dots: the accuracies come as
+ * bars instead (accuracyBars), and accuracySeries is empty.
+ */
+export function chartSeries(metrics: readonly MetricsRecord[], names: SeriesNames = {}): { lossSeries: Series[]; accuracySeries: Series[]; accuracyBars: Bar[] } {
   const stepsIn = new Map<number, number>();
   for (const r of metrics) if (r.type === 'step' && num(r.epoch) && num(r.step))
-    stepsIn.set(r.epoch, Math.max(stepsIn.get(r.epoch) ?? 0, r.step + 1));
+    stepsIn.set(r.epoch, Math.max(stepsIn.get(r.epoch) ?? 0, r.step));
   const stepLoss: [number, number][] = [];
   for (const r of metrics) if (r.type === 'step' && num(r.epoch) && num(r.step) && num(r.loss))
-    stepLoss.push([r.epoch + (r.step + 1) / (stepsIn.get(r.epoch) ?? 1), r.loss]);
+    stepLoss.push([r.epoch - 1 + r.step / (stepsIn.get(r.epoch) ?? 1), r.loss]);
   const epochs = metrics.filter((r) => r.type === 'epoch' && num(r.epoch));
-  const epochLoss = epochs.filter((r) => num(r.meanLoss)).map((r) => [(r.epoch as number) + 1, r.meanLoss as number] as [number, number]);
+  const epochLoss = epochs.filter((r) => num(r.meanLoss)).map((r) => [r.epoch as number, r.meanLoss as number] as [number, number]);
   const accuracyKeys = [...new Set(epochs.flatMap((r) => Object.keys(r).filter((k) => /acc/i.test(k) && num(r[k]))))];
   const palette = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf'];
   const accuracySeries: Series[] = accuracyKeys.map((k, i) => ({
-    name: k, color: palette[i % palette.length], markers: true,
-    points: epochs.filter((r) => num(r[k])).map((r) => [(r.epoch as number) + 1, r[k] as number] as [number, number]),
+    name: names.monitors?.[k] ?? k, color: palette[i % palette.length], markers: true,
+    points: epochs.filter((r) => num(r[k])).map((r) => [r.epoch as number, r[k] as number] as [number, number]),
   }));
   const evalRecord = [...metrics].reverse().find((r) => r.type === 'eval');
-  const lastEpoch = epochs.length > 0 ? (epochs[epochs.length - 1].epoch as number) + 1 : 0;
+  const lastEpoch = epochs.length > 0 ? (epochs[epochs.length - 1].epoch as number) : 0;
   if (evalRecord)
     Object.keys(evalRecord).filter((k) => /acc/i.test(k) && num(evalRecord[k])).forEach((k, i) => accuracySeries.push({
-      name: `${k} (final)`, color: palette[(accuracyKeys.length + i) % palette.length], markers: true, width: 0,
+      name: `${names.final?.[k] ?? k} (final)`, color: palette[(accuracyKeys.length + i) % palette.length], markers: true, width: 0,
       points: [[lastEpoch, evalRecord[k] as number]],
     }));
+  const accuracyBars: Bar[] = epochs.length < 2
+    ? accuracySeries.map((s) => ({ name: s.name, color: s.color, value: s.points[s.points.length - 1][1] }))
+    : [];
   return {
+    accuracyBars,
     lossSeries: [
       { name: 'step loss', color: '#9fb7d4', points: downsample(stepLoss, 2000), width: 1 },
       { name: 'epoch mean loss', color: '#1f4e89', points: epochLoss, markers: true, width: 2 },
     ],
-    accuracySeries,
+    accuracySeries: epochs.length < 2 ? [] : accuracySeries,
   };
 }
 
@@ -87,12 +103,16 @@ function table(rows: [string, unknown][]): string {
   return `<table>${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(typeof v === 'number' ? String(+v.toPrecision(6)) : String(v))}</td></tr>`).join('')}</table>`;
 }
 
+function resultTable(rows: readonly ReportRow[]): string {
+  return `<table class="result">${rows.map((r) => `<tr><th>${escapeHtml(r.name)}</th><td class="value">${escapeHtml(r.value)}</td><td class="note">${escapeHtml(r.note)}</td></tr>`).join('')}</table>`;
+}
+
 export function renderReport(input: ReportInput): string {
-  const { lossSeries, accuracySeries } = chartSeries(input.metrics);
+  const { lossSeries, accuracySeries, accuracyBars } = chartSeries(input.metrics, input.seriesNames);
   const k = input.map ? Math.max(0, ...input.map.labels) + 1 : 0;
   const classNames = Array.from({ length: Math.max(k, input.classNames?.length ?? 0) }, (_, i) => input.classNames?.[i] ?? `class ${i}`);
   const payload = {
-    lossSeries, accuracySeries, classNames, palette: classPalette(classNames.length),
+    lossSeries, accuracySeries, accuracyBars, classNames, palette: classPalette(classNames.length),
     map: input.map ? {
       x: Array.from(input.map.x, (v) => +v.toFixed(4)), y: Array.from(input.map.y, (v) => +v.toFixed(4)), labels: Array.from(input.map.labels),
     } : null,
@@ -117,6 +137,8 @@ svg.chart { max-width: 100%; height: auto; display: block; }
 .legend-item i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
 #errors { background: #fde8e8; color: #8a1c1c; padding: 8px; border-radius: 4px; }
 .caption { color: #56606e; font-size: 12px; margin: 4px 0 0; }
+table.result td.value { font-size: 16px; font-weight: 600; white-space: nowrap; } table.result td.note { color: #56606e; font-size: 12px; }
+table.result th, table.result td { padding: 4px 12px 4px 0; vertical-align: baseline; }
 </style>
 <script>${ERROR_TRAP}</script>
 </head>
@@ -124,7 +146,7 @@ svg.chart { max-width: 100%; height: auto; display: block; }
 <h1>${title}</h1>
 <div id="errors" hidden></div>
 <div class="grid2">
-<section><h2>Result</h2>${table(Object.entries(input.final))}</section>
+<section><h2>Result</h2>${resultTable(input.result ?? Object.entries(input.final).map(([k, v]) => ({ name: k, value: String(+v.toPrecision(6)), note: '' })))}</section>
 <section><h2>Configuration</h2>${table(Object.entries(input.config))}</section>
 <section><h2>Loss</h2><div id="loss-chart"></div></section>
 <section><h2>Accuracy</h2><div id="accuracy-chart"></div></section>

@@ -7,7 +7,7 @@ import { augment, AugmentPipeline, pipelines } from '../augment';
 import type { EvalProgress, EvaluationResult, StepResult, Trainer, TrainerSetup } from '../cli/trainer';
 import { epochOrder, gatherBatch } from '../data/batches';
 import { headImages, ImageSet } from '../data/image-set';
-import { knnAccuracy } from '../metrics/knn';
+import { knnAccuracy, knnPredict } from '../metrics/knn';
 import { noGrad, Variable } from '../nn/autograd';
 import { Linear } from '../nn/layers';
 import { ProjectionHead } from '../nn/models';
@@ -59,6 +59,28 @@ export function trainingPipeline(name: string, size: readonly [number, number], 
 }
 
 const FEATURE_BATCH = 500;
+/** Test images per kNN search in the final evaluation (the search is per query, so chunks give the same result). */
+const KNN_CHUNK = 500;
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** kNN accuracy of all test representations, searched a chunk at a time with progress. */
+async function knnInChunks(
+  train: { data: Float32Array; dim: number; labels: Int32Array }, test: { data: Float32Array; dim: number; labels: Int32Array },
+  progress: EvalProgress,
+): Promise<number> {
+  const n = test.labels.length, dim = test.dim;
+  let right = 0;
+  progress(0, n, 'kNN (k = 200)');
+  for (let from = 0; from < n; from += KNN_CHUNK) {
+    const to = Math.min(n, from + KNN_CHUNK);
+    const predicted = knnPredict(train, { data: test.data.subarray(from * dim, to * dim), dim });
+    for (let i = 0; i < predicted.length; i++) if (predicted[i] === test.labels[from + i]) right++;
+    progress(to, n, 'kNN (k = 200)');
+    await yieldToEventLoop();
+  }
+  return right / n;
+}
 
 export class SupconTrainer implements Trainer {
   readonly stepsPerEpoch: number;
@@ -102,7 +124,10 @@ export class SupconTrainer implements Trainer {
     const normalize = channelStats(train);
     this.#pipeline = trainingPipeline(config.augmentation, [h, w], normalize);
     this.#evalPipeline = { size: [h, w], normalize };
-    setup.log(`training on the CPU: ${config.method} with the ${config.encoder} encoder (${this.#model.parameters().reduce((s, p) => s + p.size, 0)} parameters), ${this.stepsPerEpoch} steps per epoch`);
+    const model = `the ${config.encoder} encoder (${this.#model.parameters().reduce((s, p) => s + p.size, 0).toLocaleString('en-US')} parameters)`;
+    setup.log(setup.purpose === 'evaluate'
+      ? `evaluating on the CPU: ${config.method} with ${model}, ${train.shape[0].toLocaleString('en-US')} training and ${setup.test.shape[0].toLocaleString('en-US')} test images`
+      : `training on the CPU: ${config.method} with ${model}, ${this.stepsPerEpoch} steps per epoch`);
   }
 
   #batch(epoch: number, step: number) {
@@ -144,6 +169,7 @@ export class SupconTrainer implements Trainer {
     const out = new Float32Array(n * dim);
     this.#model.eval();
     const stride = c * h * w;
+    progress?.(0);
     for (let from = 0; from < n; from += FEATURE_BATCH) {
       const to = Math.min(n, from + FEATURE_BATCH);
       tidy(() => noGrad(() => {
@@ -158,17 +184,14 @@ export class SupconTrainer implements Trainer {
     return out;
   }
 
-  endEpoch(): Record<string, number> {
-    // A cheap monitor: kNN accuracy of the encoder's representations on subsets.
+  /** The monitor after each epoch: kNN accuracy on subsets (10,000 training, 2,000 test images), with progress. */
+  async endEpoch(_epoch: number, progress: EvalProgress = () => {}): Promise<Record<string, number>> {
     const { train, test } = this.#setup;
     const trainPart = headImages(train, 10_000), testPart = headImages(test, 2_000);
     const dim = this.#encoder.featureDim;
-    return {
-      knnAccuracy: knnAccuracy(
-        { data: this.features(trainPart), dim, labels: trainPart.labels },
-        { data: this.features(testPart), dim, labels: testPart.labels },
-      ),
-    };
+    const trainFeatures = await this.#featuresAsync(trainPart, 'kNN monitor: features (train)', progress);
+    const testFeatures = await this.#featuresAsync(testPart, 'kNN monitor: features (test)', progress);
+    return { knnAccuracy: knnAccuracy({ data: trainFeatures, dim, labels: trainPart.labels }, { data: testFeatures, dim, labels: testPart.labels }) };
   }
 
   saveState(): Uint8Array {
@@ -181,24 +204,49 @@ export class SupconTrainer implements Trainer {
     this.#optimizer.loadStateDict(optimizerFromBytes(optimizer));
   }
 
-  evaluate(progress: EvalProgress): EvaluationResult {
+  /**
+   * The final evaluation: representations of all images, kNN accuracy and linear evaluation.
+   * It reports each phase to `progress` and lets the event loop in between (so Ctrl-C is
+   * seen within a fraction of a second; `progress` may throw to stop).
+   */
+  async evaluate(progress: EvalProgress): Promise<EvaluationResult> {
     const { config, train, test } = this.#setup;
     const dim = this.#encoder.featureDim;
-    const trainFeatures = this.features(train, (d) => progress(d, train.shape[0], 'features (train)'));
-    const testFeatures = this.features(test, (d) => progress(d, test.shape[0], 'features (test)'));
+    const trainFeatures = await this.#featuresAsync(train, 'features (train)', progress);
+    const testFeatures = await this.#featuresAsync(test, 'features (test)', progress);
     const metrics: Record<string, number> = {
-      knnAccuracy: knnAccuracy({ data: trainFeatures, dim, labels: train.labels }, { data: testFeatures, dim, labels: test.labels }),
+      knnAccuracy: await knnInChunks({ data: trainFeatures, dim, labels: train.labels }, { data: testFeatures, dim, labels: test.labels }, progress),
     };
     if (config.method === 'ce') metrics.classifierAccuracy = this.#classifierAccuracy(testFeatures, test.labels);
-    metrics.testAccuracy = linearEvaluation(
+    const linear = linearEvaluationSteps(
       { data: trainFeatures, labels: train.labels }, { data: testFeatures, labels: test.labels },
       { dim, classes: train.numClasses, epochs: config.linearEpochs, seed: config.seed },
-      (e) => progress(e, config.linearEpochs, 'linear evaluation'),
     );
+    for (let r = linear.next(); ; r = linear.next()) {
+      if (r.done) { metrics.testAccuracy = r.value; break; }
+      progress(r.value, config.linearEpochs, 'linear evaluation');
+      await yieldToEventLoop();
+    }
     // The weights in safetensors with PyTorch's names ('encoder.*', 'head.*'), for use
     // outside this package; the checkpoint itself holds the optimizer state too.
     if (config.out !== '') writeFileAtomic(path.join(config.out, 'model.safetensors'), moduleToSafetensors(this.#model, { method: config.method, encoder: config.encoder }));
     return { metrics, embeddings: { data: testFeatures, dim, labels: test.labels } };
+  }
+
+  /** features() a batch at a time, with the event loop let in between. */
+  async #featuresAsync(set: ImageSet, label: string, progress: EvalProgress): Promise<Float32Array> {
+    const [n, c, h, w] = set.shape;
+    const dim = this.#encoder.featureDim, stride = c * h * w;
+    const out = new Float32Array(n * dim);
+    progress(0, n, label);
+    for (let from = 0; from < n; from += FEATURE_BATCH) {
+      const to = Math.min(n, from + FEATURE_BATCH);
+      const part: ImageSet = { ...set, images: set.images.subarray(from * stride, to * stride), shape: [to - from, c, h, w], labels: set.labels.subarray(from, to) };
+      out.set(this.features(part), from * dim);
+      progress(to, n, label);
+      await yieldToEventLoop();
+    }
+    return out;
   }
 
   /** The cross-entropy model's own head on the test representations. */
@@ -237,6 +285,20 @@ export function linearEvaluation(
   o: { dim: number; classes: number; epochs: number; seed: number; batchSize?: number; lr?: number },
   progress?: (epoch: number) => void,
 ): number {
+  const steps = linearEvaluationSteps(train, test, o);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    progress?.(r.value);
+  }
+}
+
+/** linearEvaluation as a generator: it yields the number of epochs done, and returns the accuracy. */
+export function* linearEvaluationSteps(
+  train: { data: Float32Array; labels: Int32Array },
+  test: { data: Float32Array; labels: Int32Array },
+  o: { dim: number; classes: number; epochs: number; seed: number; batchSize?: number; lr?: number },
+): Generator<number, number> {
   const { dim } = o;
   const n = train.labels.length;
   const mean = new Float64Array(dim), sq = new Float64Array(dim);
@@ -282,7 +344,7 @@ export function linearEvaluation(
           optimizer.step();
         });
       }
-      progress?.(epoch + 1);
+      yield epoch + 1;
     }
     return tidy(() => noGrad(() => {
       const logits = classifier.forward(Tensor.from(xt, [test.labels.length, dim])).value.dataSync();
