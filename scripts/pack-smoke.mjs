@@ -13,7 +13,7 @@ const npm = (args, cwd) => execFileSync('npm', args, { cwd, encoding: 'utf8', st
 
 try {
   if (!readdirSync(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)).some((f) => f.endsWith('.node')))
-    throw new Error('no prebuilt binary: run `npm run prebuild` first');
+    throw new Error('no prebuilt binary: run `npm run build:prebuilt` first');
   const [packed] = JSON.parse(npm(['pack', '--json', '--pack-destination', work], root));
   const tarball = path.join(work, packed.filename);
   console.log(`packed ${packed.filename}: ${packed.entryCount} files, ${(packed.size / 1e6).toFixed(2)} MB`);
