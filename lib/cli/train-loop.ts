@@ -1,6 +1,7 @@
 // Everything around the training loop: data, run folder, metrics, checkpoints each epoch,
 // progress, a clean stop on Ctrl-C, the final evaluation and the report. The loop itself is
 // the injected Trainer.
+import fs from 'node:fs';
 import { loadImageSet } from '../data/dataset';
 import { fashionMnistSource } from '../data/fashion-mnist';
 import type { ImageSet } from '../data/image-set';

@@ -17,7 +17,8 @@ import { SGD, warmupCosine } from '../nn/optim';
 import { loadSafetensors, moduleToSafetensors } from '../nn/safetensors';
 import { writeFileAtomic } from '../io/atomic';
 import path from 'node:path';
-import { Tensor, tidy } from '../tensor';
+import { keep, Tensor, tidy } from '../tensor';
+import { backendInfo, resolveDevice } from '../device';
 import { Encoder, makeEncoder } from './encoders';
 import { packParts, unpackParts, optimizerFromBytes, optimizerToBytes } from './state';
 
@@ -93,12 +94,15 @@ export class SupconTrainer implements Trainer {
   readonly #pipeline: AugmentPipeline;
   readonly #evalPipeline: AugmentPipeline;
   #order: { epoch: number; order: Uint32Array } | null = null;
+  /** Where the model and the steps run. */
+  readonly device: 'cpu' | 'cuda';
+  /** On CUDA: the training images, uploaded once (uint8); each step's augmentation reads its batch there. */
+  readonly #deviceImages: Tensor<'uint8'> | null;
 
   constructor(setup: TrainerSetup) {
     this.#setup = setup;
     const { config, train } = setup;
-    if (config.device === 'cuda')
-      throw new RangeError("device: 'cuda' needs CUDA versions of the layers, which this version does not have yet; use --device cpu (or auto)");
+    this.device = resolveDevice(config.device, 'device');
     const [n, c, h, w] = train.shape;
     this.stepsPerEpoch = Math.floor(n / config.batchSize);
     if (this.stepsPerEpoch < 1)
@@ -118,6 +122,9 @@ export class SupconTrainer implements Trainer {
         return head.forward(encoder.forward(x));
       }
     })();
+    if (this.device === 'cuda') this.#model.to('cuda');
+    this.#deviceImages = this.device === 'cuda' ? keep(Tensor.from(train.images, train.shape.slice(), { dtype: 'uint8', device: 'cuda' })) : null;
+    // After the move: the optimizer's state lives with the parameters.
     this.#optimizer = new SGD(this.#model, { lr: config.lr, momentum: 0.9, weightDecay: 5e-4 });
     const totalSteps = config.epochs * this.stepsPerEpoch;
     this.#schedule = warmupCosine({ baseLr: config.lr, totalSteps: Math.max(totalSteps, 1), warmupSteps: Math.min(this.stepsPerEpoch, Math.floor(totalSteps / 10)) });
@@ -125,9 +132,11 @@ export class SupconTrainer implements Trainer {
     this.#pipeline = trainingPipeline(config.augmentation, [h, w], normalize);
     this.#evalPipeline = { size: [h, w], normalize };
     const model = `the ${config.encoder} encoder (${this.#model.parameters().reduce((s, p) => s + p.size, 0).toLocaleString('en-US')} parameters)`;
+    const gpu = backendInfo().devices[0];
+    const where = this.device === 'cuda' ? `on CUDA device 0 (${gpu?.name ?? 'unknown'})` : 'on the CPU';
     setup.log(setup.purpose === 'evaluate'
-      ? `evaluating on the CPU: ${config.method} with ${model}, ${train.shape[0].toLocaleString('en-US')} training and ${setup.test.shape[0].toLocaleString('en-US')} test images`
-      : `training on the CPU: ${config.method} with ${model}, ${this.stepsPerEpoch} steps per epoch`);
+      ? `evaluating ${where}: ${config.method} with ${model}, ${train.shape[0].toLocaleString('en-US')} training and ${setup.test.shape[0].toLocaleString('en-US')} test images`
+      : `training ${where}: ${config.method} with ${model}, ${this.stepsPerEpoch} steps per epoch`);
   }
 
   #batch(epoch: number, step: number) {
@@ -144,9 +153,11 @@ export class SupconTrainer implements Trainer {
     const lr = this.#schedule(epoch * this.stepsPerEpoch + step);
     this.#model.train();
     const loss = tidy(() => {
-      const x = augment(imagesOf(batch.images, batch.shape), this.#pipeline, {
-        seed: config.seed, epoch, indices: Int32Array.from(batch.indices), views, output: 'tensor',
-      }) as Tensor<'float32'>;
+      // The same Philox keys on both devices (the batch's dataset indices), so the same views.
+      const indices = Int32Array.from(batch.indices);
+      const x = (this.#deviceImages !== null
+        ? augment(this.#deviceImages, this.#pipeline, { seed: config.seed, epoch, select: indices, views, device: 'cuda' })
+        : augment(imagesOf(batch.images, batch.shape), this.#pipeline, { seed: config.seed, epoch, indices, views, output: 'tensor' })) as Tensor<'float32'>;
       const [n, v, c, h, w] = x.shape;
       const input = ops.reshape(x, [n * v, c, h, w]);
       this.#optimizer.zeroGrad();
@@ -173,9 +184,9 @@ export class SupconTrainer implements Trainer {
     for (let from = 0; from < n; from += FEATURE_BATCH) {
       const to = Math.min(n, from + FEATURE_BATCH);
       tidy(() => noGrad(() => {
-        const x = augment(imagesOf(set.images.subarray(from * stride, to * stride), [to - from, c, h, w]), this.#evalPipeline, {
-          views: 1, output: 'tensor',
-        }) as Tensor<'float32'>;
+        const chunk = set.images.subarray(from * stride, to * stride);
+        const images = this.device === 'cuda' ? Tensor.from(chunk, [to - from, c, h, w], { dtype: 'uint8', device: 'cuda' }) : imagesOf(chunk, [to - from, c, h, w]);
+        const x = augment(images, this.#evalPipeline, { views: 1, output: 'tensor', device: this.device }) as Tensor<'float32'>;
         const f = this.#encoder.forward(ops.reshape(x, [to - from, c, h, w]));
         out.set(f.value.dataSync(), from * dim);
       }));
@@ -253,7 +264,7 @@ export class SupconTrainer implements Trainer {
   #classifierAccuracy(features: Float32Array, labels: Int32Array): number {
     const dim = this.#encoder.featureDim;
     return tidy(() => noGrad(() => {
-      const logits = this.#head.forward(new Variable(Tensor.from(features, [labels.length, dim]))).value.dataSync();
+      const logits = this.#head.forward(new Variable(Tensor.from(features, [labels.length, dim], { device: this.device }))).value.dataSync();
       return accuracyOf(logits, labels, logits.length / labels.length);
     }));
   }
@@ -261,6 +272,7 @@ export class SupconTrainer implements Trainer {
   dispose(): void {
     this.#optimizer.dispose();
     this.#model.dispose();
+    this.#deviceImages?.dispose();
   }
 }
 
