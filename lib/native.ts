@@ -52,6 +52,7 @@ export interface NativeBuildInfo {
 type F32 = Float32Array | NativeStorage;
 type I32 = Int32Array | NativeStorage;
 type Opt<T> = T | null;
+type Precision = 'fp32' | 'tf32' | 'bf16';
 
 export interface NativeConvDesc {
   N: number; C: number; H: number; W: number; K: number; R: number; S: number;
@@ -68,11 +69,13 @@ export interface NativeNn {
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: F32, lda: number,
     B: F32, ldb: number, beta: number, C: F32, ldc: number, threads?: number): void;
   fmaPeak(threads: number, seconds: number): number;
-  linearForward(x: F32, w: F32, b: Opt<F32>, y: F32, N: number, inF: number, outF: number, threads?: number): void;
+  /** The layers' products take a precision on CUDA tensors (fp32 only on the CPU). */
+  linearForward(x: F32, w: F32, b: Opt<F32>, y: F32, N: number, inF: number, outF: number, threads?: number, precision?: Precision): void;
   linearBackward(x: F32, w: F32, dy: F32, dx: Opt<F32>, dw: Opt<F32>, db: Opt<F32>, N: number, inF: number,
-    outF: number, threads?: number): void;
-  conv2dForward(d: NativeConvDesc, x: F32, w: F32, b: Opt<F32>, y: F32, threads?: number): void;
-  conv2dBackward(d: NativeConvDesc, x: F32, w: F32, dy: F32, dx: Opt<F32>, dw: Opt<F32>, db: Opt<F32>, threads?: number): void;
+    outF: number, threads?: number, precision?: Precision): void;
+  conv2dForward(d: NativeConvDesc, x: F32, w: F32, b: Opt<F32>, y: F32, threads?: number, precision?: Precision): void;
+  conv2dBackward(d: NativeConvDesc, x: F32, w: F32, dy: F32, dx: Opt<F32>, dw: Opt<F32>, db: Opt<F32>, threads?: number,
+    precision?: Precision): void;
   batchNormForward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, beta: F32, runningMean: Opt<F32>,
     runningVar: Opt<F32>, y: F32, saveMean: F32, saveInvStd: F32, threads?: number): void;
   batchNormBackward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, saveMean: F32, saveInvStd: F32,

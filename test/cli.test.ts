@@ -25,15 +25,15 @@ describe('arguments', () => {
   it('train: every flag, long and short', () => {
     const cmd = parseCommandLine([
       'train', '-m', 'simclr', '--data', '/tmp/cifar', '-e', 'resnet50', '--epochs', '3', '-b', '64', '--lr', '0.3',
-      '-t', '0.5', '-a', 'randaugment', '--device', 'cpu', '-s', '7', '--linear-epochs', '2', '--limit', '1000',
-      '--test-limit', '100', '-o', 'out/x', '--resume',
+      '-t', '0.5', '-a', 'randaugment', '--device', 'cuda', '--precision', 'bf16', '-s', '7', '--linear-epochs', '2',
+      '--limit', '1000', '--test-limit', '100', '-o', 'out/x', '--resume',
     ], now);
     expect(cmd).toEqual({
       command: 'train', resume: true,
-      given: ['method', 'dataset', 'encoder', 'epochs', 'batchSize', 'lr', 'temperature', 'augmentation', 'device', 'seed', 'linearEpochs', 'limit', 'testLimit', 'out'],
+      given: ['method', 'dataset', 'encoder', 'epochs', 'batchSize', 'lr', 'temperature', 'augmentation', 'device', 'precision', 'seed', 'linearEpochs', 'limit', 'testLimit', 'out'],
       config: {
         method: 'simclr', dataset: '/tmp/cifar', encoder: 'resnet50', epochs: 3, batchSize: 64, lr: 0.3, temperature: 0.5,
-        augmentation: 'randaugment', device: 'cpu', seed: 7, linearEpochs: 2, limit: 1000, testLimit: 100, out: 'out/x',
+        augmentation: 'randaugment', device: 'cuda', precision: 'bf16', seed: 7, linearEpochs: 2, limit: 1000, testLimit: 100, out: 'out/x',
       },
     });
     expect(parseCommandLine(['train', '--lr=1e-3', '--epochs=+2'], now)).toMatchObject({ config: { lr: 0.001, epochs: 2 } });
@@ -44,6 +44,7 @@ describe('arguments', () => {
     [['train', '--epochs', '0'], "--epochs: expected an integer >= 1, got '0'"],
     [['train', '--epochs', '2.5'], "--epochs: expected an integer >= 1, got '2.5'"],
     [['train', '--batch', '1'], "--batch: expected an integer >= 2, got '1'"],
+    [['train', '--precision', 'fp16'], "--precision: expected one of auto, fp32, tf32, bf16, got 'fp16'"],
     [['train', '--seed=-1'], "--seed: expected an integer >= 0, got '-1'"],
     // Negative numbers are values, refused by the flag's own check (not parseArgs' "ambiguous").
     [['train', '--epochs', '-1'], "--epochs: expected an integer >= 1, got '-1'"],

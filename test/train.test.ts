@@ -69,6 +69,11 @@ describe('training on a slice of Fashion-MNIST', () => {
 });
 
 describe('devices', () => {
+  it('tensor-core precisions on the CPU are refused, saying why', () => {
+    expect(() => new SupconTrainer({ config: config({ device: 'cpu', precision: 'tf32' }), train, test, log: () => {} }))
+      .toThrow(/^precision: 'tf32' runs on GPU tensor cores; on the CPU the layers compute in fp32/);
+  });
+
   it.skipIf(cudaStatus().usable)('--device cuda without a usable GPU says why', () => {
     expect(() => new SupconTrainer({ config: config({ device: 'cuda' }), train, test, log: () => {} }))
       .toThrow(/^device: 'cuda' was asked for, but /);

@@ -16,6 +16,7 @@ export type Method = (typeof METHODS)[number];
 export const ENCODERS = ['resnet18', 'resnet34', 'resnet50', 'cnn', 'mlp'] as const;
 export const AUGMENTATIONS = ['simclr', 'randaugment', 'basic', 'none'] as const;
 export const DEVICES = ['auto', 'cpu', 'cuda'] as const;
+export const PRECISIONS = ['auto', 'fp32', 'tf32', 'bf16'] as const;
 
 export interface TrainConfig {
   method: Method;
@@ -28,6 +29,13 @@ export interface TrainConfig {
   temperature: number;
   augmentation: (typeof AUGMENTATIONS)[number];
   device: (typeof DEVICES)[number];
+  /**
+   * Inputs of the convolutions' and linear layers' products on CUDA: 'tf32' or 'bf16' tensor
+   * cores with fp32 accumulation, or exact 'fp32'; 'auto' is tf32 on a GPU and fp32 on the
+   * CPU (which computes in fp32 only). Master weights, gradients and optimizer state are fp32.
+   * Absent in runs made before it existed (then 'auto').
+   */
+  precision?: (typeof PRECISIONS)[number];
   seed: number;
   /** Epochs of linear evaluation on the frozen encoder after pre-training. */
   linearEpochs: number;
@@ -54,6 +62,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'out' | 'datasetSource'> = {
   temperature: 0.1,
   augmentation: 'basic',
   device: 'auto',
+  precision: 'auto',
   seed: 0,
   linearEpochs: 10,
   limit: 0,
@@ -81,6 +90,7 @@ const TRAIN_OPTIONS: Options = {
   temperature: { type: 'string', short: 't' },
   augmentation: { type: 'string', short: 'a' },
   device: { type: 'string' },
+  precision: { type: 'string' },
   seed: { type: 'string', short: 's' },
   'linear-epochs': { type: 'string' },
   limit: { type: 'string' },
@@ -102,7 +112,7 @@ export const COMMANDS = ['train', 'eval', 'bench', 'info'] as const;
 /** The command-line flag of each setting. */
 export const FLAG_OF: Record<Exclude<keyof TrainConfig, 'datasetSource'>, string> = {
   method: 'method', dataset: 'dataset', encoder: 'encoder', epochs: 'epochs', batchSize: 'batch', lr: 'lr',
-  temperature: 'temperature', augmentation: 'augmentation', device: 'device', seed: 'seed', linearEpochs: 'linear-epochs',
+  temperature: 'temperature', augmentation: 'augmentation', device: 'device', precision: 'precision', seed: 'seed', linearEpochs: 'linear-epochs',
   limit: 'limit', testLimit: 'test-limit', out: 'out',
 };
 
@@ -201,6 +211,7 @@ export function parseCommandLine(argv: readonly string[], now = new Date()): Com
         temperature: positive(command, 'temperature', s('temperature'), TRAIN_DEFAULTS.temperature),
         augmentation: choice(command, 'augmentation', s('augmentation'), AUGMENTATIONS, TRAIN_DEFAULTS.augmentation),
         device: choice(command, 'device', s('device'), DEVICES, TRAIN_DEFAULTS.device),
+        precision: choice(command, 'precision', s('precision'), PRECISIONS, 'auto'),
         seed: integer(command, 'seed', s('seed'), TRAIN_DEFAULTS.seed, 0),
         linearEpochs: integer(command, 'linear-epochs', s('linear-epochs'), TRAIN_DEFAULTS.linearEpochs, 0),
         limit: integer(command, 'limit', s('limit'), TRAIN_DEFAULTS.limit, 0),
@@ -269,6 +280,8 @@ Run 'supcon <command> --help' for the options of a command.`,
   -t, --temperature <x>      SupCon / SimCLR temperature               (default ${d.temperature})
   -a, --augmentation <name>  ${AUGMENTATIONS.join(' | ')}        (default ${d.augmentation})
       --device <name>        auto | cpu | cuda                         (default ${d.device})
+      --precision <name>     auto | fp32 | tf32 | bf16: the layers' products on CUDA
+                             (default auto: tf32 on a GPU, fp32 on the CPU)
   -s, --seed <n>             seed of shuffling, augmentation, initialisation (default ${d.seed})
       --linear-epochs <n>    linear evaluation epochs after pre-training (default ${d.linearEpochs})
       --limit <n>            use the first n training images (0: all)  (default 0)

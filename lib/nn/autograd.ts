@@ -30,6 +30,25 @@ export function numThreads(): number | undefined {
   return threadCount;
 }
 
+export type MatmulPrecision = 'fp32' | 'tf32' | 'bf16';
+let precision: MatmulPrecision = 'fp32';
+
+/**
+ * The inputs of the convolutions' and linear layers' products on CUDA tensors: exact 'fp32'
+ * (the default), or 'tf32' / 'bf16' tensor cores with fp32 accumulation (PyTorch's
+ * allow_tf32 and autocast). Parameters, gradients and optimizer state stay fp32. The CPU
+ * always computes in fp32.
+ */
+export function setMatmulPrecision(p: MatmulPrecision): void {
+  if (p !== 'fp32' && p !== 'tf32' && p !== 'bf16')
+    throw new RangeError(`precision: expected 'fp32', 'tf32' or 'bf16', got ${describe(p)}`);
+  precision = p;
+}
+
+export function matmulPrecision(): MatmulPrecision {
+  return precision;
+}
+
 /** Runs fn without recording gradients (inference, evaluation). */
 export function noGrad<T>(fn: () => T): T {
   const previous = gradEnabled;

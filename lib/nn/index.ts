@@ -1,5 +1,6 @@
 // Layers, models, optimizers and weights.
-export { Variable, Parameter, noGrad, isGradEnabled, setNumThreads } from './autograd';
+export { Variable, Parameter, noGrad, isGradEnabled, setNumThreads, setMatmulPrecision, matmulPrecision } from './autograd';
+export type { MatmulPrecision } from './autograd';
 export * as ops from './ops';
 export type { VariableLike, Pair, Conv2dOptions, BatchNormOptions, MaxPool2dOptions, SupconLayerOptions, ClassLabels } from './ops';
 export { Module } from './module';

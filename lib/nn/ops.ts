@@ -5,7 +5,7 @@ import { describe } from '../check';
 import { supconForward, SupconOptions } from '../loss';
 import { native } from '../native';
 import { Tensor } from '../tensor';
-import { gradOf, needsGrad, numThreads, recording, result, Variable } from './autograd';
+import { gradOf, matmulPrecision, needsGrad, numThreads, recording, result, Variable } from './autograd';
 
 const MIN_NORMAL_FLOAT32 = 2 ** -126;
 const MAX_FLOAT32 = 3.4028234663852886e38;
@@ -63,6 +63,8 @@ function into<T>(outputs: readonly Tensor[], kernel: () => T): T {
 }
 
 const storageOrNull = (v: Variable | null) => (v === null ? null : v.value.storage);
+/** The products' precision for v's device: the CPU computes in fp32 whatever is set. */
+const precisionFor = (v: Variable) => (v.value.device === 'cuda' ? matmulPrecision() : 'fp32');
 /** A zero tensor on v's device: every op's outputs live where its inputs are (the kernels then run there). */
 const zerosOn = (v: Variable, shape: readonly number[]) => Tensor.zeros<'float32'>(shape, { device: v.value.device });
 const gradIfNeeded = (v: Variable | null) => (needsGrad(v) ? gradOf(v).storage : null);
@@ -78,13 +80,13 @@ export function linear(x: VariableLike, weight: VariableLike, bias: VariableLike
   if (b !== null) requireShape(b, [outF], 'bias');
   const N = xv.shape[0];
   const y = zerosOn(xv, [N, outF]);
-  into([y], () => native.nn.linearForward(xv.value.storage, w.value.storage, storageOrNull(b), y.storage, N, inF, outF, numThreads()));
+  into([y], () => native.nn.linearForward(xv.value.storage, w.value.storage, storageOrNull(b), y.storage, N, inF, outF, numThreads(), precisionFor(xv)));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
     inputs: b === null ? [xv, w] : [xv, w, b],
     backward(g) {
       native.nn.linearBackward(xv.value.storage, w.value.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w),
-        gradIfNeeded(b), N, inF, outF, numThreads());
+        gradIfNeeded(b), N, inF, outF, numThreads(), precisionFor(xv));
     },
     release() {},
   });
@@ -114,13 +116,13 @@ export function conv2d(x: VariableLike, weight: VariableLike, bias: VariableLike
   const P = Math.floor((H + 2 * padH - R) / strideH) + 1, Q = Math.floor((W + 2 * padW - S) / strideW) + 1;
   const desc = { N, C, H, W, K, R, S, strideH, strideW, padH, padW };
   const y = zerosOn(xv, [N, K, P, Q]);
-  into([y], () => native.nn.conv2dForward(desc, xv.value.storage, w.value.storage, storageOrNull(b), y.storage, numThreads()));
+  into([y], () => native.nn.conv2dForward(desc, xv.value.storage, w.value.storage, storageOrNull(b), y.storage, numThreads(), precisionFor(xv)));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
     inputs: b === null ? [xv, w] : [xv, w, b],
     backward(g) {
       native.nn.conv2dBackward(desc, xv.value.storage, w.value.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w),
-        gradIfNeeded(b), numThreads());
+        gradIfNeeded(b), numThreads(), precisionFor(xv));
     },
     release() {},
   });

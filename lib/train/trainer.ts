@@ -8,7 +8,7 @@ import type { EvalProgress, EvaluationResult, StepResult, Trainer, TrainerSetup 
 import { epochOrder, gatherBatch } from '../data/batches';
 import { headImages, ImageSet } from '../data/image-set';
 import { knnAccuracy, knnPredict } from '../metrics/knn';
-import { noGrad, Variable } from '../nn/autograd';
+import { MatmulPrecision, matmulPrecision, noGrad, setMatmulPrecision, Variable } from '../nn/autograd';
 import { Linear } from '../nn/layers';
 import { ProjectionHead } from '../nn/models';
 import { Module } from '../nn/module';
@@ -96,6 +96,8 @@ export class SupconTrainer implements Trainer {
   #order: { epoch: number; order: Uint32Array } | null = null;
   /** Where the model and the steps run. */
   readonly device: 'cpu' | 'cuda';
+  /** The layers' products (tf32 by default on a GPU; fp32 on the CPU). */
+  readonly precision: MatmulPrecision;
   /** On CUDA: the training images, uploaded once (uint8); each step's augmentation reads its batch there. */
   readonly #deviceImages: Tensor<'uint8'> | null;
 
@@ -103,6 +105,10 @@ export class SupconTrainer implements Trainer {
     this.#setup = setup;
     const { config, train } = setup;
     this.device = resolveDevice(config.device, 'device');
+    const wanted = config.precision ?? 'auto';
+    this.precision = wanted === 'auto' ? (this.device === 'cuda' ? 'tf32' : 'fp32') : wanted;
+    if (this.device === 'cpu' && this.precision !== 'fp32')
+      throw new RangeError(`precision: '${this.precision}' runs on GPU tensor cores; on the CPU the layers compute in fp32 (use --precision auto or fp32)`);
     const [n, c, h, w] = train.shape;
     this.stepsPerEpoch = Math.floor(n / config.batchSize);
     if (this.stepsPerEpoch < 1)
@@ -133,7 +139,7 @@ export class SupconTrainer implements Trainer {
     this.#evalPipeline = { size: [h, w], normalize };
     const model = `the ${config.encoder} encoder (${this.#model.parameters().reduce((s, p) => s + p.size, 0).toLocaleString('en-US')} parameters)`;
     const gpu = backendInfo().devices[0];
-    const where = this.device === 'cuda' ? `on CUDA device 0 (${gpu?.name ?? 'unknown'})` : 'on the CPU';
+    const where = this.device === 'cuda' ? `on CUDA device 0 (${gpu?.name ?? 'unknown'}, ${this.precision})` : 'on the CPU';
     setup.log(setup.purpose === 'evaluate'
       ? `evaluating ${where}: ${config.method} with ${model}, ${train.shape[0].toLocaleString('en-US')} training and ${setup.test.shape[0].toLocaleString('en-US')} test images`
       : `training ${where}: ${config.method} with ${model}, ${this.stepsPerEpoch} steps per epoch`);
@@ -152,7 +158,7 @@ export class SupconTrainer implements Trainer {
     const views = config.method === 'ce' ? 1 : 2;
     const lr = this.#schedule(epoch * this.stepsPerEpoch + step);
     this.#model.train();
-    const loss = tidy(() => {
+    const loss = this.#inPrecision(() => tidy(() => {
       // The same Philox keys on both devices (the batch's dataset indices), so the same views.
       const indices = Int32Array.from(batch.indices);
       const x = (this.#deviceImages !== null
@@ -169,8 +175,19 @@ export class SupconTrainer implements Trainer {
       this.#optimizer.lr = lr;
       this.#optimizer.step();
       return l.item();
-    });
+    }));
     return { loss, lr };
+  }
+
+  /** fn with this run's precision for the layers' products (the setting is global). */
+  #inPrecision<T>(fn: () => T): T {
+    const previous = matmulPrecision();
+    setMatmulPrecision(this.precision);
+    try {
+      return fn();
+    } finally {
+      setMatmulPrecision(previous);
+    }
   }
 
   /** Encoder representations of a set (no augmentation, evaluation mode), [n, featureDim]. */
@@ -183,13 +200,13 @@ export class SupconTrainer implements Trainer {
     progress?.(0);
     for (let from = 0; from < n; from += FEATURE_BATCH) {
       const to = Math.min(n, from + FEATURE_BATCH);
-      tidy(() => noGrad(() => {
+      this.#inPrecision(() => tidy(() => noGrad(() => {
         const chunk = set.images.subarray(from * stride, to * stride);
         const images = this.device === 'cuda' ? Tensor.from(chunk, [to - from, c, h, w], { dtype: 'uint8', device: 'cuda' }) : imagesOf(chunk, [to - from, c, h, w]);
         const x = augment(images, this.#evalPipeline, { views: 1, output: 'tensor', device: this.device }) as Tensor<'float32'>;
         const f = this.#encoder.forward(ops.reshape(x, [to - from, c, h, w]));
         out.set(f.value.dataSync(), from * dim);
-      }));
+      })));
       progress?.(to);
     }
     return out;
