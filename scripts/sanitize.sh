@@ -19,7 +19,7 @@ ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:strict_string_checks=1:detect_stack_
 npx cmake-js compile --out build-asan --CDSUPCON_SANITIZE=ON --CDSUPCON_CUDA=OFF >> "$build.log" 2>&1 || { cat "$build.log"; exit 1; }
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
-cp -r dist test package.json vitest.config.mts "$tree/"
+cp -r dist test bench native package.json vitest.config.mts "$tree/"   # bench/ and native/: the case table and its kernel list
 mkdir -p "$tree/build"
 ln -s "$root/build-asan/Release" "$tree/build/Release"
 ln -s "$root/node_modules" "$tree/node_modules"
