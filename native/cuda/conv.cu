@@ -33,18 +33,51 @@ constexpr int BM = 64, BN = 64, BK = 32, PAD = 4, kThreads = 256;
 constexpr int kPerThread = BM * BK / kThreads;
 static_assert(BM * BK % kThreads == 0 && BN * BK % kThreads == 0, "the tile loads divide evenly");
 
+// A position in a three-digit mixed-radix number (hi, md, lw), md < mid and lw < lo: a
+// reduction index j = (c, r, s) or an output pixel (n, p, q). Walking a tile's indices
+// by a fixed step adds the step's digits with carries: no division in the inner loops.
+struct Digits {
+  int32_t hi, md, lw;
+};
+
+struct Radix {
+  int32_t mid, lo;
+  __host__ __device__ Digits of(int64_t v) const {
+    const int64_t a = v / lo;
+    return Digits{static_cast<int32_t>(a / mid), static_cast<int32_t>(a % mid), static_cast<int32_t>(v % lo)};
+  }
+  // d + step, both with md < mid and lw < lo: one carry per digit at most.
+  __device__ __forceinline__ void advance(Digits& d, const Digits& step) const {
+    d.lw += step.lw;
+    if (d.lw >= lo) d.lw -= lo, ++d.md;
+    d.md += step.md;
+    if (d.md >= mid) d.md -= mid, ++d.hi;
+    d.hi += step.hi;
+  }
+};
+
 // Plain-value view of the descriptor, passed to the kernels by value.
 struct ConvShape {
   int64_t N, C, H, W, K, R, S, sh, sw, ph, pw, P, Q;
   int64_t RS, CRS, PQ, HW;
+  Radix tap;      // j = (c or k, r, s): radices R, S
+  Radix pixel;    // o = (n, p, q): radices P, Q
+  Radix flatTap;  // j = (k, rs): radices 1, R S
 };
 
 ConvShape shapeOf(const nn::Conv2dDesc& d) {
-  ConvShape s{d.N, d.C, d.H, d.W, d.K, d.R, d.S, d.strideH, d.strideW, d.padH, d.padW, d.P, d.Q, 0, 0, 0, 0};
+  ConvShape s{d.N, d.C, d.H, d.W, d.K, d.R, d.S, d.strideH, d.strideW, d.padH, d.padW, d.P, d.Q, 0, 0, 0, 0, {}, {}, {}};
   s.RS = d.R * d.S;
   s.CRS = d.C * s.RS;
   s.PQ = d.P * d.Q;
   s.HW = d.H * d.W;
+  // The digits are 32-bit: every reduction length and plane must fit.
+  constexpr int64_t kMax = 0x7fffffff;
+  if (s.CRS > kMax || d.K * s.RS > kMax || s.PQ > kMax || s.HW > kMax || d.N > kMax)
+    throw CudaError("conv2d: a plane or a reduction of more than 2^31 - 1 values is too large for the CUDA kernels", false);
+  s.tap = Radix{static_cast<int32_t>(d.R), static_cast<int32_t>(d.S)};
+  s.pixel = Radix{static_cast<int32_t>(d.P), static_cast<int32_t>(d.Q)};
+  s.flatTap = Radix{1, static_cast<int32_t>(s.RS)};
   return s;
 }
 
@@ -81,18 +114,21 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t h0 = (pq / s.Q) * s.sh - s.ph, w0 = (pq % s.Q) * s.sw - s.pw;
   const float* xn = x + img * s.C * s.HW;
   const int bk = tid % BK, bc = tid / BK;
+  // (c, r, s) of the thread's first A value in the slice, and the steps between values.
+  Digits base = s.tap.of(ak);
+  const Digits along = s.tap.of(kThreads / BM), next = s.tap.of(BK);
   float acc[4][4] = {};
   for (int64_t j0 = 0; j0 < s.CRS; j0 += BK) {
+    Digits at = base;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int kl = ak + i * (kThreads / BM);
-      const int64_t j = j0 + kl;
       float v = 0.f;
-      if (rowValid && j < s.CRS) {
-        const int64_t c = j / s.RS, rs = j - c * s.RS, r = rs / s.S;
-        const int64_t h = h0 + r, ww = w0 + (rs - r * s.S);
-        if (h >= 0 && h < s.H && ww >= 0 && ww < s.W) v = xn[(c * s.H + h) * s.W + ww];
+      if (rowValid && j0 + kl < s.CRS) {
+        const int64_t h = h0 + at.md, ww = w0 + at.lw;
+        if (h >= 0 && h < s.H && ww >= 0 && ww < s.W) v = xn[(at.hi * s.H + h) * s.W + ww];
       }
+      if (i + 1 < kPerThread) s.tap.advance(at, along);
       sa[ar][kl] = v;
       const int col = bc + i * (kThreads / BK);
       const int64_t k = n0 + col, jb = j0 + bk;
@@ -101,6 +137,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     multiplySlice<E>(acc, sa, sb, wr, wc, g, t);
     __syncthreads();
+    s.tap.advance(base, next);
   }
   forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) {
     const int64_t mm = m0 + r, k = n0 + c;
@@ -128,37 +165,44 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t m = m0 + ar;
   const bool rowValid = m < M;
   const int64_t img = rowValid ? m / s.HW : 0, hw = rowValid ? m % s.HW : 0;
-  const int64_t hp = hw / s.W + s.ph, wp = hw % s.W + s.pw;  // padded coordinates
+  const int32_t hp = static_cast<int32_t>(hw / s.W + s.ph), wp = static_cast<int32_t>(hw % s.W + s.pw);  // padded
+  const int32_t strideH = static_cast<int32_t>(s.sh), strideW = static_cast<int32_t>(s.sw);
   const float* dyn = dy + img * s.K * s.PQ;
   const int bk = tid % BK, bc = tid / BK;
+  Digits base = s.tap.of(ak), wAt = s.flatTap.of(bk);  // (k, r, s) of A; (k, rs) of B
+  const Digits along = s.tap.of(kThreads / BM), next = s.tap.of(BK), nextFlat = s.flatTap.of(BK);
   float acc[4][4] = {};
   for (int64_t j0 = 0; j0 < KRS; j0 += BK) {
+    Digits at = base;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int kl = ak + i * (kThreads / BM);
-      const int64_t j = j0 + kl;
       float v = 0.f;
-      if (rowValid && j < KRS) {
-        const int64_t k = j / s.RS, rs = j - k * s.RS, r = rs / s.S;
-        const int64_t ph = hp - r, pw = wp - (rs - r * s.S);
-        if (ph >= 0 && pw >= 0 && ph % s.sh == 0 && pw % s.sw == 0) {
-          const int64_t p = ph / s.sh, q = pw / s.sw;
-          if (p < s.P && q < s.Q) v = dyn[(k * s.P + p) * s.Q + q];
+      if (rowValid && j0 + kl < KRS) {
+        // The output pixel (p, q) whose window puts tap (r, s) on this input pixel, if any.
+        int32_t p = hp - at.md, q = wp - at.lw;
+        bool hit = p >= 0 && q >= 0;
+        if (strideH != 1) {
+          hit = hit && p % strideH == 0;
+          p /= strideH;
         }
+        if (strideW != 1) {
+          hit = hit && q % strideW == 0;
+          q /= strideW;
+        }
+        if (hit && p < s.P && q < s.Q) v = dyn[(static_cast<int64_t>(at.hi) * s.P + p) * s.Q + q];
       }
+      if (i + 1 < kPerThread) s.tap.advance(at, along);
       sa[ar][kl] = v;
       const int col = bc + i * (kThreads / BK);
-      const int64_t c = n0 + col, jb = j0 + bk;
-      float u = 0.f;
-      if (c < s.C && jb < KRS) {
-        const int64_t k = jb / s.RS, rs = jb - k * s.RS;
-        u = w[(k * s.C + c) * s.RS + rs];
-      }
-      sb[col][bk] = u;
+      const int64_t c = n0 + col;
+      sb[col][bk] = (c < s.C && j0 + bk < KRS) ? w[(static_cast<int64_t>(wAt.hi) * s.C + c) * s.RS + wAt.lw] : 0.f;
     }
     __syncthreads();
     multiplySlice<E>(acc, sa, sb, wr, wc, g, t);
     __syncthreads();
+    s.tap.advance(base, next);
+    s.flatTap.advance(wAt, nextFlat);
   }
   forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) {
     const int64_t mm = m0 + r, ch = n0 + c;
@@ -201,12 +245,15 @@ __global__ void __launch_bounds__(kThreads)
     hOff[i] = r - s.ph;
     wOff[i] = rs - r * s.S - s.pw;
   }
+  // (n, p, q) of the thread's o in the slice (past the end once o passes N*P*Q: unused).
+  Digits at = s.pixel.of(oBegin + ok);
+  const Digits next = s.pixel.of(BK);
   float acc[4][4] = {};
   for (int64_t o0 = oBegin; o0 < oEnd; o0 += BK) {
-    const int64_t o = o0 + ok;
-    const bool oValid = o < oEnd;
-    const int64_t img = oValid ? o / s.PQ : 0, pq = oValid ? o % s.PQ : 0;
-    const int64_t hBase = (pq / s.Q) * s.sh, wBase = (pq % s.Q) * s.sw;
+    const bool oValid = o0 + ok < oEnd;
+    const int64_t img = oValid ? at.hi : 0, pq = oValid ? static_cast<int64_t>(at.md) * s.Q + at.lw : 0;
+    const int64_t hBase = static_cast<int64_t>(at.md) * s.sh, wBase = static_cast<int64_t>(at.lw) * s.sw;
+    s.pixel.advance(at, next);
     const float* dyn = dy + img * s.K * s.PQ + pq;
     const float* xn = x + img * s.C * s.HW;
 #pragma unroll
