@@ -1,7 +1,8 @@
 // The GPU check: one command for a machine with an NVIDIA GPU (`npm run gpu:check`; no
 // build there). Every CUDA path against the CPU path on the cases of bench/cuda-cases.ts
-// (the loss, the GEMM, augmentation), with guard values around the outputs; determinism;
-// then forward + backward timed with CUDA events against a PyTorch peer on the same GPU.
+// (the loss, the GEMM, augmentation, the layers' nn ops), with guard values around the
+// outputs; determinism; then forward + backward timed with CUDA events against a PyTorch
+// peer on the same GPU, and a ResNet-18 convolution timed forward and backward.
 // It prints its plan and an estimated time first, saves JSON and the log to $OUT (or
 // bench/results/) after every case, and prints a table last.
 //
@@ -730,12 +731,12 @@ interface ConvTimingRow { precision: Precision; forwardMs: number; backwardMs: n
  * wall clock around each call and a one-value read-back that waits for the stream (a few
  * microseconds on top of milliseconds); a warm-up first, then the median of CONV_REPEATS.
  */
-function timeConvs(precisions: readonly Precision[]): { rows: ConvTimingRow[]; failures: number } {
+function timeConvs(precisions: readonly Precision[], d: ConvDescOfCase = TIMED_CONV): { rows: ConvTimingRow[]; failures: number } {
   const rows: ConvTimingRow[] = [];
   const record: unknown[] = [];
   report.json.conv = record;
   let failures = 0;
-  const d = TIMED_CONV, { P, Q } = convOutput(d);
+  const { P, Q } = convOutput(d);
   const sizes = { x: d.N * d.C * d.H * d.W, w: d.K * d.C * d.R * d.S, y: d.N * d.K * P * Q };
   const storages: Record<string, NativeStorage> = {};
   try {
@@ -941,7 +942,7 @@ function kernelCoverage(kernels: Record<string, number>): { failures: string[]; 
   return { failures, launched: entries.length };
 }
 
-/** cudaTimeLoss and cudaTimeGemm once each at tiny sizes (their code paths; the times mean nothing here). */
+/** cudaTimeLoss, the conv2d timing and cudaTimeGemm once each at tiny sizes (their code paths; the times mean nothing here). */
 function timingEntryPoints(): Row[] {
   const cases = [
     {
@@ -965,6 +966,14 @@ function timingEntryPoints(): Row[] {
           features.dispose();
           grad.dispose();
         }
+      },
+    },
+    {
+      id: 'time-conv', run: (): RowBody => {
+        const d: ConvDescOfCase = { N: 1, C: 5, H: 6, W: 7, K: 9, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
+        const t = timeConvs([dryRun ? 'fp32' : 'tf32'], d);
+        const ok = t.failures === 0 && t.rows.length === 1;
+        return { ok, summary: `conv2d timing ${convLabel(d)}: ${t.rows.length} row(s), ${t.failures} failure(s)`, rows: t.rows };
       },
     },
     {
@@ -1054,7 +1063,7 @@ function mainEmulated(): void {
   const loss = lossCases(scale, precisions), gemms = gemmCases(scale, precisions), augments = augmentCases(scale);
   const nn = nnCases(scale, precisions);
   printPlan('plan (small sizes; no time estimate: the emulator runs the kernels on the CPU):', [
-    ...checkStages(loss, gemms, augments, nn), { name: 'cudaTimeLoss and cudaTimeGemm once each, tiny', count: 2, seconds: 0 },
+    ...checkStages(loss, gemms, augments, nn), { name: 'cudaTimeLoss, conv2d timing, cudaTimeGemm once each, tiny', count: 3, seconds: 0 },
   ], false);
   const rows = runChecks(precisions, null);
   const entry = stage('timing entry points', null, timingEntryPoints);

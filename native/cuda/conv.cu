@@ -233,7 +233,8 @@ __global__ void __launch_bounds__(kThreads)
   // Consecutive threads walk o (contiguous in dy and, at stride 1, in x); each thread keeps
   // one o slot and 8 rows / columns, whose decodings are fixed for the block.
   const int ok = tid % BK, slot = tid / BK;
-  int64_t xOff[kPerThread], hOff[kPerThread], wOff[kPerThread];
+  int64_t xOff[kPerThread];
+  int32_t hOff[kPerThread], wOff[kPerThread];
   bool colValid[kPerThread];
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
@@ -242,8 +243,8 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t jj = colValid[i] ? j : 0;
     const int64_t c = jj / s.RS, rs = jj - c * s.RS, r = rs / s.S;
     xOff[i] = c * s.HW;
-    hOff[i] = r - s.ph;
-    wOff[i] = rs - r * s.S - s.pw;
+    hOff[i] = static_cast<int32_t>(r - s.ph);
+    wOff[i] = static_cast<int32_t>(rs - r * s.S - s.pw);
   }
   // (n, p, q) of the thread's o in the slice (past the end once o passes N*P*Q: unused).
   Digits at = s.pixel.of(oBegin + ok);
