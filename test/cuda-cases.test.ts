@@ -13,6 +13,7 @@ import {
   sourceKernels, TILE, TOLERANCE,
 } from '../bench/cuda-cases';
 import type { ConvDescOfCase, LossCase, NnCase, Scale } from '../bench/cuda-cases';
+import { native } from '../dist/lib/native.js';
 
 const repo = path.join(__dirname, '..');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'supcon-cuda-cases-'));
@@ -289,5 +290,30 @@ describe('the check script on the CPU', () => {
     const r = run(['--fast']);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("unknown argument '--fast'");
+  });
+});
+
+describe('the cudaNn bindings of conv2d and linear', () => {
+  const cudaNn = native.cudaNn;
+  const desc = { N: 1, C: 2, H: 5, W: 5, K: 3, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
+  const host = (floats: number) => new native.Storage(floats * 4, 'cpu');
+
+  it.skipIf(!cudaNn)('read the descriptor and the precision first, then refuse storages that are not on the device', () => {
+    const nn = cudaNn!;
+    const [x, w, b, y] = [host(50), host(54), host(3), host(75)];
+    try {
+      expect(() => nn.conv2dForward({ ...desc, padH: 3 }, x, w, b, y)).toThrow(/desc\.padH: /);
+      expect(() => nn.conv2dForward({ ...desc, H: 1, padH: 0 }, x, w, b, y)).toThrow(/desc\.R: the window \(3\) is larger than the padded input/);
+      expect(() => nn.conv2dForward({ ...desc, N: 2 ** 31 + 1 }, x, w, b, y)).toThrow(RangeError);
+      expect(() => nn.conv2dForward(desc, x, w, b, y, 'fp16' as 'fp32')).toThrow(/precision: expected one of 'fp32', 'tf32', 'bf16'/);
+      expect(() => nn.conv2dForward(desc, x, w, b, y, 'tf32')).toThrow(/x: expected a tensor on 'cuda'/);
+      expect(() => nn.conv2dBackward(desc, x, w, y, x, null, null, 'bf16')).toThrow(/x: expected a tensor on 'cuda'/);
+      expect(() => nn.conv2dBackward({ ...desc, strideW: 0 }, x, w, y, null, null, null)).toThrow(/desc\.strideW: /);
+      expect(() => nn.linearForward(x, w, null, y, 0, 2, 3)).toThrow(/N: /);
+      expect(() => nn.linearForward(x, w, null, y, 2, 5, 3, 'int8' as 'fp32')).toThrow(/precision: /);
+      expect(() => nn.linearBackward(x, w, y, null, null, null, 2, 5, 3)).toThrow(/x: expected a tensor on 'cuda'/);
+    } finally {
+      for (const s of [x, w, b, y]) s.dispose();
+    }
   });
 });
