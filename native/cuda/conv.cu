@@ -13,7 +13,8 @@
 //   bias gradient  db [K]          += sum of dy over N, P, Q (a fixed tree per channel)
 //
 // A thread block computes a 64 x 64 output tile with 8 warps (the engines' layout); every
-// load is bounds-checked, so any sizes, strides, paddings and kernel sizes work.
+// load is bounds-checked, so any sizes, strides, paddings and kernel sizes work. The next
+// slice is gathered into registers while the tensor cores multiply the current one.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -93,6 +94,24 @@ __device__ __forceinline__ void multiplySlice(float (&acc)[4][4], const Tile& sa
   for (int k = 0; k < BK; k += E::kStep) E::step(acc, A, B, k, g, t);
 }
 
+// The main loop of the three kernels over the reduction [begin, end) in slices of BK:
+// load(j0, va, vb) gathers a slice's values of both operands into registers (and walks the
+// kernel's indices on), store(va, vb) puts them in shared memory. The next slice's loads
+// are issued before this slice's product, so their latency hides behind it.
+template <class E, class Load, class Store>
+__device__ __forceinline__ void mainLoop(float (&acc)[4][4], const Tile& sa, const Tile& sb, int64_t begin, int64_t end,
+                                         Load&& load, Store&& store, int wr, int wc, int g, int t) {
+  float va[kPerThread], vb[kPerThread];
+  if (begin < end) load(begin, va, vb);
+  for (int64_t j0 = begin; j0 < end; j0 += BK) {
+    store(va, vb);
+    __syncthreads();
+    if (j0 + BK < end) load(j0 + BK, va, vb);
+    multiplySlice<E>(acc, sa, sb, wr, wc, g, t);
+    __syncthreads();
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Forward: rows m = (n, p, q), columns k, reduction j = (c, r, s).
 
@@ -117,8 +136,7 @@ __global__ void __launch_bounds__(kThreads)
   // (c, r, s) of the thread's first A value in the slice, and the steps between values.
   Digits base = s.tap.of(ak);
   const Digits along = s.tap.of(kThreads / BM), next = s.tap.of(BK);
-  float acc[4][4] = {};
-  for (int64_t j0 = 0; j0 < s.CRS; j0 += BK) {
+  const auto load = [&](int64_t j0, float (&va)[kPerThread], float (&vb)[kPerThread]) {
     Digits at = base;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
@@ -129,16 +147,21 @@ __global__ void __launch_bounds__(kThreads)
         if (h >= 0 && h < s.H && ww >= 0 && ww < s.W) v = xn[(at.hi * s.H + h) * s.W + ww];
       }
       if (i + 1 < kPerThread) s.tap.advance(at, along);
-      sa[ar][kl] = v;
-      const int col = bc + i * (kThreads / BK);
-      const int64_t k = n0 + col, jb = j0 + bk;
-      sb[col][bk] = (k < s.K && jb < s.CRS) ? w[k * s.CRS + jb] : 0.f;
+      va[i] = v;
+      const int64_t k = n0 + bc + i * (kThreads / BK), jb = j0 + bk;
+      vb[i] = (k < s.K && jb < s.CRS) ? w[k * s.CRS + jb] : 0.f;
     }
-    __syncthreads();
-    multiplySlice<E>(acc, sa, sb, wr, wc, g, t);
-    __syncthreads();
     s.tap.advance(base, next);
-  }
+  };
+  const auto store = [&](const float (&va)[kPerThread], const float (&vb)[kPerThread]) {
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      sa[ar][ak + i * (kThreads / BM)] = va[i];
+      sb[bc + i * (kThreads / BK)][bk] = vb[i];
+    }
+  };
+  float acc[4][4] = {};
+  mainLoop<E>(acc, sa, sb, 0, s.CRS, load, store, wr, wc, g, t);
   forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) {
     const int64_t mm = m0 + r, k = n0 + c;
     if (mm >= M || k >= s.K) return;
@@ -171,8 +194,7 @@ __global__ void __launch_bounds__(kThreads)
   const int bk = tid % BK, bc = tid / BK;
   Digits base = s.tap.of(ak), wAt = s.flatTap.of(bk);  // (k, r, s) of A; (k, rs) of B
   const Digits along = s.tap.of(kThreads / BM), next = s.tap.of(BK), nextFlat = s.flatTap.of(BK);
-  float acc[4][4] = {};
-  for (int64_t j0 = 0; j0 < KRS; j0 += BK) {
+  const auto load = [&](int64_t j0, float (&va)[kPerThread], float (&vb)[kPerThread]) {
     Digits at = base;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
@@ -193,17 +215,22 @@ __global__ void __launch_bounds__(kThreads)
         if (hit && p < s.P && q < s.Q) v = dyn[(static_cast<int64_t>(at.hi) * s.P + p) * s.Q + q];
       }
       if (i + 1 < kPerThread) s.tap.advance(at, along);
-      sa[ar][kl] = v;
-      const int col = bc + i * (kThreads / BK);
-      const int64_t c = n0 + col;
-      sb[col][bk] = (c < s.C && j0 + bk < KRS) ? w[(static_cast<int64_t>(wAt.hi) * s.C + c) * s.RS + wAt.lw] : 0.f;
+      va[i] = v;
+      const int64_t c = n0 + bc + i * (kThreads / BK);
+      vb[i] = (c < s.C && j0 + bk < KRS) ? w[(static_cast<int64_t>(wAt.hi) * s.C + c) * s.RS + wAt.lw] : 0.f;
     }
-    __syncthreads();
-    multiplySlice<E>(acc, sa, sb, wr, wc, g, t);
-    __syncthreads();
     s.tap.advance(base, next);
     s.flatTap.advance(wAt, nextFlat);
-  }
+  };
+  const auto store = [&](const float (&va)[kPerThread], const float (&vb)[kPerThread]) {
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      sa[ar][ak + i * (kThreads / BM)] = va[i];
+      sb[bc + i * (kThreads / BK)][bk] = vb[i];
+    }
+  };
+  float acc[4][4] = {};
+  mainLoop<E>(acc, sa, sb, 0, KRS, load, store, wr, wc, g, t);
   forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) {
     const int64_t mm = m0 + r, ch = n0 + c;
     if (mm >= M || ch >= s.C) return;
@@ -249,8 +276,7 @@ __global__ void __launch_bounds__(kThreads)
   // (n, p, q) of the thread's o in the slice (past the end once o passes N*P*Q: unused).
   Digits at = s.pixel.of(oBegin + ok);
   const Digits next = s.pixel.of(BK);
-  float acc[4][4] = {};
-  for (int64_t o0 = oBegin; o0 < oEnd; o0 += BK) {
+  const auto load = [&](int64_t o0, float (&va)[kPerThread], float (&vb)[kPerThread]) {
     const bool oValid = o0 + ok < oEnd;
     const int64_t img = oValid ? at.hi : 0, pq = oValid ? static_cast<int64_t>(at.md) * s.Q + at.lw : 0;
     const int64_t hBase = static_cast<int64_t>(at.md) * s.sh, wBase = static_cast<int64_t>(at.lw) * s.sw;
@@ -259,20 +285,26 @@ __global__ void __launch_bounds__(kThreads)
     const float* xn = x + img * s.C * s.HW;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
-      const int row = slot + i * (kThreads / BK);
-      const int64_t k = m0 + row;
-      sa[row][ok] = (oValid && k < s.K) ? dyn[k * s.PQ] : 0.f;
+      const int64_t k = m0 + slot + i * (kThreads / BK);
+      va[i] = (oValid && k < s.K) ? dyn[k * s.PQ] : 0.f;
       float v = 0.f;
       if (oValid && colValid[i]) {
         const int64_t h = hBase + hOff[i], ww = wBase + wOff[i];
         if (h >= 0 && h < s.H && ww >= 0 && ww < s.W) v = xn[xOff[i] + h * s.W + ww];
       }
-      sb[row][ok] = v;
+      vb[i] = v;
     }
-    __syncthreads();
-    multiplySlice<E>(acc, sa, sb, wr, wc, g, t);
-    __syncthreads();
-  }
+  };
+  const auto store = [&](const float (&va)[kPerThread], const float (&vb)[kPerThread]) {
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int row = slot + i * (kThreads / BK);
+      sa[row][ok] = va[i];
+      sb[row][ok] = vb[i];
+    }
+  };
+  float acc[4][4] = {};
+  mainLoop<E>(acc, sa, sb, oBegin, oEnd, load, store, wr, wc, g, t);
   float* out = partial != nullptr ? partial + static_cast<int64_t>(blockIdx.z) * s.K * s.CRS : dw;
   forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) {
     const int64_t k = m0 + r, j = n0 + c;
