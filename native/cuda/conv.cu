@@ -112,6 +112,17 @@ __device__ __forceinline__ void mainLoop(float (&acc)[4][4], const Tile& sa, con
   }
 }
 
+// The forward and backward-data layout of a thread's values in a slice: A row ar at
+// reduction positions ak + 4 i, B column bc + 8 i at reduction position bk.
+__device__ __forceinline__ void storeByRows(Tile& sa, Tile& sb, int ar, int ak, int bc, int bk,
+                                            const float (&va)[kPerThread], const float (&vb)[kPerThread]) {
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    sa[ar][ak + i * (kThreads / BM)] = va[i];
+    sb[bc + i * (kThreads / BK)][bk] = vb[i];
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Forward: rows m = (n, p, q), columns k, reduction j = (c, r, s).
 
@@ -154,11 +165,7 @@ __global__ void __launch_bounds__(kThreads)
     s.tap.advance(base, next);
   };
   const auto store = [&](const float (&va)[kPerThread], const float (&vb)[kPerThread]) {
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      sa[ar][ak + i * (kThreads / BM)] = va[i];
-      sb[bc + i * (kThreads / BK)][bk] = vb[i];
-    }
+    storeByRows(sa, sb, ar, ak, bc, bk, va, vb);
   };
   float acc[4][4] = {};
   mainLoop<E>(acc, sa, sb, 0, s.CRS, load, store, wr, wc, g, t);
@@ -223,11 +230,7 @@ __global__ void __launch_bounds__(kThreads)
     s.flatTap.advance(wAt, nextFlat);
   };
   const auto store = [&](const float (&va)[kPerThread], const float (&vb)[kPerThread]) {
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      sa[ar][ak + i * (kThreads / BM)] = va[i];
-      sb[bc + i * (kThreads / BK)][bk] = vb[i];
-    }
+    storeByRows(sa, sb, ar, ak, bc, bk, va, vb);
   };
   float acc[4][4] = {};
   mainLoop<E>(acc, sa, sb, 0, KRS, load, store, wr, wc, g, t);
