@@ -379,6 +379,149 @@ export function augmentWork(c: AugmentCase): Work {
 }
 
 // ---------------------------------------------------------------------------------------
+// Layers: each CUDA op against its CPU twin (native.cudaNn.* against native.nn.*)
+
+/** One tensor argument of an nn op, by the name the op's runner (bench/gpu-check.ts, NN_OPS) passes it as. */
+export interface NnTensor {
+  name: string;
+  count: number;
+  role: 'input' | 'output';
+  /**
+   * Backward outputs ADD into what they hold: they start as random values and the increment
+   * is compared. Other outputs start as NaN (they must be written and never read).
+   */
+  accumulate?: boolean;
+  /** Inputs are normal values times this (weights: 1 / sqrt(fan-in)); default 1. */
+  scale?: number;
+}
+
+/**
+ * A generic row of the layer stage: an op of the runner's table with its scalar arguments
+ * and its tensors. A tensor the op takes but the case leaves out is passed as null (an
+ * optional bias or gradient, skipped). New ops (ReLU, pooling, batch norm, optimizers) are
+ * rows of the same shape, with their own `params`.
+ */
+export interface NnCase {
+  id: string;
+  op: string;
+  precision: Precision;
+  params: Record<string, number | boolean | string>;
+  tensors: NnTensor[];
+  /** The same inputs in every precision (the CPU reference is computed once per seed and op). */
+  seed: number;
+  covers: string;
+  work: Work;
+}
+
+export interface ConvDescOfCase {
+  N: number; C: number; H: number; W: number; K: number; R: number; S: number;
+  strideH: number; strideW: number; padH: number; padW: number;
+}
+
+export function convOutput(d: ConvDescOfCase): { P: number; Q: number } {
+  return { P: Math.floor((d.H + 2 * d.padH - d.R) / d.strideH) + 1, Q: Math.floor((d.W + 2 * d.padW - d.S) / d.strideW) + 1 };
+}
+
+type Geometry = [N: number, C: number, H: number, W: number, K: number];
+interface ConvConfig {
+  sizes: readonly [Geometry, Geometry];  // [full, small]
+  R: number; S: number; strideH: number; strideW: number; padH: number; padW: number;
+  /** The forward case adds a bias; the weight-gradient case also sums db. */
+  bias: boolean;
+  covers: string;
+}
+
+// Channel counts off the 64-wide tiles and N*P*Q off the 64-row tiles at the small sizes,
+// except where a config is there for an exact multiple.
+const CONV_CONFIGS: readonly ConvConfig[] = [
+  { sizes: [[8, 3, 32, 32, 64], [2, 3, 9, 8, 20]], R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, bias: true, covers: '3x3 stem, C = 3' },
+  { sizes: [[4, 130, 16, 16, 70], [2, 70, 5, 7, 66]], R: 1, S: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, bias: false, covers: '1x1, C and K just past a tile' },
+  { sizes: [[4, 64, 17, 17, 128], [2, 36, 9, 9, 40]], R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, bias: true, covers: '3x3 stride 2 (the gather skips taps off the stride)' },
+  { sizes: [[2, 17, 20, 20, 33], [1, 5, 11, 11, 9]], R: 5, S: 5, strideH: 1, strideW: 1, padH: 2, padW: 2, bias: true, covers: '5x5 pad 2' },
+  { sizes: [[3, 20, 15, 12, 24], [2, 7, 9, 6, 11]], R: 3, S: 1, strideH: 2, strideW: 1, padH: 1, padW: 0, bias: false, covers: 'non-square 3x1 window, stride (2, 1)' },
+  { sizes: [[4, 64, 16, 16, 128], [2, 24, 8, 8, 72]], R: 1, S: 1, strideH: 2, strideW: 2, padH: 0, padW: 0, bias: false, covers: '1x1 stride 2 (a ResNet shortcut)' },
+  { sizes: [[16, 8, 32, 32, 16], [4, 4, 13, 13, 8]], R: 3, S: 3, strideH: 1, strideW: 1, padH: 0, padW: 0, bias: true, covers: '3x3 pad 0, N*P*Q long against few weight tiles (the weight gradient split into partial sums)' },
+  { sizes: [[2, 64, 8, 8, 64], [1, 64, 8, 8, 64]], R: 1, S: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, bias: true, covers: 'every size a multiple of the tiles' },
+];
+
+/** The work of one conv case: its GEMM (M x N x Kdim), the tensors it streams. */
+function convWork(d: ConvDescOfCase, which: 'forward' | 'data' | 'weights'): Work {
+  const { P, Q } = convOutput(d);
+  const x = d.N * d.C * d.H * d.W, w = d.K * d.C * d.R * d.S, y = d.N * d.K * P * Q;
+  const flops = which === 'data' ? 2 * d.N * d.H * d.W * d.C * d.K * d.R * d.S : 2 * d.N * P * Q * d.K * d.C * d.R * d.S;
+  return { flops, scalarOps: 0, bytes: 4 * (x + w + 2 * y), hostElements: 4 * (x + w + y), cpuFlops: flops };
+}
+
+export function convCases(scale: Scale, precisions: readonly Precision[] = PRECISIONS): NnCase[] {
+  const out: NnCase[] = [];
+  CONV_CONFIGS.forEach((c, k) => {
+    const [N, C, H, W, K] = scale === 'full' ? c.sizes[0] : c.sizes[1];
+    const desc: ConvDescOfCase = { N, C, H, W, K, R: c.R, S: c.S, strideH: c.strideH, strideW: c.strideW, padH: c.padH, padW: c.padW };
+    const { P, Q } = convOutput(desc);
+    const x = N * C * H * W, w = K * C * c.R * c.S, y = N * K * P * Q, wScale = 1 / Math.sqrt(C * c.R * c.S);
+    const shape = `N=${N} C=${C} ${H}x${W} K=${K} ${c.R}x${c.S} stride ${c.strideH},${c.strideW} pad ${c.padH},${c.padW} (P*Q ${P}x${Q}, N*P*Q ${N * P * Q})`;
+    const variants: [string, string, NnTensor[], Work][] = [
+      ['fwd', 'conv2dForward', [
+        { name: 'x', count: x, role: 'input' }, { name: 'w', count: w, role: 'input', scale: wScale },
+        ...(c.bias ? [{ name: 'b', count: K, role: 'input' as const }] : []), { name: 'y', count: y, role: 'output' },
+      ], convWork(desc, 'forward')],
+      ['bwd-data', 'conv2dBackward', [
+        { name: 'x', count: x, role: 'input' }, { name: 'w', count: w, role: 'input', scale: wScale }, { name: 'dy', count: y, role: 'input' },
+        { name: 'dx', count: x, role: 'output', accumulate: true },
+      ], convWork(desc, 'data')],
+      ['bwd-weights', 'conv2dBackward', [
+        { name: 'x', count: x, role: 'input' }, { name: 'w', count: w, role: 'input', scale: wScale }, { name: 'dy', count: y, role: 'input' },
+        { name: 'dw', count: w, role: 'output', accumulate: true }, ...(c.bias ? [{ name: 'db', count: K, role: 'output' as const, accumulate: true }] : []),
+      ], convWork(desc, 'weights')],
+    ];
+    variants.forEach(([name, op, tensors, work]) => {
+      for (const precision of precisions)
+        out.push({
+          id: `conv-${String(k + 1).padStart(2, '0')}-${name}-${precision}`, op, precision, params: { ...desc }, tensors,
+          seed: 1500 + k, covers: `${c.covers}; ${name}${tensors.some((t) => t.name === 'b' || t.name === 'db') ? ' with bias' : ''}; ${shape}`, work,
+        });
+    });
+  });
+  return out;
+}
+
+interface LinearConfig { sizes: readonly [readonly [number, number, number], readonly [number, number, number]]; bias: boolean; covers: string }
+const LINEAR_CONFIGS: readonly LinearConfig[] = [
+  { sizes: [[512, 300, 130], [70, 33, 20]], bias: true, covers: 'sizes off the tiles' },
+  { sizes: [[1, 2048, 10], [1, 129, 10]], bias: true, covers: 'one row (a classifier on one image)' },
+  { sizes: [[256, 512, 128], [64, 64, 64]], bias: false, covers: 'tile multiples, no bias' },
+];
+
+export function linearCases(scale: Scale, precisions: readonly Precision[] = PRECISIONS): NnCase[] {
+  const out: NnCase[] = [];
+  LINEAR_CONFIGS.forEach((c, k) => {
+    const [N, inF, outF] = scale === 'full' ? c.sizes[0] : c.sizes[1];
+    const flops = 2 * N * inF * outF;
+    const work = (products: number): Work => ({ flops: products * flops, scalarOps: N * outF, bytes: 4 * (N * inF + inF * outF + 2 * N * outF), hostElements: 4 * (N * inF + inF * outF + N * outF), cpuFlops: products * flops });
+    const x = { name: 'x', count: N * inF, role: 'input' as const }, w = { name: 'w', count: outF * inF, role: 'input' as const, scale: 1 / Math.sqrt(inF) };
+    const variants: [string, string, NnTensor[], Work][] = [
+      ['fwd', 'linearForward', [x, w, ...(c.bias ? [{ name: 'b', count: outF, role: 'input' as const }] : []), { name: 'y', count: N * outF, role: 'output' }], work(1)],
+      ['bwd', 'linearBackward', [x, w, { name: 'dy', count: N * outF, role: 'input' },
+        { name: 'dx', count: N * inF, role: 'output', accumulate: true }, { name: 'dw', count: outF * inF, role: 'output', accumulate: true },
+        ...(c.bias ? [{ name: 'db', count: outF, role: 'output' as const, accumulate: true }] : [])], work(2)],
+    ];
+    variants.forEach(([name, op, tensors, wk]) => {
+      for (const precision of precisions)
+        out.push({
+          id: `linear-${String(k + 1).padStart(2, '0')}-${name}-${precision}`, op, precision, params: { N, inF, outF }, tensors,
+          seed: 1600 + k, covers: `${c.covers}; ${name}; N=${N} in=${inF} out=${outF}`, work: wk,
+        });
+    });
+  });
+  return out;
+}
+
+/** Every layer case: conv2d and linear, each variant in every precision. */
+export function nnCases(scale: Scale, precisions: readonly Precision[] = PRECISIONS): NnCase[] {
+  return [...convCases(scale, precisions), ...linearCases(scale, precisions)];
+}
+
+// ---------------------------------------------------------------------------------------
 // The kernels a run must launch
 
 /** Every `__global__` function defined in the .cu files of `dir` (native/cuda), by name. */

@@ -1,7 +1,8 @@
 // The GPU check: one command for a machine with an NVIDIA GPU (`npm run gpu:check`; no
 // build there). Every CUDA path against the CPU path on the cases of bench/cuda-cases.ts
-// (the loss, the GEMM, augmentation), with guard values around the outputs; determinism;
-// then forward + backward timed with CUDA events against a PyTorch peer on the same GPU.
+// (the loss, the GEMM, augmentation, the layers' nn ops), with guard values around the
+// outputs; determinism; then forward + backward timed with CUDA events against a PyTorch
+// peer on the same GPU, and a ResNet-18 convolution timed forward and backward.
 // It prints its plan and an estimated time first, saves JSON and the log to $OUT (or
 // bench/results/) after every case, and prints a table last.
 //
@@ -20,12 +21,13 @@ import path from 'node:path';
 import { applyAugmentOps, augment, backendInfo, drawAugmentOps, gemm, supconForward, supconLoss, Tensor } from '../lib/index';
 import type { AugmentArray, AugmentOp } from '../lib/index';
 import { native } from '../lib/native';
+import type { NativeStorage } from '../lib/native';
 import {
-  AUGMENT_TOLERANCE, augmentCases, augmentWork, gemmCases, gemmWork, GRADIENT_FACTOR, kernelBaseName, LOSS_FLOOR,
-  lossCases, lossLastBlockRows, lossWork, median, normalizeSpec, PRECISIONS, relL2, sourceKernels, stored,
+  AUGMENT_TOLERANCE, augmentCases, augmentWork, convOutput, gemmCases, gemmWork, GRADIENT_FACTOR, kernelBaseName, LOSS_FLOOR,
+  lossCases, lossLastBlockRows, lossWork, median, nnCases, normalizeSpec, PRECISIONS, relL2, sourceKernels, stored,
   THRESHOLDING_OPS, TOLERANCE,
 } from './cuda-cases';
-import type { AugmentCase, GemmCase, LossCase, Precision, Scale, Work } from './cuda-cases';
+import type { AugmentCase, ConvDescOfCase, GemmCase, LossCase, NnCase, Precision, Scale, Work } from './cuda-cases';
 import { table } from './results';
 
 const KNOWN_FLAGS = ['--dry-run', '--quick', '--emulated'];
@@ -358,6 +360,138 @@ function checkAugment(c: AugmentCase): RowBody {
 }
 
 // ---------------------------------------------------------------------------------------
+// Layers: an nn op on CUDA against its CPU twin, generic over the rows of NN_OPS
+
+type NnTensors = Record<string, NativeStorage | null>;
+/** What an op's runner reads of a case. */
+type NnCall = Pick<NnCase, 'op' | 'params' | 'precision'>;
+/** How each op of the layer cases runs: its CPU twin (native.nn) and its CUDA kernel (native.cudaNn). */
+interface NnOp {
+  cpu(c: NnCall, t: NnTensors, threads?: number): void;
+  cuda(c: NnCall, t: NnTensors): void;
+}
+
+const cudaNn = () => {
+  if (native.cudaNn === undefined) throw new Error('this addon has no cudaNn (a build without CUDA)');
+  return native.cudaNn;
+};
+const convDescOf = (c: NnCall) => c.params as unknown as ConvDescOfCase;
+const dimsOf = (c: NnCall) => c.params as { N: number; inF: number; outF: number };
+/** A tensor by name; a missing one (an optional input or output the case leaves out) is null. */
+const T = (t: NnTensors, name: string) => t[name] ?? null;
+const need = (t: NnTensors, name: string) => {
+  const s = t[name];
+  if (!s) throw new Error(`the case has no tensor '${name}'`);
+  return s;
+};
+
+const NN_OPS: Record<string, NnOp> = {
+  conv2dForward: {
+    cpu: (c, t, threads) => native.nn.conv2dForward(convDescOf(c), need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), threads),
+    cuda: (c, t) => cudaNn().conv2dForward(convDescOf(c), need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), c.precision),
+  },
+  conv2dBackward: {
+    cpu: (c, t, threads) => native.nn.conv2dBackward(convDescOf(c), need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), threads),
+    cuda: (c, t) => cudaNn().conv2dBackward(convDescOf(c), need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), c.precision),
+  },
+  linearForward: {
+    cpu: (c, t, threads) => { const d = dimsOf(c); native.nn.linearForward(need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), d.N, d.inF, d.outF, threads); },
+    cuda: (c, t) => { const d = dimsOf(c); cudaNn().linearForward(need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), d.N, d.inF, d.outF, c.precision); },
+  },
+  linearBackward: {
+    cpu: (c, t, threads) => { const d = dimsOf(c); native.nn.linearBackward(need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), d.N, d.inF, d.outF, threads); },
+    cuda: (c, t) => { const d = dimsOf(c); cudaNn().linearBackward(need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), d.N, d.inF, d.outF, c.precision); },
+  },
+};
+
+interface NnInputs { key: string; values: Record<string, Float32Array>; want: Record<string, Float32Array> }
+let nnCache: NnInputs | null = null;
+
+/**
+ * A case's tensors (inputs normal times their scale; accumulating outputs random, the
+ * others NaN) and the CPU twin's outputs, once for every precision.
+ */
+function nnInputs(c: NnCase): NnInputs {
+  const key = `${c.seed}|${c.op}|${c.tensors.map((t) => `${t.name}:${t.count}`).join(',')}`;
+  if (nnCache?.key === key) return nnCache;
+  nnCache = null;
+  const rnd = random(c.seed);
+  const values: Record<string, Float32Array> = {};
+  for (const t of c.tensors) {
+    if (t.role === 'output' && !t.accumulate) values[t.name] = new Float32Array(t.count).fill(NaN);
+    else values[t.name] = normal(t.count, rnd).map((v) => v * (t.scale ?? 1));
+  }
+  const host = Object.fromEntries(c.tensors.map((t) => [t.name, Tensor.from(values[t.name], [t.count], { device: 'cpu' })]));
+  try {
+    NN_OPS[c.op].cpu(c, Object.fromEntries(Object.entries(host).map(([k, v]) => [k, v.storage])), dryRun ? 1 : undefined);
+    const want: Record<string, Float32Array> = {};
+    for (const t of c.tensors.filter((x) => x.role === 'output')) {
+      want[t.name] = host[t.name].dataSync() as Float32Array;
+      if (!allFinite(want[t.name])) throw new Error(`the CPU twin's ${t.name} is not finite`);
+    }
+    nnCache = { key, values, want };
+    return nnCache;
+  } finally {
+    for (const v of Object.values(host)) v.dispose();
+  }
+}
+
+const describeNn = (c: NnCase) => `${c.precision} ${c.op} ${c.covers}`;
+
+/** One nn case: inputs on DEV, each output one GUARD region longer (sentinels that must survive). */
+function checkNn(c: NnCase): RowBody {
+  const op = NN_OPS[c.op];
+  if (!op) throw new Error(`no runner for op '${c.op}'`);
+  const ref = nnInputs(c);
+  const storages: Record<string, NativeStorage> = {};
+  try {
+    for (const t of c.tensors) {
+      if (t.role === 'input') {
+        storages[t.name] = new native.Storage(t.count * 4, DEV);
+        storages[t.name].write(ref.values[t.name], 0);
+      } else {
+        const all = new Float32Array(t.count + GUARD).fill(SENTINEL);
+        all.set(ref.values[t.name]);
+        storages[t.name] = new native.Storage(all.byteLength, DEV);
+        storages[t.name].write(all, 0);
+      }
+    }
+    // The dry run runs the CPU twin on both sides: one thread against all of them.
+    if (dryRun) op.cpu(c, storages);
+    else op.cuda(c, storages);
+    const tol = GRADIENT_FACTOR * TOLERANCE[c.precision];
+    let ok = true, guards = true, finite = true, first = true;
+    const errors: Record<string, number> = {};
+    for (const t of c.tensors.filter((x) => x.role === 'output')) {
+      const all = new Float32Array(t.count + GUARD);
+      storages[t.name].read(all, 0);
+      if (first) plant(c.id, all, 0, t.count);
+      first = false;
+      const got = all.subarray(0, t.count), want = ref.want[t.name], before = ref.values[t.name];
+      let guard = true;
+      for (let i = t.count; i < all.length; i++) guard &&= all[i] === SENTINEL;
+      const fin = allFinite(got);
+      // Accumulating outputs: the increments are compared (what was there must be kept, once).
+      const err = t.accumulate
+        ? relL2(Float64Array.from(got, (g, i) => g - before[i]), Float64Array.from(want, (g, i) => g - before[i]))
+        : relL2(got, want);
+      errors[t.name] = err;
+      guards &&= guard;
+      finite &&= fin;
+      ok &&= guard && fin && err <= tol;
+    }
+    const errText = Object.entries(errors).map(([k, v]) => `${k} err ${v.toExponential(2)}`).join(', ');
+    return {
+      ok, summary: `${describeNn(c)}: ${errText}${guards ? '' : ', GUARDS OVERWRITTEN'}${finite ? '' : ', NOT FINITE'}`,
+      precision: c.precision, op: c.op, params: c.params, tensors: c.tensors.map((t) => `${t.name}[${t.count}]${t.role === 'output' ? (t.accumulate ? ' +=' : ' =') : ''}`),
+      relErr: errors, tolerance: tol, guardsIntact: guards, finite, covers: c.covers,
+    };
+  } finally {
+    for (const s of Object.values(storages)) s.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Determinism
 
 function checkDeterminism(): Row[] {
@@ -571,6 +705,105 @@ function timeGemms(precisions: readonly Precision[]): { rows: { precision: Preci
   return { rows, failures };
 }
 
+/** The timed convolution: a ResNet-18 stage-1 3x3 layer (64 -> 64 channels at 32 x 32) at batch 256. */
+const GPU_TIMED_CONV: ConvDescOfCase = { N: 256, C: 64, H: 32, W: 32, K: 64, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
+const TIMED_CONV: ConvDescOfCase = dryRun ? { ...GPU_TIMED_CONV, N: 4, H: 16, W: 16 } : GPU_TIMED_CONV;
+const CONV_REPEATS = 3;
+
+const convLabel = (d: ConvDescOfCase) => `N=${d.N} ${d.C}->${d.K} ${d.H}x${d.W} ${d.R}x${d.S}`;
+const convFlops = (d: ConvDescOfCase) => {
+  const { P, Q } = convOutput(d);
+  return 2 * d.N * P * Q * d.K * d.C * d.R * d.S;
+};
+
+/** Forward and backward (data and weights: twice the flops) at each precision, a warm-up and CONV_REPEATS runs each. */
+function convTimingSeconds(d: ConvDescOfCase, precisions: readonly Precision[]): number {
+  const { P, Q } = convOutput(d);
+  const values = d.N * d.C * d.H * d.W + d.K * d.C * d.R * d.S + d.N * d.K * P * Q;
+  const gpu = precisions.reduce((s, p) => s + (CONV_REPEATS + 1) * 3 * convFlops(d) / (H200.tflops[p] * 1e12), 0);
+  return gpu + 2 * values / H200.hostElementsPerS + precisions.length * 2 * (CONV_REPEATS + 1) * H200.launchesPerCase * H200.launchS;
+}
+
+interface ConvTimingRow { precision: Precision; forwardMs: number; backwardMs: number; forwardTflops: number; backwardTflops: number; forwardRuns: number[]; backwardRuns: number[] }
+
+/**
+ * conv2d forward and backward (dx and dw, no bias) through the layer stage's runners, by the
+ * wall clock around each call and a one-value read-back that waits for the stream (a few
+ * microseconds on top of milliseconds); a warm-up first, then the median of CONV_REPEATS.
+ */
+function timeConvs(precisions: readonly Precision[], d: ConvDescOfCase = TIMED_CONV): { rows: ConvTimingRow[]; failures: number } {
+  const rows: ConvTimingRow[] = [];
+  const record: unknown[] = [];
+  report.json.conv = record;
+  let failures = 0;
+  const { P, Q } = convOutput(d);
+  const sizes = { x: d.N * d.C * d.H * d.W, w: d.K * d.C * d.R * d.S, y: d.N * d.K * P * Q };
+  const storages: Record<string, NativeStorage> = {};
+  try {
+    let state = 12345;
+    const fill = (count: number, scale: number) => {
+      const v = new Float32Array(count);
+      for (let i = 0; i < count; i++) {
+        state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+        v[i] = (state / 4294967296 - 0.5) * scale;
+      }
+      return v;
+    };
+    const make = (name: string, count: number, scale: number) => {
+      storages[name] = new native.Storage(count * 4, DEV);
+      storages[name].write(fill(count, scale), 0);
+    };
+    make('x', sizes.x, 1);
+    make('w', sizes.w, 1 / Math.sqrt(d.C * d.R * d.S));
+    make('dy', sizes.y, 1);
+    make('y', sizes.y, 0);
+    make('dx', sizes.x, 0);
+    make('dw', sizes.w, 0);
+    const one = new Float32Array(1);
+    const timed = (c: NnCall, t: NnTensors, wait: NativeStorage) => {
+      const runs: number[] = [];
+      for (let r = -1; r < CONV_REPEATS; r++) {
+        const t0 = performance.now();
+        if (dryRun) NN_OPS[c.op].cpu(c, t);
+        else NN_OPS[c.op].cuda(c, t);
+        wait.read(one, 0);
+        if (r >= 0) runs.push(performance.now() - t0);
+      }
+      return runs;
+    };
+    for (const precision of precisions) {
+      try {
+        const base = { precision, params: { ...d } };
+        const fwd = timed({ ...base, op: 'conv2dForward' }, { x: storages.x, w: storages.w, y: storages.y }, storages.y);
+        const bwd = timed({ ...base, op: 'conv2dBackward' }, { x: storages.x, w: storages.w, dy: storages.dy, dx: storages.dx, dw: storages.dw }, storages.dw);
+        const all = [...fwd, ...bwd];
+        if (all.length !== 2 * CONV_REPEATS || !all.every((ms) => Number.isFinite(ms) && ms >= 0)) throw new Error(`expected ${2 * CONV_REPEATS} finite timings, got ${JSON.stringify(all)}`);
+        const forwardMs = median(fwd), backwardMs = median(bwd);
+        const row: ConvTimingRow = {
+          precision, forwardMs, backwardMs, forwardTflops: convFlops(d) / forwardMs / 1e9, backwardTflops: (2 * convFlops(d)) / backwardMs / 1e9,
+          forwardRuns: fwd, backwardRuns: bwd,
+        };
+        rows.push(row);
+        record.push({ desc: d, ...row });
+        say(`ours conv2d ${convLabel(d)} ${precision}: forward ${forwardMs.toFixed(2)} ms (${row.forwardTflops.toFixed(2)} TFLOP/s), backward data + weights ${backwardMs.toFixed(2)} ms (${row.backwardTflops.toFixed(2)} TFLOP/s)${dryRun ? ' (the CPU twin, wall clock)' : ''}`);
+      } catch (e) {
+        failures++;
+        record.push({ desc: d, precision, error: message(e) });
+        say(`FAIL ours conv2d ${precision}: ${message(e)}`);
+      }
+      report.save();
+    }
+  } catch (e) {
+    failures++;
+    record.push({ desc: d, error: message(e) });
+    say(`FAIL ours conv2d: ${message(e)}`);
+    report.save();
+  } finally {
+    for (const s of Object.values(storages)) s.dispose();
+  }
+  return { rows, failures };
+}
+
 interface PeerRow { B: number; d: number; mode: string; precision: string; ms?: number; loss?: number; peakExtraBytes?: number; error?: string }
 interface PeerPlan { device: 'cuda' | 'cpu'; sizes: number[]; precisions: Precision[]; compileSizes: number[]; gemm: number }
 
@@ -635,7 +868,7 @@ function caseSeconds(w: Work, precision: Precision, referenceToo: boolean): numb
   return gpu + w.hostElements / H200.hostElementsPerS + (referenceToo ? w.cpuFlops / H200.cpuFlopsPerS : 0);
 }
 
-function checkStages(loss: LossCase[], gemms: GemmCase[], augments: AugmentCase[]): Stage[] {
+function checkStages(loss: LossCase[], gemms: GemmCase[], augments: AugmentCase[], nn: NnCase[]): Stage[] {
   let seed = -1;
   const lossS = loss.reduce((s, c) => {
     const first = c.seed !== seed;
@@ -644,11 +877,13 @@ function checkStages(loss: LossCase[], gemms: GemmCase[], augments: AugmentCase[
   }, 0);
   const gemmS = gemms.reduce((s, c) => s + caseSeconds(gemmWork(c), c.precision, true), 0);
   const augS = augments.reduce((s, c) => s + caseSeconds(augmentWork(c), 'fp32', true), 0);
+  const nnS = nn.reduce((s, c) => s + caseSeconds(c.work, c.precision, true), 0);
   const det = lossWork(513, 2, 128, 'all', 'all');
   return [
     { name: 'loss, CUDA vs CPU', count: loss.length, seconds: lossS },
     { name: 'GEMM, CUDA vs CPU', count: gemms.length, seconds: gemmS },
     { name: 'augmentation, CUDA vs CPU', count: augments.length, seconds: augS },
+    { name: 'layers (conv2d, linear), CUDA vs CPU', count: nn.length, seconds: nnS },
     { name: 'determinism', count: 2, seconds: 4 * caseSeconds(det, 'tf32', true) },
   ];
 }
@@ -662,6 +897,7 @@ function timingStages(plan: TimingRun[], peer: PeerPlan): Stage[] {
   const stages = [
     { name: `timings: B in ${sizes.join(', ')}`, count: plan.length, seconds: ours },
     { name: 'GEMM timings, 8192^3', count: PRECISIONS.length, seconds: gemmS },
+    { name: `conv2d timings, ${convLabel(GPU_TIMED_CONV)}`, count: PRECISIONS.length, seconds: convTimingSeconds(GPU_TIMED_CONV, PRECISIONS) },
   ];
   stages.push({ name: `PyTorch peer: B in ${peer.sizes.join(', ')}${peer.compileSizes.length ? `, torch.compile at ${peer.compileSizes.join(', ')}` : ', eager only'}`, count: peer.sizes.length * peer.precisions.length, seconds: peerSeconds(peer) });
   return stages;
@@ -706,7 +942,7 @@ function kernelCoverage(kernels: Record<string, number>): { failures: string[]; 
   return { failures, launched: entries.length };
 }
 
-/** cudaTimeLoss and cudaTimeGemm once each at tiny sizes (their code paths; the times mean nothing here). */
+/** cudaTimeLoss, the conv2d timing and cudaTimeGemm once each at tiny sizes (their code paths; the times mean nothing here). */
 function timingEntryPoints(): Row[] {
   const cases = [
     {
@@ -730,6 +966,14 @@ function timingEntryPoints(): Row[] {
           features.dispose();
           grad.dispose();
         }
+      },
+    },
+    {
+      id: 'time-conv', run: (): RowBody => {
+        const d: ConvDescOfCase = { N: 1, C: 5, H: 6, W: 7, K: 9, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
+        const t = timeConvs([dryRun ? 'fp32' : 'tf32'], d);
+        const ok = t.failures === 0 && t.rows.length === 1;
+        return { ok, summary: `conv2d timing ${convLabel(d)}: ${t.rows.length} row(s), ${t.failures} failure(s)`, rows: t.rows };
       },
     },
     {
@@ -776,9 +1020,12 @@ function runChecks(precisions: readonly Precision[], stages: Stage[] | null): Ro
   say(`GEMM, CUDA vs CPU: ${gemms.length - failuresOf(gemms)} of ${gemms.length} within tolerance`);
   const augments = stage('augment', est(2), () => runCases('augmentCheck', augmentCases(scale), checkAugment, describeAugment));
   say(`augmentation, CUDA vs CPU: ${augments.length - failuresOf(augments)} of ${augments.length} within tolerance`);
-  const det = stage('determinism', est(3), checkDeterminism);
+  const nn = stage('layers', est(3), () => runCases('nnCheck', nnCases(scale, precisions), checkNn, describeNn));
+  nnCache = null;
+  say(`layers, CUDA vs CPU: ${nn.length - failuresOf(nn)} of ${nn.length} within tolerance (x${GRADIENT_FACTOR} the table's tolerance; gradients compared as increments)`);
+  const det = stage('determinism', est(4), checkDeterminism);
   say(`determinism: ${det.length - failuresOf(det)} of ${det.length}`);
-  return [...loss, ...gemms, ...augments, ...det];
+  return [...loss, ...gemms, ...augments, ...nn, ...det];
 }
 
 function header(): ReturnType<typeof backendInfo> {
@@ -814,8 +1061,9 @@ function mainEmulated(): void {
   }
   const precisions = dryRun ? ['fp32' as const] : PRECISIONS;
   const loss = lossCases(scale, precisions), gemms = gemmCases(scale, precisions), augments = augmentCases(scale);
+  const nn = nnCases(scale, precisions);
   printPlan('plan (small sizes; no time estimate: the emulator runs the kernels on the CPU):', [
-    ...checkStages(loss, gemms, augments), { name: 'cudaTimeLoss and cudaTimeGemm once each, tiny', count: 2, seconds: 0 },
+    ...checkStages(loss, gemms, augments, nn), { name: 'cudaTimeLoss, conv2d timing, cudaTimeGemm once each, tiny', count: 3, seconds: 0 },
   ], false);
   const rows = runChecks(precisions, null);
   const entry = stage('timing entry points', null, timingEntryPoints);
@@ -862,7 +1110,7 @@ function main(): void {
   const plan = timingPlan(dryRun);
   const gpuPlan = dryRun ? timingPlan(false) : plan;
   const peer = peerPlan(plan, dryRun);
-  const checks = checkStages(lossCases(scale), gemmCases(scale), augmentCases(scale));
+  const checks = checkStages(lossCases(scale), gemmCases(scale), augmentCases(scale), nnCases(scale));
   const timings = timingStages(gpuPlan, peerPlan(gpuPlan, false));
   const total = printPlan(`plan of \`gpu-check${quick ? ' --quick' : ''}\` on a GPU:`, [...checks, ...timings], true);
   report.json.plan = { stages: [...checks, ...timings], estimatedSeconds: total, budgetSeconds: BUDGET_S, rates: H200 };
@@ -873,7 +1121,8 @@ function main(): void {
   const peerReserveS = dryRun ? 0 : peerSeconds(peer);
   const ours = stage('timings', dryRun ? null : timings[0].seconds, () => timeOurs(plan, peerReserveS));
   const gemmTimes = stage('gemm timings', dryRun ? null : timings[1].seconds, () => timeGemms(precisions));
-  const peerResult = stage('peer', dryRun ? null : timings[2].seconds, () => timePeer(peer, dryRun ? 120 : BUDGET_S - elapsedS() - 5));
+  const convTimes = stage('conv timings', dryRun ? null : timings[2].seconds, () => timeConvs(precisions));
+  const peerResult = stage('peer', dryRun ? null : timings[3].seconds, () => timePeer(peer, dryRun ? 120 : BUDGET_S - elapsedS() - 5));
   report.json.peer = peerResult;
   report.save();
   if (!peerResult.available) say(`PyTorch peer SKIPPED: ${peerResult.reason}`);
@@ -892,11 +1141,13 @@ function main(): void {
     const t = peerResult.gemm.find((r) => r.precision === g.precision);
     return [g.precision, g.ms.toFixed(2), g.tflops.toFixed(1), t ? t.ms.toFixed(2) : 'n/a', t ? (t.ms / g.ms).toFixed(2) : 'n/a'];
   }));
-  report.json.table = md + '\n' + gemmMd;
-  writeFileSync(path.join(outDir, 'gpu-check.md'), md + '\n' + gemmMd);
-  console.log('\n' + md + '\n' + gemmMd);
-  const failed = failuresOf(checkRows) + ours.failures + gemmTimes.failures;
-  const passed = checkRows.length - failuresOf(checkRows) + ours.rows.length + gemmTimes.rows.length;
+  const convMd = table([`conv2d ${convLabel(TIMED_CONV)}`, 'forward (ms)', 'TFLOP/s', 'backward data + weights (ms)', 'TFLOP/s'],
+    convTimes.rows.map((r) => [r.precision, r.forwardMs.toFixed(2), r.forwardTflops.toFixed(1), r.backwardMs.toFixed(2), r.backwardTflops.toFixed(1)]));
+  report.json.table = md + '\n' + gemmMd + '\n' + convMd;
+  writeFileSync(path.join(outDir, 'gpu-check.md'), md + '\n' + gemmMd + '\n' + convMd);
+  console.log('\n' + md + '\n' + gemmMd + '\n' + convMd);
+  const failed = failuresOf(checkRows) + ours.failures + gemmTimes.failures + convTimes.failures;
+  const passed = checkRows.length - failuresOf(checkRows) + ours.rows.length + gemmTimes.rows.length + convTimes.rows.length;
   report.json.summary = { passed, failed, seconds: elapsedS(), estimatedSeconds: total };
   report.save();
   say(`wall time ${elapsedS().toFixed(1)} s (${dryRun ? 'a dry run; the GPU run is estimated' : 'estimated'} at ~${total.toFixed(0)} s on an H200)`);

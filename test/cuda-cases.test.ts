@@ -8,10 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  AUGMENT_OPS, AUGMENT_SHARED_LIMIT, augmentCases, augmentScratchBytes, backwardVariant, gemmCases, kernelBaseName,
-  lossCases, lossLastBlockRows, lossWork, median, PRECISIONS, relL2, RMS_FLOOR, sourceKernels, TILE, TOLERANCE,
+  AUGMENT_OPS, AUGMENT_SHARED_LIMIT, augmentCases, augmentScratchBytes, backwardVariant, convCases, convOutput, gemmCases,
+  kernelBaseName, linearCases, lossCases, lossLastBlockRows, lossWork, median, nnCases, PRECISIONS, relL2, RMS_FLOOR,
+  sourceKernels, TILE, TOLERANCE,
 } from '../bench/cuda-cases';
-import type { LossCase, Scale } from '../bench/cuda-cases';
+import type { ConvDescOfCase, LossCase, NnCase, Scale } from '../bench/cuda-cases';
+import { native } from '../dist/lib/native.js';
 
 const repo = path.join(__dirname, '..');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'supcon-cuda-cases-'));
@@ -76,6 +78,54 @@ it('the small sizes keep the emulated run small and the full sizes are larger', 
   expect(lossCases('small').map((c) => c.id)).toEqual(lossCases('full').map((c) => c.id));
   expect(gemmCases('small').map((c) => c.id)).toEqual(gemmCases('full').map((c) => c.id));
   expect(augmentCases('small').map((c) => c.id)).toEqual(augmentCases('full').map((c) => c.id));
+  expect(nnCases('small').map((c) => c.id)).toEqual(nnCases('full').map((c) => c.id));
+  const nnWork = (s: Scale) => nnCases(s).reduce((sum, c) => sum + c.work.flops, 0);
+  expect(nnWork('small')).toBeLessThan(5e7);  // the emulator runs every thread of every block
+  expect(nnWork('full')).toBeGreaterThan(50 * nnWork('small'));
+});
+
+describe.each(scales)('the layer cases (%s sizes)', (scale) => {
+  const convs = convCases(scale), linears = linearCases(scale);
+  const desc = (c: NnCase) => c.params as unknown as ConvDescOfCase;
+  const has = (c: NnCase, name: string) => c.tensors.some((t) => t.name === name);
+  const names = (c: NnCase) => c.tensors.map((t) => t.name).sort().join(',');
+
+  it('every conv geometry the issue names meets every precision and every pass', () => {
+    for (const precision of PRECISIONS) {
+      const mine = convs.filter((c) => c.precision === precision);
+      const any = (f: (d: ConvDescOfCase, c: NnCase) => boolean) => mine.some((c) => f(desc(c), c));
+      expect(any((d) => d.strideH === 1) && any((d) => d.strideH === 2) && any((d) => d.strideH !== d.strideW)).toBe(true);
+      expect(any((d) => d.padH === 0) && any((d) => d.padH === 1)).toBe(true);
+      for (const k of [1, 3, 5]) expect(any((d) => d.R === k && d.S === k), `${k}x${k}`).toBe(true);
+      expect(any((d) => d.R !== d.S)).toBe(true);
+      expect(any((d) => d.C % 64 !== 0 && d.K % 64 !== 0 && d.C > 64 && d.K > 64)).toBe(true);
+      expect(any((d) => d.C % 64 === 0 && d.K % 64 === 0)).toBe(true);
+      expect(any((d) => { const { P, Q } = convOutput(d); return (d.N * P * Q) % 64 !== 0; })).toBe(true);
+      // The weight gradient's reduction split in ranges (N*P*Q past the shortest range, 256) and not.
+      expect(any((d, c) => has(c, 'dw') && d.N * convOutput(d).P * convOutput(d).Q > 256)).toBe(true);
+      expect(any((d, c) => has(c, 'dw') && d.N * convOutput(d).P * convOutput(d).Q <= 256)).toBe(true);
+      const passes = new Set(mine.map(names));
+      for (const p of ['w,x,y', 'b,w,x,y', 'dw,dy,w,x', 'db,dw,dy,w,x', 'dx,dy,w,x']) expect(passes.has(p), p).toBe(true);
+      const lin = new Set(linears.filter((c) => c.precision === precision).map(names));
+      for (const p of ['w,x,y', 'b,w,x,y', 'db,dw,dx,dy,w,x', 'dw,dx,dy,w,x']) expect(lin.has(p), p).toBe(true);
+    }
+  });
+
+  it('gradients accumulate, forward outputs are written, and the ids are unique', () => {
+    const all = nnCases(scale);
+    expect(new Set(all.map((c) => c.id)).size).toBe(all.length);
+    for (const c of all)
+      for (const t of c.tensors.filter((x) => x.role === 'output'))
+        expect(Boolean(t.accumulate), `${c.id} ${t.name}`).toBe(c.op.endsWith('Backward'));
+    for (const c of convs) {
+      const d = desc(c), { P, Q } = convOutput(d);
+      expect(P).toBeGreaterThan(0);
+      const count = Object.fromEntries(c.tensors.map((t) => [t.name, t.count]));
+      if (count.y) expect(count.y).toBe(d.N * d.K * P * Q);
+      if (count.dy) expect(count.dy).toBe(d.N * d.K * P * Q);
+      expect(count.x).toBe(d.N * d.C * d.H * d.W);
+    }
+  });
 });
 
 it('the tolerances are the GPU check\'s', () => {
@@ -150,7 +200,7 @@ describe('the comparisons', () => {
 describe('the kernels a run must launch', () => {
   it('lists every __global__ function of native/cuda/*.cu', () => {
     const names = sourceKernels(path.join(repo, 'native', 'cuda')).map((k) => k.name);
-    for (const k of ['forwardKernel', 'backwardKernel', 'prepareKernel', 'reduceKernel', 'setGradientWeights', 'finishGradient', 'gemmKernel', 'fillUniform', 'augmentKernel', 'probeKernel'])
+    for (const k of ['forwardKernel', 'backwardKernel', 'prepareKernel', 'reduceKernel', 'setGradientWeights', 'finishGradient', 'gemmKernel', 'fillUniform', 'augmentKernel', 'probeKernel', 'convForwardKernel', 'convBackwardDataKernel', 'convBackwardWeightKernel', 'dwReduceKernel', 'convBiasGradKernel', 'broadcastRowsKernel', 'columnSumKernel'])
       expect(names, k).toContain(k);
     expect(new Set(names).size).toBe(names.length);
   });
@@ -193,7 +243,7 @@ describe('the check script on the CPU', () => {
     expect(r.stderr).toBe('');
     expect(r.lines.at(-1)).toMatch(/^emulated CUDA: 0 kernels, (\d+) cases, 0 failures$/);
     const cases = Number(/(\d+) cases/.exec(r.lines.at(-1) ?? '')?.[1]);
-    expect(cases).toBe(lossCases('small', ['fp32']).length + gemmCases('small', ['fp32']).length + augmentCases('small').length + 2 + 2);
+    expect(cases).toBe(lossCases('small', ['fp32']).length + gemmCases('small', ['fp32']).length + augmentCases('small').length + nnCases('small', ['fp32']).length + 2 + 3);
     expect(r.stdout).toContain('kernel coverage SKIPPED');
     expect(r.status).toBe(0);
     const json = JSON.parse(fs.readFileSync(path.join(r.out, 'cuda-emulated.json'), 'utf8'));
@@ -207,6 +257,9 @@ describe('the check script on the CPU', () => {
     ['loss-01-fp32:throw', /^FAIL loss-01-fp32 .*: Error: planted error$/m],
     ['gemm-05-fp32:guard', /^FAIL gemm-05-fp32 .*PADDING OR GUARDS OVERWRITTEN/m],
     ['augment-03:nan', /^FAIL augment-03 .*NOT FINITE/m],
+    ['conv-03-bwd-data-fp32:value', /^FAIL conv-03-bwd-data-fp32 .*dx err [1-9]/m],
+    ['conv-07-bwd-weights-fp32:guard', /^FAIL conv-07-bwd-weights-fp32 .*GUARDS OVERWRITTEN/m],
+    ['linear-01-fwd-fp32:nan', /^FAIL linear-01-fwd-fp32 .*NOT FINITE/m],
   ])('a fault planted in %s is one failure, and the other cases still run', (fault, line) => {
     const clean = run(['--emulated', '--dry-run']);
     const r = run(['--emulated', '--dry-run'], { SUPCON_GPU_CHECK_PLANT: fault });
@@ -237,5 +290,30 @@ describe('the check script on the CPU', () => {
     const r = run(['--fast']);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("unknown argument '--fast'");
+  });
+});
+
+describe('the cudaNn bindings of conv2d and linear', () => {
+  const cudaNn = native.cudaNn;
+  const desc = { N: 1, C: 2, H: 5, W: 5, K: 3, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
+  const host = (floats: number) => new native.Storage(floats * 4, 'cpu');
+
+  it.skipIf(!cudaNn)('read the descriptor and the precision first, then refuse storages that are not on the device', () => {
+    const nn = cudaNn!;
+    const [x, w, b, y] = [host(50), host(54), host(3), host(75)];
+    try {
+      expect(() => nn.conv2dForward({ ...desc, padH: 3 }, x, w, b, y)).toThrow(/desc\.padH: /);
+      expect(() => nn.conv2dForward({ ...desc, H: 1, padH: 0 }, x, w, b, y)).toThrow(/desc\.R: the window \(3\) is larger than the padded input/);
+      expect(() => nn.conv2dForward({ ...desc, N: 2 ** 31 + 1 }, x, w, b, y)).toThrow(RangeError);
+      expect(() => nn.conv2dForward(desc, x, w, b, y, 'fp16' as 'fp32')).toThrow(/precision: expected one of 'fp32', 'tf32', 'bf16'/);
+      expect(() => nn.conv2dForward(desc, x, w, b, y, 'tf32')).toThrow(/x: expected a tensor on 'cuda'/);
+      expect(() => nn.conv2dBackward(desc, x, w, y, x, null, null, 'bf16')).toThrow(/x: expected a tensor on 'cuda'/);
+      expect(() => nn.conv2dBackward({ ...desc, strideW: 0 }, x, w, y, null, null, null)).toThrow(/desc\.strideW: /);
+      expect(() => nn.linearForward(x, w, null, y, 0, 2, 3)).toThrow(/N: /);
+      expect(() => nn.linearForward(x, w, null, y, 2, 5, 3, 'int8' as 'fp32')).toThrow(/precision: /);
+      expect(() => nn.linearBackward(x, w, y, null, null, null, 2, 5, 3)).toThrow(/x: expected a tensor on 'cuda'/);
+    } finally {
+      for (const s of [x, w, b, y]) s.dispose();
+    }
   });
 });
