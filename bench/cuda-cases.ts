@@ -393,6 +393,14 @@ export interface NnTensor {
   accumulate?: boolean;
   /** Inputs are normal values times this (weights: 1 / sqrt(fan-in)); default 1. */
   scale?: number;
+  /** An input of integers in [0, int32Below) (positions, class labels), as int32. */
+  int32Below?: number;
+  /** Max-pooling positions: for each output, a random input position inside its window (the case's params are the pooling). */
+  poolPositions?: boolean;
+  /** An output of int32 values (positions), compared exactly. */
+  int32?: boolean;
+  /** Values that must be positive (variances, norms, inverse standard deviations): 0.5 + |normal|. */
+  positive?: boolean;
 }
 
 /**
@@ -516,9 +524,79 @@ export function linearCases(scale: Scale, precisions: readonly Precision[] = PRE
   return out;
 }
 
-/** Every layer case: conv2d and linear, each variant in every precision. */
+// ---------------------------------------------------------------------------------------
+// The other layer ops (nn.cu): element-wise, pooling, normalisation, the cross-entropy,
+// initialisers and optimizer steps, as rows of the same layer stage. They have no tensor
+// cores: one row each, in fp32.
+
+/** The work of a streaming op over `elements` values with `tensors` tensors of that size. */
+function streamWork(elements: number, tensors: number, opsPerElement = 1): Work {
+  return { flops: 0, scalarOps: elements * opsPerElement, bytes: 4 * elements * tensors, hostElements: 4 * elements * tensors, cpuFlops: elements * opsPerElement };
+}
+
+interface LayerOpRow {
+  op: string;
+  params: Record<string, number | boolean | string>;
+  tensors: NnTensor[];
+  covers: string;
+  work: Work;
+}
+
+const input = (name: string, count: number, extra: Partial<NnTensor> = {}): NnTensor => ({ name, count, role: 'input', ...extra });
+const output = (name: string, count: number, extra: Partial<NnTensor> = {}): NnTensor => ({ name, count, role: 'output', ...extra });
+const added = (name: string, count: number, extra: Partial<NnTensor> = {}): NnTensor => ({ name, count, role: 'output', accumulate: true, ...extra });
+
+function layerOpRows(scale: Scale): LayerOpRow[] {
+  const small = scale === 'small';
+  const n = small ? 3001 : 1 << 22;  // off every block size
+  // Pooling and batch norm geometry: planes and windows off the 256-thread blocks.
+  const [N, C, H, W] = small ? [3, 5, 9, 7] : [64, 64, 32, 32];
+  const planes = N * C, hw = H * W;
+  const pool = { N, C, H, W, R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1 };
+  const P = Math.floor((H + 2 - 3) / 2) + 1, Q = Math.floor((W + 2 - 3) / 2) + 1;
+  const pooled = N * C * P * Q;
+  const [rows, dim] = small ? [37, 129] : [8192, 128];
+  const [ceRows, classes] = small ? [41, 10] : [4096, 1000];
+  const bn = { N, C, L: hw, eps: 1e-5, momentum: 0.1 };
+  const sgd = { n, lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true, firstStep: false };
+  return [
+    { op: 'reluForward', params: { n }, tensors: [input('x', n), output('y', n)], covers: 'ReLU', work: streamWork(n, 2) },
+    { op: 'reluBackward', params: { n }, tensors: [input('y', n), input('dy', n), added('dx', n)], covers: 'ReLU backward (adds)', work: streamWork(n, 3) },
+    { op: 'add', params: { n }, tensors: [input('a', n), input('b', n), output('y', n)], covers: 'the residual add', work: streamWork(n, 3) },
+    { op: 'addInto', params: { n }, tensors: [input('x', n), added('y', n)], covers: 'gradient accumulation', work: streamWork(n, 2) },
+    { op: 'fill', params: { n, value: -0.375 }, tensors: [output('x', n)], covers: 'gradient zeroing and constants', work: streamWork(n, 1) },
+    { op: 'fillNormal', params: { n, mean: 0.25, std: 1.5, seed: 77 }, tensors: [output('x', n)], covers: 'normal draws (the CPU counter-based values, element for element)', work: streamWork(n, 1, 40) },
+    { op: 'fillUniform', params: { n, low: -2, high: 3, seed: 78 }, tensors: [output('x', n)], covers: 'uniform draws', work: streamWork(n, 1, 20) },
+    { op: 'maxPool2dForward', params: pool, tensors: [input('x', N * C * hw), output('y', pooled), output('indices', pooled, { int32: true })], covers: '3x3 stride 2 pad 1 max pooling (overlapping windows): values and argmax positions', work: streamWork(pooled, 2, 9) },
+    { op: 'maxPool2dBackward', params: pool, tensors: [input('indices', pooled, { poolPositions: true }), input('dy', pooled), added('dx', N * C * hw)], covers: 'max pooling backward: a gather over the windows, random positions inside them', work: streamWork(N * C * hw, 2, 4) },
+    { op: 'globalAvgPoolForward', params: { planes, L: hw }, tensors: [input('x', planes * hw), output('y', planes)], covers: 'global average pooling', work: streamWork(planes * hw, 1) },
+    { op: 'globalAvgPoolBackward', params: { planes, L: hw }, tensors: [input('dy', planes), added('dx', planes * hw)], covers: 'global average pooling backward', work: streamWork(planes * hw, 1) },
+    { op: 'batchNormForward', params: { ...bn, training: true }, tensors: [input('x', N * C * hw), input('gamma', C), input('beta', C), added('runningMean', C), added('runningVar', C, { positive: true }), output('y', N * C * hw), output('saveMean', C), output('saveInvStd', C)], covers: 'batch norm in training: batch statistics, the running ones updated', work: streamWork(N * C * hw, 3, 4) },
+    { op: 'batchNormForward', params: { ...bn, training: false }, tensors: [input('x', N * C * hw), input('gamma', C), input('beta', C), input('runningMean', C), input('runningVar', C, { positive: true }), output('y', N * C * hw), output('saveMean', C), output('saveInvStd', C)], covers: 'batch norm in evaluation: the running statistics', work: streamWork(N * C * hw, 2, 2) },
+    { op: 'batchNormBackward', params: { ...bn, training: true }, tensors: [input('x', N * C * hw), input('gamma', C), input('saveMean', C), input('saveInvStd', C, { positive: true }), input('dy', N * C * hw), added('dx', N * C * hw), added('dgamma', C), added('dbeta', C)], covers: 'batch norm backward in training', work: streamWork(N * C * hw, 3, 6) },
+    { op: 'l2NormalizeForward', params: { rows, dim, eps: 1e-12 }, tensors: [input('x', rows * dim), output('y', rows * dim), output('norms', rows)], covers: 'L2 normalisation of rows', work: streamWork(rows * dim, 2, 3) },
+    { op: 'l2NormalizeBackward', params: { rows, dim, eps: 1e-12 }, tensors: [input('y', rows * dim), input('norms', rows, { positive: true }), input('dy', rows * dim), added('dx', rows * dim)], covers: 'L2 normalisation backward', work: streamWork(rows * dim, 3, 4) },
+    { op: 'crossEntropyForward', params: { rows: ceRows, classes }, tensors: [input('logits', ceRows * classes), input('labels', ceRows, { int32Below: classes })], covers: 'softmax cross-entropy: the mean loss, read back', work: streamWork(ceRows * classes, 1, 20) },
+    { op: 'crossEntropyBackward', params: { rows: ceRows, classes, gradLoss: 0.75 }, tensors: [input('logits', ceRows * classes), input('labels', ceRows, { int32Below: classes }), added('dlogits', ceRows * classes)], covers: 'softmax cross-entropy backward', work: streamWork(ceRows * classes, 2, 20) },
+    { op: 'sgdStep', params: sgd, tensors: [added('param', n), input('grad', n), added('buffer', n)], covers: 'SGD with Nesterov momentum and weight decay', work: streamWork(n, 3, 6) },
+    { op: 'sgdStep', params: { ...sgd, momentum: 0, nesterov: false }, tensors: [added('param', n), input('grad', n)], covers: 'plain SGD (no momentum buffer)', work: streamWork(n, 2, 3) },
+    { op: 'larsStep', params: { n, lr: 0.3, momentum: 0.9, weightDecay: 1e-4, trustCoefficient: 1e-3, eps: 1e-8, adapt: true }, tensors: [added('param', n), input('grad', n), added('buffer', n)], covers: 'LARS: the trust ratio from the norms of the parameter and the gradient', work: streamWork(n, 3, 8) },
+    { op: 'adamwStep', params: { n, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, step: 3 }, tensors: [added('param', n), input('grad', n), added('expAvg', n), added('expAvgSq', n, { positive: true })], covers: 'AdamW with bias correction', work: streamWork(n, 4, 12) },
+    { op: 'rmspropStep', params: { n, lr: 1e-2, alpha: 0.99, eps: 1e-8, weightDecay: 1e-4, momentum: 0.5 }, tensors: [added('param', n), input('grad', n), added('squareAvg', n, { positive: true }), added('buffer', n)], covers: 'RMSProp with momentum', work: streamWork(n, 4, 10) },
+  ];
+}
+
+/** Every other layer op, one fp32 row each. */
+export function layerOpCases(scale: Scale): NnCase[] {
+  return layerOpRows(scale).map((r, k) => ({
+    id: `layer-${String(k + 1).padStart(2, '0')}-${r.op}`, op: r.op, precision: 'fp32' as const, params: r.params, tensors: r.tensors,
+    seed: 1700 + k, covers: r.covers, work: r.work,
+  }));
+}
+
+/** Every layer case: conv2d and linear, each variant in every precision; the other ops in fp32. */
 export function nnCases(scale: Scale, precisions: readonly Precision[] = PRECISIONS): NnCase[] {
-  return [...convCases(scale, precisions), ...linearCases(scale, precisions)];
+  return [...convCases(scale, precisions), ...linearCases(scale, precisions), ...layerOpCases(scale)];
 }
 
 // ---------------------------------------------------------------------------------------

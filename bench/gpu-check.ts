@@ -21,7 +21,7 @@ import path from 'node:path';
 import { applyAugmentOps, augment, backendInfo, drawAugmentOps, gemm, supconForward, supconLoss, Tensor } from '../lib/index';
 import type { AugmentArray, AugmentOp } from '../lib/index';
 import { native } from '../lib/native';
-import type { NativeStorage } from '../lib/native';
+import type { NativePoolDesc, NativeStorage } from '../lib/native';
 import {
   AUGMENT_TOLERANCE, augmentCases, augmentWork, convOutput, gemmCases, gemmWork, GRADIENT_FACTOR, kernelBaseName, LOSS_FLOOR,
   lossCases, lossLastBlockRows, lossWork, median, nnCases, normalizeSpec, PRECISIONS, relL2, sourceKernels, stored,
@@ -365,16 +365,16 @@ function checkAugment(c: AugmentCase): RowBody {
 type NnTensors = Record<string, NativeStorage | null>;
 /** What an op's runner reads of a case. */
 type NnCall = Pick<NnCase, 'op' | 'params' | 'precision'>;
-/** How each op of the layer cases runs: its CPU twin (native.nn) and its CUDA kernel (native.cudaNn). */
+/**
+ * How each op of the layer cases runs: the one binding (native.nn.*) that picks the CPU
+ * kernel or its CUDA twin by where the tensors are, with host storages for the twin and
+ * device ones for the kernel. An op that returns a value (the cross-entropy) is compared too.
+ */
 interface NnOp {
-  cpu(c: NnCall, t: NnTensors, threads?: number): void;
-  cuda(c: NnCall, t: NnTensors): void;
+  cpu(c: NnCall, t: NnTensors, threads?: number): number | void;
+  cuda(c: NnCall, t: NnTensors): number | void;
 }
 
-const cudaNn = () => {
-  if (native.cudaNn === undefined) throw new Error('this addon has no cudaNn (a build without CUDA)');
-  return native.cudaNn;
-};
 const convDescOf = (c: NnCall) => c.params as unknown as ConvDescOfCase;
 const dimsOf = (c: NnCall) => c.params as { N: number; inF: number; outF: number };
 /** A tensor by name; a missing one (an optional input or output the case leaves out) is null. */
@@ -388,23 +388,88 @@ const need = (t: NnTensors, name: string) => {
 const NN_OPS: Record<string, NnOp> = {
   conv2dForward: {
     cpu: (c, t, threads) => native.nn.conv2dForward(convDescOf(c), need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), threads),
-    cuda: (c, t) => cudaNn().conv2dForward(convDescOf(c), need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), c.precision),
+    cuda: (c, t) => native.nn.conv2dForward(convDescOf(c), need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), undefined, c.precision),
   },
   conv2dBackward: {
     cpu: (c, t, threads) => native.nn.conv2dBackward(convDescOf(c), need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), threads),
-    cuda: (c, t) => cudaNn().conv2dBackward(convDescOf(c), need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), c.precision),
+    cuda: (c, t) => native.nn.conv2dBackward(convDescOf(c), need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), undefined, c.precision),
   },
   linearForward: {
     cpu: (c, t, threads) => { const d = dimsOf(c); native.nn.linearForward(need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), d.N, d.inF, d.outF, threads); },
-    cuda: (c, t) => { const d = dimsOf(c); cudaNn().linearForward(need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), d.N, d.inF, d.outF, c.precision); },
+    cuda: (c, t) => { const d = dimsOf(c); native.nn.linearForward(need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), d.N, d.inF, d.outF, undefined, c.precision); },
   },
   linearBackward: {
     cpu: (c, t, threads) => { const d = dimsOf(c); native.nn.linearBackward(need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), d.N, d.inF, d.outF, threads); },
-    cuda: (c, t) => { const d = dimsOf(c); cudaNn().linearBackward(need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), d.N, d.inF, d.outF, c.precision); },
+    cuda: (c, t) => { const d = dimsOf(c); native.nn.linearBackward(need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), d.N, d.inF, d.outF, undefined, c.precision); },
   },
 };
 
-interface NnInputs { key: string; values: Record<string, Float32Array>; want: Record<string, Float32Array> }
+// The other layer ops: one binding each (native.nn), which runs the CPU kernel or its CUDA
+// twin by where the tensors are; the same call serves both sides.
+const P = (c: NnCall) => c.params as Record<string, number> & Record<string, boolean>;
+const poolDescOf = (c: NnCall) => c.params as unknown as NativePoolDesc;
+const bnDescOf = (c: NnCall) => { const p = P(c); return { N: p.N, C: p.C, L: p.L, eps: p.eps, momentum: p.momentum }; };
+const both = (run: (c: NnCall, t: NnTensors, threads?: number) => number | void): NnOp => ({ cpu: run, cuda: (c, t) => run(c, t) });
+
+const LAYER_OPS: Record<string, NnOp> = {
+  reluForward: both((c, t, th) => native.nn.reluForward(need(t, 'x'), need(t, 'y'), P(c).n, th)),
+  reluBackward: both((c, t, th) => native.nn.reluBackward(need(t, 'y'), need(t, 'dy'), need(t, 'dx'), P(c).n, th)),
+  add: both((c, t, th) => native.nn.add(need(t, 'a'), need(t, 'b'), need(t, 'y'), P(c).n, th)),
+  addInto: both((c, t, th) => native.nn.addInto(need(t, 'y'), need(t, 'x'), P(c).n, th)),
+  fill: both((c, t, th) => native.nn.fill(need(t, 'x'), P(c).n, P(c).value, th)),
+  fillNormal: both((c, t, th) => native.nn.fillNormal(need(t, 'x'), P(c).n, P(c).mean, P(c).std, P(c).seed, th)),
+  fillUniform: both((c, t, th) => native.nn.fillUniform(need(t, 'x'), P(c).n, P(c).low, P(c).high, P(c).seed, th)),
+  maxPool2dForward: both((c, t, th) => native.nn.maxPool2dForward(poolDescOf(c), need(t, 'x'), need(t, 'y'), need(t, 'indices'), th)),
+  maxPool2dBackward: both((c, t, th) => native.nn.maxPool2dBackward(poolDescOf(c), need(t, 'indices'), need(t, 'dy'), need(t, 'dx'), th)),
+  globalAvgPoolForward: both((c, t, th) => native.nn.globalAvgPoolForward(need(t, 'x'), need(t, 'y'), P(c).planes, P(c).L, th)),
+  globalAvgPoolBackward: both((c, t, th) => native.nn.globalAvgPoolBackward(need(t, 'dy'), need(t, 'dx'), P(c).planes, P(c).L, th)),
+  batchNormForward: both((c, t, th) => native.nn.batchNormForward(bnDescOf(c), P(c).training, need(t, 'x'), need(t, 'gamma'), need(t, 'beta'),
+    need(t, 'runningMean'), need(t, 'runningVar'), need(t, 'y'), need(t, 'saveMean'), need(t, 'saveInvStd'), th)),
+  batchNormBackward: both((c, t, th) => native.nn.batchNormBackward(bnDescOf(c), P(c).training, need(t, 'x'), need(t, 'gamma'), need(t, 'saveMean'),
+    need(t, 'saveInvStd'), need(t, 'dy'), T(t, 'dx'), T(t, 'dgamma'), T(t, 'dbeta'), th)),
+  l2NormalizeForward: both((c, t, th) => native.nn.l2NormalizeForward(need(t, 'x'), need(t, 'y'), need(t, 'norms'), P(c).rows, P(c).dim, P(c).eps, th)),
+  l2NormalizeBackward: both((c, t, th) => native.nn.l2NormalizeBackward(need(t, 'y'), need(t, 'norms'), need(t, 'dy'), need(t, 'dx'), P(c).rows, P(c).dim, P(c).eps, th)),
+  crossEntropyForward: both((c, t, th) => native.nn.crossEntropyForward(need(t, 'logits'), need(t, 'labels'), P(c).rows, P(c).classes, th)),
+  crossEntropyBackward: both((c, t, th) => native.nn.crossEntropyBackward(need(t, 'logits'), need(t, 'labels'), P(c).rows, P(c).classes, P(c).gradLoss, need(t, 'dlogits'), th)),
+  sgdStep: both((c, t, th) => { const p = P(c); native.nn.sgdStep(need(t, 'param'), need(t, 'grad'), T(t, 'buffer'), p.n, { lr: p.lr, momentum: p.momentum, dampening: p.dampening, weightDecay: p.weightDecay, nesterov: p.nesterov, firstStep: p.firstStep }, th); }),
+  larsStep: both((c, t, th) => { const p = P(c); native.nn.larsStep(need(t, 'param'), need(t, 'grad'), need(t, 'buffer'), p.n, { lr: p.lr, momentum: p.momentum, weightDecay: p.weightDecay, trustCoefficient: p.trustCoefficient, eps: p.eps, adapt: p.adapt }, th); }),
+  adamwStep: both((c, t, th) => { const p = P(c); native.nn.adamwStep(need(t, 'param'), need(t, 'grad'), need(t, 'expAvg'), need(t, 'expAvgSq'), p.n, { lr: p.lr, beta1: p.beta1, beta2: p.beta2, eps: p.eps, weightDecay: p.weightDecay, step: p.step }, th); }),
+  rmspropStep: both((c, t, th) => { const p = P(c); native.nn.rmspropStep(need(t, 'param'), need(t, 'grad'), need(t, 'squareAvg'), T(t, 'buffer'), p.n, { lr: p.lr, alpha: p.alpha, eps: p.eps, weightDecay: p.weightDecay, momentum: p.momentum }, th); }),
+};
+
+Object.assign(NN_OPS, LAYER_OPS);
+
+interface NnInputs { key: string; values: Record<string, Float32Array>; want: Record<string, Float32Array>; value: number | void }
+
+/** Integers in [0, below) as int32 bits in a Float32Array (the storages take floats). */
+function integersBelow(count: number, below: number, rnd: () => number): Float32Array {
+  const out = new Float32Array(count);
+  const asInt = new Int32Array(out.buffer);
+  for (let i = 0; i < count; i++) asInt[i] = Math.floor(rnd() * below);
+  return out;
+}
+
+/** For each output of a max pooling, a random input position inside its window and the image, as int32. */
+function poolPositions(d: NativePoolDesc, rnd: () => number): Float32Array {
+  const P = Math.floor((d.H + 2 * d.padH - d.R) / d.strideH) + 1, Q = Math.floor((d.W + 2 * d.padW - d.S) / d.strideW) + 1;
+  const out = new Float32Array(d.N * d.C * P * Q);
+  const asInt = new Int32Array(out.buffer);
+  for (let e = 0; e < asInt.length; e++) {
+    const pq = e % (P * Q), p = Math.floor(pq / Q), q = pq % Q;
+    const h0 = Math.max(0, p * d.strideH - d.padH), h1 = Math.min(d.H, p * d.strideH - d.padH + d.R);
+    const w0 = Math.max(0, q * d.strideW - d.padW), w1 = Math.min(d.W, q * d.strideW - d.padW + d.S);
+    asInt[e] = (h0 + Math.floor(rnd() * (h1 - h0))) * d.W + w0 + Math.floor(rnd() * (w1 - w0));
+  }
+  return out;
+}
+
+/** The share of elements whose int32 bits differ. */
+function int32Mismatch(a: Float32Array, b: Float32Array): number {
+  const x = new Int32Array(a.buffer, a.byteOffset, a.length), y = new Int32Array(b.buffer, b.byteOffset, b.length);
+  let off = 0;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) off++;
+  return off / Math.max(x.length, 1);
+}
 let nnCache: NnInputs | null = null;
 
 /**
@@ -419,17 +484,20 @@ function nnInputs(c: NnCase): NnInputs {
   const values: Record<string, Float32Array> = {};
   for (const t of c.tensors) {
     if (t.role === 'output' && !t.accumulate) values[t.name] = new Float32Array(t.count).fill(NaN);
+    else if (t.int32Below !== undefined) values[t.name] = integersBelow(t.count, t.int32Below, rnd);
+    else if (t.poolPositions) values[t.name] = poolPositions(c.params as unknown as NativePoolDesc, rnd);
+    else if (t.positive) values[t.name] = normal(t.count, rnd).map((v) => 0.5 + Math.abs(v) * (t.scale ?? 1));
     else values[t.name] = normal(t.count, rnd).map((v) => v * (t.scale ?? 1));
   }
   const host = Object.fromEntries(c.tensors.map((t) => [t.name, Tensor.from(values[t.name], [t.count], { device: 'cpu' })]));
   try {
-    NN_OPS[c.op].cpu(c, Object.fromEntries(Object.entries(host).map(([k, v]) => [k, v.storage])), dryRun ? 1 : undefined);
+    const value = NN_OPS[c.op].cpu(c, Object.fromEntries(Object.entries(host).map(([k, v]) => [k, v.storage])), dryRun ? 1 : undefined);
     const want: Record<string, Float32Array> = {};
     for (const t of c.tensors.filter((x) => x.role === 'output')) {
       want[t.name] = host[t.name].dataSync() as Float32Array;
-      if (!allFinite(want[t.name])) throw new Error(`the CPU twin's ${t.name} is not finite`);
+      if (!t.int32 && !allFinite(want[t.name])) throw new Error(`the CPU twin's ${t.name} is not finite`);
     }
-    nnCache = { key, values, want };
+    nnCache = { key, values, want, value };
     return nnCache;
   } finally {
     for (const v of Object.values(host)) v.dispose();
@@ -457,11 +525,16 @@ function checkNn(c: NnCase): RowBody {
       }
     }
     // The dry run runs the CPU twin on both sides: one thread against all of them.
-    if (dryRun) op.cpu(c, storages);
-    else op.cuda(c, storages);
+    const value = dryRun ? op.cpu(c, storages) : op.cuda(c, storages);
     const tol = GRADIENT_FACTOR * TOLERANCE[c.precision];
     let ok = true, guards = true, finite = true, first = true;
     const errors: Record<string, number> = {};
+    if (typeof ref.value === 'number') {
+      const err = typeof value === 'number' ? Math.abs(value - ref.value) / Math.max(Math.abs(ref.value), LOSS_FLOOR) : Infinity;
+      errors.value = err;
+      finite &&= typeof value === 'number' && Number.isFinite(value);
+      ok &&= finite && err <= TOLERANCE[c.precision];
+    }
     for (const t of c.tensors.filter((x) => x.role === 'output')) {
       const all = new Float32Array(t.count + GUARD);
       storages[t.name].read(all, 0);
@@ -470,11 +543,14 @@ function checkNn(c: NnCase): RowBody {
       const got = all.subarray(0, t.count), want = ref.want[t.name], before = ref.values[t.name];
       let guard = true;
       for (let i = t.count; i < all.length; i++) guard &&= all[i] === SENTINEL;
-      const fin = allFinite(got);
+      const fin = t.int32 ? true : allFinite(got);
       // Accumulating outputs: the increments are compared (what was there must be kept, once).
-      const err = t.accumulate
-        ? relL2(Float64Array.from(got, (g, i) => g - before[i]), Float64Array.from(want, (g, i) => g - before[i]))
-        : relL2(got, want);
+      // Integer outputs (positions) must be the same, every one.
+      const err = t.int32
+        ? int32Mismatch(got, want)
+        : t.accumulate
+          ? relL2(Float64Array.from(got, (g, i) => g - before[i]), Float64Array.from(want, (g, i) => g - before[i]))
+          : relL2(got, want);
       errors[t.name] = err;
       guards &&= guard;
       finite &&= fin;

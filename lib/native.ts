@@ -112,29 +112,10 @@ export interface NativeNn {
   l2Norm(x: F32, n: number, threads?: number): number;
 }
 
-/**
- * The CUDA twins of the layer kernels of NativeNn (CUDA builds only): the same arguments,
- * with device storages and a precision in place of a thread count; the same semantics
- * (backward functions add into their gradient outputs, a null output is skipped).
- */
-export interface NativeCudaNn {
-  conv2dForward(d: NativeConvDesc, x: NativeStorage, w: NativeStorage, b: Opt<NativeStorage>, y: NativeStorage,
-    precision?: CudaPrecision): void;
-  conv2dBackward(d: NativeConvDesc, x: NativeStorage, w: NativeStorage, dy: NativeStorage, dx: Opt<NativeStorage>,
-    dw: Opt<NativeStorage>, db: Opt<NativeStorage>, precision?: CudaPrecision): void;
-  linearForward(x: NativeStorage, w: NativeStorage, b: Opt<NativeStorage>, y: NativeStorage, N: number, inF: number,
-    outF: number, precision?: CudaPrecision): void;
-  linearBackward(x: NativeStorage, w: NativeStorage, dy: NativeStorage, dx: Opt<NativeStorage>, dw: Opt<NativeStorage>,
-    db: Opt<NativeStorage>, N: number, inF: number, outF: number, precision?: CudaPrecision): void;
-}
-
-type CudaPrecision = 'fp32' | 'tf32' | 'bf16';
-
 export interface NativeAddon {
   Storage: new (bytes: number, device?: 'cpu' | 'cuda') => NativeStorage;
+  /** The layer ops: each runs on the CPU or on CUDA by where its tensors are. */
   nn: NativeNn;
-  /** Present in CUDA builds. */
-  cudaNn?: NativeCudaNn;
   lossForward(
     features: Float32Array | NativeStorage,
     n: number,

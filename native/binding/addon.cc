@@ -21,12 +21,6 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerKnn(env, exports);
   registerNn(env, exports);
   registerAugment(env, exports);
-#if defined(SUPCON_WITH_CUDA)
-  Napi::Object cudaNn = Napi::Object::New(env);
-  registerCudaNn(env, cudaNn);
-  registerCudaConv(env, cudaNn);
-  exports.Set("cudaNn", cudaNn);
-#endif
   return exports;
 }
 

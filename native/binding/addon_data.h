@@ -19,9 +19,6 @@ void registerCudaOps(Napi::Env env, Napi::Object exports);
 void registerKnn(Napi::Env env, Napi::Object exports);
 void registerNn(Napi::Env env, Napi::Object exports);
 void registerAugment(Napi::Env env, Napi::Object exports);
-// The CUDA twins of `nn` (CUDA builds only): element-wise, pooling, normalisation, losses,
-// initialisers and optimizers; the convolutions and linear layers.
-void registerCudaNn(Napi::Env env, Napi::Object cudaNn);
-void registerCudaConv(Napi::Env env, Napi::Object cudaNn);
+
 
 }  // namespace supcon::binding

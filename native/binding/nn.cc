@@ -84,6 +84,31 @@ class Operands {
     }                                                                              \
     return cpu::name(a..., threads_);                                              \
   }(__VA_ARGS__)
+// The layers' products (convolutions, linear layers) take a precision: 'fp32' (undefined),
+// 'tf32' or 'bf16' on CUDA; the CPU computes in fp32 only.
+enum class Products : int32_t { Fp32 = 0, Tf32 = 1, Bf16 = 2 };
+Products productsOf(const Napi::Value& value) {
+  const std::string p = value.IsUndefined() ? "fp32" : requireString(value, "precision");
+  if (p == "fp32") return Products::Fp32;
+  if (p == "tf32") return Products::Tf32;
+  if (p == "bf16") return Products::Bf16;
+  throw rangeError("precision: expected one of 'fp32', 'tf32', 'bf16', got '" + p + "'");
+}
+#if defined(SUPCON_WITH_CUDA)
+#define SUPCON_PRODUCTS_ON_CUDA(p) static_cast<cuda::Precision>(static_cast<int32_t>(p))
+#endif
+// As SUPCON_DISPATCH, with the products' precision last for the CUDA kernel.
+#define SUPCON_DISPATCH_PRODUCTS(name, threadsArg, precisionArg, ...)                          \
+  [&, threads_ = (threadsArg), products_ = (precisionArg)](auto&&... a) {                      \
+    if (at.cuda()) {                                                                           \
+      SUPCON_ON_CUDA(cuda::name(a..., SUPCON_PRODUCTS_ON_CUDA(products_)));                    \
+      return;                                                                                  \
+    }                                                                                          \
+    if (products_ != Products::Fp32)                                                           \
+      throw rangeError("precision: '" + std::string(products_ == Products::Tf32 ? "tf32" : "bf16") + \
+                       "' runs on GPU tensor cores; on the CPU the layers compute in 'fp32'");  \
+    cpu::name(a..., threads_);                                                                 \
+  }(__VA_ARGS__)
 // Ops whose CUDA kernels are not in this build: CUDA tensors are refused.
 #define SUPCON_CPU_ONLY(name, threadsArg, ...)                                      \
   [&, threads_ = (threadsArg)](auto&&... a) -> decltype(auto) {      \
@@ -162,7 +187,7 @@ Napi::Value fmaPeak(const Napi::CallbackInfo& info) {
   });
 }
 
-// linearForward(x, w, b | null, y, N, in, out, threads?)
+// linearForward(x, w, b | null, y, N, in, out, threads?, precision?)
 Napi::Value linearForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
@@ -171,12 +196,12 @@ Napi::Value linearForward(const Napi::CallbackInfo& info) {
     const float* w = at.floats(i[1], "weight", elements({out, in}, "weight"));
     const float* b = at.optionalFloats(i[2], "bias", out);
     float* y = at.floats(i[3], "y", elements({N, out}, "y"));
-    SUPCON_CPU_ONLY(linearForward, threadsOf(i[7]), x, w, b, y, N, in, out);
+    SUPCON_DISPATCH_PRODUCTS(linearForward, threadsOf(i[7]), productsOf(i[8]), x, w, b, y, N, in, out);
     return i.Env().Undefined();
   });
 }
 
-// linearBackward(x, w, dy, dx | null, dw | null, db | null, N, in, out, threads?)
+// linearBackward(x, w, dy, dx | null, dw | null, db | null, N, in, out, threads?, precision?)
 Napi::Value linearBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
@@ -187,7 +212,7 @@ Napi::Value linearBackward(const Napi::CallbackInfo& info) {
     float* dx = at.optionalFloats(i[3], "dx", N * in);
     float* dw = at.optionalFloats(i[4], "dweight", out * in);
     float* db = at.optionalFloats(i[5], "dbias", out);
-    SUPCON_CPU_ONLY(linearBackward, threadsOf(i[9]), x, w, dy, dx, dw, db, N, in, out);
+    SUPCON_DISPATCH_PRODUCTS(linearBackward, threadsOf(i[9]), productsOf(i[10]), x, w, dy, dx, dw, db, N, in, out);
     return i.Env().Undefined();
   });
 }
@@ -215,7 +240,7 @@ nn::Conv2dDesc convDesc(const Napi::Value& value) {
   return d;
 }
 
-// conv2dForward(desc, x, w, b | null, y, threads?)
+// conv2dForward(desc, x, w, b | null, y, threads?, precision?)
 Napi::Value conv2dForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
@@ -224,12 +249,12 @@ Napi::Value conv2dForward(const Napi::CallbackInfo& info) {
     const float* w = at.floats(i[2], "weight", d.K * d.C * d.R * d.S);
     const float* b = at.optionalFloats(i[3], "bias", d.K);
     float* y = at.floats(i[4], "y", d.N * d.K * d.P * d.Q);
-    SUPCON_CPU_ONLY(conv2dForward, threadsOf(i[5]), d, x, w, b, y);
+    SUPCON_DISPATCH_PRODUCTS(conv2dForward, threadsOf(i[5]), productsOf(i[6]), d, x, w, b, y);
     return i.Env().Undefined();
   });
 }
 
-// conv2dBackward(desc, x, w, dy, dx | null, dw | null, db | null, threads?)
+// conv2dBackward(desc, x, w, dy, dx | null, dw | null, db | null, threads?, precision?)
 Napi::Value conv2dBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
@@ -240,7 +265,7 @@ Napi::Value conv2dBackward(const Napi::CallbackInfo& info) {
     float* dx = at.optionalFloats(i[4], "dx", d.N * d.C * d.H * d.W);
     float* dw = at.optionalFloats(i[5], "dweight", d.K * d.C * d.R * d.S);
     float* db = at.optionalFloats(i[6], "dbias", d.K);
-    SUPCON_CPU_ONLY(conv2dBackward, threadsOf(i[7]), d, x, w, dy, dx, dw, db);
+    SUPCON_DISPATCH_PRODUCTS(conv2dBackward, threadsOf(i[7]), productsOf(i[8]), d, x, w, dy, dx, dw, db);
     return i.Env().Undefined();
   });
 }
@@ -411,12 +436,16 @@ Napi::Value maxPool2dBackward(const Napi::CallbackInfo& info) {
     const nn::Pool2dDesc d = poolDesc(i[0]);
     const int64_t out = d.N * d.C * d.P * d.Q, plane = d.H * d.W;
     const int32_t* idx = at.ints(i[1], "indices", out);
-    // On the GPU the kernel gathers: an index out of range never matches a position, so it
-    // is ignored there instead of refused.
-    for (int64_t e = 0; !at.cuda() && e < out; ++e)
-      if (idx[e] < 0 || idx[e] >= plane)
-        throw rangeError("indices: expected positions in [0, " + std::to_string(plane) + "), got " +
+    // Each output's position lies in its own window (as the forward pass writes them). On the
+    // GPU the kernel gathers over the windows, so a position outside them is never read
+    // there; on the CPU it is refused here.
+    for (int64_t e = 0; !at.cuda() && e < out; ++e) {
+      const int64_t pq = e % (d.P * d.Q), p = pq / d.Q, q = pq % d.Q;
+      const int64_t h = idx[e] / d.W, w = idx[e] % d.W, h0 = p * d.strideH - d.padH, w0 = q * d.strideW - d.padW;
+      if (idx[e] < 0 || idx[e] >= plane || h < h0 || h >= h0 + d.R || w < w0 || w >= w0 + d.S)
+        throw rangeError("indices: expected each output's position inside its window (as maxPool2dForward writes them), got " +
                          std::to_string(idx[e]) + " at index " + std::to_string(e));
+    }
     SUPCON_DISPATCH(maxPool2dBackward, threadsOf(i[4]), d, idx, at.floats(i[2], "dy", out), at.floats(i[3], "dx", d.N * d.C * plane));
     return i.Env().Undefined();
   });

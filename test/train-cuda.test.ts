@@ -1,0 +1,99 @@
+// One full training step on CUDA against the same step on the CPU: the small ConvNet and a
+// ResNet-18 (small-image stem) with a projection head, SupCon loss on two views, SGD with
+// momentum and weight decay. The loss and every parameter after the step agree within the
+// precision's tolerance. On a GPU, or on the emulated device (`npm run test:cuda-emulated`).
+import { describe, expect, it } from 'vitest';
+import { cudaStatus, makeEncoder, nn, Tensor, tidy } from '../dist/index.js';
+import type { Encoder } from '../dist/index.js';
+import { randomNormal, rng } from './reference';
+
+const { ops } = nn;
+type Precision = 'fp32' | 'tf32' | 'bf16';
+
+/** Relative L2 distance of a from b. */
+function relL2(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** The loss of one step and the parameters after it, on `device`. */
+function oneStep(make: () => Encoder, images: Float32Array, shape: number[], labels: Int32Array, device: 'cpu' | 'cuda', precision: Precision) {
+  const encoder = make();
+  const head = new nn.ProjectionHead(encoder.featureDim, { outDim: 32, seed: 3 });
+  const model = new (class extends nn.Module {
+    constructor() {
+      super();
+      this.registerModule('encoder', encoder);
+      this.registerModule('head', head);
+    }
+    forward(x: InstanceType<typeof nn.Variable>) {
+      return head.forward(encoder.forward(x));
+    }
+  })();
+  const initial = model.namedParameters().map(([, p]) => p.value.dataSync() as Float32Array);
+  model.to(device);
+  const optimizer = new nn.SGD(model, { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 });
+  nn.setMatmulPrecision(device === 'cuda' ? precision : 'fp32');
+  try {
+    const loss = tidy(() => {
+      const x = Tensor.from(images, shape, { device });
+      optimizer.zeroGrad();
+      const l = ops.supcon(model.forward(x), labels, { views: 2, temperature: 0.1 });
+      l.backward();
+      optimizer.step();
+      return l.item();
+    });
+    // What the step changed: the parameters' updates.
+    const params = model.namedParameters().map(([name, p], k) => [name, (p.value.dataSync() as Float32Array).map((v, i) => v - initial[k][i])] as const);
+    return { loss, params };
+  } finally {
+    nn.setMatmulPrecision('fp32');
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+// fp32 products are exact FMA in another order: float32 rounding apart, every tensor's
+// update to 1e-3 and the whole update to 1e-4. tf32 and bf16 round the products' inputs (10
+// and 7 mantissa bits: each layer op then agrees to about 3e-4 and 2e-3, as the case table
+// checks); through batch norm over a few images and the loss's differences of pulls, a
+// step's update agrees to about 10% (tf32) and 30% (bf16) on these tiny batches (measured
+// under the emulation: ConvNet 3.2e-2 / 8.5e-2, ResNet-18 1.1e-1 / 2.9e-1). The lower bound
+// shows that the precision reached the kernels: an fp32 run would agree to 1e-5.
+const TOLERANCE: Record<Precision, { loss: number; update: [number, number] }> = {
+  fp32: { loss: 3e-5, update: [0, 1e-4] }, tf32: { loss: 5e-3, update: [1e-4, 0.2] }, bf16: { loss: 3e-2, update: [1e-3, 0.5] },
+};
+
+describe.skipIf(!cudaStatus().usable)('one training step on CUDA equals the step on the CPU', () => {
+  const cases: [string, () => Encoder, number[]][] = [
+    ['the ConvNet', () => makeEncoder('cnn', [1, 16, 16], 5), [8, 1, 16, 16]],
+    ['ResNet-18 (small-image stem)', () => makeEncoder('resnet18', [3, 16, 16], 6), [4, 3, 16, 16]],
+  ];
+  for (const [name, make, shape] of cases) {
+    const images = randomNormal(shape.reduce((a, b) => a * b, 1), rng(shape[0]));
+    // Sample-major rows: images 2i and 2i + 1 are the two views of sample i.
+    const labels = Int32Array.from({ length: shape[0] / 2 }, (_, i) => i % 2);
+    const cpu = oneStep(make, images, shape, labels, 'cpu', 'fp32');
+    for (const precision of ['fp32', 'tf32', 'bf16'] as const) {
+      it(`${name} in ${precision}`, () => {
+        const gpu = oneStep(make, images, shape, labels, 'cuda', precision);
+        const tol = TOLERANCE[precision];
+        expect(Number.isFinite(gpu.loss)).toBe(true);
+        expect(Math.abs(gpu.loss - cpu.loss) / Math.abs(cpu.loss)).toBeLessThan(tol.loss);
+        expect(gpu.params.map(([n]) => n)).toEqual(cpu.params.map(([n]) => n));
+        for (const [pname, update] of gpu.params) expect(update.every(Number.isFinite), pname).toBe(true);
+        const all = (ps: typeof gpu.params) => Float32Array.from(ps.flatMap(([, u]) => Array.from(u)));
+        const whole = relL2(all(gpu.params), all(cpu.params));
+        console.log(`${name} ${precision}: loss ${gpu.loss} vs ${cpu.loss}; the whole update within ${whole.toExponential(2)}`);
+        expect(whole).toBeGreaterThanOrEqual(tol.update[0]);
+        expect(whole).toBeLessThan(tol.update[1]);
+        if (precision === 'fp32')
+          gpu.params.forEach(([pname, update], k) => expect(relL2(update, cpu.params[k][1]), pname).toBeLessThan(1e-3));
+      });
+    }
+  }
+});
