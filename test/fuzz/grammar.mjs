@@ -41,8 +41,10 @@ export function rngFor(seed, index) {
   return r;
 }
 
-const HOSTILE_NUMBERS = [NaN, Infinity, -Infinity, -1, -0, 0, 0.5, 1.5, -2.5, 2 ** 31, 2 ** 32 + 1, 2 ** 53, 1e300, -1e300,
-  5e-324, 1e-46, 3.5e38, Number.MAX_VALUE, 1e8, 0.01];
+// Sizes past every limit (2^47, 2^53) but no huge valid ones: a valid 2^31-element tensor is
+// seconds of honest work, which would read as a hang. Valid sizes stay small.
+const HOSTILE_NUMBERS = [NaN, Infinity, -Infinity, -1, -0, 0, 0.5, 1.5, -2.5, 2 ** 47, 2 ** 53, 2 ** 53 + 2, 1e300, -1e300,
+  5e-324, 1e-46, 3.5e38, Number.MAX_VALUE, -(2 ** 31), 0.01];
 const BOUNDARY_FLOATS = [0, -0, 1, -1, 3e38, -3e38, 3.4028234663852886e38, 1e-45, -1e-45, 1.1754943508222875e-38, 1e-39, 1e-30,
   1e19, 65504, 1e-7];
 
@@ -96,10 +98,32 @@ export function hostile(ctx) {
       });
     }
     case 10: { const t = ctx.track(Tensor.zeros([r.int(1, 4)], { dtype: r.pick(['float32', 'int32', 'uint8']) })); t.dispose(); return t; }
-    case 11: return new Proxy([2, 3], { get: (t, k, rc) => (typeof k === 'string' && /^\d+$/.test(k) ? r.pick([2, -2, 0.5, 1e8, NaN]) : Reflect.get(t, k, rc)) });
+    case 11: return new Proxy([2, 3], { get: (t, k, rc) => (typeof k === 'string' && /^\d+$/.test(k) ? r.pick([2, -2, 0.5, 2 ** 53, NaN]) : Reflect.get(t, k, rc)) });
     case 12: return Object.create(null);
     default: return new Proxy(function () {}, {});
   }
+}
+
+/**
+ * `obj` behind a Proxy whose first property read disposes a tensor of the same call (or
+ * detaches one of its arrays), then answers truthfully: the getter that runs while native
+ * code holds a pointer.
+ */
+export function treacherous(ctx, obj) {
+  const r = ctx.r;
+  const victim = r.pick([...ctx.tensors, ...ctx.arrays].filter((v) => v instanceof Tensor || (ArrayBuffer.isView(v) && !(v.buffer instanceof SharedArrayBuffer))));
+  if (victim === undefined) return obj;
+  ctx.hostile = true;
+  let armed = r.int(0, 3); // which read springs it
+  return new Proxy(obj, {
+    get(target, key, receiver) {
+      if (armed-- === 0) {
+        if (victim instanceof Tensor) victim.dispose();
+        else if (victim.buffer.byteLength > 0) structuredClone(victim.buffer, { transfer: [victim.buffer] });
+      }
+      return Reflect.get(target, key, receiver);
+    },
+  });
 }
 
 /** `valid` most of the time, a hostile value with probability p. */
@@ -161,6 +185,7 @@ function options(ctx, entries) {
   const o = {};
   for (const [k, gen] of entries) if (ctx.r.chance(0.5)) o[k] = maybe(ctx, gen());
   if (ctx.r.chance(0.03)) o[`unknown${ctx.r.int(0, 9)}`] = 1;
+  if (ctx.r.chance(0.1)) return treacherous(ctx, o);
   return ctx.r.chance(0.04) ? hostile(ctx) : o;
 }
 
@@ -234,7 +259,7 @@ function tinyModule(ctx) {
   const m = r.pick([
     () => new nn.Linear(inF, outF, maybe(ctx, { bias: r.chance(0.5) }, 0.05)),
     () => new nn.MLP(inF, maybe(ctx, [r.int(1, 6)], 0.05), outF),
-    () => new nn.Sequential([new nn.Linear(inF, outF), new nn.ReLU(), new nn.L2Normalize()]),
+    () => new nn.Sequential(new nn.Linear(inF, outF), new nn.ReLU(), new nn.L2Normalize()),
   ])();
   ctx.tensors.push({ dispose: () => m.dispose() });
   return { m, inF, outF };
@@ -311,7 +336,7 @@ const targets = [
       return [out instanceof Tensor ? ctx.track(out).dataSync() : out.data];
     };
     if (which === 1) return () => {
-      const list = Array.from({ length: r.int(0, 4) }, () => augmentOp(ctx, h, w));
+      const list = Array.from({ length: r.int(0, 4) }, () => (r.chance(0.15) ? treacherous(ctx, augmentOp(ctx, h, w)) : augmentOp(ctx, h, w)));
       const out = lib.applyAugmentOps(images, maybe(ctx, list, 0.03), options(ctx, [['size', () => [r.int(1, 9), r.int(1, 9)]], ['threads', () => r.int(1, 2)], ['output', () => r.pick(['array', 'tensor'])], ['fill', () => r.float()]]));
       return [out instanceof Tensor ? ctx.track(out).dataSync() : out.data];
     };
@@ -435,7 +460,7 @@ const targets = [
     const s = () => storageArg(ctx, k);
     const desc = () => maybe(ctx, { N: i(), C: i(), H: i(), W: i(), K: i(), R: i(), S: i(), strideH: i(), strideW: i(), padH: i(), padW: i(), L: i(), eps: f(), momentum: f() }, 0.1);
     const opt = () => maybe(ctx, { lr: f(), momentum: f(), dampening: f(), weightDecay: f(), nesterov: r.chance(0.5), firstStep: r.chance(0.5), trustCoefficient: f(), eps: f(), adapt: r.chance(0.5), beta1: f(), beta2: f(), step: i(), alpha: f() }, 0.1);
-    const spec = () => maybe(ctx, { dtype: r.pick(['uint8', 'float32']), n: i(), channels: r.pick([1, 3, 2]), height: i(), width: i(), outHeight: i(), outWidth: i(), views: i(), seedLow: i(), seedHigh: i(), epoch: i() }, 0.1);
+    const spec = () => (r.chance(0.15) ? (x) => treacherous(ctx, x) : (x) => x)(maybe(ctx, { dtype: r.pick(['uint8', 'float32']), n: i(), channels: r.pick([1, 3, 2]), height: i(), width: i(), outHeight: i(), outWidth: i(), views: i(), seedLow: i(), seedHigh: i(), epoch: i() }, 0.1));
     const calls = [
       () => native.nn.gemm(r.chance(0.5), r.chance(0.5), i(), i(), i(), f(), s(), i(), s(), i(), f(), s(), i()),
       () => native.nn.linearForward(s(), s(), r.chance(0.5) ? null : s(), s(), i(), i(), i()),
@@ -459,7 +484,7 @@ const targets = [
       () => { const c = native.lossForward(s(), i(), i(), i(), maybe(ctx, null, 0.2), maybe(ctx, null, 0.1), maybe(ctx, {}, 0.3)); ctx.tensors.push(c); native.lossBackward(maybe(ctx, c, 0.1), f(), s(), maybe(ctx, undefined, 0.2)); },
       () => native.lossUnfused(maybe(ctx, floats(ctx, k), 0.1), i(), i(), i(), null, f(), f(), floats(ctx, k)),
       () => native.knnTopK(maybe(ctx, floats(ctx, k), 0.1), i(), maybe(ctx, floats(ctx, k), 0.1), i(), i(), i(), maybe(ctx, undefined, 0.2)),
-      () => native.augmentOps(maybe(ctx, bytes(ctx, k), 0.2), spec(), maybe(ctx, [augmentOp(ctx, 4, 4)], 0.1), maybe(ctx, undefined, 0.2), s()),
+      () => { const img = maybe(ctx, r.chance(0.5) ? bytes(ctx, k) : ctx.track(Tensor.from(bytes(ctx, k), [k])).storage, 0.2); return native.augmentOps(img, spec(), maybe(ctx, [treacherous(ctx, augmentOp(ctx, 4, 4))], 0.1), maybe(ctx, undefined, 0.2), s()); },
       () => native.augmentPipeline(maybe(ctx, bytes(ctx, k), 0.2), spec(), maybe(ctx, {}, 0.3), maybe(ctx, undefined, 0.2), s()),
       () => native.augmentDraw(spec(), maybe(ctx, { flip: 0.5, grayscale: 0, crop: null }, 0.3)),
       () => native.philox4x32(i(), i(), i(), i(), i(), i()),
@@ -488,8 +513,19 @@ export function removeScratch() {
   if (scratch !== null) fs.rmSync(scratch, { recursive: true, force: true });
 }
 
+// SUPCON_FUZZ_SELF_TEST='crash:I,hang:J' turns calls I and J into an abort and an endless
+// loop: the harness's own test (test/fuzz.test.ts) that crashes and hangs are caught.
+const selfTest = new Map((process.env.SUPCON_FUZZ_SELF_TEST ?? '').split(',').filter(Boolean).map((e) => {
+  const [kind, at] = e.split(':');
+  return [Number(at), kind];
+}));
+
 /** Call i of `seed`: { name, run() -> outputs to check or undefined, ctx }. */
 export function makeCall(seed, index) {
+  const planted = selfTest.get(index);
+  if (planted === 'crash') return { name: 'self-test', run: () => process.abort(), ctx: new Context(rngFor(seed, index)) };
+  if (planted === 'hang') return { name: 'self-test', run: () => { for (;;); }, ctx: new Context(rngFor(seed, index)) };
+  if (planted === 'nonfinite') { const ctx = new Context(rngFor(seed, index)); return { name: 'self-test', run: () => [new Float32Array([1, NaN])], ctx }; }
   const r = rngFor(seed, index);
   const ctx = new Context(r);
   let w = r.float() * totalWeight;

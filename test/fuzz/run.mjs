@@ -78,7 +78,8 @@ async function lane(from, end) {
     totals.calls += p.index - next + 1;
     findings.push({
       kind, index: p.index, name: p.name, exit: signal ?? code,
-      tail: stderr.split('\n').filter((l) => l.trim() !== '').slice(-25).join('\n'),
+      tail: [...new Set([stderr.split('\n').find((l) => SANITIZER.test(l)) ?? '', ...stderr.split('\n').filter((l) => l.trim() !== '').slice(-25)])]
+        .filter(Boolean).join('\n'),
     });
     next = p.index + 1;
   }
