@@ -1,7 +1,7 @@
 // Differentiable ops: each runs a native forward kernel and, when recording, leaves a node
 // whose backward runs the native backward kernel. Shapes are checked here with messages
 // that name the argument, what was expected and what came.
-import { describe, MAX_RANK, plainArray } from '../check';
+import { describe, MAX_RANK, optionsObject, plainArray } from '../check';
 import { supconForward, SupconOptions } from '../loss';
 import { native } from '../native';
 import { Tensor } from '../tensor';
@@ -96,6 +96,7 @@ export interface Conv2dOptions {
 
 /** 2-d convolution (cross-correlation, as PyTorch): x [N, C, H, W], weight [K, C, R, S]. */
 export function conv2d(x: VariableLike, weight: VariableLike, bias: VariableLike | null = null, options: Conv2dOptions = {}): Variable {
+  options = optionsObject(options, 'options');
   const xv = asVariable(x, 'x'), w = asVariable(weight, 'weight');
   const b = bias === null ? null : asVariable(bias, 'bias');
   requireRank(w, [4], 'weight', '[outChannels, inChannels, kH, kW]');
