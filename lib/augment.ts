@@ -296,12 +296,12 @@ function outputSize(size: unknown, height: number, width: number, name: string):
   if (size === undefined || size === null) return [height, width];
   const side = (x: unknown) => isPositiveInteger(x) && x <= MAX_SIDE;
   if (typeof size === 'number') {
-    if (!side(size)) throw new RangeError(`${name}: expected an integer in [1, ${MAX_SIDE}], got ${describe(size)}`);
+    if (!side(size)) throw new RangeError(`${name}: expected a positive integer (at most ${MAX_SIDE}), got ${describe(size)}`);
     return [size, size];
   }
   const pair = Array.isArray(size) && size.length === 2 ? plainArray(size, name, 2) : null; // each side read once
   if (pair === null || !pair.every(side))
-    throw new RangeError(`${name}: expected an integer in [1, ${MAX_SIDE}] or [height, width] of them, got ${describe(size)}`);
+    throw new RangeError(`${name}: expected a positive integer or [height, width] (at most ${MAX_SIDE}), got ${describe(size)}`);
   return [pair[0] as number, pair[1] as number];
 }
 

@@ -6,9 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-if [ ! -f build-asan/Release/supcon.node ]; then
-  npx cmake-js compile --out build-asan --CDSUPCON_SANITIZE=ON --CDSUPCON_CUDA=OFF > build-asan.log 2>&1 || { cat build-asan.log; exit 1; }
-fi
+# The sanitizer build of the addon (npm run test:sanitize makes the same one; incremental).
+npx cmake-js compile --out build-asan --CDSUPCON_SANITIZE=ON --CDSUPCON_CUDA=OFF > build-asan.log 2>&1 || { cat build-asan.log; exit 1; }
 [ $# -gt 0 ] || set -- --calls 20000 --seed 1
 export SUPCON_ADDON="$root/build-asan/Release/supcon.node"
 export SUPCON_HOST_CACHE_MB=0
