@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 # The sanitizer build of the addon (npm run test:sanitize makes the same one; incremental).
-npx cmake-js compile --out build-asan --CDSUPCON_SANITIZE=ON --CDSUPCON_CUDA=OFF > build-asan.log 2>&1 || { cat build-asan.log; exit 1; }
+mkdir -p build-asan
+npx cmake-js compile --out build-asan --CDSUPCON_SANITIZE=ON --CDSUPCON_CUDA=OFF > build-asan/fuzz-build.log 2>&1 || { cat build-asan/fuzz-build.log; exit 1; }
 [ $# -gt 0 ] || set -- --calls 20000 --seed 1
 export SUPCON_ADDON="$root/build-asan/Release/supcon.node"
 export SUPCON_HOST_CACHE_MB=0
