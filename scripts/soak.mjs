@@ -3,7 +3,7 @@
 // keeps must be bounded: RSS after `calls` calls stays within `--bound` MB of its level after
 // the first 1,000 (the warm-up: V8's heap, the thread pool, the caches reach their size).
 //
-//   node scripts/soak.mjs [--mode loss|forward|augment] [--calls 20000] [--n 256] [--bound 20]
+//   node scripts/soak.mjs [--mode loss|forward|augment] [--calls 20000] [--n 256] [--bound 20] [--yield 0]
 //
 // loss: supconLoss on a Float32Array (n x 2 views x 128); forward: a Linear + ReLU + L2
 // normalisation forward and dispose on tensors of varying batch sizes; augment: a SimCLR
@@ -16,7 +16,7 @@ const require = createRequire(import.meta.url);
 const lib = require(path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dist', 'index.js'));
 const { Tensor, nn, memory, supconLoss, augment, pipelines } = lib;
 
-const o = { mode: 'loss', calls: 20000, n: 256, bound: 20 };
+const o = { mode: 'loss', calls: 20000, n: 256, bound: 20, yield: 0 };
 const argv = process.argv.slice(2);
 for (let k = 0; k < argv.length; k += 2) {
   const key = argv[k].replace(/^--/, '');
@@ -60,6 +60,9 @@ let atWarm = 0, peak = 0;
 const t0 = Date.now();
 for (let i = 0; i < o.calls; i++) {
   once(i);
+  // --yield k: a turn of the event loop every k calls, as a training loop takes each step
+  // (Node-API finalizers and V8's idle-time work run there).
+  if (o.yield > 0 && (i + 1) % o.yield === 0) await new Promise((r) => setImmediate(r));
   if ((i + 1) % 1000 === 0) {
     const u = process.memoryUsage();
     const rss = u.rss;
