@@ -3,7 +3,7 @@
 // index, view) and applied natively (SIMD + threads on the CPU; CUDA kernels as a twin).
 // One call turns a batch of images into [n, views, C, H, W] float32. Formulas and
 // choices: docs/AUGMENT.md.
-import { checkOneOf, checkOptionNames, checkShape, describe, isPositiveInteger, product } from './check';
+import { checkOneOf, checkOptionNames, checkShape, describe, isPositiveInteger, plainArray, product } from './check';
 import { resolveDevice } from './device';
 import { native, NativeStorage } from './native';
 import { Tensor } from './tensor';
@@ -297,15 +297,20 @@ function dims(shape: readonly number[], name: string) {
   return { n, channels, height, width };
 }
 
+/** The largest output side (the native limit). */
+const MAX_SIDE = 1 << 15;
+
 function outputSize(size: unknown, height: number, width: number, name: string): [number, number] {
   if (size === undefined || size === null) return [height, width];
+  const side = (x: unknown) => isPositiveInteger(x) && x <= MAX_SIDE;
   if (typeof size === 'number') {
-    if (!isPositiveInteger(size)) throw new RangeError(`${name}: expected a positive integer, got ${describe(size)}`);
+    if (!side(size)) throw new RangeError(`${name}: expected a positive integer (at most ${MAX_SIDE}), got ${describe(size)}`);
     return [size, size];
   }
-  if (!Array.isArray(size) || size.length !== 2 || !size.every(isPositiveInteger))
-    throw new RangeError(`${name}: expected a positive integer or [height, width], got ${describe(size)}`);
-  return [size[0], size[1]];
+  const pair = Array.isArray(size) && size.length === 2 ? plainArray(size, name, 2) : null; // each side read once
+  if (pair === null || !pair.every(side))
+    throw new RangeError(`${name}: expected a positive integer or [height, width] (at most ${MAX_SIDE}), got ${describe(size)}`);
+  return [pair[0] as number, pair[1] as number];
 }
 
 function num(x: unknown, name: string): number {

@@ -45,6 +45,19 @@ export function checkShape(shape: unknown, name: string): number[] {
   return dims as number[];
 }
 
+/**
+ * A plain copy of an array argument of at most `max` elements, each index read once: a Proxy
+ * or a sparse Array whose length lies (1e9) is refused at once instead of being walked.
+ */
+export function plainArray(value: unknown, name: string, max: number): unknown[] {
+  if (!Array.isArray(value)) throw new TypeError(`${name}: expected an array, got ${describe(value)}`);
+  const length = value.length;
+  if (!(Number.isSafeInteger(length) && length <= max)) throw new RangeError(`${name}: expected at most ${max} elements, got ${describe(length)}`);
+  const out: unknown[] = [];
+  for (let i = 0; i < length; i++) out.push(value[i]);
+  return out;
+}
+
 /** The most dimensions a shape may have. */
 export const MAX_RANK = 64;
 
@@ -54,8 +67,18 @@ export function product(shape: readonly number[]): number {
   return p;
 }
 
+/** `options` when it is an object (undefined gives {}), else a TypeError naming it. */
+export function optionsObject<T extends object>(options: T | undefined, name: string): T {
+  if (options === undefined) return {} as T;
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new TypeError(`${name}: expected an object of options, got ${describe(options)}`);
+  return options;
+}
+
 /** Rejects option names the function does not know (a typo must not pass silently). */
 export function checkOptionNames(options: object, known: readonly string[], name: string): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new TypeError(`${name}: expected an object of options, got ${describe(options)}`);
   for (const key of Object.keys(options)) {
     if (!known.includes(key))
       throw new TypeError(`${name}: unknown option '${key}'; expected one of ${known.map((k) => `'${k}'`).join(', ')}`);

@@ -40,6 +40,10 @@ const onGpu = (x: unknown) => x instanceof Tensor && x.device === 'cuda';
  */
 export function gemm(M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, options: GemmOptions = {}): void {
   checkOptionNames(options, ['transA', 'transB', 'alpha', 'beta', 'lda', 'ldb', 'ldc', 'threads', 'precision'], 'options');
+  // Sizes first: the default leading dimensions below compute with them.
+  for (const [x, name] of [[M, 'M'], [N, 'N'], [K, 'K']] as const)
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0)
+      throw (typeof x === 'number' ? RangeError : TypeError)(`${name}: expected an integer >= 0, got ${describe(x)}`);
   const ta = options.transA ?? false, tb = options.transB ?? false;
   const lda = options.lda ?? Math.max(1, ta ? M : K), ldb = options.ldb ?? Math.max(1, tb ? K : N), ldc = options.ldc ?? Math.max(1, N);
   if (onGpu(A) || onGpu(B) || onGpu(C)) {

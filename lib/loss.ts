@@ -207,6 +207,8 @@ export class SupconForward<G extends Float32Array | Tensor<'float32'> = Float32A
 
   /** @internal */
   constructor(context: NativeLossContext, shape: number[], gradDevice: 'cpu' | 'cuda' | null, threads: number | undefined) {
+    if (context === null || typeof context !== 'object' || !Array.isArray(shape))
+      throw new TypeError(`context: a SupconForward comes from supconForward(), got ${describe(context)}`);
     this.#context = context;
     this.loss = context.loss;
     this.device = context.device;

@@ -75,15 +75,19 @@ export class Tensor<D extends DType = DType> {
     let values: TypedArray;
     if (Array.isArray(data)) {
       const dtype = asked ?? 'float32';
+      // Checked element by element before anything is allocated: an array whose length lies
+      // (a Proxy, a sparse Array(1e9)) fails at its first hole, not after allocating the length.
       const length = data.length;
-      values = arrayFor(dtype, length);
+      const copy: number[] = [];
       for (let i = 0; i < length; i++) {
         const x: unknown = data[i];
         if (typeof x !== 'number') throw new TypeError(`data[${i}]: expected a number, got ${describe(x)}`);
         if (dtype !== 'float32' && !Number.isInteger(x))
           throw new RangeError(`data[${i}]: expected an integer for dtype '${dtype}', got ${x}`);
-        values[i] = x;
+        copy.push(x);
       }
+      values = arrayFor(dtype, copy.length);
+      values.set(copy);
     } else if (data instanceof Float32Array || data instanceof Int32Array || data instanceof Uint8Array) {
       values = data;
       if (asked !== undefined && asked !== dtypeOf(data))
@@ -106,6 +110,7 @@ export class Tensor<D extends DType = DType> {
 
   /** A zero-filled tensor. */
   static zeros<D extends DType = 'float32'>(shape: readonly number[], options: TensorOptions<D> = {}): Tensor<D> {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options: expected an object, got ${describe(options)}`);
     return Tensor.empty(checkShape(shape, 'shape'), options);
   }
 
@@ -150,10 +155,13 @@ export class Tensor<D extends DType = DType> {
   }
 
   /**
-   * Nested arrays in the tensor's shape. At most MAX_NESTED_ARRAYS arrays are built (a shape
-   * like [2^31, 0] holds no values but would need 2^31 empty arrays): past that, a RangeError.
+   * Nested arrays in the tensor's shape. At most 2^26 values and 2^24 arrays are built (a
+   * shape like [2^31, 0] holds no values but would need 2^31 empty arrays): past that, a
+   * RangeError.
    */
   arraySync(): unknown {
+    if (this.size > MAX_NESTED_ARRAYS * 4)
+      throw new RangeError(`arraySync: ${this.size} values are more than the ${MAX_NESTED_ARRAYS * 4} it returns as nested arrays; use dataSync()`);
     let arrays = 0, level = 1;
     for (let d = 0; d < this.shape.length; d++) {
       arrays += level;

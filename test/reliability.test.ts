@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   applyAugmentOps, batchCount, batches, drawAugmentOps, gemm, knnNeighbours, knnPredict, memory, nn, parseIdx,
-  pipelines, readCifar, supconLoss, Tensor,
+  pipelines, readCifar, supconForward, supconLoss, Tensor,
 } from '../dist/index.js';
 import { native } from '../dist/lib/native.js';
 import { randomLabels, randomNormal, referenceLoss, rng } from './reference';
@@ -262,5 +262,69 @@ describe('errors name the argument, what was expected and what came', () => {
     expect(opt.stepCount).toBe(good.stepCount);
     opt.dispose();
     layer.dispose();
+  });
+});
+
+describe('memory a long run keeps is bounded (docs/RELIABILITY.md, the soak)', () => {
+  it('the host cache keeps at most the peak of live bytes (64 MB floor), not every size seen once', () => {
+    // 300 distinct sizes of about 1 MB, one live at a time: 300 MB freed in all.
+    for (let i = 0; i < 300; i++) Tensor.zeros([262144 + 16 * i]).dispose();
+    const m = memory();
+    expect(m.cpu.cachedBytes).toBeLessThanOrEqual(Math.max(64 * 2 ** 20, m.cpu.bytes));
+  });
+
+  it('a step that frees and allocates the same sizes still reuses its blocks', () => {
+    const sizes = [3_000_000, 1_000_003, 777_777];
+    const first = sizes.map((n) => Tensor.zeros([n]));
+    for (const t of first) t.dispose();
+    const cached = memory().cpu.cachedBytes;
+    expect(cached).toBeGreaterThanOrEqual(sizes.reduce((s, n) => s + 4 * n, 0));
+    const again = sizes.map((n) => Tensor.zeros([n]));
+    expect(memory().cpu.cachedBytes).toBeLessThanOrEqual(cached - sizes.reduce((s, n) => s + 4 * n, 0) + 64 * 3);
+    expect(again.every((t) => t.dataSync().every((x) => x === 0))).toBe(true); // reused blocks are zeroed
+    for (const t of again) t.dispose();
+  });
+});
+
+describe('fuzzer findings', () => {
+  it('a SupCon gradient that overflows float32 is a RangeError, not Infinity (the loss itself fits)', () => {
+    // Found by the fuzzer (seed 3, call 7093): one sample, three views of two dims, values
+    // at the float32 boundary. The loss is finite; the gradient was [Infinity, Infinity, ...].
+    const x = new Float32Array([-1.401298464324817e-45, 1e-7, 3.4028234663852886e38, -1, 1e-39, 3e38]);
+    const forward = supconForward({ data: x, shape: [1, 3, 2] }, null, { temperature: 1 });
+    expect(Number.isFinite(forward.loss)).toBe(true);
+    expect(() => forward.backward(1)).toThrow(/features: the gradient overflowed float32 at index \d+/);
+    forward.dispose();
+    // The same features, normalised: finite everywhere.
+    const { loss, grad } = supconLoss({ data: x, shape: [1, 3, 2] }, null, { temperature: 1, normalize: true });
+    expect(Number.isFinite(loss) && (grad as Float32Array).every(Number.isFinite)).toBe(true);
+  });
+
+  it('l2Norm of values past 1e19 (LARS trust ratios) is finite and exact', () => {
+    const x = Tensor.from(new Float32Array([3e38, -3e38, 1e20, 0]), [4]);
+    const want = Math.hypot(Math.fround(3e38), Math.fround(3e38), Math.fround(1e20));
+    expect(native.nn.l2Norm(x.storage, 4) / want).toBeCloseTo(1, 6);
+    x.dispose();
+  });
+
+  it('a normalisation std that is 0 in float32, or overflows (x - mean) / std, is refused', () => {
+    const data = images(1, 3, 4, 4, 30);
+    for (const std of [1e-46, 1e-39])
+      expect(() => applyAugmentOps({ data, shape: [1, 3, 4, 4] }, [], { normalize: { mean: [0.5, 0.5, 0.5], std: [std, 1, 1] } }))
+        .toThrow(/normalize.std\[0\]: .* is too small/);
+    const ok = applyAugmentOps({ data, shape: [1, 3, 4, 4] }, [], { normalize: { mean: [0.5, 0.5, 0.5], std: [1e-30, 1, 1] } }) as { data: Float32Array };
+    expect(ok.data.every(Number.isFinite)).toBe(true);
+  });
+
+  it('lying lengths fail at once instead of being walked: gemm sizes, MLP, reshape, takeImages, loadFolder', () => {
+    const lying = new Proxy([1, 2, 3], { get: (t, k, r) => (k === 'length' ? 1e9 : Reflect.get(t, k, r)) });
+    const t0 = Date.now();
+    expect(() => gemm(lying as never, 1, 1, new Float32Array(1), new Float32Array(1), new Float32Array(1))).toThrow(/M: expected an integer >= 0/);
+    expect(() => new nn.MLP(3, lying as never, 2)).toThrow(/hiddenDims: expected at most 1024 elements/);
+    const x = Tensor.zeros<'float32'>([2, 3]);
+    expect(() => ops.reshape(x, lying as never)).toThrow(/shape: expected at most 64 elements/);
+    x.dispose();
+    expect(() => Tensor.from(lying as never)).toThrow(/data\[3\]: expected a number, got undefined/);
+    expect(Date.now() - t0).toBeLessThan(2000);
   });
 });

@@ -25,6 +25,9 @@ export interface BatchOptions {
 
 /** How many batches an epoch of `n` images has. */
 export function batchCount(n: number, batchSize: number, dropLast = false): number {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new RangeError(`n: expected an integer >= 0, got ${describe(n)}`);
+  if (!isPositiveInteger(batchSize)) throw new RangeError(`batchSize: expected a positive integer, got ${describe(batchSize)}`);
+  if (typeof dropLast !== 'boolean') throw new TypeError(`dropLast: expected a boolean, got ${describe(dropLast)}`);
   return dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
 }
 

@@ -1,6 +1,7 @@
 // One entry point for the datasets: the embedded default ('fashion-mnist') or a folder of IDX
 // or CIFAR binary files, recognised by their standard names.
 import fs from 'node:fs';
+import { describe, optionsObject } from '../check';
 import { findCifarFiles, readCifar } from './cifar';
 import { ensureFashionMnist, FASHION_MNIST_CLASSES } from './fashion-mnist';
 import { findIdxFiles, idxFileNames, readIdxPair, Split } from './idx';
@@ -19,7 +20,14 @@ export interface LoadOptions {
 export const BUILTIN_DATASETS = ['fashion-mnist'] as const;
 
 /** Loads a split of a folder of IDX or CIFAR files. */
+function checkSource(value: unknown, name: string, split: unknown, options: unknown): void {
+  if (typeof value !== 'string') throw new TypeError(`${name}: expected a path string, got ${describe(value)}`);
+  if (split !== 'train' && split !== 'test') throw new RangeError(`split: expected 'train' or 'test', got ${describe(split)}`);
+  optionsObject(options as object | undefined, 'options');
+}
+
 export function loadFolder(dir: string, split: Split, options: LoadOptions = {}): ImageSet {
+  checkSource(dir, 'dir', split, options);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
     throw new Error(`data folder '${dir}': not found or not a folder`);
   const idx = findIdxFiles(dir, split);
@@ -34,6 +42,7 @@ export function loadFolder(dir: string, split: Split, options: LoadOptions = {})
 
 /** Loads a split of a built-in dataset (by name) or of a data folder (by path). */
 export function loadImageSet(source: string, split: Split, options: LoadOptions = {}): ImageSet {
+  checkSource(source, 'source', split, options);
   let set: ImageSet;
   if (source === 'fashion-mnist') {
     set = { ...loadFolder(ensureFashionMnist({ onConvert: options.onConvert }), split), classNames: FASHION_MNIST_CLASSES };

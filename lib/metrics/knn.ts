@@ -55,6 +55,8 @@ function checkEmbeddings(e: unknown, name: string, withLabels: boolean): { rows:
 
 /** The k most similar training rows of each test row (cosine similarity). */
 export function knnNeighbours(train: { data: Float32Array; dim: number }, test: { data: Float32Array; dim: number }, k: number, threads?: number): Neighbours {
+  if (threads !== undefined && (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1))
+    throw new RangeError(`threads: expected a positive integer, got ${describe(threads)}`);
   const a = checkEmbeddings(train, 'train', false), b = checkEmbeddings(test, 'test', false);
   if (train.dim !== test.dim) throw new RangeError(`test.dim: expected the training dim ${train.dim}, got ${test.dim}`);
   if (!Number.isSafeInteger(k) || k < 1 || k > a.rows)
@@ -71,7 +73,10 @@ export function knnPredict(train: LabelledEmbeddings, test: { data: Float32Array
   const temperature = options.temperature ?? 0.1;
   if (typeof temperature !== 'number' || !(temperature > 0) || !Number.isFinite(temperature))
     throw new RangeError(`options.temperature: expected a finite number > 0, got ${describe(temperature)}`);
-  const k = Math.min(options.k ?? 200, rows);
+  const askedK = options.k ?? 200;
+  if (typeof askedK !== 'number' || !Number.isSafeInteger(askedK) || askedK < 1)
+    throw new RangeError(`options.k: expected a positive integer, got ${describe(askedK)}`);
+  const k = Math.min(askedK, rows);
   const nb = knnNeighbours(train, test, k, options.threads);
   let classes = 0;
   for (const l of labels!) if (l + 1 > classes) classes = l + 1;

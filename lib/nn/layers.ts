@@ -1,6 +1,6 @@
 // Layers: modules around the ops, with PyTorch's parameter names and default
 // initialisation (seeded).
-import { describe, isPositiveInteger } from '../check';
+import { describe, isPositiveInteger, optionsObject } from '../check';
 import { Tensor } from '../tensor';
 import { Parameter, Variable } from './autograd';
 import { constant, SeedSequence, seedsFrom, uniform } from './init';
@@ -24,6 +24,7 @@ export class Linear extends Module {
   readonly bias: Parameter | null;
   constructor(readonly inFeatures: number, readonly outFeatures: number, options: LinearOptions = {}) {
     super();
+    options = optionsObject(options, 'options');
     requireCount(inFeatures, 'inFeatures');
     requireCount(outFeatures, 'outFeatures');
     const seeds = seedsFrom(options.seed, 'options.seed');
@@ -52,6 +53,7 @@ export class Conv2d extends Module {
   readonly kernelSize: [number, number];
   constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, options: Conv2dLayerOptions = {}) {
     super();
+    options = optionsObject(options, 'options');
     requireCount(inChannels, 'inChannels');
     requireCount(outChannels, 'outChannels');
     this.kernelSize = ops.pair(kernelSize, 'kernelSize', 1);
@@ -86,6 +88,7 @@ abstract class BatchNormBase extends Module {
   protected abstract readonly ranks: number[];
   constructor(readonly numFeatures: number, options: BatchNormLayerOptions = {}) {
     super();
+    options = optionsObject(options, 'options');
     requireCount(numFeatures, 'numFeatures');
     this.eps = options.eps ?? 1e-5;
     this.momentum = options.momentum ?? 0.1;

@@ -1,6 +1,6 @@
 // Encoders (ResNet-18/34/50 as torchvision's, with an optional small-image stem; an MLP)
 // and the SupCon projection head. Parameter names match the PyTorch modules.
-import { describe, isPositiveInteger } from '../check';
+import { describe, isPositiveInteger, plainArray } from '../check';
 import { Variable } from './autograd';
 import { normalInPlace, SeedSequence, seedsFrom } from './init';
 import { BatchNorm1d, BatchNorm2d, Conv2d, GlobalAvgPool, L2Normalize, Linear, MaxPool2d, ReLU, Sequential } from './layers';
@@ -174,12 +174,13 @@ export interface MlpOptions {
 export class MLP extends Sequential {
   readonly featureDim: number;
   constructor(inputDim: number, hiddenDims: readonly number[], outputDim: number, options: MlpOptions = {}) {
-    if (!Array.isArray(hiddenDims) || !hiddenDims.every((h) => isPositiveInteger(h)))
+    const dims = plainArray(hiddenDims, 'hiddenDims', 1024);
+    if (!dims.every((h) => isPositiveInteger(h)))
       throw new RangeError(`hiddenDims: expected an array of positive integers, got ${describe(hiddenDims)}`);
     const seeds = seedsFrom(options.seed, 'options.seed');
     const layers: Module[] = [];
     let d = inputDim;
-    for (const h of hiddenDims) {
+    for (const h of dims as number[]) {
       layers.push(new Linear(d, h, { seed: seeds }));
       if (options.batchNorm ?? true) layers.push(new BatchNorm1d(h));
       layers.push(new ReLU());

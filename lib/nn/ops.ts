@@ -1,7 +1,7 @@
 // Differentiable ops: each runs a native forward kernel and, when recording, leaves a node
 // whose backward runs the native backward kernel. Shapes are checked here with messages
 // that name the argument, what was expected and what came.
-import { describe } from '../check';
+import { describe, MAX_RANK, optionsObject, plainArray } from '../check';
 import { supconForward, SupconOptions } from '../loss';
 import { native } from '../native';
 import { Tensor } from '../tensor';
@@ -99,6 +99,7 @@ export interface Conv2dOptions {
 
 /** 2-d convolution (cross-correlation, as PyTorch): x [N, C, H, W], weight [K, C, R, S]. */
 export function conv2d(x: VariableLike, weight: VariableLike, bias: VariableLike | null = null, options: Conv2dOptions = {}): Variable {
+  options = optionsObject(options, 'options');
   const xv = asVariable(x, 'x'), w = asVariable(weight, 'weight');
   const b = bias === null ? null : asVariable(bias, 'bias');
   requireRank(w, [4], 'weight', '[outChannels, inChannels, kH, kW]');
@@ -224,8 +225,7 @@ export function add(a: VariableLike, b: VariableLike): Variable {
 /** The same values in another shape (a copy). One dimension may be -1. */
 export function reshape(x: VariableLike, shape: readonly number[]): Variable {
   const xv = asVariable(x, 'x');
-  if (!Array.isArray(shape)) throw new TypeError(`shape: expected an array of dimensions, got ${describe(shape)}`);
-  const dims = shape.slice();
+  const dims = plainArray(shape, 'shape', MAX_RANK) as number[];
   const free = dims.indexOf(-1);
   const known = dims.reduce((p, s) => (s === -1 ? p : p * s), 1);
   if (dims.some((s) => !(Number.isSafeInteger(s) && (s > 0 || s === -1))) || dims.filter((s) => s === -1).length > 1)

@@ -1,6 +1,6 @@
 // Optimizers with fused native updates (one pass per parameter tensor) and learning-rate
 // schedules. Formulas: docs/LAYERS.md (PyTorch's for SGD, AdamW and RMSProp).
-import { checkOptionNames, describe } from '../check';
+import { checkOptionNames, describe, optionsObject } from '../check';
 import { native } from '../native';
 import { keep, Tensor } from '../tensor';
 import { numThreads, Parameter } from './autograd';
@@ -171,6 +171,7 @@ export class SGD extends Optimizer {
   readonly weightDecay: number;
   readonly nesterov: boolean;
   constructor(params: Module | Parameter[] | [string, Parameter][], options: SgdOptions) {
+    options = optionsObject(options, 'options');
     checkOptionNames(options ?? {}, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'], 'options');
     super(params, num(options as unknown as Record<string, unknown>, 'lr', undefined));
     const o = options as unknown as Record<string, unknown>;
@@ -217,6 +218,7 @@ export class LARS extends Optimizer {
   readonly eps: number;
   readonly #exclude: (name: string, p: Parameter) => boolean;
   constructor(params: Module | Parameter[] | [string, Parameter][], options: LarsOptions) {
+    options = optionsObject(options, 'options');
     checkOptionNames(options ?? {}, ['lr', 'momentum', 'weightDecay', 'trustCoefficient', 'eps', 'exclude'], 'options');
     const o = options as unknown as Record<string, unknown>;
     super(params, num(o, 'lr', undefined));
@@ -251,6 +253,7 @@ export class AdamW extends Optimizer {
   readonly eps: number;
   readonly weightDecay: number;
   constructor(params: Module | Parameter[] | [string, Parameter][], options: AdamWOptions = {}) {
+    options = optionsObject(options, 'options');
     checkOptionNames(options ?? {}, ['lr', 'betas', 'eps', 'weightDecay'], 'options');
     const o = options as unknown as Record<string, unknown>;
     super(params, num(o, 'lr', 1e-3));
@@ -286,6 +289,7 @@ export class RMSProp extends Optimizer {
   readonly weightDecay: number;
   readonly momentum: number;
   constructor(params: Module | Parameter[] | [string, Parameter][], options: RmspropOptions = {}) {
+    options = optionsObject(options, 'options');
     checkOptionNames(options ?? {}, ['lr', 'alpha', 'eps', 'weightDecay', 'momentum'], 'options');
     const o = options as unknown as Record<string, unknown>;
     super(params, num(o, 'lr', 1e-2));
@@ -319,7 +323,7 @@ export interface WarmupCosineOptions {
  * at totalSteps: lr(t) = minLr + (baseLr - minLr) (1 + cos(pi (t - w) / (T - w))) / 2.
  */
 export function warmupCosine(options: WarmupCosineOptions): (step: number) => number {
-  const o = options as unknown as Record<string, unknown>;
+  const o = optionsObject(options, 'options') as unknown as Record<string, unknown>;
   const base = num(o, 'baseLr', undefined), total = num(o, 'totalSteps', undefined, 1);
   const warm = num(o, 'warmupSteps', 0, 0, total), start = num(o, 'warmupStartLr', 0), min = num(o, 'minLr', 0);
   return (step: number) => {
@@ -341,7 +345,7 @@ export interface StepDecayOptions {
 
 /** lr(t) = baseLr * gamma^(number of decays before t) (PyTorch's StepLR / MultiStepLR). */
 export function stepDecay(options: StepDecayOptions): (step: number) => number {
-  const o = options as unknown as Record<string, unknown>;
+  const o = optionsObject(options, 'options') as unknown as Record<string, unknown>;
   const base = num(o, 'baseLr', undefined), gamma = num(o, 'gamma', 0.1);
   const s = options.stepSize;
   if (typeof s === 'number') {

@@ -1,5 +1,6 @@
 // Encoders by the names the command line takes. 'cnn' is the small convolutional network
 // that makes the default run fit a laptop CPU; the ResNets come from nn.models.
+import { describe, isPositiveInteger } from '../check';
 import { Module } from '../nn/module';
 import { BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential } from '../nn/layers';
 import { MLP, resnet18, resnet34, resnet50 } from '../nn/models';
@@ -45,6 +46,8 @@ export class PixelMlp extends Sequential {
 
 /** The encoder `name` for images [C, H, W]. */
 export function makeEncoder(name: EncoderName, shape: readonly [number, number, number], seed: number): Encoder {
+  if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((s) => isPositiveInteger(s)))
+    throw new RangeError(`shape: expected [C, H, W] of positive integers, got ${describe(shape)}`);
   const [c, h, w] = shape;
   switch (name) {
     case 'cnn': return new ConvNet(c, [h, w], seed);
@@ -52,5 +55,6 @@ export function makeEncoder(name: EncoderName, shape: readonly [number, number, 
     case 'resnet18': return resnet18({ smallImages: h <= 64, inChannels: c, seed });
     case 'resnet34': return resnet34({ smallImages: h <= 64, inChannels: c, seed });
     case 'resnet50': return resnet50({ smallImages: h <= 64, inChannels: c, seed });
+    default: throw new RangeError(`name: expected one of 'cnn', 'mlp', 'resnet18', 'resnet34', 'resnet50', got ${describe(name)}`);
   }
 }

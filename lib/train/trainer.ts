@@ -3,6 +3,7 @@
 // epoch; linear evaluation of the frozen encoder at the end. Every random choice is keyed
 // by (seed, epoch, step or image index), so a run restored from saveState() continues as
 // the uninterrupted run would.
+import { describe, isPositiveInteger } from '../check';
 import { augment, AugmentPipeline, pipelines } from '../augment';
 import type { EvalProgress, EvaluationResult, StepResult, Trainer, TrainerSetup } from '../cli/trainer';
 import { epochOrder, gatherBatch } from '../data/batches';
@@ -102,6 +103,9 @@ export class SupconTrainer implements Trainer {
   readonly #deviceImages: Tensor<'uint8'> | null;
 
   constructor(setup: TrainerSetup) {
+    if (setup === null || typeof setup !== 'object' || setup.config === null || typeof setup.config !== 'object' ||
+        setup.train === null || typeof setup.train !== 'object' || !Array.isArray(setup.train.shape))
+      throw new TypeError(`setup: expected { config, train, test, log }, got ${describe(setup)}`);
     this.#setup = setup;
     const { config, train } = setup;
     this.device = resolveDevice(config.device, 'device');
@@ -227,7 +231,7 @@ export class SupconTrainer implements Trainer {
   }
 
   loadState(state: Uint8Array): void {
-    const [model, optimizer] = unpackParts(state, 2);
+    const [model, optimizer] = unpackParts(state, 2, ['model', 'optimizer']);
     loadSafetensors(this.#model, model);
     this.#optimizer.loadStateDict(optimizerFromBytes(optimizer));
   }
@@ -328,6 +332,12 @@ export function* linearEvaluationSteps(
   test: { data: Float32Array; labels: Int32Array },
   o: { dim: number; classes: number; epochs: number; seed: number; batchSize?: number; lr?: number },
 ): Generator<number, number> {
+  for (const [set, name] of [[train, 'train'], [test, 'test']] as const)
+    if (set === null || typeof set !== 'object' || !(set.data instanceof Float32Array) || !(set.labels instanceof Int32Array))
+      throw new TypeError(`${name}: expected { data: Float32Array, labels: Int32Array }, got ${describe(set)}`);
+  if (o === null || typeof o !== 'object') throw new TypeError(`o: expected { dim, classes, epochs, seed }, got ${describe(o)}`);
+  for (const key of ['dim', 'classes', 'epochs'] as const)
+    if (!isPositiveInteger(o[key])) throw new RangeError(`o.${key}: expected a positive integer, got ${describe(o[key])}`);
   const { dim } = o;
   const n = train.labels.length;
   const mean = new Float64Array(dim), sq = new Float64Array(dim);

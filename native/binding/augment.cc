@@ -218,6 +218,11 @@ augment::OutputTransform parseTransform(const Napi::Value& value, int32_t channe
     const auto sd = numbers(field(nrm, "std"), "normalize.std", static_cast<size_t>(channels));
     for (int32_t c = 0; c < channels; ++c) {
       if (!(sd[c] > 0.0)) throw rangeError("normalize.std[" + std::to_string(c) + "]: expected a number > 0, got " + std::to_string(sd[c]));
+      // (x - mean) / std for x in [0, 1] must stay finite in float32 (a std of 1e-46 is 0 there).
+      const double reach = std::max(std::fabs(mean[c]), std::fabs(1.0 - mean[c])) / static_cast<float>(sd[c]);
+      if (!(static_cast<float>(sd[c]) > 0.0f) || !(reach <= 3.4028234663852886e38))
+        throw rangeError("normalize.std[" + std::to_string(c) + "]: " + describeNumber(sd[c]) +
+                         " is too small: (x - mean) / std would pass the float32 range");
       t.mean[c] = static_cast<float>(mean[c]);
       t.std[c] = static_cast<float>(sd[c]);
     }

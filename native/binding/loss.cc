@@ -221,6 +221,16 @@ void checkFinite(const float* x, int64_t count, int64_t v, int64_t d) {
   }
 }
 
+// A gradient that overflowed float32 (finite features whose logits z_i . z_j / temperature
+// are near the float32 maximum: the loss fits, its gradient does not) is a RangeError.
+void checkFiniteGradient(const float* g, int64_t count) {
+  for (int64_t e = 0; e < count; ++e)
+    if (!std::isfinite(g[e]))
+      throw rangeError("features: the gradient overflowed float32 at index " + std::to_string(e) +
+                       "; the logits z_i . z_j / temperature are too large (scale the features down, raise the "
+                       "temperature or pass normalize: true)");
+}
+
 // lossForward(features, n, v, d, labels | null, mask | null, options) -> LossContext.
 // options.device ('cpu' | 'cuda'; default: where the features are) and options.precision
 // ('fp32' | 'tf32' | 'bf16'; the last two only on 'cuda').
@@ -313,6 +323,7 @@ Napi::Value lossBackward(const Napi::CallbackInfo& info) {
       const FloatData out = floatData(i[2], "out", cpuState->B * cpuState->d, offset);
       if (out.onDevice) throw typeError("out: expected host memory for a CPU loss, got a CUDA tensor");
       cpu::lossBackward(*cpuState, static_cast<float>(gradLoss), out.ptr, threads);
+      checkFiniteGradient(out.ptr, cpuState->B * cpuState->d);
       return env.Undefined();
     }
 #if defined(SUPCON_WITH_CUDA)

@@ -1,20 +1,39 @@
 #include "host_allocator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <utility>
 #include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#define SUPCON_HOST_MMAP 1
+#endif
 
 namespace supcon::cpu {
 namespace {
 
+// Freed blocks, oldest first, and by size (each size's newest last) for reuse.
+struct Block {
+  size_t size;
+  void* p;
+};
 std::mutex gMutex;
-std::unordered_map<size_t, std::vector<void*>> gFree;
+std::list<Block> gOrder;
+std::unordered_map<size_t, std::vector<std::list<Block>::iterator>> gFree;
 int64_t gCached = 0;
+int64_t gLive = 0;  // bytes handed out and not freed
+int64_t gPeak = 0;  // the most live at once, since the last hostEmptyCache()
 
-int64_t capBytes() {
+// Whatever the peak, the cache may keep this much (small tensors of a loop of varying sizes).
+constexpr int64_t kFloorBytes = int64_t{64} << 20;
+
+int64_t hardCap() {
   // SUPCON_HOST_CACHE_MB sets the cap; 0 turns the cache off.
   static const int64_t cap = [] {
     if (const char* env = std::getenv("SUPCON_HOST_CACHE_MB")) {
@@ -27,7 +46,59 @@ int64_t capBytes() {
   return cap;
 }
 
+// The bound on cached bytes: the hard cap, and no more than the peak of live bytes (at least
+// 64 MB). A training step frees and allocates what it holds at its peak, so that is what
+// reuse needs; blocks beyond it (sizes seen once, by a loop of varying sizes) would only be
+// retained memory.
+int64_t capLocked() { return std::min(hardCap(), std::max(kFloorBytes, gPeak)); }
+
 size_t blockSize(size_t bytes) { return (std::max<size_t>(bytes, 1) + 63) / 64 * 64; }
+
+// Blocks from 64 KiB up are mapped pages of their own, unmapped when freed (not cached): with
+// malloc they would land in glibc's heap, whose mmap threshold rises as large blocks are
+// freed, and a loop of varying sizes would leave freed blocks there, kept by fragmentation.
+// RSS is then what tensors hold plus what the cache keeps, both bounded.
+constexpr size_t kMapBytes = size_t{64} << 10;
+
+void* rawAlloc(size_t size, bool& zeroed) {
+#if defined(SUPCON_HOST_MMAP)
+  if (size >= kMapBytes) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    zeroed = true;  // fresh pages are zero
+    return p;
+  }
+#endif
+  void* p = std::aligned_alloc(64, size);
+  if (p == nullptr) throw std::bad_alloc();
+  zeroed = false;
+  return p;
+}
+
+void rawFree(void* p, size_t size) {
+#if defined(SUPCON_HOST_MMAP)
+  if (size >= kMapBytes) {
+    munmap(p, size);
+    return;
+  }
+#endif
+  std::free(p);
+}
+
+// Takes the oldest cached blocks out until `room` more bytes fit under the cap, into `out`
+// (freed outside the lock).
+void evictLocked(int64_t room, std::vector<Block>& out) {
+  const int64_t cap = capLocked();
+  while (!gOrder.empty() && gCached + room > cap) {
+    const Block b = gOrder.front();
+    auto& list = gFree[b.size];
+    list.erase(std::find(list.begin(), list.end(), gOrder.begin()));
+    if (list.empty()) gFree.erase(b.size);
+    gOrder.pop_front();
+    gCached -= static_cast<int64_t>(b.size);
+    out.push_back(b);
+  }
+}
 
 }  // namespace
 
@@ -39,44 +110,55 @@ void* hostAlloc(size_t bytes) {
     std::lock_guard<std::mutex> lock(gMutex);
     auto it = gFree.find(size);
     if (it != gFree.end() && !it->second.empty()) {
-      p = it->second.back();
+      auto node = it->second.back();
       it->second.pop_back();
+      if (it->second.empty()) gFree.erase(it);
+      p = node->p;
+      gOrder.erase(node);
       gCached -= static_cast<int64_t>(size);
     }
   }
-  if (p == nullptr) {
-    p = std::aligned_alloc(64, size);
-    if (p == nullptr) throw std::bad_alloc();
-  }
-  std::memset(p, 0, size);
+  bool zeroed = false;
+  if (p == nullptr) p = rawAlloc(size, zeroed);
+  if (!zeroed) std::memset(p, 0, size);
+  std::lock_guard<std::mutex> lock(gMutex);
+  gLive += static_cast<int64_t>(size);
+  gPeak = std::max(gPeak, gLive);
   return p;
 }
 
 void hostFree(void* p, size_t bytes) {
   if (p == nullptr) return;
   const size_t size = blockSize(bytes);
+  std::vector<Block> evicted;
+  bool kept = false;
   {
     std::lock_guard<std::mutex> lock(gMutex);
-    if (gCached + static_cast<int64_t>(size) <= capBytes()) {
-      gFree[size].push_back(p);
+    gLive -= static_cast<int64_t>(size);
+    if (static_cast<int64_t>(size) <= capLocked()) {
+      evictLocked(static_cast<int64_t>(size), evicted);
+      gOrder.push_back(Block{size, p});
+      gFree[size].push_back(std::prev(gOrder.end()));
       gCached += static_cast<int64_t>(size);
-      return;
+      kept = true;
     }
   }
-  std::free(p);
+  for (const Block& b : evicted) rawFree(b.p, b.size);
+  if (!kept) rawFree(p, size);
 }
 
 HostCacheStats hostCacheStats() {
   std::lock_guard<std::mutex> lock(gMutex);
-  return HostCacheStats{gCached, capBytes()};
+  return HostCacheStats{gCached, capLocked()};
 }
 
 void hostEmptyCache() {
   std::lock_guard<std::mutex> lock(gMutex);
-  for (auto& [size, blocks] : gFree)
-    for (void* p : blocks) std::free(p);
+  for (const Block& b : gOrder) rawFree(b.p, b.size);
+  gOrder.clear();
   gFree.clear();
   gCached = 0;
+  gPeak = gLive;
 }
 
 }  // namespace supcon::cpu

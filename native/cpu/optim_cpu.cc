@@ -34,7 +34,18 @@ double l2Norm(const float* x, int64_t n, int threads) {
   });
   double s = 0.0;
   for (double v : partial) s += v;
-  return std::sqrt(s);
+  if (std::isfinite(s)) return std::sqrt(s);
+  // The kernels sum squares in float32 lanes: values past about 1e19 overflow there. Again in
+  // double, scaled by the largest magnitude (a non-finite input stays non-finite).
+  double peak = 0.0;
+  for (int64_t k = 0; k < n; ++k) peak = std::max(peak, std::fabs(static_cast<double>(x[k])));
+  if (!std::isfinite(peak)) return peak;
+  double t = 0.0;
+  for (int64_t k = 0; k < n; ++k) {
+    const double q = x[k] / peak;
+    t += q * q;
+  }
+  return peak * std::sqrt(t);
 }
 
 void sgdStep(float* p, const float* g, float* buf, int64_t n, const nn::SgdParams& o,

@@ -95,6 +95,16 @@ static KernelContext makeContext(const LossState& s, float* rowLoss, uint8_t* ro
   return ctx;
 }
 
+namespace {
+// The buffers of the workers that will run (at most one per block and per hardware thread),
+// allocated on the calling thread; a worker past them allocates its own.
+void preallocate(std::vector<AlignedBuffer<float>>& buffers, int64_t blocks, int64_t floats) {
+  const int64_t n = std::min<int64_t>({static_cast<int64_t>(buffers.size()), blocks,
+                                       static_cast<int64_t>(ThreadPool::hardwareThreads())});
+  for (int64_t w = 0; w < n; ++w) buffers[static_cast<size_t>(w)] = AlignedBuffer<float>(static_cast<size_t>(floats));
+}
+}  // namespace
+
 std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& options,
                                        int threads) {
   auto st = std::make_unique<LossState>();
@@ -160,6 +170,9 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
   const int workers = std::max(1, threads);
   std::vector<AlignedBuffer<float>> scratch(static_cast<size_t>(workers));
   const int64_t blocks = (s.numAnchors + mb - 1) / mb;
+  // Scratch allocated here, on the calling thread: allocations on the pool's threads land in
+  // glibc's per-thread arenas, which keep freed memory (RSS that grows over a long run).
+  preallocate(scratch, blocks, scratchFloats);
   pool.parallelFor(blocks, workers, [&](int64_t block, int worker) {
     auto& buf = scratch[static_cast<size_t>(worker)];
     if (buf.size() == 0) buf = AlignedBuffer<float>(static_cast<size_t>(scratchFloats));
@@ -199,6 +212,8 @@ void lossBackward(const LossState& s, float gradLoss, float* grad, int threads) 
   std::vector<AlignedBuffer<float>> dzt(static_cast<size_t>(workers));
   const float invTau = 1.0f / s.options.temperature;
   const int64_t blocks = (s.B + mb - 1) / mb;
+  preallocate(scratch, blocks, scratchFloats);
+  preallocate(dzt, blocks, s.ld * mb);
   ThreadPool::instance().parallelFor(blocks, workers, [&](int64_t block, int worker) {
     auto& buf = scratch[static_cast<size_t>(worker)];
     auto& acc = dzt[static_cast<size_t>(worker)];
