@@ -114,9 +114,13 @@ describe.each(scales)('the layer cases (%s sizes)', (scale) => {
   it('gradients accumulate, forward outputs are written, and the ids are unique', () => {
     const all = nnCases(scale);
     expect(new Set(all.map((c) => c.id)).size).toBe(all.length);
-    for (const c of all)
+    // Backward passes add into their gradients and forward passes write; the other ops'
+    // in-place outputs (a running statistic, an optimizer's state, addInto) accumulate too.
+    for (const c of all.filter((x) => x.op.endsWith('Forward') || x.op.endsWith('Backward')))
       for (const t of c.tensors.filter((x) => x.role === 'output'))
-        expect(Boolean(t.accumulate), `${c.id} ${t.name}`).toBe(c.op.endsWith('Backward'));
+        expect(Boolean(t.accumulate), `${c.id} ${t.name}`).toBe(c.op.endsWith('Backward') || t.name.startsWith('running'));
+    for (const c of all.filter((x) => x.op.endsWith('Step')))
+      expect(c.tensors.find((t) => t.name === 'param')?.accumulate, c.id).toBe(true);
     for (const c of convs) {
       const d = desc(c), { P, Q } = convOutput(d);
       expect(P).toBeGreaterThan(0);

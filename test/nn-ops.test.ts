@@ -278,7 +278,12 @@ describe('the native layer checks what reaches it', () => {
       const pool = { N: 1, C: 1, H: 2, W: 2, R: 2, S: 2, strideH: 2, strideW: 2, padH: 0, padW: 0 };
       const idx = Tensor.from(Int32Array.from([4]), [1], { dtype: 'int32' });
       expect(() => native.nn.maxPool2dBackward(pool, idx.storage, f(1).storage, f(4).storage))
-        .toThrow(/indices: expected positions in \[0, 4\), got 4 at index 0/);
+        .toThrow(/indices: expected each output's position inside its window \(as maxPool2dForward writes them\), got 4 at index 0/);
+      // In the image but outside the output's window: refused too.
+      const outside = { ...pool, H: 4, W: 4 };
+      const idx2 = Tensor.from(Int32Array.from([0, 0, 0, 0]), [4], { dtype: 'int32' });
+      expect(() => native.nn.maxPool2dBackward(outside, idx2.storage, f(4).storage, f(16).storage))
+        .toThrow(/inside its window .*got 0 at index 1/);
       expect(() => native.nn.batchNormForward({ N: 2, C: 1, L: 1, eps: 0, momentum: 0.1 }, true, f(2).storage, f(1).storage,
         f(1).storage, null, null, f(2).storage, f(1).storage, f(1).storage)).toThrow(/desc.eps: expected a finite number > 0/);
       expect(() => native.nn.adamwStep(f(2).storage, f(2).storage, f(2).storage, f(2).storage, 2,
