@@ -3,8 +3,8 @@
 // momentum and weight decay. The loss and every parameter after the step agree within the
 // precision's tolerance. On a GPU, or on the emulated device (`npm run test:cuda-emulated`).
 import { describe, expect, it } from 'vitest';
-import { cudaStatus, makeEncoder, nn, Tensor, tidy } from '../dist/index.js';
-import type { Encoder } from '../dist/index.js';
+import { cudaStatus, loadImageSet, makeEncoder, nn, SupconTrainer, Tensor, tidy, TRAIN_DEFAULTS } from '../dist/index.js';
+import type { Encoder, TrainConfig } from '../dist/index.js';
 import { randomNormal, rng } from './reference';
 
 const { ops } = nn;
@@ -96,4 +96,37 @@ describe.skipIf(!cudaStatus().usable)('one training step on CUDA equals the step
       });
     }
   }
+});
+
+describe.skipIf(!cudaStatus().usable)('the trainer on CUDA', () => {
+  const train = loadImageSet('fashion-mnist', 'train', { limit: 64 });
+  const test = loadImageSet('fashion-mnist', 'test', { limit: 32 });
+  const config = (device: 'cpu' | 'cuda'): TrainConfig => ({
+    ...TRAIN_DEFAULTS, encoder: 'cnn', batchSize: 16, epochs: 1, linearEpochs: 1, out: '', device, precision: 'fp32',
+  });
+  const make = (device: 'cpu' | 'cuda') => new SupconTrainer({ config: config(device), train, test, log: () => {} });
+
+  it('takes the CPU trainer\'s steps (the same views, drawn on the device), and its checkpoints move between the devices', () => {
+    const cpu = make('cpu'), gpu = make('cuda');
+    expect(gpu.device).toBe('cuda');
+    try {
+      // The views agree to 1e-4 (docs/AUGMENT.md), so the losses to about that.
+      const close = (a: number, b: number) => expect(Math.abs(a - b) / Math.abs(b)).toBeLessThan(1e-3);
+      close(gpu.step(0, 0).loss, cpu.step(0, 0).loss);
+      // A CUDA checkpoint continues on the CPU, and a CPU checkpoint on CUDA.
+      const fromGpu = make('cpu'), fromCpu = make('cuda');
+      try {
+        fromGpu.loadState(gpu.saveState());
+        fromCpu.loadState(cpu.saveState());
+        close(fromGpu.step(0, 1).loss, gpu.step(0, 1).loss);
+        close(fromCpu.step(0, 1).loss, cpu.step(0, 1).loss);
+      } finally {
+        fromGpu.dispose();
+        fromCpu.dispose();
+      }
+    } finally {
+      cpu.dispose();
+      gpu.dispose();
+    }
+  }, 300_000);
 });
