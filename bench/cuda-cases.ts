@@ -548,15 +548,15 @@ const added = (name: string, count: number, extra: Partial<NnTensor> = {}): NnTe
 
 function layerOpRows(scale: Scale): LayerOpRow[] {
   const small = scale === 'small';
-  const n = small ? 3001 : 1 << 22;  // off every block size
+  const n = small ? 3001 : (1 << 20) + 3;  // off every block size
   // Pooling and batch norm geometry: planes and windows off the 256-thread blocks.
-  const [N, C, H, W] = small ? [3, 5, 9, 7] : [64, 64, 32, 32];
+  const [N, C, H, W] = small ? [3, 5, 9, 7] : [32, 64, 16, 16];
   const planes = N * C, hw = H * W;
   const pool = { N, C, H, W, R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1 };
   const P = Math.floor((H + 2 - 3) / 2) + 1, Q = Math.floor((W + 2 - 3) / 2) + 1;
   const pooled = N * C * P * Q;
-  const [rows, dim] = small ? [37, 129] : [8192, 128];
-  const [ceRows, classes] = small ? [41, 10] : [4096, 1000];
+  const [rows, dim] = small ? [37, 129] : [4096, 128];
+  const [ceRows, classes] = small ? [41, 10] : [1024, 1000];
   const bn = { N, C, L: hw, eps: 1e-5, momentum: 0.1 };
   const sgd = { n, lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true, firstStep: false };
   return [

@@ -29,8 +29,9 @@ import {
 } from './cuda-cases';
 import type { AugmentCase, ConvDescOfCase, GemmCase, LossCase, NnCase, Precision, Scale, Work } from './cuda-cases';
 import { table } from './results';
+import { StepTiming, timePeerStep, timeResnetStep, timeTrainCommand, TrainRun } from './train-step';
 
-const KNOWN_FLAGS = ['--dry-run', '--quick', '--emulated'];
+const KNOWN_FLAGS = ['--dry-run', '--quick', '--emulated', '--train'];
 const flags = process.argv.slice(2);
 for (const f of flags) if (!KNOWN_FLAGS.includes(f)) throw new RangeError(`gpu-check: unknown argument '${f}' (expected ${KNOWN_FLAGS.join(', ')})`);
 const dryRun = flags.includes('--dry-run');
@@ -41,7 +42,7 @@ const scale: Scale = emulated ? 'small' : 'full';
 const GUARD = 64;
 const SENTINEL = 1234.5;
 /** Seconds the whole run may take on an H200: what one GPU lease allows. */
-const BUDGET_S = quick ? 150 : 360;
+const BUDGET_S = (quick ? 150 : 360) + (process.argv.includes('--train') ? 120 : 0);
 
 /**
  * Assumed H200 rates, for the plan's estimate only (nothing here is measured): what these
@@ -975,8 +976,69 @@ function timingStages(plan: TimingRun[], peer: PeerPlan): Stage[] {
     { name: 'GEMM timings, 8192^3', count: PRECISIONS.length, seconds: gemmS },
     { name: `conv2d timings, ${convLabel(GPU_TIMED_CONV)}`, count: PRECISIONS.length, seconds: convTimingSeconds(GPU_TIMED_CONV, PRECISIONS) },
   ];
+  stages.push({ name: `training step: ResNet-18 at ${GPU_STEP.size}x${GPU_STEP.size}, batch ${GPU_STEP.batch}, ours and PyTorch's`, count: PRECISIONS.length, seconds: stepSeconds() });
+  if (withTrainRun) stages.push({ name: 'the default `supcon train` on the GPU, end to end (--train)', count: 1, seconds: TRAIN_RUN_S });
   stages.push({ name: `PyTorch peer: B in ${peer.sizes.join(', ')}${peer.compileSizes.length ? `, torch.compile at ${peer.compileSizes.join(', ')}` : ', eager only'}`, count: peer.sizes.length * peer.precisions.length, seconds: peerSeconds(peer) });
   return stages;
+}
+
+// ---------------------------------------------------------------------------------------
+// Training: a ResNet-18 step against PyTorch's, and the default run end to end
+
+const GPU_STEP = { batch: 512, size: 32, steps: 5 };
+const STEP = dryRun ? { batch: 4, size: 8, steps: 2 } : GPU_STEP;
+/** --train: the default `supcon train` end to end too (about TRAIN_RUN_S more). */
+const withTrainRun = process.argv.includes('--train');
+/** The default run's expected time on an H200 (5 epochs of the ConvNet, the evaluation and the report). */
+const TRAIN_RUN_S = 90;
+
+/** A step's products: forward and backward of two views of every image through ResNet-18 at the size (0.56 GFLOP an image at 32x32). */
+function stepSeconds(): number {
+  const flops = 3 * 2 * 2 * GPU_STEP.batch * 0.56e9 * (GPU_STEP.size / 32) ** 2;
+  const ours = PRECISIONS.reduce((s, p) => s + (GPU_STEP.steps + 1) * flops / (H200.tflops[p] * 1e12) + 2, 0);
+  return ours + H200.torchStartS + 10;
+}
+
+interface TrainingFigures {
+  steps: StepTiming[];
+  peer: ReturnType<typeof timePeerStep>;
+  run: TrainRun | { skipped: string };
+  failures: number;
+}
+
+function trainingFigures(precisions: readonly Precision[]): TrainingFigures {
+  const steps: StepTiming[] = [];
+  let failures = 0;
+  for (const precision of precisions) {
+    try {
+      const r = timeResnetStep(STEP.batch, STEP.size, STEP.steps, precision, DEV);
+      steps.push(r);
+      say(`ours ResNet-18 step ${precision}: ${r.ms.toFixed(1)} ms, ${r.imagesPerSecond.toFixed(0)} images/s (batch ${r.batch}, ${r.size}x${r.size}, 2 views), loss ${r.loss.toFixed(4)}`);
+    } catch (e) {
+      failures++;
+      say(`FAIL ResNet-18 step ${precision}: ${(e as Error).message}`);
+    }
+  }
+  const peer = timePeerStep(PYTHON, STEP.batch, STEP.size, STEP.steps, DEV, dryRun ? 120 : 90);
+  if (!peer.available) say(`PyTorch step peer SKIPPED: ${peer.reason}`);
+  for (const r of peer.rows)
+    say(`torch ResNet-18 step ${r.precision}${r.channelsLast ? ' channels_last' : ''}: ${r.ms !== undefined ? `${r.ms.toFixed(1)} ms, ${r.imagesPerSecond?.toFixed(0)} images/s` : r.error}`);
+  // The default run, with --train: on a dry run a slice of it on the CPU, to check the path;
+  // on a GPU the whole run, when the budget leaves room for it.
+  const left = BUDGET_S - elapsedS();
+  let run: TrainingFigures['run'];
+  if (!withTrainRun) run = { skipped: 'no --train' };
+  else if (!dryRun && left < TRAIN_RUN_S + 30) run = { skipped: `${left.toFixed(0)} s of the budget left` };
+  else {
+    const args = dryRun ? ['--device', 'cpu', '--limit', '256', '--test-limit', '128', '--epochs', '1', '--linear-epochs', '1', '--batch', '64'] : ['--device', 'cuda'];
+    run = timeTrainCommand(args, dryRun ? 300 : Math.floor(left - 20));
+    if (!run.ok) failures++;
+    say(run.ok
+      ? `supcon train ${args.join(' ')}: ${run.seconds.toFixed(1)} s, linear evaluation ${(100 * (run.testAccuracy ?? NaN)).toFixed(2)}%, kNN ${(100 * (run.knnAccuracy ?? NaN)).toFixed(2)}%`
+      : `FAIL supcon train ${args.join(' ')}: ${run.reason}`);
+  }
+  if ('skipped' in run) say(`the default supcon train SKIPPED: ${run.skipped}`);
+  return { steps, peer, run, failures };
 }
 
 function printPlan(title: string, stages: Stage[], estimate: boolean): number {
@@ -1198,7 +1260,10 @@ function main(): void {
   const ours = stage('timings', dryRun ? null : timings[0].seconds, () => timeOurs(plan, peerReserveS));
   const gemmTimes = stage('gemm timings', dryRun ? null : timings[1].seconds, () => timeGemms(precisions));
   const convTimes = stage('conv timings', dryRun ? null : timings[2].seconds, () => timeConvs(precisions));
-  const peerResult = stage('peer', dryRun ? null : timings[3].seconds, () => timePeer(peer, dryRun ? 120 : BUDGET_S - elapsedS() - 5));
+  const training = stage('training', dryRun ? null : timings[3].seconds + (withTrainRun ? timings[4].seconds : 0), () => trainingFigures(precisions));
+  report.json.training = training;
+  report.save();
+  const peerResult = stage('peer', dryRun ? null : timings[timings.length - 1].seconds, () => timePeer(peer, dryRun ? 120 : BUDGET_S - elapsedS() - 5));
   report.json.peer = peerResult;
   report.save();
   if (!peerResult.available) say(`PyTorch peer SKIPPED: ${peerResult.reason}`);
@@ -1219,11 +1284,22 @@ function main(): void {
   }));
   const convMd = table([`conv2d ${convLabel(TIMED_CONV)}`, 'forward (ms)', 'TFLOP/s', 'backward data + weights (ms)', 'TFLOP/s'],
     convTimes.rows.map((r) => [r.precision, r.forwardMs.toFixed(2), r.forwardTflops.toFixed(1), r.backwardMs.toFixed(2), r.backwardTflops.toFixed(1)]));
-  report.json.table = md + '\n' + gemmMd + '\n' + convMd;
-  writeFileSync(path.join(outDir, 'gpu-check.md'), md + '\n' + gemmMd + '\n' + convMd);
-  console.log('\n' + md + '\n' + gemmMd + '\n' + convMd);
-  const failed = failuresOf(checkRows) + ours.failures + gemmTimes.failures + convTimes.failures;
-  const passed = checkRows.length - failuresOf(checkRows) + ours.rows.length + gemmTimes.rows.length + convTimes.rows.length;
+  const stepMd = table([`ResNet-18 step, batch ${STEP.batch}, ${STEP.size}x${STEP.size}`, 'ours (images/s)', 'torch eager (images/s)', 'torch channels_last (images/s)', 'ours / best torch'],
+    training.steps.map((s) => {
+      const t = training.peer.rows.filter((r) => r.precision === s.precision && r.imagesPerSecond !== undefined);
+      const plain = t.find((r) => !r.channelsLast), last = t.find((r) => r.channelsLast);
+      const best = Math.max(...t.map((r) => r.imagesPerSecond as number));
+      return [s.precision, s.imagesPerSecond.toFixed(0), plain ? (plain.imagesPerSecond as number).toFixed(0) : 'n/a', last ? (last.imagesPerSecond as number).toFixed(0) : 'n/a', t.length ? (s.imagesPerSecond / best).toFixed(2) : 'n/a'];
+    }));
+  const trainMd = 'skipped' in training.run ? `the default supcon train: skipped (${training.run.skipped})\n`
+    : table(['the default supcon train', 'time (s)', 'linear evaluation', 'kNN'], [[training.run.ok ? 'ok' : `FAILED: ${training.run.reason}`, training.run.seconds.toFixed(1),
+      training.run.testAccuracy !== undefined ? `${(100 * training.run.testAccuracy).toFixed(2)}%` : 'n/a', training.run.knnAccuracy !== undefined ? `${(100 * training.run.knnAccuracy).toFixed(2)}%` : 'n/a']]);
+  const tables = [md, gemmMd, convMd, stepMd, trainMd].join('\n');
+  report.json.table = tables;
+  writeFileSync(path.join(outDir, 'gpu-check.md'), tables);
+  console.log('\n' + tables);
+  const failed = failuresOf(checkRows) + ours.failures + gemmTimes.failures + convTimes.failures + training.failures;
+  const passed = checkRows.length - failuresOf(checkRows) + ours.rows.length + gemmTimes.rows.length + convTimes.rows.length + training.steps.length;
   report.json.summary = { passed, failed, seconds: elapsedS(), estimatedSeconds: total };
   report.save();
   say(`wall time ${elapsedS().toFixed(1)} s (${dryRun ? 'a dry run; the GPU run is estimated' : 'estimated'} at ~${total.toFixed(0)} s on an H200)`);
