@@ -48,7 +48,9 @@ case_table() {
   out=$(mktemp)
   echo "-- case table: $*"
   env SUPCON_ADDON="$addon" SUPCON_CUDA_CACHE=0 "$@" node dist/bench/gpu-check.js --emulated > "$out" 2>&1 || true
-  tail -n 25 "$out"
+  # Failures, the stage summaries and the list of every kernel with its launches.
+  grep -E '^(FAIL|[a-z].*: [0-9]+ of [0-9]+ )' "$out" || true
+  sed -n '/^kernels of native\/cuda/,$p' "$out"
   tally "$out" "gpu-check --emulated ($*)"
   rm -f "$out"
 }
