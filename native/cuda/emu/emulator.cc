@@ -560,6 +560,19 @@ std::string opName(const WarpOp& o) {
   return "a collective";
 }
 
+// The lane that lane m's shuffle reads (the CUDA guide's rules for each kind and width):
+// its own when the source falls outside its segment.
+int shuffleSource(const WarpOp& o, int m) {
+  const int w = o.width, start = m & ~(w - 1);
+  switch (o.shuffle) {
+    case ShuffleKind::Index: return start + (o.operand & (w - 1));
+    case ShuffleKind::Up: return m - o.operand >= start ? m - o.operand : m;
+    case ShuffleKind::Down: return m + o.operand < start + w ? m + o.operand : m;
+    case ShuffleKind::Xor: return (m ^ o.operand) < start + w ? (m ^ o.operand) : m;
+  }
+  return m;
+}
+
 // Completes the collectives of one warp that can complete; false with gRun.error set on a
 // misuse; *progress when some lanes were released.
 bool completeWarp(int warp, bool* progress) {
@@ -600,15 +613,7 @@ bool completeWarp(int warp, bool* progress) {
       case WarpKind::Shuffle:
         for (int m = 0; m < 32; ++m) {
           if (!(mask >> m & 1u)) continue;
-          WarpOp& o = lanes[m].op;
-          const int w = o.width, start = m & ~(w - 1);
-          int src = m;
-          switch (o.shuffle) {
-            case ShuffleKind::Index: src = start + (o.operand & (w - 1)); break;
-            case ShuffleKind::Up: src = m - o.operand >= start ? m - o.operand : m; break;
-            case ShuffleKind::Down: src = m + o.operand < start + w ? m + o.operand : m; break;
-            case ShuffleKind::Xor: src = (m ^ o.operand) < start + w ? (m ^ o.operand) : m; break;
-          }
+          const int src = shuffleSource(lanes[m].op, m);
           if (src < 0 || src >= 32 || !(mask >> src & 1u)) {
             gRun.error = "a shuffle at " + site(lanes[m].file, lanes[m].line) + ": lane " + std::to_string(m) +
                          " reads lane " + std::to_string(src) + ", which is not in the mask";
@@ -617,16 +622,7 @@ bool completeWarp(int warp, bool* progress) {
         }
         for (int m = 0; m < 32; ++m) {
           if (!(mask >> m & 1u)) continue;
-          WarpOp& o = lanes[m].op;
-          const int w = o.width, start = m & ~(w - 1);
-          int src = m;
-          switch (o.shuffle) {
-            case ShuffleKind::Index: src = start + (o.operand & (w - 1)); break;
-            case ShuffleKind::Up: src = m - o.operand >= start ? m - o.operand : m; break;
-            case ShuffleKind::Down: src = m + o.operand < start + w ? m + o.operand : m; break;
-            case ShuffleKind::Xor: src = (m ^ o.operand) < start + w ? (m ^ o.operand) : m; break;
-          }
-          o.result = lanes[src].op.value;
+          lanes[m].op.result = lanes[shuffleSource(lanes[m].op, m)].op.value;
         }
         break;
       case WarpKind::Vote: {
