@@ -559,6 +559,9 @@ function layerOpRows(scale: Scale): LayerOpRow[] {
   const [ceRows, classes] = small ? [41, 10] : [1024, 1000];
   const bn = { N, C, L: hw, eps: 1e-5, momentum: 0.1 };
   const sgd = { n, lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true, firstStep: false };
+  // The kNN monitor's search: training rows off the 256-thread blocks, test rows off the
+  // 8-row similarity tiles, k off a power of two (the sort pads it).
+  const knn = small ? { nTrain: 1201, nTest: 13, d: 33, k: 200 } : { nTrain: 60_001, nTest: 1_003, d: 128, k: 200 };
   return [
     { op: 'reluForward', params: { n }, tensors: [input('x', n), output('y', n)], covers: 'ReLU', work: streamWork(n, 2) },
     { op: 'reluBackward', params: { n }, tensors: [input('y', n), input('dy', n), added('dx', n)], covers: 'ReLU backward (adds)', work: streamWork(n, 3) },
@@ -582,6 +585,10 @@ function layerOpRows(scale: Scale): LayerOpRow[] {
     { op: 'sgdStep', params: { ...sgd, momentum: 0, nesterov: false }, tensors: [added('param', n), input('grad', n)], covers: 'plain SGD (no momentum buffer)', work: streamWork(n, 2, 3) },
     { op: 'larsStep', params: { n, lr: 0.3, momentum: 0.9, weightDecay: 1e-4, trustCoefficient: 1e-3, eps: 1e-8, adapt: true }, tensors: [added('param', n), input('grad', n), added('buffer', n)], covers: 'LARS: the trust ratio from the norms of the parameter and the gradient', work: streamWork(n, 3, 8) },
     { op: 'adamwStep', params: { n, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, step: 3 }, tensors: [added('param', n), input('grad', n), added('expAvg', n), added('expAvgSq', n, { positive: true })], covers: 'AdamW with bias correction', work: streamWork(n, 4, 12) },
+    { op: 'knnTopK', params: knn, tensors: [input('train', knn.nTrain * knn.d), input('test', knn.nTest * knn.d), output('index', knn.nTest * knn.k, { int32: true }), output('similarity', knn.nTest * knn.k)],
+      covers: 'the kNN search of the accuracy monitor: cosine similarities and the top k, equal ones by lower index (indices compared exactly)',
+      work: { flops: 0, scalarOps: 2 * knn.nTrain * knn.nTest * knn.d + 12 * knn.nTrain * knn.nTest, bytes: 4 * (knn.nTrain * knn.d * Math.ceil(knn.nTest / 8) + 6 * knn.nTrain * knn.nTest),
+        hostElements: 4 * (knn.nTrain + knn.nTest) * knn.d, cpuFlops: 2 * knn.nTrain * knn.nTest * knn.d } },
     { op: 'rmspropStep', params: { n, lr: 1e-2, alpha: 0.99, eps: 1e-8, weightDecay: 1e-4, momentum: 0.5 }, tensors: [added('param', n), input('grad', n), added('squareAvg', n, { positive: true }), added('buffer', n)], covers: 'RMSProp with momentum', work: streamWork(n, 4, 10) },
   ];
 }

@@ -435,6 +435,7 @@ const LAYER_OPS: Record<string, NnOp> = {
   sgdStep: both((c, t, th) => { const p = P(c); native.nn.sgdStep(need(t, 'param'), need(t, 'grad'), T(t, 'buffer'), p.n, { lr: p.lr, momentum: p.momentum, dampening: p.dampening, weightDecay: p.weightDecay, nesterov: p.nesterov, firstStep: p.firstStep }, th); }),
   larsStep: both((c, t, th) => { const p = P(c); native.nn.larsStep(need(t, 'param'), need(t, 'grad'), need(t, 'buffer'), p.n, { lr: p.lr, momentum: p.momentum, weightDecay: p.weightDecay, trustCoefficient: p.trustCoefficient, eps: p.eps, adapt: p.adapt }, th); }),
   adamwStep: both((c, t, th) => { const p = P(c); native.nn.adamwStep(need(t, 'param'), need(t, 'grad'), need(t, 'expAvg'), need(t, 'expAvgSq'), p.n, { lr: p.lr, beta1: p.beta1, beta2: p.beta2, eps: p.eps, weightDecay: p.weightDecay, step: p.step }, th); }),
+  knnTopK: both((c, t, th) => { const p = P(c); native.nn.knnTopK(need(t, 'train'), need(t, 'test'), need(t, 'index'), need(t, 'similarity'), p.nTrain, p.nTest, p.d, p.k, th); }),
   rmspropStep: both((c, t, th) => { const p = P(c); native.nn.rmspropStep(need(t, 'param'), need(t, 'grad'), need(t, 'squareAvg'), T(t, 'buffer'), p.n, { lr: p.lr, alpha: p.alpha, eps: p.eps, weightDecay: p.weightDecay, momentum: p.momentum }, th); }),
 };
 

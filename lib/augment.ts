@@ -525,8 +525,8 @@ export function augmentTimed(
   const spec = {
     dtype: img.dtype, n, channels: img.channels, height: img.height, width: img.width, outHeight, outWidth,
     views, seedLow, seedHigh, epoch: o.epoch ?? 0, indices, device: c.device,
-    ...(select !== null ? { select, total: img.n } : {}),
-    ...(c.threads !== undefined ? { threads: c.threads } : {}),
+    // Absent fields as undefined, not spread in: spread objects ended up in V8's old generation.
+    select: select ?? undefined, total: select !== null ? img.n : undefined, threads: c.threads,
   };
   const transform = nativeTransform(pipeline.normalize, pipeline.fill, 'pipeline.');
   // Views of images on the GPU stay there.

@@ -171,8 +171,13 @@ function prepare(features: unknown, labels: unknown, options: unknown): Prepared
   };
   if (o.threads !== undefined && !(isPositiveInteger(o.threads) && o.threads <= 1024))
     throw new RangeError(`options.threads: expected an integer in [1, 1024], got ${describe(o.threads)}`);
+  // No object spread here: objects built by spread ended up in V8's old generation, which
+  // in a loop of loss calls grew the heap by about 1.4 KB a call until a full collection
+  // (docs/RELIABILITY.md, the soak).
   return {
-    ...f,
+    source: f.source,
+    tensor: f.tensor,
+    shape: f.shape,
     n,
     v,
     d,
@@ -186,7 +191,7 @@ function prepare(features: unknown, labels: unknown, options: unknown): Prepared
       denominator: checkOneOf(o.denominator ?? 'all', ['all', 'onePositive', 'onlyNegatives'], 'options.denominator'),
       normalize: bool(o.normalize, 'options.normalize', false),
       excludeAnchorsWithoutPositives: bool(o.excludeAnchorsWithoutPositives, 'options.excludeAnchorsWithoutPositives', false),
-      ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      threads: o.threads,
       device,
       precision,
     },

@@ -110,6 +110,9 @@ export interface NativeNn {
     lr: number; alpha: number; eps: number; weightDecay: number; momentum: number;
   }, threads?: number): void;
   l2Norm(x: F32, n: number, threads?: number): number;
+  /** The k most similar training rows (cosine) of each test row, into index and similarity [nTest, k]. */
+  knnTopK(train: F32, test: F32, index: I32, similarity: F32, nTrain: number, nTest: number, d: number, k: number,
+    threads?: number): void;
 }
 
 export interface NativeAddon {
@@ -172,10 +175,6 @@ export interface NativeAddon {
    * this process, by name, with their launch counts; `reset` clears the counts.
    */
   cudaEmulator?(reset?: boolean): { kernels: Record<string, number>; schedules: number; guard: string };
-  knnTopK(
-    train: Float32Array, nTrain: number, test: Float32Array, nTest: number, d: number, k: number,
-    options?: { threads?: number },
-  ): { index: Int32Array; similarity: Float32Array };
 }
 
 /**

@@ -1,7 +1,7 @@
 // kNN neighbours and accuracy against a float64 brute force written here, on every CPU
 // kernel set, with sizes that are not multiples of any tile.
 import { afterAll, describe, expect, it } from 'vitest';
-import { backendInfo, knnAccuracy, knnNeighbours, knnPredict, setCpuKernels } from '../dist/index.js';
+import { backendInfo, cudaStatus, knnAccuracy, knnNeighbours, knnPredict, setCpuKernels } from '../dist/index.js';
 import { randomNormal, rng } from './reference';
 
 const kernels = backendInfo().cpuKernelsAvailable;
@@ -102,5 +102,50 @@ describe('knn', () => {
     expect(() => knnAccuracy(train, test, { kk: 3 } as never)).toThrow(/unknown option 'kk'/);
     expect(() => knnAccuracy(train, { data: [1, 2, 3] as never, dim: 3, labels: [0] })).toThrow(TypeError);
     expect(knnAccuracy(train, test, { k: 1 })).toBe(0); // equal similarity: the lower index (label 0) wins
+  });
+});
+
+// On a GPU, or on the emulated device (`npm run test:cuda-emulated`); skipped without either.
+describe.skipIf(!cudaStatus().usable)('knn on CUDA', () => {
+  it.each([
+    [157, 41, 19, 13], [1100, 37, 33, 200], [45, 5, 2, 45], [600, 17, 128, 1], [300, 9, 7, 300],
+  ])('the same neighbours and similarities as the CPU, bit for bit: nTrain=%i nTest=%i d=%i k=%i', (nTr, nTe, d, k) => {
+    const r = rng(nTr + 7 * nTe + 31 * d + 1);
+    const train = randomNormal(nTr * d, r, 1), test = randomNormal(nTe * d, r, 1);
+    const cpu = knnNeighbours({ data: train, dim: d }, { data: test, dim: d }, k);
+    const gpu = knnNeighbours({ data: train, dim: d }, { data: test, dim: d }, k, undefined, 'cuda');
+    expect(Array.from(gpu.index)).toEqual(Array.from(cpu.index));
+    expect(Buffer.from(gpu.similarity.buffer).equals(Buffer.from(cpu.similarity.buffer))).toBe(true);
+    const want = bruteNeighbours(train, test, d, k);
+    for (let q = 0; q < k; q++) expect(Math.abs(gpu.similarity[q] - want[0].sim[q])).toBeLessThan(2e-6);
+  });
+
+  it('ties (duplicate rows, equal similarities) rank by lower index, as on the CPU', () => {
+    const r = rng(8);
+    const d = 5, train = randomNormal(900 * d, r, 1), test = randomNormal(11 * d, r, 1);
+    for (const [to, from] of [[40, 700], [41, 700], [600, 700], [5, 3]]) train.copyWithin(to * d, from * d, (from + 1) * d);
+    test.set(train.subarray(700 * d, 701 * d), 2 * d);
+    // Scaled copies: the same cosine similarity from different rows.
+    for (let c = 0; c < d; c++) train[899 * d + c] = 2 * train[3 * d + c];
+    const cpu = knnNeighbours({ data: train, dim: d }, { data: test, dim: d }, 3);
+    const gpu = knnNeighbours({ data: train, dim: d }, { data: test, dim: d }, 3, undefined, 'cuda');
+    expect(Array.from(gpu.index)).toEqual(Array.from(cpu.index));
+    expect(Array.from(gpu.index.subarray(2 * 3, 3 * 3))).toEqual([40, 41, 600]);
+  });
+
+  it('the monitor votes the same on both devices; bad rows and k past 2,048 are clear errors', () => {
+    const r = rng(12);
+    const d = 16, train = { data: randomNormal(2100 * d, r, 1), dim: d, labels: Int32Array.from({ length: 2100 }, (_, i) => i % 5) };
+    const test = { data: randomNormal(23 * d, r, 1), dim: d, labels: Int32Array.from({ length: 23 }, (_, i) => i % 5) };
+    expect(knnAccuracy(train, test, { k: 50, device: 'cuda' })).toBe(knnAccuracy(train, test, { k: 50 }));
+    const zero = { data: new Float32Array(test.data), dim: d };
+    zero.data.fill(0, 7 * d, 8 * d);
+    expect(() => knnNeighbours(train, zero, 3, undefined, 'cuda')).toThrow(/test: row 7 is all zeros/);
+    const bad = { data: new Float32Array(train.data), dim: d };
+    bad.data[5 * d + 2] = Infinity;
+    bad.data.fill(0, 9 * d, 10 * d);
+    expect(() => knnNeighbours(bad, test, 3, undefined, 'cuda')).toThrow(/train: row 5 holds a non-finite value/);
+    expect(() => knnNeighbours(train, test, 2049, undefined, 'cuda')).toThrow(/k: expected at most 2048 neighbours on CUDA, got 2049/);
+    expect(() => knnNeighbours(train, test, 3, undefined, 'gpu' as never)).toThrow(/device: expected one of 'cpu', 'cuda', got 'gpu'/);
   });
 });

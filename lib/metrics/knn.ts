@@ -4,6 +4,7 @@
 // votes are cheap and happen here.
 import { checkOneOf, checkOptionNames, describe } from '../check';
 import { native } from '../native';
+import { Tensor } from '../tensor';
 
 export interface LabelledEmbeddings {
   /** Row-major [labels.length, dim]. */
@@ -23,6 +24,8 @@ export interface KnnOptions {
   /** Temperature of the weighted vote (default 0.1). */
   temperature?: number;
   threads?: number;
+  /** Where the neighbour search runs: 'cpu' (default) or 'cuda' (the same neighbours, on the GPU). */
+  device?: 'cpu' | 'cuda';
 }
 
 export interface Neighbours {
@@ -53,21 +56,44 @@ function checkEmbeddings(e: unknown, name: string, withLabels: boolean): { rows:
   return { rows, labels: out };
 }
 
-/** The k most similar training rows of each test row (cosine similarity). */
-export function knnNeighbours(train: { data: Float32Array; dim: number }, test: { data: Float32Array; dim: number }, k: number, threads?: number): Neighbours {
+/**
+ * The k most similar training rows of each test row (cosine similarity). `device` 'cuda'
+ * searches on the GPU (the rows are uploaded for the search; at most 2,048 neighbours there):
+ * the same neighbours and similarities as on the CPU, bit for bit.
+ */
+export function knnNeighbours(
+  train: { data: Float32Array; dim: number }, test: { data: Float32Array; dim: number }, k: number, threads?: number,
+  device: 'cpu' | 'cuda' = 'cpu',
+): Neighbours {
   if (threads !== undefined && (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1))
     throw new RangeError(`threads: expected a positive integer, got ${describe(threads)}`);
+  const where = checkOneOf(device, ['cpu', 'cuda'] as const, 'device');
   const a = checkEmbeddings(train, 'train', false), b = checkEmbeddings(test, 'test', false);
   if (train.dim !== test.dim) throw new RangeError(`test.dim: expected the training dim ${train.dim}, got ${test.dim}`);
   if (!Number.isSafeInteger(k) || k < 1 || k > a.rows)
     throw new RangeError(`k: expected an integer in [1, ${a.rows}] (the training rows), got ${describe(k)}`);
-  const r = native.knnTopK(train.data, a.rows, test.data, b.rows, train.dim, k, threads === undefined ? undefined : { threads });
-  return { index: r.index, similarity: r.similarity, k };
+  const index = new Int32Array(b.rows * k), similarity = new Float32Array(b.rows * k);
+  if (where === 'cpu') {
+    native.nn.knnTopK(train.data, test.data, index, similarity, a.rows, b.rows, train.dim, k, threads);
+    return { index, similarity, k };
+  }
+  const onDevice = [
+    Tensor.from(train.data, [a.rows, train.dim], { device: 'cuda' }), Tensor.from(test.data, [b.rows, test.dim], { device: 'cuda' }),
+    Tensor.zeros([b.rows, k], { dtype: 'int32', device: 'cuda' }), Tensor.zeros([b.rows, k], { device: 'cuda' }),
+  ] as const;
+  try {
+    native.nn.knnTopK(onDevice[0].storage, onDevice[1].storage, onDevice[2].storage, onDevice[3].storage, a.rows, b.rows, train.dim, k);
+    index.set(onDevice[2].dataSync() as Int32Array);
+    similarity.set(onDevice[3].dataSync() as Float32Array);
+  } finally {
+    for (const t of onDevice) t.dispose();
+  }
+  return { index, similarity, k };
 }
 
 /** The predicted class of each test row. */
 export function knnPredict(train: LabelledEmbeddings, test: { data: Float32Array; dim: number }, options: KnnOptions = {}): Int32Array {
-  checkOptionNames(options, ['k', 'vote', 'temperature', 'threads'], 'options');
+  checkOptionNames(options, ['k', 'vote', 'temperature', 'threads', 'device'], 'options');
   const { rows, labels } = checkEmbeddings(train, 'train', true);
   const vote = checkOneOf(options.vote ?? 'weighted', ['weighted', 'majority'] as const, 'options.vote');
   const temperature = options.temperature ?? 0.1;
@@ -77,7 +103,7 @@ export function knnPredict(train: LabelledEmbeddings, test: { data: Float32Array
   if (typeof askedK !== 'number' || !Number.isSafeInteger(askedK) || askedK < 1)
     throw new RangeError(`options.k: expected a positive integer, got ${describe(askedK)}`);
   const k = Math.min(askedK, rows);
-  const nb = knnNeighbours(train, test, k, options.threads);
+  const nb = knnNeighbours(train, test, k, options.threads, options.device);
   let classes = 0;
   for (const l of labels!) if (l + 1 > classes) classes = l + 1;
   const testRows = nb.index.length / k;

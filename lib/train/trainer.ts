@@ -69,14 +69,14 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 /** kNN accuracy of all test representations, searched a chunk at a time with progress. */
 async function knnInChunks(
   train: { data: Float32Array; dim: number; labels: Int32Array }, test: { data: Float32Array; dim: number; labels: Int32Array },
-  progress: EvalProgress,
+  progress: EvalProgress, device: 'cpu' | 'cuda',
 ): Promise<number> {
   const n = test.labels.length, dim = test.dim;
   let right = 0;
   progress(0, n, 'kNN (k = 200)');
   for (let from = 0; from < n; from += KNN_CHUNK) {
     const to = Math.min(n, from + KNN_CHUNK);
-    const predicted = knnPredict(train, { data: test.data.subarray(from * dim, to * dim), dim });
+    const predicted = knnPredict(train, { data: test.data.subarray(from * dim, to * dim), dim }, { device });
     for (let i = 0; i < predicted.length; i++) if (predicted[i] === test.labels[from + i]) right++;
     progress(to, n, 'kNN (k = 200)');
     await yieldToEventLoop();
@@ -223,7 +223,7 @@ export class SupconTrainer implements Trainer {
     const dim = this.#encoder.featureDim;
     const trainFeatures = await this.#featuresAsync(trainPart, 'kNN monitor: features (train)', progress);
     const testFeatures = await this.#featuresAsync(testPart, 'kNN monitor: features (test)', progress);
-    return { knnAccuracy: knnAccuracy({ data: trainFeatures, dim, labels: trainPart.labels }, { data: testFeatures, dim, labels: testPart.labels }) };
+    return { knnAccuracy: knnAccuracy({ data: trainFeatures, dim, labels: trainPart.labels }, { data: testFeatures, dim, labels: testPart.labels }, { device: this.device }) };
   }
 
   saveState(): Uint8Array {
@@ -247,7 +247,7 @@ export class SupconTrainer implements Trainer {
     const trainFeatures = await this.#featuresAsync(train, 'features (train)', progress);
     const testFeatures = await this.#featuresAsync(test, 'features (test)', progress);
     const metrics: Record<string, number> = {
-      knnAccuracy: await knnInChunks({ data: trainFeatures, dim, labels: train.labels }, { data: testFeatures, dim, labels: test.labels }, progress),
+      knnAccuracy: await knnInChunks({ data: trainFeatures, dim, labels: train.labels }, { data: testFeatures, dim, labels: test.labels }, progress, this.device),
     };
     if (config.method === 'ce') metrics.classifierAccuracy = this.#classifierAccuracy(testFeatures, test.labels);
     const linear = linearEvaluationSteps(

@@ -1,6 +1,7 @@
 // The addon's entry point: registers each part of the binding.
 #include <napi.h>
 
+#include "../cpu/host_allocator.h"
 #include "addon_data.h"
 #include "storage.h"
 
@@ -14,11 +15,12 @@ void registerStorage(Napi::Env env, Napi::Object exports) {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
+  static const bool pinned = cpu::pinMallocThresholds();  // once per process
+  (void)pinned;
   registerStorage(env, exports);
   registerLoss(env, exports);
   registerDevices(env, exports);
   registerCudaOps(env, exports);
-  registerKnn(env, exports);
   registerNn(env, exports);
   registerAugment(env, exports);
   return exports;

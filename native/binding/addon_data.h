@@ -16,7 +16,6 @@ void registerStorage(Napi::Env env, Napi::Object exports);
 void registerLoss(Napi::Env env, Napi::Object exports);
 void registerDevices(Napi::Env env, Napi::Object exports);
 void registerCudaOps(Napi::Env env, Napi::Object exports);
-void registerKnn(Napi::Env env, Napi::Object exports);
 void registerNn(Napi::Env env, Napi::Object exports);
 void registerAugment(Napi::Env env, Napi::Object exports);
 

@@ -9,6 +9,7 @@
 
 #include "../common/nn_types.h"
 #include "../cpu/gemm.h"
+#include "../cpu/knn.h"
 #include "../cpu/nn_cpu.h"
 #include "../cpu/thread_pool.h"
 #include "addon_data.h"
@@ -16,6 +17,7 @@
 #include "storage.h"
 
 #if defined(SUPCON_WITH_CUDA)
+#include "../cuda/knn_cuda.h"
 #include "../cuda/nn_cuda.h"
 #include "../cuda/runtime.h"
 #endif
@@ -664,6 +666,24 @@ Napi::Value l2Norm(const Napi::CallbackInfo& info) {
   });
 }
 
+// knnTopK(train, test, index, similarity, nTrain, nTest, d, k, threads?): the k most similar
+// training rows (cosine) of each test row, into index (int32) and similarity [nTest, k]; on
+// the device of the tensors (the kNN monitor of a CUDA run searches on the GPU).
+Napi::Value knnTopK(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Operands at;
+    const int64_t nTrain = requireInteger(i[4], "nTrain", 1, INT32_MAX);
+    const int64_t nTest = requireInteger(i[5], "nTest", 1, INT32_MAX);
+    const int64_t d = dim(i[6], "d");
+    const int64_t k = requireInteger(i[7], "k", 1, nTrain);
+    const int64_t out = elements({nTest, k}, "index");
+    SUPCON_DISPATCH(knnTopK, threadsOf(i[8]), at.floats(i[0], "train", elements({nTrain, d}, "train")),
+                    at.floats(i[1], "test", elements({nTest, d}, "test")), at.ints(i[2], "index", out),
+                    at.floats(i[3], "similarity", out), nTrain, nTest, d, k);
+    return i.Env().Undefined();
+  });
+}
+
 }  // namespace
 
 void registerNn(Napi::Env env, Napi::Object exports) {
@@ -700,6 +720,7 @@ void registerNn(Napi::Env env, Napi::Object exports) {
   add("adamwStep", adamwStep);
   add("rmspropStep", rmspropStep);
   add("l2Norm", l2Norm);
+  add("knnTopK", knnTopK);
   exports.Set("nn", nn);
 }
 

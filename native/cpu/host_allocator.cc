@@ -12,6 +12,9 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #define SUPCON_HOST_MMAP 1
 #endif
 
@@ -159,6 +162,19 @@ void hostEmptyCache() {
   gFree.clear();
   gCached = 0;
   gPeak = gLive;
+}
+
+bool pinMallocThresholds() {
+#if defined(__GLIBC__)
+  const char* own = std::getenv("SUPCON_MALLOC_TUNING");
+  if (own != nullptr && std::strcmp(own, "0") == 0) return false;
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) return false;
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) return false;
+  return mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1;
+#else
+  return false;
+#endif
 }
 
 }  // namespace supcon::cpu

@@ -21,4 +21,13 @@ HostCacheStats hostCacheStats();
 // Returns every cached block to the system.
 void hostEmptyCache();
 
+// Pins glibc's mmap threshold at its initial 128 KiB (once, at load; docs/RELIABILITY.md).
+// glibc raises the threshold to the size of each mapped block that is freed, so after the
+// first freed 256 KB gradient array every later one came from the heap, and a loop that
+// frees them (V8 collects a few dozen at a time) left RSS creeping up by up to 30 MB.
+// Pinned, blocks from 128 KiB are mapped and unmapped as before the first free. Left alone
+// where the process sets its own malloc tuning (MALLOC_MMAP_THRESHOLD_, GLIBC_TUNABLES) or
+// SUPCON_MALLOC_TUNING=0; a no-op on other C libraries. Returns whether it pinned.
+bool pinMallocThresholds();
+
 }  // namespace supcon::cpu

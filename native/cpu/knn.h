@@ -19,6 +19,11 @@ struct KnnInput {
 // Rows are normalised here (a zero or non-finite row is an ArgumentError). The result does
 // not depend on the thread count.
 void knnTopK(const KnnInput& input, int32_t* index, float* similarity, int threads);
+// The same with flat operands, as the one dispatch point (native/binding/nn.cc) calls its ops.
+inline void knnTopK(const float* train, const float* test, int32_t* index, float* similarity, int64_t nTrain,
+                    int64_t nTest, int64_t d, int64_t k, int threads) {
+  knnTopK(KnnInput{train, nTrain, test, nTest, d, k}, index, similarity, threads);
+}
 
 // One tile of similarities, per instruction set (knn_kernel.inl): out[i][j] =
 // sum_k test[i][k] * trainT[k][j0 + j] for i < rows, j < cols (cols a multiple of 2 vectors).

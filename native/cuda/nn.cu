@@ -29,16 +29,6 @@ __device__ __forceinline__ int64_t globalStride() { return static_cast<int64_t>(
 
 void checkLaunch(const char* what) { check(cudaGetLastError(), what); }
 
-// An owning device buffer from the caching allocator.
-template <typename T>
-struct Scratch {
-  T* ptr;
-  explicit Scratch(int64_t n) : ptr(static_cast<T*>(deviceAlloc(static_cast<size_t>(n > 0 ? n : 1) * sizeof(T)))) {}
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { deviceFree(ptr); }
-};
-
 // ---- element-wise
 
 __global__ void reluForwardKernel(const float* x, float* y, int64_t n) {
@@ -457,7 +447,7 @@ void l2NormalizeBackward(const float* y, const float* norms, const float* dy, fl
 }
 
 double softmaxCrossEntropyForward(const float* logits, const int32_t* labels, int64_t rows, int64_t classes) {
-  Scratch<double> rowLoss(rows), mean(1);
+  DeviceArray<double> rowLoss(rows), mean(1);
   launchKernel("crossEntropyRowsKernel", crossEntropyRowsKernel, blocksFor(rows), kThreads, 0, stream(), logits, labels, rows,
                classes, rowLoss.ptr);
   checkLaunch("running the cross-entropy");
@@ -493,7 +483,7 @@ void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x
 double l2Norm(const float* x, int64_t n) {
   if (n == 0) return 0.0;
   const int64_t blocks = (n + kNormChunk - 1) / kNormChunk;
-  Scratch<double> partial(blocks), total(1);
+  DeviceArray<double> partial(blocks), total(1);
   launchKernel("sumSquaresKernel", sumSquaresKernel, static_cast<unsigned>(blocks), kBnThreads, 0, stream(), x, n,
                partial.ptr);
   checkLaunch("summing squares");

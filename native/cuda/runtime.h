@@ -27,6 +27,15 @@ bool usable(std::string* reason);
 // Device memory through the caching allocator (stream-ordered on the addon's stream).
 void* deviceAlloc(size_t bytes);
 void deviceFree(void* p);
+// An owning device buffer of n elements (at least one) from the caching allocator.
+template <typename T>
+struct DeviceArray {
+  T* ptr;
+  explicit DeviceArray(int64_t n) : ptr(static_cast<T*>(deviceAlloc(static_cast<size_t>(n > 0 ? n : 1) * sizeof(T)))) {}
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  ~DeviceArray() { deviceFree(ptr); }
+};
 struct AllocatorStats {
   int64_t inUseBytes, cachedBytes, allocations;
   int64_t peakInUseBytes;  // since the last resetPeak()

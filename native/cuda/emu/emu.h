@@ -200,6 +200,19 @@ T atomicCAS(T* address, T compare, T value) {
 inline float __saturatef(float x) { return x < 0.f ? 0.f : (x > 1.f ? 1.f : (x == x ? x : 0.f)); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __fdividef(float a, float b) { return a / b; }
+// Bit casts and the rounded (never fused) double operations.
+template <class To, class From>
+To emulatedBitCast(From x) {
+  static_assert(sizeof(To) == sizeof(From), "a bit cast keeps the size");
+  To out;
+  std::memcpy(&out, &x, sizeof out);
+  return out;
+}
+inline unsigned __float_as_uint(float x) { return emulatedBitCast<unsigned>(x); }
+inline float __uint_as_float(unsigned u) { return emulatedBitCast<float>(u); }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+using std::isfinite;
 
 // Dynamic shared memory of the running block (extern __shared__ in CUDA).
 template <class T>
