@@ -111,6 +111,14 @@ std::string requireString(const Napi::Value& value, const std::string& name) {
   return value.As<Napi::String>().Utf8Value();
 }
 
+Precision precisionOf(const Napi::Value& value, const std::string& name) {
+  const std::string p = value.IsUndefined() ? "fp32" : requireString(value, name);
+  if (p == "fp32") return Precision::Fp32;
+  if (p == "tf32") return Precision::Tf32;
+  if (p == "bf16") return Precision::Bf16;
+  throw rangeError(name + ": expected one of 'fp32', 'tf32', 'bf16', got '" + p + "'");
+}
+
 Napi::Object requireObject(const Napi::Value& value, const std::string& name) {
   if (!value.IsObject() || value.IsArray() || value.IsTypedArray())
     throw typeError(name + ": expected an object, got " + describe(value));

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "../common/errors.h"
+#include "../common/precision.h"
 
 namespace supcon::binding {
 
@@ -31,6 +32,8 @@ int64_t requireInteger(const Napi::Value& value, const std::string& name, int64_
 bool requireBoolean(const Napi::Value& value, const std::string& name);
 std::string requireString(const Napi::Value& value, const std::string& name);
 Napi::Object requireObject(const Napi::Value& value, const std::string& name);
+// 'fp32' (also when undefined), 'tf32' or 'bf16'.
+Precision precisionOf(const Napi::Value& value, const std::string& name = "precision");
 
 // A typed array of the given kind whose length is `length` (or any length when -1).
 template <typename T>

@@ -6,13 +6,6 @@
 namespace supcon::binding {
 
 #if defined(SUPCON_WITH_CUDA)
-cuda::Precision precisionOf(const Napi::Value& value, const std::string& name) {
-  const std::string p = value.IsUndefined() ? "fp32" : requireString(value, name);
-  if (p == "fp32") return cuda::Precision::Fp32;
-  if (p == "tf32") return cuda::Precision::Tf32;
-  if (p == "bf16") return cuda::Precision::Bf16;
-  throw rangeError(name + ": expected one of 'fp32', 'tf32', 'bf16', got '" + p + "'");
-}
 
 namespace {
 uint8_t* deviceBytes(const Napi::Value& value, const std::string& name, int64_t count, size_t size) {

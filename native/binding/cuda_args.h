@@ -14,8 +14,6 @@
 namespace supcon::binding {
 
 #if defined(SUPCON_WITH_CUDA)
-// 'fp32' (when undefined), 'tf32' or 'bf16'.
-cuda::Precision precisionOf(const Napi::Value& value, const std::string& name = "precision");
 // The device memory of a CUDA tensor storage holding at least `count` elements.
 float* deviceFloats(const Napi::Value& value, const std::string& name, int64_t count);
 int32_t* deviceInts(const Napi::Value& value, const std::string& name, int64_t count);

@@ -1,5 +1,7 @@
 // devices(), buildInfo() and memory(): what this build and this machine offer.
 #include "../cpu/host_allocator.h"
+#include "../cpu/isa.h"
+#include "../cpu/thread_pool.h"
 #include "addon_data.h"
 #include "args.h"
 #include "storage.h"
@@ -124,9 +126,26 @@ Napi::Value cudaEmulator(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// cpuKernels(select?): the CPU kernels' instruction set (native/cpu/isa.h), chosen when given.
+Napi::Value cpuKernels(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Napi::Env env = i.Env();
+    if (!i[0].IsUndefined()) cpu::selectKernels(requireString(i[0], "kernels"));
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("active", cpu::isaName(cpu::activeIsa()));
+    Napi::Array list = Napi::Array::New(env);
+    uint32_t k = 0;
+    for (const auto& name : cpu::availableKernels()) list.Set(k++, name);
+    result.Set("available", list);
+    result.Set("threads", cpu::ThreadPool::hardwareThreads());
+    return result;
+  });
+}
+
 void registerDevices(Napi::Env env, Napi::Object exports) {
   exports.Set("devices", Napi::Function::New(env, devices, "devices"));
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo, "buildInfo"));
+  exports.Set("cpuKernels", Napi::Function::New(env, cpuKernels, "cpuKernels"));
   exports.Set("memory", Napi::Function::New(env, memory, "memory"));
   exports.Set("cudaStatus", Napi::Function::New(env, cudaStatus, "cudaStatus"));
   exports.Set("emptyCache", Napi::Function::New(env, emptyCache, "emptyCache"));

@@ -384,21 +384,6 @@ Napi::Value cudaTimeLoss(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value cpuKernels(const Napi::CallbackInfo& info) {
-  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
-    Napi::Env env = i.Env();
-    if (!i[0].IsUndefined()) cpu::selectKernels(requireString(i[0], "kernels"));
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("active", cpu::activeKernels().name);
-    Napi::Array list = Napi::Array::New(env);
-    uint32_t k = 0;
-    for (const auto& name : cpu::availableKernels()) list.Set(k++, name);
-    result.Set("available", list);
-    result.Set("threads", cpu::ThreadPool::hardwareThreads());
-    return result;
-  });
-}
-
 // lossUnfused(features, n, v, d, labels | null, temperature, baseTemperature, out, threads?)
 // -> loss. The materialising implementation, for benchmarks and cross-checks.
 Napi::Value lossUnfused(const Napi::CallbackInfo& info) {
@@ -430,7 +415,6 @@ void registerLoss(Napi::Env env, Napi::Object exports) {
   AddonData::of(env).lossContext = Napi::Persistent(LossContext::define(env));
   exports.Set("lossForward", Napi::Function::New(env, lossForward, "lossForward"));
   exports.Set("lossBackward", Napi::Function::New(env, lossBackward, "lossBackward"));
-  exports.Set("cpuKernels", Napi::Function::New(env, cpuKernels, "cpuKernels"));
   exports.Set("lossUnfused", Napi::Function::New(env, lossUnfused, "lossUnfused"));
   exports.Set("cudaTimeLoss", Napi::Function::New(env, cudaTimeLoss, "cudaTimeLoss"));
 }

@@ -86,28 +86,17 @@ class Operands {
     }                                                                              \
     return cpu::name(a..., threads_);                                              \
   }(__VA_ARGS__)
-// The layers' products (convolutions, linear layers) take a precision: 'fp32' (undefined),
-// 'tf32' or 'bf16' on CUDA; the CPU computes in fp32 only.
-enum class Products : int32_t { Fp32 = 0, Tf32 = 1, Bf16 = 2 };
-Products productsOf(const Napi::Value& value) {
-  const std::string p = value.IsUndefined() ? "fp32" : requireString(value, "precision");
-  if (p == "fp32") return Products::Fp32;
-  if (p == "tf32") return Products::Tf32;
-  if (p == "bf16") return Products::Bf16;
-  throw rangeError("precision: expected one of 'fp32', 'tf32', 'bf16', got '" + p + "'");
-}
-#if defined(SUPCON_WITH_CUDA)
-#define SUPCON_PRODUCTS_ON_CUDA(p) static_cast<cuda::Precision>(static_cast<int32_t>(p))
-#endif
-// As SUPCON_DISPATCH, with the products' precision last for the CUDA kernel.
+// As SUPCON_DISPATCH, with the precision of the layers' products (convolutions, linear
+// layers; precisionOf) last for the CUDA kernel: 'fp32', 'tf32' or 'bf16' on CUDA, and
+// 'fp32' only on the CPU.
 #define SUPCON_DISPATCH_PRODUCTS(name, threadsArg, precisionArg, ...)                          \
   [&, threads_ = (threadsArg), products_ = (precisionArg)](auto&&... a) {                      \
     if (at.cuda()) {                                                                           \
-      SUPCON_ON_CUDA(cuda::name(a..., SUPCON_PRODUCTS_ON_CUDA(products_)));                    \
+      SUPCON_ON_CUDA(cuda::name(a..., products_));                                             \
       return;                                                                                  \
     }                                                                                          \
-    if (products_ != Products::Fp32)                                                           \
-      throw rangeError("precision: '" + std::string(products_ == Products::Tf32 ? "tf32" : "bf16") + \
+    if (products_ != Precision::Fp32)                                                          \
+      throw rangeError("precision: '" + std::string(precisionName(products_)) +                  \
                        "' runs on GPU tensor cores; on the CPU the layers compute in 'fp32'");  \
     cpu::name(a..., threads_);                                                                 \
   }(__VA_ARGS__)
@@ -198,7 +187,7 @@ Napi::Value linearForward(const Napi::CallbackInfo& info) {
     const float* w = at.floats(i[1], "weight", elements({out, in}, "weight"));
     const float* b = at.optionalFloats(i[2], "bias", out);
     float* y = at.floats(i[3], "y", elements({N, out}, "y"));
-    SUPCON_DISPATCH_PRODUCTS(linearForward, threadsOf(i[7]), productsOf(i[8]), x, w, b, y, N, in, out);
+    SUPCON_DISPATCH_PRODUCTS(linearForward, threadsOf(i[7]), precisionOf(i[8]), x, w, b, y, N, in, out);
     return i.Env().Undefined();
   });
 }
@@ -214,7 +203,7 @@ Napi::Value linearBackward(const Napi::CallbackInfo& info) {
     float* dx = at.optionalFloats(i[3], "dx", N * in);
     float* dw = at.optionalFloats(i[4], "dweight", out * in);
     float* db = at.optionalFloats(i[5], "dbias", out);
-    SUPCON_DISPATCH_PRODUCTS(linearBackward, threadsOf(i[9]), productsOf(i[10]), x, w, dy, dx, dw, db, N, in, out);
+    SUPCON_DISPATCH_PRODUCTS(linearBackward, threadsOf(i[9]), precisionOf(i[10]), x, w, dy, dx, dw, db, N, in, out);
     return i.Env().Undefined();
   });
 }
@@ -251,7 +240,7 @@ Napi::Value conv2dForward(const Napi::CallbackInfo& info) {
     const float* w = at.floats(i[2], "weight", d.K * d.C * d.R * d.S);
     const float* b = at.optionalFloats(i[3], "bias", d.K);
     float* y = at.floats(i[4], "y", d.N * d.K * d.P * d.Q);
-    SUPCON_DISPATCH_PRODUCTS(conv2dForward, threadsOf(i[5]), productsOf(i[6]), d, x, w, b, y);
+    SUPCON_DISPATCH_PRODUCTS(conv2dForward, threadsOf(i[5]), precisionOf(i[6]), d, x, w, b, y);
     return i.Env().Undefined();
   });
 }
@@ -267,7 +256,7 @@ Napi::Value conv2dBackward(const Napi::CallbackInfo& info) {
     float* dx = at.optionalFloats(i[4], "dx", d.N * d.C * d.H * d.W);
     float* dw = at.optionalFloats(i[5], "dweight", d.K * d.C * d.R * d.S);
     float* db = at.optionalFloats(i[6], "dbias", d.K);
-    SUPCON_DISPATCH_PRODUCTS(conv2dBackward, threadsOf(i[7]), productsOf(i[8]), d, x, w, dy, dx, dw, db);
+    SUPCON_DISPATCH_PRODUCTS(conv2dBackward, threadsOf(i[7]), precisionOf(i[8]), d, x, w, dy, dx, dw, db);
     return i.Env().Undefined();
   });
 }

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "supcon_cpu.h"
+#include "isa.h"
 #include "thread_pool.h"
 
 namespace supcon::cpu {

@@ -16,7 +16,7 @@
 
 #include "aligned_buffer.h"
 #include "gemm_kernels.h"
-#include "supcon_cpu.h"
+#include "isa.h"
 #include "thread_pool.h"
 
 namespace supcon::cpu {

@@ -9,7 +9,7 @@
 
 #include "../common/errors.h"
 #include "aligned_buffer.h"
-#include "supcon_cpu.h"
+#include "isa.h"
 #include "thread_pool.h"
 
 namespace supcon::cpu {

@@ -11,7 +11,7 @@
 #include "aligned_buffer.h"
 #include "gemm.h"
 #include "nn_kernels.h"
-#include "supcon_cpu.h"
+#include "isa.h"
 #include "thread_pool.h"
 
 namespace supcon::cpu {

@@ -11,61 +11,9 @@
 namespace supcon::cpu {
 namespace {
 
-std::vector<const KernelTable*> supportedTables() {
-  std::vector<const KernelTable*> tables;
-#if defined(__x86_64__) || defined(_M_X64)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    tables.push_back(&avx512::kKernels);
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    tables.push_back(&avx2::kKernels);
-#endif
-  tables.push_back(&baseline::kKernels);
-  return tables;
-}
-
-const KernelTable* initialKernels() {
-  const auto tables = supportedTables();
-  if (const char* want = std::getenv("SUPCON_CPU_KERNELS")) {
-    for (const KernelTable* t : tables)
-      if (want == std::string(t->name)) return t;
-  }
-  return tables.front();
-}
-
-std::atomic<const KernelTable*> gActive{nullptr};
-
 int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 }  // namespace
-
-std::vector<std::string> availableKernels() {
-  std::vector<std::string> names;
-  for (const KernelTable* t : supportedTables()) names.emplace_back(t->name);
-  return names;
-}
-
-const KernelTable& activeKernels() {
-  const KernelTable* t = gActive.load();
-  if (t == nullptr) {
-    t = initialKernels();
-    gActive.store(t);
-  }
-  return *t;
-}
-
-void selectKernels(const std::string& name) {
-  for (const KernelTable* t : supportedTables()) {
-    if (name == t->name) {
-      gActive.store(t);
-      return;
-    }
-  }
-  std::string list;
-  for (const auto& n : availableKernels()) list += (list.empty() ? "'" : ", '") + n + "'";
-  throw rangeError("kernels: expected one of " + list + " on this machine, got '" + name + "'");
-}
 
 size_t LossState::bytes() const {
   return zw.bytes() + norms.bytes() + statA.bytes() + statB.bytes() + statC.bytes() +
@@ -109,7 +57,7 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
                                        int threads) {
   auto st = std::make_unique<LossState>();
   LossState& s = *st;
-  s.kernels = &activeKernels();
+  s.kernels = &SUPCON_ACTIVE_TABLE(kKernels);
   s.n = in.n;
   s.v = in.v;
   s.d = in.d;

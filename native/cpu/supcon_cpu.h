@@ -8,6 +8,7 @@
 
 #include "../common/supcon_types.h"
 #include "aligned_buffer.h"
+#include "isa.h"
 #include "supcon_cpu_kernels.h"
 
 namespace supcon::cpu {
@@ -41,29 +42,5 @@ std::unique_ptr<LossState> lossForward(const LossInput& input, const LossOptions
                                        int threads);
 // grad [n, v, d] = gradLoss * d loss / d features.
 void lossBackward(const LossState& state, float gradLoss, float* grad, int threads);
-
-// The instruction sets this build and this processor both support, best first.
-std::vector<std::string> availableKernels();
-// The kernels new calls use; `name` must be one of availableKernels().
-const KernelTable& activeKernels();
-void selectKernels(const std::string& name);
-
-// Of one family of kernels compiled per instruction set, the table of the active set.
-template <class Table>
-const Table& pickActive(const Table& avx512Table, const Table& avx2Table, const Table& baselineTable) {
-  const std::string name = activeKernels().name;
-  if (name == "avx512") return avx512Table;
-  if (name == "avx2") return avx2Table;
-  return baselineTable;
-}
-
-// SUPCON_ACTIVE_TABLE(kGemmKernels): the active one of avx512::kGemmKernels,
-// avx2::kGemmKernels and baseline::kGemmKernels (only the baseline off x86-64).
-#if defined(__x86_64__) || defined(_M_X64)
-#define SUPCON_ACTIVE_TABLE(table) \
-  ::supcon::cpu::pickActive(::supcon::cpu::avx512::table, ::supcon::cpu::avx2::table, ::supcon::cpu::baseline::table)
-#else
-#define SUPCON_ACTIVE_TABLE(table) (::supcon::cpu::baseline::table)
-#endif
 
 }  // namespace supcon::cpu

@@ -7,13 +7,13 @@
 #include <memory>
 #include <vector>
 
+#include "../common/precision.h"
 #include "../common/supcon_types.h"
 
 namespace supcon::cuda {
 
-// How the logits and the gradient products are computed: 'fp32' on CUDA cores (exact
-// fp32 FMA), 'tf32' and 'bf16' on tensor cores (mma.sync, fp32 accumulation).
-enum class Precision : int32_t { Fp32 = 0, Tf32 = 1, Bf16 = 2 };
+// The precision of the products (native/common/precision.h).
+using ::supcon::Precision;
 
 // Features [n, v, d] in device memory (kept alive and unchanged by the caller until the
 // state is gone) or in host memory (then copied into the state); labels [n] or mask [n, n]
