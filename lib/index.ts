@@ -15,6 +15,8 @@ export type { ImageSet, IdxArray, Split, CifarOptions, LoadOptions, Batch, Batch
 export { fashionMnistSource, DEBIAN_FASHION_MNIST_DIR } from './data/fashion-mnist';
 export type { FashionMnistSource } from './data/fashion-mnist';
 export { registerTrainer } from './cli/trainer';
+export { TrainerWorker, trainerInWorker } from './cli/trainer-worker';
+export type { TrainerWorkerOptions } from './cli/trainer-worker';
 export type {
   Trainer, TrainerFactory, TrainerSetup, StepResult, EvaluationResult, Embeddings, EvalProgress,
 } from './cli/trainer';

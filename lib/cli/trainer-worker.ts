@@ -70,9 +70,10 @@ export class TrainerWorker implements Trainer {
   /**
    * Starts a worker thread, makes the trainer there with the registered factory of
    * `options.module` and resolves once it is made (rejects with its constructor's error).
-   * The setup's data is copied to the thread; its log messages come back to setup.log.
+   * The setup's data is copied to the thread; its log messages come back to setup.log. Bad
+   * arguments reject too.
    */
-  static create(setup: TrainerSetup, options: TrainerWorkerOptions = {}): Promise<TrainerWorker> {
+  static async create(setup: TrainerSetup, options: TrainerWorkerOptions = {}): Promise<TrainerWorker> {
     if (setup === null || typeof setup !== 'object' || typeof setup.log !== 'function')
       throw new TypeError(`setup: expected { config, train, test, log }, got ${describe(setup)}`);
     if (options.module !== undefined && typeof options.module !== 'string')
