@@ -235,6 +235,7 @@ void checkFiniteGradient(const float* g, int64_t count) {
 }
 
 // The CPU forward pass of lossForwardAsync on the libuv pool; resolves with the context.
+// Every pointer of `in` is held here (pinned or copied): a new input field needs its line.
 Napi::Value forwardOnPool(Napi::Env env, LossContext* context, const Napi::Value& features, cpu::LossInput in,
                           const LossOptions& o, int threads) {
   auto hold = std::make_unique<AsyncHold>(env);
