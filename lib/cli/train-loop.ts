@@ -112,7 +112,7 @@ export function loadRunData(config: TrainConfig, log: (m: string) => void): RunD
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** How often the progress line is redrawn while a step that returned a promise runs. */
-export const REFRESH_SECONDS = 1;
+const REFRESH_SECONDS = 1;
 
 /** Awaits a step's result; while a promise is pending, the bar redraws every REFRESH_SECONDS. */
 async function refreshing<T>(bar: ProgressBar, value: T | Promise<T>): Promise<T> {

@@ -23,8 +23,8 @@ void AsyncHold::pin(const Napi::Value& value) {
 
 const void* AsyncHold::own(const void* data, size_t bytes) {
   copies_.emplace_back(bytes);
-  if (bytes > 0) std::memcpy(copies_.back().data(), data, bytes);
-  return copies_.back().data();
+  if (bytes > 0) std::memcpy(copies_.back().data.get(), data, bytes);
+  return copies_.back().data.get();
 }
 
 const void* AsyncHold::input(const Napi::Value& value, const void* data, size_t bytes) {
@@ -40,17 +40,17 @@ void* AsyncHold::output(const Napi::Value& value, void* data, size_t bytes, cons
     pin(value);
     return data;
   }
-  deliveries_.push_back(Delivery{Napi::Persistent(value), std::vector<uint8_t>(bytes), name});
-  return deliveries_.back().buffer.data();
+  deliveries_.push_back(Delivery{Napi::Persistent(value), Buffer(bytes), name});
+  return deliveries_.back().buffer.data.get();
 }
 
 void AsyncHold::deliver() {
   for (Delivery& d : deliveries_) {
     const ByteView view = requireTypedArrayBytes(d.array.Value(), d.name);
-    if (view.bytes < d.buffer.size())
+    if (view.bytes < d.buffer.bytes)
       throw rangeError(d.name + ": the array was detached or shrunk while the work ran (" +
-                       std::to_string(d.buffer.size()) + " bytes expected, " + std::to_string(view.bytes) + " left)");
-    if (!d.buffer.empty()) std::memcpy(view.data, d.buffer.data(), d.buffer.size());
+                       std::to_string(d.buffer.bytes) + " bytes expected, " + std::to_string(view.bytes) + " left)");
+    if (d.buffer.bytes > 0) std::memcpy(view.data, d.buffer.data.get(), d.buffer.bytes);
   }
 }
 

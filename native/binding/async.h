@@ -48,15 +48,21 @@ class AsyncHold {
   const void* own(const void* data, size_t bytes);
   void pin(const Napi::Value& value);
 
+  // Not zero-filled: a copy overwrites it, the work writes all of an output.
+  struct Buffer {
+    std::unique_ptr<uint8_t[]> data;
+    size_t bytes;
+    explicit Buffer(size_t n) : data(new uint8_t[n == 0 ? 1 : n]), bytes(n) {}
+  };
   struct Delivery {
     Napi::Reference<Napi::Value> array;
-    std::vector<uint8_t> buffer;
+    Buffer buffer;
     std::string name;
   };
   Napi::Env env_;
   std::vector<Napi::Reference<Napi::Value>> kept_;
   std::vector<Storage*> pinned_;
-  std::vector<std::vector<uint8_t>> copies_;
+  std::vector<Buffer> copies_;
   std::vector<Delivery> deliveries_;
 };
 
