@@ -58,6 +58,7 @@ describe('supcon train with the trainer in a worker thread', () => {
     expect(threaded.stderr).toMatch(new RegExp(`Stopped in epoch 1 after step 2 of 6; checkpoint checkpoints/epoch-0001-step-000002\\.ckpt written; continue with: .* train --resume --out ${out}\\n`));
     const inline = await interruptedInStep(fresh(), { SLOW: 'steps', SUPCON_TOY_STEP_MS: '2500' });
     expect(inline.code).toBe(130);
+    console.log(`Ctrl-C in a 2.5 s step: acknowledged after ${threaded.acknowledgedMs} ms with the trainer in a worker thread, ${inline.acknowledgedMs} ms in one thread`);
     expect(inline.acknowledgedMs).toBeGreaterThan(1500);
     // The checkpoint resumes (in the thread again) and the run finishes.
     const resumed = spawn(process.execPath, [childJs, 'train', '--resume', '--out', out], { stdio: 'ignore', env: { ...process.env, THREAD: '1', SUPCON_TOY_STEP_MS: '0' } });
@@ -85,6 +86,7 @@ describe('supcon train with the trainer in a worker thread', () => {
       expect(threaded.length).toBeGreaterThanOrEqual(2);
       expect(new Set(threaded).size).toBeGreaterThanOrEqual(2); // the elapsed time moves on
       const inline = await redrawsDuringStep(toyFactory({ onStep: () => busy(2600) }));
+      console.log(`progress redraws during a 2.6 s step: ${threaded.length} in a worker thread (${threaded.join(', ')} elapsed), ${inline.length} in one thread`);
       expect(inline).toEqual([]);
     } finally {
       delete process.env.SUPCON_TOY_STEP_MS;
