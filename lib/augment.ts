@@ -255,6 +255,8 @@ interface NativeAugment {
   augmentPipeline(images: unknown, spec: object, pipeline: object, transform: object, out: unknown): CudaAugmentTiming | undefined;
   augmentOps(images: unknown, spec: object, ops: readonly object[], transform: object, out: unknown): CudaAugmentTiming | undefined;
   augmentDraw(spec: object, pipeline: object): object[][];
+  augmentPipelineAsync(...args: Parameters<NativeAugment['augmentPipeline']>): Promise<CudaAugmentTiming | undefined>;
+  augmentOpsAsync(...args: Parameters<NativeAugment['augmentOps']>): Promise<CudaAugmentTiming | undefined>;
 }
 const addon = native as unknown as NativeAugment;
 
@@ -505,10 +507,52 @@ export function augment(images: ImagesInput, pipeline: AugmentPipeline, options:
   return augmentTimed(images, pipeline, options).result;
 }
 
+type Destination = ReturnType<typeof allocate>;
+
+/** Runs a native call into `dest`; a failure frees the destination it allocated. */
+function into<T>(dest: Destination, call: () => T): T {
+  try {
+    return call();
+  } catch (e) {
+    dest.dispose();
+    throw e;
+  }
+}
+
+/** The same for an asynchronous call: the destination is the result once it resolves. */
+async function intoAsync(dest: Destination, call: () => Promise<unknown>): Promise<AugmentResult> {
+  try {
+    await call();
+  } catch (e) {
+    dest.dispose();
+    throw e;
+  }
+  return dest.result();
+}
+
 /** @internal augment(), with the CUDA timing when it ran on CUDA (for the benchmarks). */
 export function augmentTimed(
   images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions = {},
 ): { result: AugmentResult; timing: CudaAugmentTiming | undefined } {
+  const { args, dest } = pipelineCall(images, pipeline, options);
+  const timing = into(dest, () => addon.augmentPipeline(...args));
+  return { result: dest.result(), timing };
+}
+
+/**
+ * augment() as a promise: the same checks (a bad argument rejects with the same error), the
+ * CPU work on the libuv thread pool while the event loop runs, the same bits. A typed-array
+ * input is copied first and a tensor pinned (disposing it frees its memory when the work
+ * ends); a Float32Array `out` is filled when the work ends. On CUDA the work is queued at
+ * once and the promise resolves with it.
+ */
+export async function augmentAsync(images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions = {}): Promise<AugmentResult> {
+  const { args, dest } = pipelineCall(images, pipeline, options);
+  return intoAsync(dest, () => addon.augmentPipelineAsync(...args));
+}
+
+/** The checked arguments of a pipeline call, and where its views go. */
+function pipelineCall(images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions) {
   const o = object(options, 'options', OPTION_KEYS);
   const img = prepareImages(images);
   const p = nativePipeline(pipeline);
@@ -531,14 +575,7 @@ export function augmentTimed(
   const transform = nativeTransform(pipeline.normalize, pipeline.fill, 'pipeline.');
   // Views of images on the GPU stay there.
   const dest = allocate([n, views, img.channels, outHeight, outWidth], c.output, o.out, img.source, img.device);
-  let timing: CudaAugmentTiming | undefined;
-  try {
-    timing = addon.augmentPipeline(img.source, spec, p, transform, dest.out);
-  } catch (e) {
-    dest.dispose();
-    throw e;
-  }
-  return { result: dest.result(), timing };
+  return { args: [img.source, spec, p, transform, dest.out] as Parameters<NativeAugment['augmentPipeline']>, dest };
 }
 
 export interface AugmentOpsOptions {
@@ -558,6 +595,21 @@ export interface AugmentOpsOptions {
  * image is resized to `size`), then the ops in order. Returns [n, C, H, W] float32.
  */
 export function applyAugmentOps(images: ImagesInput, ops: readonly AugmentOp[], options: AugmentOpsOptions = {}): AugmentResult {
+  const { args, dest } = opsCall(images, ops, options);
+  into(dest, () => addon.augmentOps(...args));
+  return dest.result();
+}
+
+/** applyAugmentOps() as a promise, with augmentAsync's guarantees. */
+export async function applyAugmentOpsAsync(
+  images: ImagesInput, ops: readonly AugmentOp[], options: AugmentOpsOptions = {},
+): Promise<AugmentResult> {
+  const { args, dest } = opsCall(images, ops, options);
+  return intoAsync(dest, () => addon.augmentOpsAsync(...args));
+}
+
+/** The checked arguments of an op-list call, and where its images go. */
+function opsCall(images: ImagesInput, ops: readonly AugmentOp[], options: AugmentOpsOptions) {
   const o = object(options, 'options', OPS_OPTION_KEYS);
   const img = prepareImages(images);
   if (!Array.isArray(ops)) throw new TypeError(`ops: expected an array of operations, got ${describe(ops)}`);
@@ -569,13 +621,7 @@ export function applyAugmentOps(images: ImagesInput, ops: readonly AugmentOp[], 
   };
   const transform = nativeTransform(o.normalize, o.fill, 'options.');
   const dest = allocate([img.n, img.channels, outHeight, outWidth], c.output, o.out, img.source, img.device);
-  try {
-    addon.augmentOps(img.source, spec, ops, transform, dest.out);
-  } catch (e) {
-    dest.dispose();
-    throw e;
-  }
-  return dest.result();
+  return { args: [img.source, spec, ops, transform, dest.out] as Parameters<NativeAugment['augmentOps']>, dest };
 }
 
 /** The most op lists (images x views) one drawAugmentOps call returns. */

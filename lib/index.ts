@@ -1,5 +1,5 @@
 // supcon: Supervised Contrastive Learning for Node.js.
-export { supconLoss, supconForward, supconBackward, SupconForward } from './loss';
+export { supconLoss, supconForward, supconBackward, SupconForward, supconLossAsync, supconForwardAsync } from './loss';
 export type {
   SupconOptions, SupconResult, FeaturesInput, LabelsInput, MaskInput, ContrastMode, Variant, Denominator,
 } from './loss';
@@ -15,6 +15,8 @@ export type { ImageSet, IdxArray, Split, CifarOptions, LoadOptions, Batch, Batch
 export { fashionMnistSource, DEBIAN_FASHION_MNIST_DIR } from './data/fashion-mnist';
 export type { FashionMnistSource } from './data/fashion-mnist';
 export { registerTrainer } from './cli/trainer';
+export { TrainerWorker, trainerInWorker } from './cli/trainer-worker';
+export type { TrainerWorkerOptions } from './cli/trainer-worker';
 export type {
   Trainer, TrainerFactory, TrainerSetup, StepResult, EvaluationResult, Embeddings, EvalProgress,
 } from './cli/trainer';
@@ -25,7 +27,7 @@ export type { KnnOptions, LabelledEmbeddings, Neighbours } from './metrics/knn';
 export * as nn from './nn/index';
 export { gemm, fmaPeakGflops } from './gemm';
 export type { GemmOptions } from './gemm';
-export { augment, applyAugmentOps, drawAugmentOps, pipelines, CIFAR10_NORMALIZE } from './augment';
+export { augment, applyAugmentOps, drawAugmentOps, pipelines, CIFAR10_NORMALIZE, augmentAsync, applyAugmentOpsAsync } from './augment';
 export type {
   AugmentPipeline, AugmentOp, AugmentOptions, AugmentOpsOptions, AugmentResult, AugmentArray, ImagesInput,
   RandomResizedCropSpec, ColorJitterSpec, RandAugmentSpec, AutoAugmentSpec, GaussianBlurSpec, SolarizeSpec,

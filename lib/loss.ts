@@ -227,19 +227,24 @@ export class SupconForward<G extends Float32Array | Tensor<'float32'> = Float32A
     return this.#context?.bytes ?? 0;
   }
 
+  /** The context and the native options of a backward pass, once gradLoss is checked. */
+  #backwardArgs(gradLoss: unknown): [NativeLossContext, { threads?: number }] {
+    if (this.#context === null) throw new RangeError('context: the forward result has been disposed');
+    if (typeof gradLoss !== 'number') throw new TypeError(`gradLoss: expected a number, got ${describe(gradLoss)}`);
+    if (!Number.isFinite(gradLoss)) throw new RangeError(`gradLoss: expected a finite number, got ${gradLoss}`);
+    return [this.#context, this.#threads !== undefined ? { threads: this.#threads } : {}];
+  }
+
   /**
    * gradLoss * d loss / d features, in the layout and kind of the features (for Tensor
    * features, a Tensor on the features' device).
    */
   backward(gradLoss = 1): G {
-    if (this.#context === null) throw new RangeError('context: the forward result has been disposed');
-    if (typeof gradLoss !== 'number') throw new TypeError(`gradLoss: expected a number, got ${describe(gradLoss)}`);
-    if (!Number.isFinite(gradLoss)) throw new RangeError(`gradLoss: expected a finite number, got ${gradLoss}`);
-    const opts = this.#threads !== undefined ? { threads: this.#threads } : {};
+    const [context, opts] = this.#backwardArgs(gradLoss);
     if (this.#gradDevice !== null) {
       const grad = Tensor.zeros<'float32'>(this.shape, { device: this.#gradDevice });
       try {
-        native.lossBackward(this.#context, gradLoss, grad.storage, opts);
+        native.lossBackward(context, gradLoss, grad.storage, opts);
       } catch (e) {
         grad.dispose();
         throw e;
@@ -247,7 +252,23 @@ export class SupconForward<G extends Float32Array | Tensor<'float32'> = Float32A
       return grad as G;
     }
     const grad = new Float32Array(product(this.shape));
-    native.lossBackward(this.#context, gradLoss, grad, opts);
+    native.lossBackward(context, gradLoss, grad, opts);
+    return grad as G;
+  }
+
+  /**
+   * backward() as a promise: the CPU pass runs on the libuv thread pool, so the event loop
+   * stays free. The result may be disposed while it runs (the pass keeps its state).
+   */
+  async backwardAsync(gradLoss = 1): Promise<G> {
+    const [context, opts] = this.#backwardArgs(gradLoss);
+    const grad = this.#gradDevice !== null ? Tensor.zeros<'float32'>(this.shape, { device: this.#gradDevice }) : new Float32Array(product(this.shape));
+    try {
+      await native.lossBackwardAsync(context, gradLoss, grad instanceof Tensor ? grad.storage : grad, opts);
+    } catch (e) {
+      if (grad instanceof Tensor) grad.dispose();
+      throw e;
+    }
     return grad as G;
   }
 
@@ -305,6 +326,37 @@ export function supconLoss<F extends FeaturesInput>(
   const forward = supconForward(features, labels, options);
   try {
     return { loss: forward.loss, grad: forward.backward(1) };
+  } finally {
+    forward.dispose();
+  }
+}
+
+/**
+ * supconForward as a promise: the same checks (a bad argument rejects with the same
+ * TypeError or RangeError), then the CPU pass on the libuv thread pool while the event loop
+ * runs. The inputs are safe meanwhile: a typed array is copied, a tensor is pinned (disposing
+ * it frees its memory when the pass ends). On CUDA the pass is queued on the stream at once
+ * and the promise resolves with it.
+ */
+export async function supconForwardAsync<F extends FeaturesInput>(
+  features: F,
+  labels?: LabelsInput,
+  options: SupconOptions = {},
+): Promise<SupconForward<GradOf<F>>> {
+  const p = prepare(features, labels, options);
+  const ctx = await native.lossForwardAsync(p.source, p.n, p.v, p.d, p.labels, p.mask, p.native);
+  return new SupconForward<GradOf<F>>(ctx, p.shape, p.tensor?.device ?? null, p.native.threads);
+}
+
+/** supconLoss as a promise: supconForwardAsync, then backwardAsync (the same bits as supconLoss). */
+export async function supconLossAsync<F extends FeaturesInput>(
+  features: F,
+  labels?: LabelsInput,
+  options: SupconOptions = {},
+): Promise<SupconResult<GradOf<F>>> {
+  const forward = await supconForwardAsync(features, labels, options);
+  try {
+    return { loss: forward.loss, grad: await forward.backwardAsync(1) };
   } finally {
     forward.dispose();
   }

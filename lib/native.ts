@@ -134,6 +134,13 @@ export interface NativeAddon {
     out: Float32Array | NativeStorage,
     options?: { threads?: number; outOffset?: number },
   ): void;
+  /**
+   * lossForward as a promise: the same checks (a bad argument rejects with the same error),
+   * the CPU pass on the libuv thread pool; a CUDA pass runs at once and resolves.
+   */
+  lossForwardAsync(...args: Parameters<NativeAddon['lossForward']>): Promise<NativeLossContext>;
+  /** lossBackward as a promise (a pending pass keeps the context's state past its dispose()). */
+  lossBackwardAsync(...args: Parameters<NativeAddon['lossBackward']>): Promise<void>;
   cpuKernels(select?: string): { active: string; available: string[]; threads: number };
   devices(): NativeDeviceInfo[];
   buildInfo(): NativeBuildInfo;

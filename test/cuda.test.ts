@@ -1,7 +1,9 @@
 // The CUDA path. On a machine without a usable GPU the GPU tests skip, and say why; what
 // must hold there (clear errors, the CPU fallback) is tested everywhere.
 import { describe, expect, it } from 'vitest';
-import { backendInfo, cudaStatus, gemm, memory, supconForward, supconLoss, Tensor } from '../dist/index.js';
+import {
+  augment, augmentAsync, backendInfo, cudaStatus, gemm, memory, pipelines, supconForward, supconLoss, supconLossAsync, Tensor,
+} from '../dist/index.js';
 import { randomLabels, randomNormal, relativeError, rng } from './reference';
 
 const status = cudaStatus();
@@ -83,6 +85,22 @@ describe.skipIf(!status.usable)('on the GPU', () => {
     expect(r.loss).toBeGreaterThan(0);
     r.grad.dispose();
     t.dispose();
+  });
+
+  it('the Promise variants run at once on CUDA tensors (queued on the stream) and match the synchronous calls', async () => {
+    const t = Tensor.from(x, [n, v, d], { device: 'cuda' });
+    const sync = supconLoss(t, labels, { normalize: true });
+    const later = await supconLossAsync(t, labels, { normalize: true });
+    expect(later.grad.device).toBe('cuda');
+    expect(Math.abs(later.loss - sync.loss)).toBeLessThanOrEqual(1e-6 * Math.abs(sync.loss));
+    expect(relativeError(later.grad.dataSync(), sync.grad.dataSync())).toBeLessThan(1e-6);
+    const images = Tensor.from(Uint8Array.from({ length: 4 * 3 * 9 * 9 }, (_, i) => (i * 13) % 256), [4, 3, 9, 9], { dtype: 'uint8', device: 'cuda' });
+    const pipeline = pipelines.simAugment({ size: 9 });
+    const a = augment(images, pipeline, { seed: 2, device: 'cuda' }) as Tensor<'float32'>;
+    const b = (await augmentAsync(images, pipeline, { seed: 2, device: 'cuda' })) as Tensor<'float32'>;
+    expect(b.device).toBe('cuda');
+    expect(relativeError(b.dataSync(), a.dataSync())).toBeLessThan(1e-6);
+    for (const r of [sync.grad, later.grad, t, images, a, b]) r.dispose();
   });
 
   it('refuses a backward pass after its features were disposed', () => {

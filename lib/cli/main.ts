@@ -2,7 +2,6 @@
 // The `supcon` command.
 import fs from 'node:fs';
 import path from 'node:path';
-import '../train';
 import { writeRunReport } from '../report/write';
 import { Command, HELP, parseCommandLine, UsageError } from './args';
 import { formatBench, runBench } from './bench';
@@ -10,7 +9,9 @@ import { runInfo } from './info';
 import type { ProgressStream } from './progress';
 import { evaluateRun, interceptSigint, runTraining } from './train-loop';
 import { RunFolder } from './run-folder';
+import { supconTrainerFactory } from '../train';
 import { registeredTrainer, TrainerFactory } from './trainer';
+import { trainerInWorker } from './trainer-worker';
 
 export interface CliIo {
   stdout: { write(s: string): unknown };
@@ -47,7 +48,7 @@ async function execute(cmd: Command, io: CliIo, deps: CliDeps): Promise<number> 
       return 0;
     }
     case 'train': {
-      const factory = deps.factory ?? registeredTrainer();
+      const factory = deps.factory ?? defaultFactory();
       const stop = interceptSigint(io.stderr);
       try {
         const result = await runTraining(cmd.config, {
@@ -64,7 +65,7 @@ async function execute(cmd: Command, io: CliIo, deps: CliDeps): Promise<number> 
       }
     }
     case 'eval': {
-      const factory = deps.factory ?? registeredTrainer();
+      const factory = deps.factory ?? defaultFactory();
       const stop = interceptSigint(io.stderr);
       try {
         const evaluation = await evaluateRun(cmd.run, {
@@ -80,6 +81,16 @@ async function execute(cmd: Command, io: CliIo, deps: CliDeps): Promise<number> 
       }
     }
   }
+}
+
+/**
+ * The registered trainer; the package's own runs in a worker thread (TrainerWorker), so that
+ * the progress line and Ctrl-C stay responsive while a step runs. A trainer registered by
+ * the embedding program runs in this thread (its module is not known to load in another).
+ */
+function defaultFactory(): TrainerFactory {
+  const registered = registeredTrainer();
+  return registered === supconTrainerFactory ? trainerInWorker() : registered;
 }
 
 /**

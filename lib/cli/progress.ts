@@ -154,6 +154,14 @@ export class ProgressBar {
     }
   }
 
+  /**
+   * Redraws the same count when it is time to: the elapsed time, rate and ETA move on while
+   * a long step runs (in a worker thread, so that the event loop is free to call this).
+   */
+  refresh(): void {
+    this.update(this.#done, this.#fields);
+  }
+
   /** Draws the final state and ends the line. */
   finish(): void {
     this.#stream.write(this.#tty ? `\r${this.#line()}\x1b[K\n` : this.#line() + '\n');

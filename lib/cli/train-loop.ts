@@ -111,6 +111,20 @@ export function loadRunData(config: TrainConfig, log: (m: string) => void): RunD
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** How often the progress line is redrawn while a step that returned a promise runs. */
+const REFRESH_SECONDS = 1;
+
+/** Awaits a step's result; while a promise is pending, the bar redraws every REFRESH_SECONDS. */
+async function refreshing<T>(bar: ProgressBar, value: T | Promise<T>): Promise<T> {
+  if (!(value instanceof Promise)) return value;
+  const timer = setInterval(() => bar.refresh(), REFRESH_SECONDS * 1000);
+  try {
+    return await value;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** Progress bars for phases that announce themselves by label (features, kNN, linear evaluation, map). */
 function phaseProgress(stream: ProgressStream, stop: StopSignal | undefined, interruptible = true) {
   let bar: ProgressBar | null = null;
@@ -241,7 +255,7 @@ export async function runTraining(config: TrainConfig, options: LoopOptions): Pr
         for (const r of run.readMetrics())
           if (r.type === 'step' && r.epoch === epoch + 1 && typeof r.loss === 'number') { lossSum += r.loss; lossCount++; }
       for (let step = first; step < steps; step++) {
-        const result = await trainer.step(epoch, step);
+        const result = await refreshing(bar, trainer.step(epoch, step));
         if (typeof result?.loss !== 'number') throw new Error(`trainer.step: expected { loss: number, ... }, got ${JSON.stringify(result)}`);
         run.appendMetrics({ type: 'step', epoch: epoch + 1, step: step + 1, ...result });
         lossSum += result.loss;

@@ -1,8 +1,10 @@
 // Registers the training loop with the command line.
-import { registerTrainer } from '../cli/trainer';
+import { registerTrainer, TrainerFactory } from '../cli/trainer';
 import { SupconTrainer } from './trainer';
 
-registerTrainer((setup) => new SupconTrainer(setup));
+/** The package's own trainer factory, the one registered here. */
+export const supconTrainerFactory: TrainerFactory = (setup) => new SupconTrainer(setup);
+registerTrainer(supconTrainerFactory);
 
 export { SupconTrainer, linearEvaluation, channelStats, trainingPipeline } from './trainer';
 export { ConvNet, PixelMlp, makeEncoder } from './encoders';

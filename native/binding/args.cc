@@ -163,32 +163,35 @@ int64_t checkedProduct(int64_t a, int64_t b, const std::string& name, int64_t li
   return a * b;
 }
 
+Napi::Error jsError(Napi::Env env, std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Napi::Error& e) {
+    return e;
+  } catch (const ArgumentError& e) {
+    if (e.kind() == ArgumentError::Kind::Type) return Napi::TypeError::New(env, e.what());
+    return Napi::RangeError::New(env, e.what());
+#if defined(SUPCON_WITH_CUDA)
+  } catch (const cuda::CudaError& e) {
+    if (e.outOfMemory()) return Napi::RangeError::New(env, std::string("out of GPU memory: ") + e.what());
+    return Napi::Error::New(env, e.what());
+#endif
+  } catch (const std::bad_alloc&) {
+    return Napi::RangeError::New(env, "out of memory: the sizes asked for are too large to allocate");
+  } catch (const std::exception& e) {
+    return Napi::Error::New(env, e.what());
+  } catch (...) {
+    return Napi::Error::New(env, "unknown native error");
+  }
+}
+
 Napi::Value guarded(const Napi::CallbackInfo& info,
                     const std::function<Napi::Value(const Napi::CallbackInfo&)>& fn) {
   Napi::Env env = info.Env();
   try {
     return fn(info);
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
-  } catch (const ArgumentError& e) {
-    if (e.kind() == ArgumentError::Kind::Type)
-      Napi::TypeError::New(env, e.what()).ThrowAsJavaScriptException();
-    else
-      Napi::RangeError::New(env, e.what()).ThrowAsJavaScriptException();
-#if defined(SUPCON_WITH_CUDA)
-  } catch (const cuda::CudaError& e) {
-    if (e.outOfMemory())
-      Napi::RangeError::New(env, std::string("out of GPU memory: ") + e.what()).ThrowAsJavaScriptException();
-    else
-      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
-#endif
-  } catch (const std::bad_alloc&) {
-    Napi::RangeError::New(env, "out of memory: the sizes asked for are too large to allocate")
-        .ThrowAsJavaScriptException();
-  } catch (const std::exception& e) {
-    Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
   } catch (...) {
-    Napi::Error::New(env, "unknown native error").ThrowAsJavaScriptException();
+    jsError(env, std::current_exception()).ThrowAsJavaScriptException();
   }
   return env.Undefined();
 }

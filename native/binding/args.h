@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <string>
 
@@ -50,6 +51,10 @@ ByteView requireTypedArrayBytes(const Napi::Value& value, const std::string& nam
 
 // a * b, or a RangeError naming `name` when the product passes `limit`.
 int64_t checkedProduct(int64_t a, int64_t b, const std::string& name, int64_t limit);
+
+// The JavaScript error of a C++ exception: ArgumentError -> TypeError or RangeError,
+// bad_alloc -> RangeError, anything else -> Error.
+Napi::Error jsError(Napi::Env env, std::exception_ptr error);
 
 // Runs fn; turns C++ exceptions into JavaScript ones (ArgumentError -> TypeError or
 // RangeError, bad_alloc -> RangeError, anything else -> Error). Never lets one escape.

@@ -11,6 +11,7 @@
 #include "../cpu/thread_pool.h"
 #include "addon_data.h"
 #include "args.h"
+#include "async.h"
 #include "storage.h"
 
 #if defined(SUPCON_WITH_CUDA)
@@ -248,15 +249,21 @@ float* outputData(BatchSpec& b, const Napi::Value& value, int64_t count) {
   throw typeError("out: expected a Float32Array or a float32 tensor, got " + describe(value));
 }
 
-// Runs the batch; on CUDA, returns the timing { copyInMs, kernelMs, copyOutMs }.
-Napi::Value run(Napi::Env env, const BatchSpec& b, const std::vector<augment::ImageProgram>& programs,
-                const augment::OutputTransform& t, float* out) {
+augment::Batch batchOf(const BatchSpec& b, const std::vector<augment::ImageProgram>& programs,
+                       const augment::OutputTransform& t, float* out) {
   augment::Batch batch{b.input, b.uint8 ? 1 : 0, b.n, b.g.channels, b.g.inH, b.g.inW,
                        b.g.outH, b.g.outW, b.views, programs.data(), t, out};
   batch.select = b.select.empty() ? nullptr : b.select.data();
   batch.total = b.total;
   batch.inputOnDevice = b.inputOnDevice ? 1 : 0;
   batch.outputOnDevice = b.outputOnDevice ? 1 : 0;
+  return batch;
+}
+
+// Runs the batch; on CUDA, returns the timing { copyInMs, kernelMs, copyOutMs }.
+Napi::Value run(Napi::Env env, const BatchSpec& b, const std::vector<augment::ImageProgram>& programs,
+                const augment::OutputTransform& t, float* out) {
+  const augment::Batch batch = batchOf(b, programs, t, out);
   if (b.cuda) {
 #if defined(SUPCON_WITH_CUDA)
     const cuda::AugmentTiming timing = cuda::augmentBatch(batch);
@@ -271,6 +278,21 @@ Napi::Value run(Napi::Env env, const BatchSpec& b, const std::vector<augment::Im
   }
   cpu::augmentBatch(batch, b.threads);
   return env.Undefined();
+}
+
+// A CPU batch of an *Async call on the libuv pool (binding/async.h); a CUDA one runs at once
+// (its stream orders the work) and the promise resolves with its timing.
+Napi::Value runCall(Napi::Env env, bool async, BatchSpec& b, std::vector<augment::ImageProgram> programs,
+                    const augment::OutputTransform& t, const Napi::Value& images, const Napi::Value& outValue,
+                    float* out, int64_t outCount) {
+  if (!async || b.cuda) return run(env, b, programs, t, out);
+  auto hold = std::make_unique<AsyncHold>(env);
+  b.input = hold->input(images, b.input, static_cast<size_t>(b.count) * (b.uint8 ? 1 : sizeof(float)));
+  float* target = static_cast<float*>(hold->output(outValue, out, static_cast<size_t>(outCount) * sizeof(float), "out"));
+  auto job = std::make_shared<std::pair<BatchSpec, std::vector<augment::ImageProgram>>>(std::move(b), std::move(programs));
+  return queueWork(env, std::move(hold),
+                   [job, t, target] { cpu::augmentBatch(batchOf(job->first, job->second, t, target), job->first.threads); },
+                   [](Napi::Env e) -> Napi::Value { return e.Undefined(); });
 }
 
 int64_t outputCount(const BatchSpec& b) {
@@ -313,17 +335,22 @@ std::vector<augment::ImageProgram> drawn(const Napi::Value& pipelineValue, const
   return programs;
 }
 
-// augmentPipeline(images, spec, pipeline, transform, out) -> CUDA timing or undefined
-Napi::Value augmentPipeline(const Napi::CallbackInfo& info) {
-  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+// augmentPipeline(images, spec, pipeline, transform, out) -> CUDA timing or undefined;
+// `async`: augmentPipelineAsync, the same as a promise.
+Napi::Value augmentPipelineCall(const Napi::CallbackInfo& info, bool async) {
+  return guarded(info, [async](const Napi::CallbackInfo& i) -> Napi::Value {
     BatchSpec b = parseSpec(i[1], true);
-    const auto programs = drawn(i[2], i[1].As<Napi::Object>(), b);
+    auto programs = drawn(i[2], i[1].As<Napi::Object>(), b);
     const augment::OutputTransform t = parseTransform(i[3], b.g.channels);
     const int64_t outCount = outputCount(b);
     resolveInput(b, i[0]);  // pointers last: no JavaScript runs from here on
     float* out = outputData(b, i[4], outCount);
-    return run(i.Env(), b, programs, t, out);
+    return runCall(i.Env(), async, b, std::move(programs), t, i[0], i[4], out, outCount);
   });
+}
+Napi::Value augmentPipeline(const Napi::CallbackInfo& info) { return augmentPipelineCall(info, false); }
+Napi::Value augmentPipelineAsync(const Napi::CallbackInfo& info) {
+  return promised(info, [](const Napi::CallbackInfo& i) { return augmentPipelineCall(i, true); });
 }
 
 OpKind simpleKind(const std::string& op, bool& known) {
@@ -479,18 +506,22 @@ augment::ImageProgram parseOps(const Napi::Value& value, const augment::Geometry
 }
 
 // augmentOps(images, spec, ops, transform, out): one op list for every image (one view);
-// returns the CUDA timing or undefined.
-Napi::Value augmentOps(const Napi::CallbackInfo& info) {
-  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+// returns the CUDA timing or undefined. `async`: augmentOpsAsync.
+Napi::Value augmentOpsCall(const Napi::CallbackInfo& info, bool async) {
+  return guarded(info, [async](const Napi::CallbackInfo& i) -> Napi::Value {
     BatchSpec b = parseSpec(i[1], false);
     const augment::ImageProgram prog = parseOps(i[2], b.g);
     const augment::OutputTransform t = parseTransform(i[3], b.g.channels);
     const int64_t outCount = outputCount(b);
-    const std::vector<augment::ImageProgram> programs(static_cast<size_t>(b.n), prog);
+    std::vector<augment::ImageProgram> programs(static_cast<size_t>(b.n), prog);
     resolveInput(b, i[0]);  // pointers last: the op objects' getters have all run
     float* out = outputData(b, i[4], outCount);
-    return run(i.Env(), b, programs, t, out);
+    return runCall(i.Env(), async, b, std::move(programs), t, i[0], i[4], out, outCount);
   });
+}
+Napi::Value augmentOps(const Napi::CallbackInfo& info) { return augmentOpsCall(info, false); }
+Napi::Value augmentOpsAsync(const Napi::CallbackInfo& info) {
+  return promised(info, [](const Napi::CallbackInfo& i) { return augmentOpsCall(i, true); });
 }
 
 const char* opName(OpKind k) {
@@ -599,6 +630,8 @@ Napi::Value philox4x32(const Napi::CallbackInfo& info) {
 void registerAugment(Napi::Env env, Napi::Object exports) {
   exports.Set("augmentPipeline", Napi::Function::New(env, augmentPipeline, "augmentPipeline"));
   exports.Set("augmentOps", Napi::Function::New(env, augmentOps, "augmentOps"));
+  exports.Set("augmentPipelineAsync", Napi::Function::New(env, augmentPipelineAsync, "augmentPipelineAsync"));
+  exports.Set("augmentOpsAsync", Napi::Function::New(env, augmentOpsAsync, "augmentOpsAsync"));
   exports.Set("augmentDraw", Napi::Function::New(env, augmentDraw, "augmentDraw"));
   exports.Set("philox4x32", Napi::Function::New(env, philox4x32, "philox4x32"));
 }

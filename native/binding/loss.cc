@@ -9,6 +9,7 @@
 #include "../cpu/thread_pool.h"
 #include "addon_data.h"
 #include "args.h"
+#include "async.h"
 #include "storage.h"
 
 #if defined(SUPCON_WITH_CUDA)
@@ -60,6 +61,8 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     return *cuda_;
   }
 #endif
+  // The CPU state, shared with a pending backward pass (which keeps it past dispose()).
+  std::shared_ptr<const cpu::LossState> sharedCpuState() const { return cpu_; }
   // The CPU state, or null for a CUDA one; throws when disposed.
   const cpu::LossState* cpuState(const std::string& name) const {
     if (!live()) throw rangeError(name + ": the loss context has been disposed");
@@ -113,7 +116,7 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     return Napi::String::New(info.Env(), "cpu");
   }
 
-  std::unique_ptr<cpu::LossState> cpu_;
+  std::shared_ptr<cpu::LossState> cpu_;
 #if defined(SUPCON_WITH_CUDA)
   cuda::LossStateCudaPtr cuda_;
   Napi::ObjectReference features_;
@@ -231,11 +234,43 @@ void checkFiniteGradient(const float* g, int64_t count) {
                        "temperature or pass normalize: true)");
 }
 
+// The CPU forward pass of lossForwardAsync on the libuv pool; resolves with the context.
+// Every pointer of `in` is held here (pinned or copied): a new input field needs its line.
+Napi::Value forwardOnPool(Napi::Env env, LossContext* context, const Napi::Value& features, cpu::LossInput in,
+                          const LossOptions& o, int threads) {
+  auto hold = std::make_unique<AsyncHold>(env);
+  in.features = static_cast<const float*>(hold->input(features, in.features, static_cast<size_t>(in.n * in.v * in.d) * sizeof(float)));
+  in.labels = hold->copy(in.labels, static_cast<size_t>(in.n));
+  in.mask = hold->copy(in.mask, in.mask == nullptr ? 0 : static_cast<size_t>(in.n * in.n));
+  hold->keep(context->Value());
+  auto state = std::make_shared<std::unique_ptr<cpu::LossState>>();
+  return queueWork(env, std::move(hold), [=] { *state = cpu::lossForward(in, o, threads); },
+                   [=](Napi::Env e) -> Napi::Value {
+                     context->adopt(e, std::move(*state));
+                     return context->Value();
+                   });
+}
+
+// The CPU backward pass of lossBackwardAsync on the libuv pool.
+Napi::Value backwardOnPool(Napi::Env env, std::shared_ptr<const cpu::LossState> state, const Napi::Value& outValue,
+                           float* out, float gradLoss, int threads) {
+  auto hold = std::make_unique<AsyncHold>(env);
+  const int64_t count = state->B * state->d;
+  float* target = static_cast<float*>(hold->output(outValue, out, static_cast<size_t>(count) * sizeof(float), "out"));
+  return queueWork(env, std::move(hold),
+                   [=] {
+                     cpu::lossBackward(*state, gradLoss, target, threads);
+                     checkFiniteGradient(target, count);
+                   },
+                   [](Napi::Env e) -> Napi::Value { return e.Undefined(); });
+}
+
 // lossForward(features, n, v, d, labels | null, mask | null, options) -> LossContext.
 // options.device ('cpu' | 'cuda'; default: where the features are) and options.precision
-// ('fp32' | 'tf32' | 'bf16'; the last two only on 'cuda').
-Napi::Value lossForward(const Napi::CallbackInfo& info) {
-  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+// ('fp32' | 'tf32' | 'bf16'; the last two only on 'cuda'). `async`: lossForwardAsync, the same
+// checks, the CPU pass on the libuv pool (binding/async.h).
+Napi::Value lossForwardCall(const Napi::CallbackInfo& info, bool async) {
+  return guarded(info, [async](const Napi::CallbackInfo& i) -> Napi::Value {
     Napi::Env env = i.Env();
     // Every value first (options run getters), then the pointers: nothing that runs
     // JavaScript may come after a pointer is taken.
@@ -278,7 +313,9 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
       if (precision != "fp32")
         throw rangeError("options.precision: '" + precision + "' runs on tensor cores: it needs options.device 'cuda'");
       checkFinite(x.ptr, count, v, d);
-      context->adopt(env, cpu::lossForward(cpu::LossInput{x.ptr, n, v, d, labels, mask}, o, threads));
+      const cpu::LossInput input{x.ptr, n, v, d, labels, mask};
+      if (async) return forwardOnPool(env, context, i[0], input, o, threads);
+      context->adopt(env, cpu::lossForward(input, o, threads));
       return handle;
     }
 #if defined(SUPCON_WITH_CUDA)
@@ -301,11 +338,17 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value lossForward(const Napi::CallbackInfo& info) { return lossForwardCall(info, false); }
+Napi::Value lossForwardAsync(const Napi::CallbackInfo& info) {
+  return promised(info, [](const Napi::CallbackInfo& i) { return lossForwardCall(i, true); });
+}
+
 // lossBackward(context, gradLoss, out, options?) writes gradLoss * d loss / d features to
 // out (a Float32Array, or a tensor storage on the context's device or the host, from
-// options.outOffset elements in).
-Napi::Value lossBackward(const Napi::CallbackInfo& info) {
-  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+// options.outOffset elements in). `async`: lossBackwardAsync (a pending pass keeps the
+// context's state past its dispose()).
+Napi::Value lossBackwardCall(const Napi::CallbackInfo& info, bool async) {
+  return guarded(info, [async](const Napi::CallbackInfo& i) -> Napi::Value {
     Napi::Env env = i.Env();
     if (!LossContext::is(i[0]))
       throw typeError("context: expected the result of a forward pass, got " + describe(i[0]));
@@ -322,6 +365,7 @@ Napi::Value lossBackward(const Napi::CallbackInfo& info) {
     if (cpuState != nullptr) {
       const FloatData out = floatData(i[2], "out", cpuState->B * cpuState->d, offset);
       if (out.onDevice) throw typeError("out: expected host memory for a CPU loss, got a CUDA tensor");
+      if (async) return backwardOnPool(env, context->sharedCpuState(), i[2], out.ptr, static_cast<float>(gradLoss), threads);
       cpu::lossBackward(*cpuState, static_cast<float>(gradLoss), out.ptr, threads);
       checkFiniteGradient(out.ptr, cpuState->B * cpuState->d);
       return env.Undefined();
@@ -340,6 +384,11 @@ Napi::Value lossBackward(const Napi::CallbackInfo& info) {
 #endif
     return env.Undefined();
   });
+}
+
+Napi::Value lossBackward(const Napi::CallbackInfo& info) { return lossBackwardCall(info, false); }
+Napi::Value lossBackwardAsync(const Napi::CallbackInfo& info) {
+  return promised(info, [](const Napi::CallbackInfo& i) { return lossBackwardCall(i, true); });
 }
 
 // cudaTimeLoss(features (CUDA storage), n, v, d, labels | null, options, grad (CUDA
@@ -415,6 +464,8 @@ void registerLoss(Napi::Env env, Napi::Object exports) {
   AddonData::of(env).lossContext = Napi::Persistent(LossContext::define(env));
   exports.Set("lossForward", Napi::Function::New(env, lossForward, "lossForward"));
   exports.Set("lossBackward", Napi::Function::New(env, lossBackward, "lossBackward"));
+  exports.Set("lossForwardAsync", Napi::Function::New(env, lossForwardAsync, "lossForwardAsync"));
+  exports.Set("lossBackwardAsync", Napi::Function::New(env, lossBackwardAsync, "lossBackwardAsync"));
   exports.Set("lossUnfused", Napi::Function::New(env, lossUnfused, "lossUnfused"));
   exports.Set("cudaTimeLoss", Napi::Function::New(env, cudaTimeLoss, "cudaTimeLoss"));
 }

@@ -82,7 +82,16 @@ void Storage::Finalize(Napi::BasicEnv env) { release(env); }
 void Storage::release(Napi::BasicEnv env) {
   if (disposed_) return;
   disposed_ = true;
+  if (pins_ == 0) freeMemory(env);
+}
+
+void Storage::unpin(Napi::Env env) {
+  if (--pins_ == 0 && disposed_) freeMemory(env);
+}
+
+void Storage::freeMemory(Napi::BasicEnv env) {
   if (!reported_) return;
+  reported_ = false;
   if (device_ != nullptr) {
 #if defined(SUPCON_WITH_CUDA)
     cuda::deviceFree(device_);

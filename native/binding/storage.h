@@ -28,6 +28,12 @@ class Storage : public Napi::ObjectWrap<Storage> {
   // The same for code that reads the memory on the CPU: a CUDA storage is a RangeError.
   static uint8_t* hostData(const Napi::Value& value, const std::string& name, size_t bytes);
 
+  // A pending asynchronous call's hold (binding/async.h): while pinned, dispose() marks the
+  // storage disposed at once (every later call refuses it) and the memory is freed by the
+  // last unpin.
+  void pin() { ++pins_; }
+  void unpin(Napi::Env env);
+
   // Whether `value` is a storage made by this addon: a type tag check, so that no
   // JavaScript runs (no Symbol.hasInstance, no proxy trap) while pointers are being taken.
   static bool is(const Napi::Value& value);
@@ -46,12 +52,14 @@ class Storage : public Napi::ObjectWrap<Storage> {
   void copyIn(size_t offset, const void* src, size_t n);
   void copyOut(void* dst, size_t offset, size_t n);
   void release(Napi::BasicEnv env);
+  void freeMemory(Napi::BasicEnv env);
 
   void* host_ = nullptr;    // from the host caching allocator, when in host memory
   void* device_ = nullptr;  // CUDA memory from the caching allocator, when on the GPU
   size_t bytes_ = 0;
   bool disposed_ = false;
-  bool reported_ = false;  // external memory reported to the engine
+  bool reported_ = false;  // memory allocated (and host memory reported to the engine)
+  int pins_ = 0;
 };
 
 }  // namespace supcon::binding

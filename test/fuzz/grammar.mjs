@@ -298,6 +298,19 @@ const targets = [
       ['denominator', () => r.pick(['all', 'onePositive', 'onlyNegatives'])], ['normalize', () => r.chance(0.5)],
       ['excludeAnchorsWithoutPositives', () => r.chance(0.5)], ['threads', () => r.int(1, 3)],
     ]);
+    if (r.chance(0.25)) return async () => {
+      // The Promise variants, with the features tensor or the forward result disposed while pending.
+      const pending = r.chance(0.5) ? lib.supconLossAsync(features, labels, opts) : lib.supconForwardAsync(features, labels, opts).then(async (f) => {
+        ctx.tensors.push({ dispose: () => f.dispose() });
+        const grad = f.backwardAsync(maybe(ctx, r.pick([1, 0.5, -2])));
+        if (r.chance(0.3)) f.dispose();
+        return { loss: f.loss, grad: await grad };
+      });
+      if (features instanceof Tensor && r.chance(0.3)) features.dispose();
+      const out = await pending;
+      if (out.grad instanceof Tensor) ctx.track(out.grad);
+      return [out.loss, out.grad instanceof Tensor ? out.grad.dataSync() : out.grad];
+    };
     if (r.chance(0.4)) return () => {
       const f = lib.supconForward(features, labels, opts);
       ctx.tensors.push({ dispose: () => f.dispose() });
@@ -331,13 +344,14 @@ const targets = [
     const n = r.int(0, 3), c = r.pick([1, 3]), h = r.int(1, 10), w = r.int(1, 10);
     const images = maybe(ctx, imagesInput(ctx, n, c, h, w), 0.05);
     const which = r.int(0, 2);
-    if (which === 0) return () => {
-      const out = lib.augment(images, pipeline(ctx), options(ctx, [['seed', () => r.pick([0, 7, 2 ** 53, 123n])], ['epoch', () => r.int(0, 3)], ['views', () => r.int(1, 3)], ['threads', () => r.int(1, 2)], ['output', () => r.pick(['array', 'tensor'])]]));
+    const later = r.chance(0.3); // the Promise variant
+    if (which === 0) return async () => {
+      const out = await (later ? lib.augmentAsync : lib.augment)(images, pipeline(ctx), options(ctx, [['seed', () => r.pick([0, 7, 2 ** 53, 123n])], ['epoch', () => r.int(0, 3)], ['views', () => r.int(1, 3)], ['threads', () => r.int(1, 2)], ['output', () => r.pick(['array', 'tensor'])]]));
       return [out instanceof Tensor ? ctx.track(out).dataSync() : out.data];
     };
-    if (which === 1) return () => {
+    if (which === 1) return async () => {
       const list = Array.from({ length: r.int(0, 4) }, () => (r.chance(0.15) ? treacherous(ctx, augmentOp(ctx, h, w)) : augmentOp(ctx, h, w)));
-      const out = lib.applyAugmentOps(images, maybe(ctx, list, 0.03), options(ctx, [['size', () => [r.int(1, 9), r.int(1, 9)]], ['threads', () => r.int(1, 2)], ['output', () => r.pick(['array', 'tensor'])], ['fill', () => r.float()]]));
+      const out = await (later ? lib.applyAugmentOpsAsync : lib.applyAugmentOps)(images, maybe(ctx, list, 0.03), options(ctx, [['size', () => [r.int(1, 9), r.int(1, 9)]], ['threads', () => r.int(1, 2)], ['output', () => r.pick(['array', 'tensor'])], ['fill', () => r.float()]]));
       return [out instanceof Tensor ? ctx.track(out).dataSync() : out.data];
     };
     return () => { const ops = lib.drawAugmentOps(maybe(ctx, [r.pick([n, 1e6, 70000]), c, h, w], 0.1), pipeline(ctx), options(ctx, [['seed', () => r.int(0, 9)], ['views', () => r.int(1, 4)]])); return [Float32Array.from(JSON.stringify(ops).match(/-?\d+(\.\d+)?(e[-+]?\d+)?/g) ?? [], Number)]; };
@@ -487,6 +501,14 @@ const targets = [
       () => { const img = maybe(ctx, r.chance(0.5) ? bytes(ctx, k) : ctx.track(Tensor.from(bytes(ctx, k), [k])).storage, 0.2); return native.augmentOps(img, spec(), maybe(ctx, [treacherous(ctx, augmentOp(ctx, 4, 4))], 0.1), maybe(ctx, undefined, 0.2), s()); },
       () => native.augmentPipeline(maybe(ctx, bytes(ctx, k), 0.2), spec(), maybe(ctx, {}, 0.3), maybe(ctx, undefined, 0.2), s()),
       () => native.augmentDraw(spec(), maybe(ctx, { flip: 0.5, grayscale: 0, crop: null }, 0.3)),
+      () => native.lossForwardAsync(s(), i(), i(), i(), maybe(ctx, null, 0.2), maybe(ctx, null, 0.1), maybe(ctx, {}, 0.3)).then((c) => {
+        ctx.tensors.push(c);
+        const pending = native.lossBackwardAsync(maybe(ctx, c, 0.1), f(), s(), maybe(ctx, undefined, 0.2));
+        if (r.chance(0.3)) c.dispose();
+        return pending;
+      }),
+      () => { const img = maybe(ctx, r.chance(0.5) ? bytes(ctx, k) : ctx.track(Tensor.from(bytes(ctx, k), [k])).storage, 0.2); const mine = r.chance(0.5) ? ctx.track(Tensor.zeros([r.int(1, 4) * 64])).storage : null; const p = native.augmentOpsAsync(img, spec(), maybe(ctx, [treacherous(ctx, augmentOp(ctx, 4, 4))], 0.1), maybe(ctx, undefined, 0.2), mine ?? s()); if (mine !== null && r.chance(0.5)) mine.dispose(); return p; },
+      () => native.augmentPipelineAsync(maybe(ctx, bytes(ctx, k), 0.2), spec(), maybe(ctx, {}, 0.3), maybe(ctx, undefined, 0.2), s()),
       () => native.philox4x32(i(), i(), i(), i(), i(), i()),
       () => { const st = new native.Storage(maybe(ctx, r.int(0, 64), 0.2), maybe(ctx, undefined, 0.1)); ctx.tensors.push(st); st.write(maybe(ctx, floats(ctx, r.int(0, 20)), 0.2), i()); st.read(maybe(ctx, new Float32Array(r.int(0, 20)), 0.2), i()); },
       () => native.cpuKernels(maybe(ctx, undefined, 0.3)), () => native.memory(),

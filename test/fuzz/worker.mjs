@@ -2,6 +2,7 @@
 // each call it records the call index and its running counts in the progress file (one
 // synchronous write), so that when the process dies the parent knows the call that killed
 // it; findings (non-finite outputs, engine errors) are appended to the events file at once.
+// A call that returns a promise is awaited before the next one starts.
 //   node test/fuzz/worker.mjs <seed> <from> <count> <progress file> <events file>
 import fs from 'node:fs';
 import { allFinite, makeCall, removeScratch } from './grammar.mjs';
@@ -35,7 +36,9 @@ for (let i = from; i < from + count; i++) {
   const call = makeCall(seed, i);
   write(i, call.name);
   try {
-    const outputs = call.run();
+    let outputs = call.run();
+    // The Promise-returning functions: the call is what the promise settles to.
+    if (outputs instanceof Promise) outputs = await outputs;
     counts.ok++;
     if (call.ctx.finite && !finiteOutputs(outputs)) {
       counts.nonFinite++;
