@@ -37,6 +37,7 @@ using LossStateCudaPtr = std::unique_ptr<LossStateCuda, LossStateCudaDeleter>;
 LossStateCudaPtr lossForward(const DeviceLossInput& input, const LossOptions& options,
                              Precision precision);
 double stateLoss(const LossStateCuda& state);
+int64_t stateCounted(const LossStateCuda& state);  // anchors in the mean
 int64_t stateRows(const LossStateCuda& state);   // B
 int64_t stateDim(const LossStateCuda& state);    // d
 size_t stateBytes(const LossStateCuda& state);

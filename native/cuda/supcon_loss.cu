@@ -482,6 +482,7 @@ struct LossStateCuda {
 
 void LossStateCudaDeleter::operator()(LossStateCuda* s) const { delete s; }
 double stateLoss(const LossStateCuda& s) { return s.loss; }
+int64_t stateCounted(const LossStateCuda& s) { return s.counted; }
 int64_t stateRows(const LossStateCuda& s) { return s.B; }
 int64_t stateDim(const LossStateCuda& s) { return s.d; }
 size_t stateBytes(const LossStateCuda& s) {

@@ -35,8 +35,8 @@ struct Case {
 // The gradient rebuilt from the forward pass's per-row statistics with the scalar
 // pairCoefficientScalar (the form the CUDA kernels use), against the reference.
 void checkScalarPath(const Case& c, const std::vector<float>& x, const int32_t* labels,
-                     const uint8_t* mask, const reference::Result& ref) {
-  auto state = cpu::lossForward(cpu::LossInput{x.data(), c.n, c.v, c.d, labels, mask}, c.o, 1);
+                     const uint8_t* mask, const float* weights, const reference::Result& ref) {
+  auto state = cpu::lossForward(cpu::LossInput{x.data(), c.n, c.v, c.d, labels, weights}, c.o, 1);
   const cpu::LossState& s = *state;
   const PositiveTerm term = positiveTermOf(c.o.variant, c.o.denominator);
   const double scale = static_cast<double>(c.o.temperature) / c.o.baseTemperature;
@@ -90,13 +90,15 @@ void runCase(const Case& c, std::mt19937& rng, int threads) {
   for (auto& m : mask) m = rng() % 3 == 0;
   const int32_t* lp = c.labelKinds > 0 ? labels.data() : nullptr;
   const uint8_t* mp = c.labelKinds < 0 ? mask.data() : nullptr;
+  const std::vector<float> weights(mask.begin(), mask.end());
+  const float* wp = mp != nullptr ? weights.data() : nullptr;
 
   std::vector<double> xd(x.begin(), x.end());
   const auto ref = reference::supcon(xd, c.n, c.v, c.d, lp, mp, c.o);
-  checkScalarPath(c, x, lp, mp, ref);
+  checkScalarPath(c, x, lp, mp, wp, ref);
   for (const auto& name : cpu::availableKernels()) {
     cpu::selectKernels(name);
-    cpu::LossInput in{x.data(), c.n, c.v, c.d, lp, mp};
+    cpu::LossInput in{x.data(), c.n, c.v, c.d, lp, wp};
     auto state = cpu::lossForward(in, c.o, threads);
     // Guard values around the output catch writes out of bounds.
     std::vector<float> grad(B * c.d + 32, 12345.0f);
