@@ -62,6 +62,8 @@ export function trainingPipeline(name: string, size: readonly [number, number], 
 }
 
 const FEATURE_BATCH = 500;
+/** The projection head's output: the features the loss (and the queue) sees. */
+const PROJECTION_DIM = 128;
 /** Test images per kNN search in the final evaluation (the search is per query, so chunks give the same result). */
 const KNN_CHUNK = 500;
 
@@ -124,7 +126,7 @@ export class SupconTrainer implements Trainer {
     this.#encoder = makeEncoder(config.encoder, [c, h, w], config.seed);
     this.#head = config.method === 'ce'
       ? new Linear(this.#encoder.featureDim, train.numClasses, { seed: config.seed + 1 })
-      : new ProjectionHead(this.#encoder.featureDim, { outDim: 128, seed: config.seed + 1 });
+      : new ProjectionHead(this.#encoder.featureDim, { outDim: PROJECTION_DIM, seed: config.seed + 1 });
     const encoder = this.#encoder, head = this.#head;
     this.#model = new (class extends Module {
       constructor() {
@@ -146,7 +148,7 @@ export class SupconTrainer implements Trainer {
     if (queue > 0 && config.method === 'ce') throw new RangeError('queue: a memory queue applies to supcon and simclr, not to ce');
     if (queue > 0 && this.device !== 'cpu')
       throw new RangeError(`queue: the loss against a memory queue runs on the CPU; use device 'cpu' (this run's is '${this.device}')`);
-    this.#queue = queue > 0 ? new FeatureQueue(queue * 2, 128) : null;
+    this.#queue = queue > 0 ? new FeatureQueue(queue * 2, PROJECTION_DIM) : null;
     this.#queueFrom = config.queueWarmup ?? Math.ceil(queue / config.batchSize);
     const normalize = channelStats(train);
     this.#pipeline = trainingPipeline(config.augmentation, [h, w], normalize);
