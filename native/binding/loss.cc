@@ -388,25 +388,18 @@ Napi::Value lossForward(const Napi::CallbackInfo& info) {
     }
     if (ca.given)
       throw rangeError("options.contrast: a contrast set runs on the CPU only (pass options.device 'cpu'); got device 'cuda'");
-    std::vector<uint8_t> binaryMask(mask.size());
-    for (size_t e = 0; e < mask.size(); ++e) {
-      if (mask[e] != 0.0f && mask[e] != 1.0f)
-        throw rangeError("options.mask: weights other than 0 and 1 run on the CPU only (pass options.device 'cpu'); got " +
-                         describeNumber(mask[e]) + " at index " + std::to_string(e));
-      binaryMask[e] = mask[e] != 0.0f;
-    }
-    const uint8_t* maskBytes = hasMask ? binaryMask.data() : nullptr;
+    const float* maskWeights = hasMask ? mask.data() : nullptr;
 #if defined(SUPCON_WITH_CUDA)
     const cuda::Precision prec = precision == "bf16" ? cuda::Precision::Bf16
                                  : precision == "tf32" ? cuda::Precision::Tf32
                                                        : cuda::Precision::Fp32;
     if (x.onDevice) {
       // The state reads the features in place: hold the storage until the context goes.
-      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, maskBytes}, o, prec),
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, maskWeights}, o, prec),
                      i[0].As<Napi::Object>());
     } else {
       checkFinite(x.ptr, count, v, d);
-      context->adopt(cuda::lossForward(cuda::DeviceLossInput{nullptr, x.ptr, n, v, d, labels, maskBytes}, o, prec),
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{nullptr, x.ptr, n, v, d, labels, maskWeights}, o, prec),
                      Napi::Object());
     }
     return handle;

@@ -17,13 +17,13 @@ enum class Precision : int32_t { Fp32 = 0, Tf32 = 1, Bf16 = 2 };
 
 // Features [n, v, d] in device memory (kept alive and unchanged by the caller until the
 // state is gone) or in host memory (then copied into the state); labels [n] or mask [n, n]
-// in host memory, or neither.
+// (non-negative weights) in host memory, or neither.
 struct DeviceLossInput {
   const float* features;      // device, or null
   const float* hostFeatures;  // host, or null
   int64_t n, v, d;
   const int32_t* labels;
-  const uint8_t* mask;
+  const float* mask;
 };
 
 // Device buffers kept between the forward and backward passes: O(B (+ n * n)), plus the
