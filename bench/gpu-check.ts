@@ -167,7 +167,7 @@ function runCases<C extends { id: string }>(stage: string, cases: readonly C[], 
 // ---------------------------------------------------------------------------------------
 // The loss
 
-interface LossInputs { seed: number; x: Float32Array; labels: Int32Array | null; mask: Uint8Array | null; loss: number; grad: Float32Array }
+interface LossInputs { seed: number; x: Float32Array; labels: Int32Array | null; mask: Float32Array | null; loss: number; grad: Float32Array }
 let lossCache: LossInputs | null = null;
 
 /** The inputs of a case and the CPU reference (computed once for all precisions of a configuration). */
@@ -183,7 +183,9 @@ function lossInputs(c: LossCase): LossInputs {
     for (let k = 0; k < d; k++) x[r * d + k] *= f;
   }
   const labels = c.positives === 'labels' ? Int32Array.from({ length: n }, () => Math.floor(rnd() * c.classes)) : null;
-  const mask = c.positives === 'mask' ? Uint8Array.from({ length: n * n }, () => (rnd() < 0.2 ? 1 : 0)) : null;
+  // Weights (docs/LOSS.md): 0 for most pairs, else 1 or another weight, so that 0/1 pairs and
+  // weighted ones meet in every row.
+  const mask = c.positives === 'mask' ? Float32Array.from({ length: n * n }, () => (rnd() < 0.8 ? 0 : [1, 1, 0.5, 2.5][Math.floor(rnd() * 4)])) : null;
   const ref = supconLoss({ data: x, shape: [n, v, d] }, labels, {
     ...c.options, ...(mask ? { mask } : {}), device: 'cpu', ...(dryRun ? { threads: 1 } : {}),
   });

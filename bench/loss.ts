@@ -1,6 +1,8 @@
 // CPU benchmark of the fused SupCon loss (forward + backward) against the machine's FMA
-// peak and an unfused implementation in the same run. `npm run bench` (add --quick for
-// a short run). Results: bench/results/loss-cpu.{json,md}.
+// peak and an unfused implementation in the same run, and of the loss against a contrast
+// set (B = 4096 anchors against m = 65,536 rows, both gradients). `npm run bench` (add
+// --quick for a short run, --contrast for the contrast row alone). Results:
+// bench/results/loss-cpu.{json,md} and loss-cpu-contrast.{json,md}.
 import { backendInfo, fmaPeakGflops, setCpuKernels, supconForward } from '../lib/index';
 import { native } from '../lib/native';
 import { spawnSync } from 'node:child_process';
@@ -33,20 +35,68 @@ function fusedStep(x: Float32Array, n: number, labels: Int32Array): void {
   fwd.dispose();
 }
 
-/** Peak resident-memory growth of one fused call at batch B, in a fresh process. */
-function memoryOfOneCall(B: number): number {
-  const run = spawnSync(process.execPath, [__filename, '--memory-child', String(B)], { encoding: 'utf8' });
+// The contrast row: B anchors (n = B / v samples) against m contrast rows (a memory queue
+// or a gathered batch), forward and both gradients.
+const contrastB = 4096, contrastM = 65536;
+
+function contrastInputs() {
+  const x = features(contrastB), cx = features(contrastM);
+  const labels = Int32Array.from({ length: contrastB / v }, (_, i) => i % 100);
+  const contrastLabels = Int32Array.from({ length: contrastM }, (_, i) => (i * 7) % 100);
+  return { x, labels, contrast: { features: { data: cx, shape: [contrastM, d] }, labels: contrastLabels } };
+}
+
+function contrastStep(p: ReturnType<typeof contrastInputs>): void {
+  const fwd = supconForward({ data: p.x, shape: [contrastB / v, v, d] }, p.labels, { temperature: 0.1, contrast: p.contrast });
+  fwd.gradients();
+  fwd.dispose();
+}
+
+/** Peak resident-memory growth of one fused call (batch B, or the contrast row), in a fresh process. */
+function memoryOfOneCall(what: number | 'contrast'): number {
+  const run = spawnSync(process.execPath, [__filename, '--memory-child', String(what)], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`memory measurement failed: ${run.stderr}`);
   return Number(run.stdout.trim());
+}
+
+async function contrastRow() {
+  const p = contrastInputs();
+  const ms = await medianMs(`contrast B=${contrastB} m=${contrastM}`, () => contrastStep(p), quick ? 1 : 3);
+  // Logits three times (forward, each gradient) and two gradient products: 10 B m d.
+  const flops = 10 * contrastB * contrastM * d;
+  const memory = memoryOfOneCall('contrast');
+  const inputMB = ((contrastB + contrastM) * d * 4) / 2 ** 20;
+  const denseMB = (contrastB * contrastM * 4) / 2 ** 20;
+  const row = { B: contrastB, m: contrastM, d, ms, gflops: flops / ms / 1e6, peakMemoryMB: memory / 2 ** 20, inputMB, denseLogitsMB: denseMB };
+  console.log(`contrast B=${contrastB} m=${contrastM}: ${ms.toFixed(0)} ms (${row.gflops.toFixed(0)} GFLOP/s), peak memory +${row.peakMemoryMB.toFixed(1)} MB (inputs ${inputMB.toFixed(1)} MB; one dense B x m logit matrix would be ${denseMB.toFixed(0)} MB)`);
+  return row;
+}
+
+function contrastTable(row: Awaited<ReturnType<typeof contrastRow>>): string {
+  return table(['B (anchors)', 'm (contrast rows)', 'd', 'forward + both gradients (ms, median)', 'GFLOP/s (10 B m d)', 'peak memory (MB)', 'inputs (MB)', 'one dense B x m matrix (MB)'],
+    [[row.B, row.m, row.d, row.ms.toFixed(0), row.gflops.toFixed(0), row.peakMemoryMB.toFixed(1), row.inputMB.toFixed(1), row.denseLogitsMB.toFixed(0)]]);
 }
 
 async function main(): Promise<void> {
   const child = process.argv.indexOf('--memory-child');
   if (child >= 0) {
+    if (process.argv[child + 1] === 'contrast') {
+      const p = contrastInputs();
+      console.log(peakMemoryGrowth(() => contrastStep(p)));
+      return;
+    }
     const B = Number(process.argv[child + 1]);
     const x = features(B);
     const labels = Int32Array.from({ length: B / v }, (_, i) => i % 100);
     console.log(peakMemoryGrowth(() => fusedStep(x, B / v, labels)));
+    return;
+  }
+  if (process.argv.includes('--contrast')) {
+    const info = backendInfo();
+    const row = await contrastRow();
+    const md = ['# SupCon loss against a contrast set on the CPU', '', `${machine().cpu}, ${info.cpuThreads} threads, kernels ${info.cpuKernels}; v = ${v}, temperature 0.1, labels on both sides.`, '', contrastTable(row)].join('\n');
+    const files = writeResults('loss-cpu-contrast', { machine: machine(), row }, md);
+    console.log(`\n${md}\nwritten: ${files.join(', ')}`);
     return;
   }
   const info = backendInfo();
@@ -85,6 +135,7 @@ async function main(): Promise<void> {
     console.log(`kernels ${kernels}: ${ms.toFixed(1)} ms at B=${B}`);
   }
   setCpuKernels(info.cpuKernels);
+  const contrast = await contrastRow();
 
   const md = [
     '# SupCon loss on the CPU: forward + backward',
@@ -95,8 +146,11 @@ async function main(): Promise<void> {
     table(['B', 'fused (ms, median)', 'GFLOP/s', '% of peak', 'x FMA floor', 'peak memory (MB)', 'unfused (ms)', 'fused speed-up'],
       rows.map((r) => [r.B, r.fusedMs.toFixed(1), r.gflops.toFixed(0), (100 * r.fractionOfPeak).toFixed(1), r.timesFloor.toFixed(2), r.peakMemoryMB.toFixed(1), r.unfusedMs.toFixed(0), r.speedupVsUnfused.toFixed(1)])),
     table(['kernels', 'B', 'ms (median)', 'GFLOP/s'], perKernels.map((r) => [r.kernels, r.B, r.ms.toFixed(1), r.gflops.toFixed(0)])),
+    'Against a contrast set (forward and the gradients of both the anchors and the contrast rows):',
+    '',
+    contrastTable(contrast),
   ].join('\n');
-  const files = writeResults('loss-cpu', { machine: machine(), peak, quick, rows, perKernels }, md);
+  const files = writeResults('loss-cpu', { machine: machine(), peak, quick, rows, perKernels, contrast }, md);
   console.log(`\n${md}\nwritten: ${files.join(', ')}`);
 }
 

@@ -1,7 +1,8 @@
 // supcon: Supervised Contrastive Learning for Node.js.
-export { supconLoss, supconForward, supconBackward, SupconForward, supconLossAsync, supconForwardAsync } from './loss';
+export { supconLoss, supconForward, supconBackward, SupconForward, supconLossAsync, supconForwardAsync, sharedLabelWeights } from './loss';
 export type {
-  SupconOptions, SupconResult, FeaturesInput, LabelsInput, MaskInput, ContrastMode, Variant, Denominator,
+  SupconOptions, SupconResult, FeaturesInput, LabelsInput, MaskInput, ContrastMode, Variant, Denominator, ContrastSet,
+  SupconGradients,
 } from './loss';
 export { Tensor, tidy, keep, memory, emptyCache } from './tensor';
 export type { DType, DeviceName, TypedArray, TensorOptions, MemoryInfo } from './tensor';

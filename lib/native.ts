@@ -13,6 +13,8 @@ export interface NativeStorage {
 
 export interface NativeLossContext {
   readonly loss: number;
+  /** Anchors in the loss's mean. */
+  readonly counted: number;
   readonly bytes: number;
   readonly disposed: boolean;
   readonly device: 'cpu' | 'cuda';
@@ -30,6 +32,17 @@ export interface NativeLossOptions {
   threads?: number;
   device?: 'cpu' | 'cuda';
   precision?: 'fp32' | 'tf32' | 'bf16';
+  contrast?: NativeContrast;
+}
+
+/** A contrast set for lossForward (docs/LOSS.md, "The contrast set"). */
+export interface NativeContrast {
+  features: Float32Array | NativeStorage;
+  m: number;
+  labels: Int32Array | null;
+  positions: Int32Array | null;
+  withAnchors: boolean;
+  gradient: boolean;
 }
 
 export interface NativeDeviceInfo {
@@ -125,14 +138,14 @@ export interface NativeAddon {
     v: number,
     d: number,
     labels: Int32Array | null,
-    mask: Uint8Array | null,
+    mask: Uint8Array | Float32Array | null,
     options: NativeLossOptions,
   ): NativeLossContext;
   lossBackward(
     context: NativeLossContext,
     gradLoss: number,
     out: Float32Array | NativeStorage,
-    options?: { threads?: number; outOffset?: number },
+    options?: { threads?: number; outOffset?: number; contrastOut?: Float32Array },
   ): void;
   /**
    * lossForward as a promise: the same checks (a bad argument rejects with the same error),

@@ -43,6 +43,10 @@ export interface TrainConfig {
   limit: number;
   /** Use only the first N test images (0: all). */
   testLimit: number;
+  /** A memory queue of the last K samples' projected features for the loss (0: none; absent in older runs). */
+  queue?: number;
+  /** Steps before the queue joins the loss (default: the steps that fill it, ceil(K / batch)). */
+  queueWarmup?: number;
   /** The run folder. */
   out: string;
   /**
@@ -95,6 +99,8 @@ const TRAIN_OPTIONS: Options = {
   'linear-epochs': { type: 'string' },
   limit: { type: 'string' },
   'test-limit': { type: 'string' },
+  queue: { type: 'string' },
+  'queue-warmup': { type: 'string' },
   out: { type: 'string', short: 'o' },
   resume: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -113,7 +119,7 @@ export const COMMANDS = ['train', 'eval', 'bench', 'info'] as const;
 export const FLAG_OF: Record<Exclude<keyof TrainConfig, 'datasetSource'>, string> = {
   method: 'method', dataset: 'dataset', encoder: 'encoder', epochs: 'epochs', batchSize: 'batch', lr: 'lr',
   temperature: 'temperature', augmentation: 'augmentation', device: 'device', precision: 'precision', seed: 'seed', linearEpochs: 'linear-epochs',
-  limit: 'limit', testLimit: 'test-limit', out: 'out',
+  limit: 'limit', testLimit: 'test-limit', queue: 'queue', queueWarmup: 'queue-warmup', out: 'out',
 };
 
 function choice<T extends string>(command: string, flag: string, value: string | undefined, choices: readonly T[], fallback: T): T {
@@ -216,8 +222,14 @@ export function parseCommandLine(argv: readonly string[], now = new Date()): Com
         linearEpochs: integer(command, 'linear-epochs', s('linear-epochs'), TRAIN_DEFAULTS.linearEpochs, 0),
         limit: integer(command, 'limit', s('limit'), TRAIN_DEFAULTS.limit, 0),
         testLimit: integer(command, 'test-limit', s('test-limit'), TRAIN_DEFAULTS.testLimit, 0),
+        ...(s('queue') !== undefined ? { queue: integer(command, 'queue', s('queue'), 0, 0) } : {}),
+        ...(s('queue-warmup') !== undefined ? { queueWarmup: integer(command, 'queue-warmup', s('queue-warmup'), 0, 0) } : {}),
         out: s('out') ?? defaultRunFolder(method, now),
       };
+      if (method === 'ce' && (config.queue ?? 0) > 0)
+        throw new UsageError('--queue applies to supcon and simclr, not to --method ce', command);
+      if (config.queueWarmup !== undefined && (config.queue ?? 0) === 0)
+        throw new UsageError('--queue-warmup needs --queue <K>', command);
       if (method === 'ce' && s('temperature') !== undefined)
         throw new UsageError('--temperature applies to supcon and simclr, not to --method ce', command);
       if (method !== 'ce' && config.linearEpochs === 0)
@@ -286,6 +298,9 @@ Run 'supcon <command> --help' for the options of a command.`,
       --linear-epochs <n>    linear evaluation epochs after pre-training (default ${d.linearEpochs})
       --limit <n>            use the first n training images (0: all)  (default 0)
       --test-limit <n>       use the first n test images (0: all)      (default 0)
+      --queue <K>            contrast against a memory queue of the last K samples' projected
+                             features too (detached; CPU; 0: none)     (default 0)
+      --queue-warmup <n>     steps before the queue joins the loss (default: ceil(K / batch))
   -o, --out <dir>            run folder                    (default runs/<date>-<time>-<method>)
       --resume               continue the run in --out from its last checkpoint, with its saved
                              settings (only more --epochs or another --device may differ)

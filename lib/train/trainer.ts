@@ -22,6 +22,7 @@ import { keep, Tensor, tidy } from '../tensor';
 import { backendInfo, resolveDevice } from '../device';
 import { Encoder, makeEncoder } from './encoders';
 import { packParts, unpackParts, optimizerFromBytes, optimizerToBytes } from './state';
+import { FeatureQueue } from './queue';
 
 /** Images of a set, or a batch, as the augmentation input. */
 function imagesOf(images: Uint8Array, shape: readonly number[]) {
@@ -61,6 +62,8 @@ export function trainingPipeline(name: string, size: readonly [number, number], 
 }
 
 const FEATURE_BATCH = 500;
+/** The projection head's output: the features the loss (and the queue) sees. */
+const PROJECTION_DIM = 128;
 /** Test images per kNN search in the final evaluation (the search is per query, so chunks give the same result). */
 const KNN_CHUNK = 500;
 
@@ -101,6 +104,9 @@ export class SupconTrainer implements Trainer {
   readonly precision: MatmulPrecision;
   /** On CUDA: the training images, uploaded once (uint8); each step's augmentation reads its batch there. */
   readonly #deviceImages: Tensor<'uint8'> | null;
+  /** --queue K: the projected features of the last K samples (both views), and the step it joins the loss. */
+  readonly #queue: FeatureQueue | null;
+  readonly #queueFrom: number;
 
   constructor(setup: TrainerSetup) {
     if (setup === null || typeof setup !== 'object' || setup.config === null || typeof setup.config !== 'object' ||
@@ -120,7 +126,7 @@ export class SupconTrainer implements Trainer {
     this.#encoder = makeEncoder(config.encoder, [c, h, w], config.seed);
     this.#head = config.method === 'ce'
       ? new Linear(this.#encoder.featureDim, train.numClasses, { seed: config.seed + 1 })
-      : new ProjectionHead(this.#encoder.featureDim, { outDim: 128, seed: config.seed + 1 });
+      : new ProjectionHead(this.#encoder.featureDim, { outDim: PROJECTION_DIM, seed: config.seed + 1 });
     const encoder = this.#encoder, head = this.#head;
     this.#model = new (class extends Module {
       constructor() {
@@ -138,6 +144,12 @@ export class SupconTrainer implements Trainer {
     this.#optimizer = new SGD(this.#model, { lr: config.lr, momentum: 0.9, weightDecay: 5e-4 });
     const totalSteps = config.epochs * this.stepsPerEpoch;
     this.#schedule = warmupCosine({ baseLr: config.lr, totalSteps: Math.max(totalSteps, 1), warmupSteps: Math.min(this.stepsPerEpoch, Math.floor(totalSteps / 10)) });
+    const queue = config.queue ?? 0;
+    if (queue > 0 && config.method === 'ce') throw new RangeError('queue: a memory queue applies to supcon and simclr, not to ce');
+    if (queue > 0 && this.device !== 'cpu')
+      throw new RangeError(`queue: the loss against a memory queue runs on the CPU; use device 'cpu' (this run's is '${this.device}')`);
+    this.#queue = queue > 0 ? new FeatureQueue(queue * 2, PROJECTION_DIM) : null;
+    this.#queueFrom = config.queueWarmup ?? Math.ceil(queue / config.batchSize);
     const normalize = channelStats(train);
     this.#pipeline = trainingPipeline(config.augmentation, [h, w], normalize);
     this.#evalPipeline = { size: [h, w], normalize };
@@ -172,15 +184,25 @@ export class SupconTrainer implements Trainer {
       const input = ops.reshape(x, [n * v, c, h, w]);
       this.#optimizer.zeroGrad();
       const out = this.#model.forward(input);
+      const labels = config.method === 'supcon' ? batch.labels : null;
       const l = config.method === 'ce'
         ? ops.crossEntropy(out, batch.labels)
-        : ops.supcon(out, config.method === 'supcon' ? batch.labels : null, { views: 2, temperature: config.temperature });
+        : ops.supcon(out, labels, { views: 2, temperature: config.temperature, contrast: this.#contrast(epoch * this.stepsPerEpoch + step, labels) });
       l.backward();
+      // The batch joins the queue after its own step (detached: no gradient flows into it).
+      this.#queue?.push(out.value.dataSync(), Int32Array.from({ length: 2 * batch.labels.length }, (_, r) => batch.labels[r >> 1]));
       this.#optimizer.lr = lr;
       this.#optimizer.step();
       return l.item();
     }));
     return { loss, lr };
+  }
+
+  /** The batch's own rows and the queue, once the queue has joined (after its warm-up steps). */
+  #contrast(globalStep: number, labels: Int32Array | null) {
+    if (this.#queue === null || globalStep < this.#queueFrom || this.#queue.size === 0) return undefined;
+    const { features, labels: queued } = this.#queue.contents();
+    return { features, labels: labels === null ? null : queued, withAnchors: true, gradient: false };
   }
 
   /** fn with this run's precision for the layers' products (the setting is global). */
@@ -227,13 +249,16 @@ export class SupconTrainer implements Trainer {
   }
 
   saveState(): Uint8Array {
-    return packParts([moduleToSafetensors(this.#model), optimizerToBytes(this.#optimizer.stateDict())]);
+    const parts = [moduleToSafetensors(this.#model), optimizerToBytes(this.#optimizer.stateDict())];
+    if (this.#queue !== null) parts.push(this.#queue.toBytes());
+    return packParts(parts);
   }
 
   loadState(state: Uint8Array): void {
-    const [model, optimizer] = unpackParts(state, 2, ['model', 'optimizer']);
+    const [model, optimizer, queue] = unpackParts(state, this.#queue !== null ? 3 : 2, ['model', 'optimizer', 'queue']);
     loadSafetensors(this.#model, model);
     this.#optimizer.loadStateDict(optimizerFromBytes(optimizer));
+    if (queue !== undefined) this.#queue?.load(queue);
   }
 
   /**

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <vector>
 
 #include "../cpu/supcon_cpu.h"
 #include "../cpu/supcon_unfused.h"
@@ -30,6 +31,7 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     return DefineClass(env, "LossContext",
                        {InstanceMethod<&LossContext::dispose>("dispose"),
                         InstanceAccessor<&LossContext::getLoss>("loss"),
+                        InstanceAccessor<&LossContext::getCounted>("counted"),
                         InstanceAccessor<&LossContext::getBytes>("bytes"),
                         InstanceAccessor<&LossContext::getDisposed>("disposed"),
                         InstanceAccessor<&LossContext::getDevice>("device")});
@@ -99,6 +101,14 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
   }
   Napi::Value getLoss(const Napi::CallbackInfo& info) {
     return live() ? Napi::Number::New(info.Env(), loss()) : info.Env().Undefined();
+  }
+  // Anchors in the loss's mean: what shards combine by (docs/SHARDING.md).
+  Napi::Value getCounted(const Napi::CallbackInfo& info) {
+    if (!live()) return info.Env().Undefined();
+#if defined(SUPCON_WITH_CUDA)
+    if (cuda_) return Napi::Number::New(info.Env(), static_cast<double>(cuda::stateCounted(*cuda_)));
+#endif
+    return Napi::Number::New(info.Env(), static_cast<double>(cpu_->counted));
   }
   Napi::Value getBytes(const Napi::CallbackInfo& info) {
 #if defined(SUPCON_WITH_CUDA)
@@ -234,14 +244,97 @@ void checkFiniteGradient(const float* g, int64_t count) {
                        "temperature or pass normalize: true)");
 }
 
+// options.contrast as plain values: everything read (getters run) before any pointer.
+struct ContrastArgs {
+  bool given = false;
+  Napi::Value features, labels, positions;
+  int64_t m = 0;
+  bool withAnchors = false, gradient = true;
+};
+
+ContrastArgs readContrast(const Napi::Object& opts) {
+  ContrastArgs c;
+  const Napi::Value v = opts.Get("contrast");
+  if (v.IsUndefined() || v.IsNull()) return c;
+  const Napi::Object o = requireObject(v, "options.contrast");
+  c.given = true;
+  c.features = o.Get("features");
+  const Napi::Value m = o.Get("m");
+  if (m.IsNumber() && m.As<Napi::Number>().DoubleValue() == 0)
+    throw rangeError("options.contrast.m: expected at least one contrast row, got 0");
+  c.m = requireInteger(m, "options.contrast.m", 1, kMaxElements);
+  c.labels = o.Get("labels");
+  c.positions = o.Get("positions");
+  c.withAnchors = optionalBoolean(o, "withAnchors", false);
+  c.gradient = optionalBoolean(o, "gradient", true);
+  return c;
+}
+
+bool present(const Napi::Value& v) { return !v.IsNull() && !v.IsUndefined(); }
+
+// The mask as weights: a Uint8Array of 0/1, or a Float32Array of finite weights >= 0.
+std::vector<float> readMask(const Napi::Value& value, int64_t count, int64_t columns) {
+  const std::string name = "options.mask";
+  std::vector<float> w(static_cast<size_t>(count));
+  if (value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
+    const float* x = requireTypedArray<float>(value, name, count).Data();
+    for (int64_t e = 0; e < count; ++e) {
+      if (!(std::isfinite(x[e]) && x[e] >= 0.0f))
+        throw rangeError(name + ": expected finite weights >= 0, got " +
+                         (std::isnan(x[e]) ? std::string("NaN") : describeNumber(x[e])) + " at index " +
+                         std::to_string(e) + " (row " + std::to_string(e / columns) + ", column " +
+                         std::to_string(e % columns) + ")");
+      w[static_cast<size_t>(e)] = x[e];
+    }
+    return w;
+  }
+  const uint8_t* x = requireTypedArray<uint8_t>(value, name, count).Data();
+  for (int64_t e = 0; e < count; ++e) {
+    if (x[e] > 1)
+      throw rangeError(name + ": expected 0 or 1, got " + std::to_string(x[e]) + " at index " + std::to_string(e));
+    w[static_cast<size_t>(e)] = x[e];
+  }
+  return w;
+}
+
+// Contrast positions [n * v]: each -1 or a contrast row in [0, m), no row twice.
+const int32_t* readPositions(const Napi::Value& value, int64_t count, int64_t m) {
+  const int32_t* p = requireTypedArray<int32_t>(value, "options.contrast.positions", count).Data();
+  std::vector<int64_t> owner(static_cast<size_t>(m), -1);
+  for (int64_t e = 0; e < count; ++e) {
+    if (p[e] < -1 || p[e] >= m)
+      throw rangeError("options.contrast.positions: expected -1 or a contrast row in [0, " + std::to_string(m) +
+                       "), got " + std::to_string(p[e]) + " at index " + std::to_string(e));
+    if (p[e] < 0) continue;
+    int64_t& o = owner[static_cast<size_t>(p[e])];
+    if (o >= 0)
+      throw rangeError("options.contrast.positions: expected each contrast row at most once, got row " +
+                       std::to_string(p[e]) + " at indices " + std::to_string(o) + " and " + std::to_string(e));
+    o = e;
+  }
+  return p;
+}
+
 // The CPU forward pass of lossForwardAsync on the libuv pool; resolves with the context.
 // Every pointer of `in` is held here (pinned or copied): a new input field needs its line.
-Napi::Value forwardOnPool(Napi::Env env, LossContext* context, const Napi::Value& features, cpu::LossInput in,
+// `contrastFeatures`: the value holding in.contrast->features; `maskCount`: the mask's weights.
+Napi::Value forwardOnPool(Napi::Env env, LossContext* context, const Napi::Value& features,
+                          const Napi::Value& contrastFeatures, cpu::LossInput in, int64_t maskCount,
                           const LossOptions& o, int threads) {
   auto hold = std::make_unique<AsyncHold>(env);
   in.features = static_cast<const float*>(hold->input(features, in.features, static_cast<size_t>(in.n * in.v * in.d) * sizeof(float)));
   in.labels = hold->copy(in.labels, static_cast<size_t>(in.n));
-  in.mask = hold->copy(in.mask, in.mask == nullptr ? 0 : static_cast<size_t>(in.n * in.n));
+  in.mask = hold->copy(in.mask, in.mask == nullptr ? 0 : static_cast<size_t>(maskCount));
+  // The contrast set: its description copied into the work, its rows pinned or copied.
+  std::shared_ptr<cpu::ContrastInput> contrast;
+  if (in.contrast != nullptr) {
+    contrast = std::make_shared<cpu::ContrastInput>(*in.contrast);
+    contrast->features = static_cast<const float*>(
+        hold->input(contrastFeatures, contrast->features, static_cast<size_t>(contrast->m * in.d) * sizeof(float)));
+    contrast->labels = hold->copy(contrast->labels, static_cast<size_t>(contrast->m));
+    contrast->positions = hold->copy(contrast->positions, static_cast<size_t>(in.n * in.v));
+    in.contrast = contrast.get();
+  }
   hold->keep(context->Value());
   auto state = std::make_shared<std::unique_ptr<cpu::LossState>>();
   return queueWork(env, std::move(hold), [=] { *state = cpu::lossForward(in, o, threads); },
@@ -252,15 +345,23 @@ Napi::Value forwardOnPool(Napi::Env env, LossContext* context, const Napi::Value
 }
 
 // The CPU backward pass of lossBackwardAsync on the libuv pool.
+// `contrastValue` / `contrastGrad`: options.contrastOut, or null.
 Napi::Value backwardOnPool(Napi::Env env, std::shared_ptr<const cpu::LossState> state, const Napi::Value& outValue,
-                           float* out, float gradLoss, int threads) {
+                           float* out, const Napi::Value& contrastValue, float* contrastGrad, float gradLoss,
+                           int threads) {
   auto hold = std::make_unique<AsyncHold>(env);
-  const int64_t count = state->B * state->d;
+  const int64_t count = state->B * state->d, contrastCount = state->m * state->d;
   float* target = static_cast<float*>(hold->output(outValue, out, static_cast<size_t>(count) * sizeof(float), "out"));
+  float* contrastTarget =
+      contrastGrad == nullptr
+          ? nullptr
+          : static_cast<float*>(hold->output(contrastValue, contrastGrad, static_cast<size_t>(contrastCount) * sizeof(float),
+                                             "options.contrastOut"));
   return queueWork(env, std::move(hold),
                    [=] {
-                     cpu::lossBackward(*state, gradLoss, target, threads);
+                     cpu::lossBackward(*state, gradLoss, target, threads, contrastTarget);
                      checkFiniteGradient(target, count);
+                     if (contrastTarget != nullptr) checkFiniteGradient(contrastTarget, contrastCount);
                    },
                    [](Napi::Env e) -> Napi::Value { return e.Undefined(); });
 }
@@ -287,23 +388,29 @@ Napi::Value lossForwardCall(const Napi::CallbackInfo& info, bool async) {
     const std::string precision = requireEnum<std::string>(
         opts, "precision", {{"fp32", "fp32"}, {"tf32", "tf32"}, {"bf16", "bf16"}}, "fp32");
     const int threads = optionalThreads(opts);
-    const bool hasLabels = !i[4].IsNull() && !i[4].IsUndefined();
-    const bool hasMask = !i[5].IsNull() && !i[5].IsUndefined();
+    const ContrastArgs ca = readContrast(opts);
+    const bool hasLabels = present(i[4]);
+    const bool hasMask = present(i[5]);
     if (hasLabels && hasMask)
       throw typeError("labels: pass labels or options.mask, not both");
+    if (ca.given) {
+      if (ca.withAnchors && present(ca.positions))
+        throw typeError("options.contrast.positions: withAnchors places the anchors first; pass no positions with it");
+      if (hasLabels && !present(ca.labels))
+        throw typeError("options.contrast.labels: expected an Int32Array of " + std::to_string(ca.m) +
+                        " labels (the anchors have labels), got " + describe(ca.labels));
+      if (!hasLabels && present(ca.labels))
+        throw typeError(std::string("options.contrast.labels: contrast labels need labels for the anchors too, got ") +
+                        (hasMask ? "options.mask" : "no labels"));
+    }
 
+    // Pointers from here on.
     const FloatData x = floatData(i[0], "features", count);
     const int32_t* labels = nullptr;
-    const uint8_t* mask = nullptr;
+    std::vector<float> mask;
     if (hasLabels) labels = requireTypedArray<int32_t>(i[4], "labels", n).Data();
-    if (hasMask) {
-      const int64_t nn = checkedProduct(n, n, "options.mask", kMaxElements);
-      mask = requireTypedArray<uint8_t>(i[5], "options.mask", nn).Data();
-      for (int64_t e = 0; e < nn; ++e)
-        if (mask[e] > 1)
-          throw rangeError("options.mask: expected 0 or 1, got " + std::to_string(mask[e]) +
-                           " at index " + std::to_string(e));
-    }
+    const int64_t maskColumns = !ca.given ? n : (ca.withAnchors ? n : 0) + ca.m;
+    if (hasMask) mask = readMask(i[5], checkedProduct(n, maskColumns, "options.mask", kMaxElements), maskColumns);
     const std::string device = !askedDevice.empty() ? askedDevice : x.onDevice ? "cuda" : "cpu";
     Napi::Object handle = AddonData::of(env).lossContext.New({});
     LossContext* context = LossContext::Unwrap(handle);
@@ -313,22 +420,44 @@ Napi::Value lossForwardCall(const Napi::CallbackInfo& info, bool async) {
       if (precision != "fp32")
         throw rangeError("options.precision: '" + precision + "' runs on tensor cores: it needs options.device 'cuda'");
       checkFinite(x.ptr, count, v, d);
-      const cpu::LossInput input{x.ptr, n, v, d, labels, mask};
-      if (async) return forwardOnPool(env, context, i[0], input, o, threads);
+      cpu::ContrastInput contrast{};
+      if (ca.given) {
+        const int64_t cc = checkedProduct(ca.m, d, "options.contrast.features", kMaxElements);
+        const FloatData cx = floatData(ca.features, "options.contrast.features", cc);
+        if (cx.onDevice) throw typeError("options.contrast.features: expected host memory for a CPU loss, got a CUDA tensor");
+        for (int64_t e = 0; e < cc; ++e)
+          if (!std::isfinite(cx.ptr[e]))
+            throw rangeError("options.contrast.features: expected finite values, got " +
+                             std::string(std::isnan(cx.ptr[e]) ? "NaN" : "Infinity") + " at index " + std::to_string(e) +
+                             " (row " + std::to_string(e / d) + ", dim " + std::to_string(e % d) + ")");
+        contrast.features = cx.ptr;
+        contrast.m = ca.m;
+        contrast.labels = hasLabels ? requireTypedArray<int32_t>(ca.labels, "options.contrast.labels", ca.m).Data() : nullptr;
+        contrast.positions = present(ca.positions) ? readPositions(ca.positions, B, ca.m) : nullptr;
+        contrast.withAnchors = ca.withAnchors;
+        contrast.gradient = ca.gradient;
+      }
+      const cpu::LossInput input{x.ptr, n, v, d, labels, hasMask ? mask.data() : nullptr, ca.given ? &contrast : nullptr};
+      if (async)
+        return forwardOnPool(env, context, i[0], ca.given ? ca.features : Napi::Value(), input,
+                             hasMask ? n * maskColumns : 0, o, threads);
       context->adopt(env, cpu::lossForward(input, o, threads));
       return handle;
     }
+    if (ca.given)
+      throw rangeError("options.contrast: a contrast set runs on the CPU only (pass options.device 'cpu'); got device 'cuda'");
+    const float* maskWeights = hasMask ? mask.data() : nullptr;
 #if defined(SUPCON_WITH_CUDA)
     const cuda::Precision prec = precision == "bf16" ? cuda::Precision::Bf16
                                  : precision == "tf32" ? cuda::Precision::Tf32
                                                        : cuda::Precision::Fp32;
     if (x.onDevice) {
       // The state reads the features in place: hold the storage until the context goes.
-      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, mask}, o, prec),
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, maskWeights}, o, prec),
                      i[0].As<Napi::Object>());
     } else {
       checkFinite(x.ptr, count, v, d);
-      context->adopt(cuda::lossForward(cuda::DeviceLossInput{nullptr, x.ptr, n, v, d, labels, mask}, o, prec),
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{nullptr, x.ptr, n, v, d, labels, maskWeights}, o, prec),
                      Napi::Object());
     }
     return handle;
@@ -360,14 +489,27 @@ Napi::Value lossBackwardCall(const Napi::CallbackInfo& info, bool async) {
     const Napi::Value offsetValue = opts.Get("outOffset");
     const int64_t offset = offsetValue.IsUndefined() ? 0 : requireInteger(offsetValue, "options.outOffset", 0, kMaxElements);
     const int threads = optionalThreads(opts);
+    const Napi::Value contrastOut = opts.Get("contrastOut");
     // The options' getters may have disposed the context: look again.
     const cpu::LossState* cpuState = context->cpuState("context");
+    if (present(contrastOut) && (cpuState == nullptr || !cpuState->contrastGradient))
+      throw typeError("options.contrastOut: the forward pass has no contrast set with gradient: true");
     if (cpuState != nullptr) {
       const FloatData out = floatData(i[2], "out", cpuState->B * cpuState->d, offset);
       if (out.onDevice) throw typeError("out: expected host memory for a CPU loss, got a CUDA tensor");
-      if (async) return backwardOnPool(env, context->sharedCpuState(), i[2], out.ptr, static_cast<float>(gradLoss), threads);
-      cpu::lossBackward(*cpuState, static_cast<float>(gradLoss), out.ptr, threads);
+      const int64_t cc = cpuState->m * cpuState->d;
+      float* contrastGrad = nullptr;
+      if (present(contrastOut)) {
+        const FloatData co = floatData(contrastOut, "options.contrastOut", cc);
+        if (co.onDevice) throw typeError("options.contrastOut: expected host memory for a CPU loss, got a CUDA tensor");
+        contrastGrad = co.ptr;
+      }
+      if (async)
+        return backwardOnPool(env, context->sharedCpuState(), i[2], out.ptr, contrastOut, contrastGrad,
+                              static_cast<float>(gradLoss), threads);
+      cpu::lossBackward(*cpuState, static_cast<float>(gradLoss), out.ptr, threads, contrastGrad);
       checkFiniteGradient(out.ptr, cpuState->B * cpuState->d);
+      if (contrastGrad != nullptr) checkFiniteGradient(contrastGrad, cc);
       return env.Undefined();
     }
 #if defined(SUPCON_WITH_CUDA)

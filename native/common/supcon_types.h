@@ -116,19 +116,20 @@ SUPCON_HD float softplusScalar(float x) {
 }
 
 // d l_i / d s_ij for anchor i and column j != i (scalar form of the CPU SIMD kernel's
-// pairCoefficient): the row's a, b, c, and whether j is in den(i) / P(i).
+// pairCoefficient): the row's a, b, c, whether j is in den(i) / P(i), and the pair's weight
+// (docs/LOSS.md, "Weighted masks"; a weight of 1 multiplies exactly).
 SUPCON_HD float pairCoefficientScalar(PositiveTerm term, float s, float a, float b, float c,
-                                      bool inDen, bool isPos) {
+                                      bool inDen, bool isPos, float w = 1.0f) {
   float g = inDen ? c * expf(s - a) : 0.0f;
   if (isPos) {
+    float p = 0.0f;
     switch (term) {
-      case PositiveTerm::ConstOut: g -= b; break;
-      case PositiveTerm::ExpIn: g -= expf(s - b); break;
-      case PositiveTerm::SigmoidOut: g -= b * sigmoidScalar(a - s); break;
-      case PositiveTerm::SigmoidIn:
-        g -= expf(-softplusScalar(a - s) - b) * sigmoidScalar(a - s);
-        break;
+      case PositiveTerm::ConstOut: p = b; break;
+      case PositiveTerm::ExpIn: p = expf(s - b); break;
+      case PositiveTerm::SigmoidOut: p = b * sigmoidScalar(a - s); break;
+      case PositiveTerm::SigmoidIn: p = expf(-softplusScalar(a - s) - b) * sigmoidScalar(a - s); break;
     }
+    g -= w * p;
   }
   return g;
 }

@@ -16,20 +16,28 @@ int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 }  // namespace
 
 size_t LossState::bytes() const {
-  return zw.bytes() + norms.bytes() + statA.bytes() + statB.bytes() + statC.bytes() +
-         hasGrad.bytes() + rowClass.size() * sizeof(int32_t) + mask.size();
+  return zw.bytes() + zc.bytes() + norms.bytes() + contrastNorms.bytes() + statA.bytes() +
+         statB.bytes() + statC.bytes() + hasGrad.bytes() +
+         (rowClass.size() + colClass.size() + selfColumn.size()) * sizeof(int32_t) +
+         mask.size() * sizeof(float);
 }
 
 static KernelContext makeContext(const LossState& s, float* rowLoss, uint8_t* rowCounts,
                                  uint8_t* rowHasGrad, float* statG) {
   KernelContext ctx;
   ctx.zw = s.zw.data();
+  ctx.zc = s.symmetric ? s.zw.data() : s.zc.data();
   ctx.n = s.n;
   ctx.B = s.B;
+  ctx.M = s.M;
   ctx.ld = s.ld;
   ctx.numAnchors = s.numAnchors;
   ctx.rowClass = s.rowClass.data();
+  ctx.colClass = s.symmetric ? s.rowClass.data() : s.colClass.data();
+  ctx.selfColumn = s.selfColumn.data();
   ctx.mask = s.mask.empty() ? nullptr : s.mask.data();
+  ctx.maskColumns = s.maskColumns;
+  ctx.symmetric = s.symmetric;
   ctx.invTau = 1.0f / s.options.temperature;
   ctx.options = s.options;
   ctx.positiveTerm = positiveTermOf(s.options.variant, s.options.denominator);
@@ -51,12 +59,68 @@ void preallocate(std::vector<AlignedBuffer<float>>& buffers, int64_t blocks, int
                                        static_cast<int64_t>(ThreadPool::hardwareThreads())});
   for (int64_t w = 0; w < n; ++w) buffers[static_cast<size_t>(w)] = AlignedBuffer<float>(static_cast<size_t>(floats));
 }
+
+// z = x, or x / max(|x|, eps) with |x| into *norm when normalising.
+void prepareRow(const float* x, int64_t d, bool normalize, float* z, double* norm) {
+  if (!normalize) {
+    for (int64_t k = 0; k < d; ++k) z[k] = x[k];
+    return;
+  }
+  // In double, from the row scaled by its largest magnitude: the loss is scale-invariant,
+  // and so is this (a row near the float32 maximum neither overflows nor underflows).
+  double peak = 0.0;
+  for (int64_t k = 0; k < d; ++k) peak = std::max(peak, std::fabs(static_cast<double>(x[k])));
+  double ss = 0.0;
+  if (peak > 0.0)
+    for (int64_t k = 0; k < d; ++k) {
+      const double t = x[k] / peak;
+      ss += t * t;
+    }
+  *norm = std::max(peak * std::sqrt(ss), static_cast<double>(1e-12f));
+  // Divide (not multiply by 1/norm): a 1-d feature then becomes exactly +-1.
+  for (int64_t k = 0; k < d; ++k) z[k] = static_cast<float>(x[k] / *norm);
+}
+
+// Through z = x / max(|x|, eps): dx = (dz - z (z . dz)) / |x|, or dz / eps when clamped.
+void normalizeBackward(const float* z, double norm, int64_t d, float* out) {
+  double dot = 0.0;
+  if (norm > static_cast<double>(1e-12f))
+    for (int64_t k = 0; k < d; ++k) dot += static_cast<double>(z[k]) * out[k];
+  for (int64_t k = 0; k < d; ++k)
+    out[k] = static_cast<float>((out[k] - static_cast<double>(z[k]) * dot) / norm);
+}
+
+// Runs kernel(ctx, block * mb, scratch, dzt) over `blocks` blocks, then emit(first row, rows,
+// dzt) on the same worker: each block writes only its own rows.
+template <class Kernel, class Emit>
+void runBackward(const LossState& s, int64_t rows, int threads, Kernel kernel, Emit emit) {
+  const int64_t mb = s.kernels->rowBlock;
+  const int64_t scratchFloats = s.kernels->scratchFloats(s.ld);
+  const int workers = std::max(1, threads);
+  std::vector<AlignedBuffer<float>> scratch(static_cast<size_t>(workers));
+  std::vector<AlignedBuffer<float>> dzt(static_cast<size_t>(workers));
+  const int64_t blocks = (rows + mb - 1) / mb;
+  preallocate(scratch, blocks, scratchFloats);
+  preallocate(dzt, blocks, s.ld * mb);
+  ThreadPool::instance().parallelFor(blocks, workers, [&](int64_t block, int worker) {
+    auto& buf = scratch[static_cast<size_t>(worker)];
+    auto& acc = dzt[static_cast<size_t>(worker)];
+    if (buf.size() == 0) {
+      buf = AlignedBuffer<float>(static_cast<size_t>(scratchFloats));
+      acc = AlignedBuffer<float>(static_cast<size_t>(s.ld * mb));
+    }
+    const int64_t r0 = block * mb;
+    kernel(r0, buf.data(), acc.data());
+    emit(r0, std::min(mb, rows - r0), acc.data());
+  });
+}
 }  // namespace
 
 std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& options,
                                        int threads) {
   auto st = std::make_unique<LossState>();
   LossState& s = *st;
+  const ContrastInput* cin = in.contrast;
   s.kernels = &SUPCON_ACTIVE_TABLE(kKernels);
   s.n = in.n;
   s.v = in.v;
@@ -65,6 +129,12 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
   s.ld = roundUp(in.d, s.kernels->width);
   s.numAnchors = options.contrastMode == ContrastMode::All ? s.B : s.n;
   s.options = options;
+  s.symmetric = cin == nullptr;
+  s.withAnchors = cin != nullptr && cin->withAnchors;
+  s.contrastGradient = cin != nullptr && cin->gradient;
+  s.m = cin != nullptr ? cin->m : 0;
+  const int64_t own = s.symmetric || s.withAnchors ? s.B : 0;  // own rows in the contrast set
+  s.M = own + s.m;
   const int64_t mb = s.kernels->rowBlock;
   const int64_t padded = roundUp(s.B, mb);
 
@@ -75,7 +145,11 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
   s.statC = AlignedBuffer<float>(padded);
   s.hasGrad = AlignedBuffer<uint8_t>(padded);
   s.rowClass.resize(s.B);
-  if (in.mask != nullptr) s.mask.assign(in.mask, in.mask + in.n * in.n);
+  s.selfColumn.resize(s.B);
+  if (in.mask != nullptr) {
+    s.maskColumns = s.symmetric ? s.n : (s.withAnchors ? s.n : 0) + s.m;
+    s.mask.assign(in.mask, in.mask + in.n * s.maskColumns);
+  }
 
   // Row r = view * n + sample holds features[sample][view].
   ThreadPool& pool = ThreadPool::instance();
@@ -84,31 +158,43 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
     const int64_t end = std::min(s.B, (chunk + 1) * 256);
     for (int64_t r = chunk * 256; r < end; ++r) {
       const int64_t sample = r % s.n, view = r / s.n;
-      const float* x = in.features + (sample * s.v + view) * s.d;
-      float* z = s.zw.data() + r * s.ld;
-      if (options.normalize) {
-        // In double, from the row scaled by its largest magnitude: the loss is scale-invariant,
-        // and so is this (a row near the float32 maximum neither overflows nor underflows).
-        double peak = 0.0;
-        for (int64_t k = 0; k < s.d; ++k) peak = std::max(peak, std::fabs(static_cast<double>(x[k])));
-        double ss = 0.0;
-        if (peak > 0.0)
-          for (int64_t k = 0; k < s.d; ++k) {
-            const double t = x[k] / peak;
-            ss += t * t;
-          }
-        const double norm = std::max(peak * std::sqrt(ss), static_cast<double>(1e-12f));
-        s.norms[r] = norm;
-        // Divide (not multiply by 1/norm): a 1-d feature then becomes exactly +-1.
-        for (int64_t k = 0; k < s.d; ++k) z[k] = static_cast<float>(x[k] / norm);
-      } else {
-        for (int64_t k = 0; k < s.d; ++k) z[k] = x[k];
-      }
+      prepareRow(in.features + (sample * s.v + view) * s.d, s.d, options.normalize,
+                 s.zw.data() + r * s.ld, options.normalize ? &s.norms[r] : nullptr);
       s.rowClass[r] = (in.labels != nullptr && in.mask == nullptr)
                           ? in.labels[sample]
                           : static_cast<int32_t>(sample);
+      const int32_t position = cin != nullptr && cin->positions != nullptr ? cin->positions[sample * s.v + view] : -1;
+      s.selfColumn[r] = own > 0 ? static_cast<int32_t>(r) : position;
     }
   });
+
+  if (!s.symmetric) {
+    s.zc = AlignedBuffer<float>(static_cast<size_t>(s.M) * static_cast<size_t>(s.ld));
+    if (options.normalize) s.contrastNorms = AlignedBuffer<double>(s.M);
+    s.colClass.resize(s.M);
+    for (int64_t c = 0; c < own; ++c) {
+      std::copy(s.zw.data() + c * s.ld, s.zw.data() + (c + 1) * s.ld, s.zc.data() + c * s.ld);
+      if (options.normalize) s.contrastNorms[c] = s.norms[c];
+      s.colClass[c] = s.rowClass[c];
+    }
+    const int64_t chunks = (s.m + 255) / 256;
+    pool.parallelFor(chunks, threads, [&](int64_t chunk, int) {
+      const int64_t end = std::min(s.m, (chunk + 1) * 256);
+      for (int64_t e = chunk * 256; e < end; ++e) {
+        const int64_t c = own + e;
+        prepareRow(cin->features + e * s.d, s.d, options.normalize, s.zc.data() + c * s.ld,
+                   options.normalize ? &s.contrastNorms[c] : nullptr);
+        // Labels: the row's label. A mask: its column. Neither: no positives, except the
+        // rows that are an anchor's own row (the other views of its sample are positives).
+        s.colClass[c] = in.mask != nullptr  ? static_cast<int32_t>((s.withAnchors ? s.n : 0) + e)
+                        : in.labels != nullptr ? cin->labels[e]
+                                               : -1;
+      }
+    });
+    if (in.mask == nullptr && in.labels == nullptr && own == 0)
+      for (int64_t r = 0; r < s.B; ++r)
+        if (s.selfColumn[r] >= 0) s.colClass[s.selfColumn[r]] = s.rowClass[r];
+  }
 
   AlignedBuffer<float> rowLoss(padded);
   AlignedBuffer<uint8_t> rowCounts(padded);
@@ -144,7 +230,7 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
   return st;
 }
 
-void lossBackward(const LossState& s, float gradLoss, float* grad, int threads) {
+void lossBackward(const LossState& s, float gradLoss, float* grad, int threads, float* contrastGrad) {
   const int64_t mb = s.kernels->rowBlock;
   const int64_t padded = roundUp(s.B, mb);
   AlignedBuffer<float> statG(padded);
@@ -154,41 +240,48 @@ void lossBackward(const LossState& s, float gradLoss, float* grad, int threads) 
     for (int64_t r = 0; r < s.numAnchors; ++r) statG[r] = s.hasGrad[r] ? g : 0.0f;
   }
   const KernelContext ctx = makeContext(s, nullptr, nullptr, nullptr, statG.data());
-  const int64_t scratchFloats = s.kernels->scratchFloats(s.ld);
-  const int workers = std::max(1, threads);
-  std::vector<AlignedBuffer<float>> scratch(static_cast<size_t>(workers));
-  std::vector<AlignedBuffer<float>> dzt(static_cast<size_t>(workers));
   const float invTau = 1.0f / s.options.temperature;
-  const int64_t blocks = (s.B + mb - 1) / mb;
-  preallocate(scratch, blocks, scratchFloats);
-  preallocate(dzt, blocks, s.ld * mb);
-  ThreadPool::instance().parallelFor(blocks, workers, [&](int64_t block, int worker) {
-    auto& buf = scratch[static_cast<size_t>(worker)];
-    auto& acc = dzt[static_cast<size_t>(worker)];
-    if (buf.size() == 0) {
-      buf = AlignedBuffer<float>(static_cast<size_t>(scratchFloats));
-      acc = AlignedBuffer<float>(static_cast<size_t>(s.ld * mb));
-    }
-    const int64_t r0 = block * mb;
-    s.kernels->backwardBlock(ctx, r0, buf.data(), acc.data());
-    const int64_t rows = std::min(mb, s.B - r0);
-    for (int64_t i = 0; i < rows; ++i) {
-      const int64_t r = r0 + i;
-      const int64_t sample = r % s.n, view = r / s.n;
-      float* out = grad + (sample * s.v + view) * s.d;
-      for (int64_t k = 0; k < s.d; ++k) out[k] = acc[k * mb + i] * invTau;
-      if (s.options.normalize) {
-        // z = x / max(|x|, eps): dx = (dz - z (z . dz)) / |x|, or dz / eps when clamped.
-        const double norm = s.norms[r];
-        const float* z = s.zw.data() + r * s.ld;
-        double dot = 0.0;
-        if (norm > static_cast<double>(1e-12f))
-          for (int64_t k = 0; k < s.d; ++k) dot += static_cast<double>(z[k]) * out[k];
-        for (int64_t k = 0; k < s.d; ++k)
-          out[k] = static_cast<float>((out[k] - static_cast<double>(z[k]) * dot) / norm);
-      }
-    }
-  });
+  auto featureRow = [&](int64_t r) {
+    const int64_t sample = r % s.n, view = r / s.n;
+    return grad + (sample * s.v + view) * s.d;
+  };
+  // Own rows: sum_c H_rc zc_c (H = G + G^T without a contrast set).
+  const bool finishOwn = s.symmetric || !s.withAnchors;
+  const int64_t ownRows = s.symmetric ? s.B : s.numAnchors;
+  runBackward(s, ownRows, threads,
+              [&](int64_t r0, float* buf, float* acc) { s.kernels->backwardBlock(ctx, r0, buf, acc); },
+              [&](int64_t r0, int64_t rows, const float* acc) {
+                for (int64_t i = 0; i < rows; ++i) {
+                  const int64_t r = r0 + i;
+                  float* out = featureRow(r);
+                  for (int64_t k = 0; k < s.d; ++k) out[k] = acc[k * mb + i] * invTau;
+                  if (finishOwn && s.options.normalize)
+                    normalizeBackward(s.zw.data() + r * s.ld, s.norms[r], s.d, out);
+                }
+              });
+  if (s.symmetric) return;
+  for (int64_t r = ownRows; r < s.B; ++r) std::fill(featureRow(r), featureRow(r) + s.d, 0.0f);
+  // Contrast rows: sum_i G_ic z_i over the anchors; the own rows of withAnchors add theirs
+  // into the features' gradient.
+  const int64_t own = s.withAnchors ? s.B : 0;
+  const int64_t contrastRows = s.contrastGradient && contrastGrad != nullptr ? s.M : own;
+  runBackward(s, contrastRows, threads,
+              [&](int64_t c0, float* buf, float* acc) { s.kernels->backwardContrastBlock(ctx, c0, buf, acc); },
+              [&](int64_t c0, int64_t rows, const float* acc) {
+                for (int64_t i = 0; i < rows; ++i) {
+                  const int64_t c = c0 + i;
+                  if (c < own) {
+                    float* out = featureRow(c);
+                    for (int64_t k = 0; k < s.d; ++k) out[k] += acc[k * mb + i] * invTau;
+                    if (s.options.normalize) normalizeBackward(s.zw.data() + c * s.ld, s.norms[c], s.d, out);
+                  } else {
+                    float* out = contrastGrad + (c - own) * s.d;
+                    for (int64_t k = 0; k < s.d; ++k) out[k] = acc[k * mb + i] * invTau;
+                    if (s.options.normalize)
+                      normalizeBackward(s.zc.data() + c * s.ld, s.contrastNorms[c], s.d, out);
+                  }
+                }
+              });
 }
 
 }  // namespace supcon::cpu

@@ -33,11 +33,13 @@ static_assert(W % KR == 0, "the padded width ld must hold whole steps");
 
 constexpr float kNeg = -1e30f;  // "minus infinity" that keeps exp(kNeg - m) = 0 and no NaN
 
+// A block of MB lanes: anchor rows (own rows r0 + i) or contrast rows (c0 + i).
 struct Block {
   int64_t r0;
-  int rows;   // valid rows in the block (<= MB)
-  VI rowIdx[MV];
-  VI rowCls[MV];
+  int rows;       // valid lanes in the block (<= MB)
+  VI laneIdx[MV];   // the lane's own index (own row or contrast row)
+  VI laneSelf[MV];  // anchor lanes: the contrast row that is the lane itself, or -1
+  VI laneCls[MV];   // the lane's class (label, mask row or mask column); -1 past the end
 };
 
 Block makeBlock(const KernelContext& ctx, int64_t r0) {
@@ -47,18 +49,34 @@ Block makeBlock(const KernelContext& ctx, int64_t r0) {
   for (int m = 0; m < MV; ++m) {
     for (int l = 0; l < W; ++l) {
       const int64_t r = r0 + m * W + l;
-      blk.rowIdx[m][l] = static_cast<int32_t>(r);
-      blk.rowCls[m][l] = r < ctx.B ? ctx.rowClass[r] : -1;
+      blk.laneIdx[m][l] = static_cast<int32_t>(r);
+      blk.laneSelf[m][l] = r < ctx.B ? ctx.selfColumn[r] : -1;
+      blk.laneCls[m][l] = r < ctx.B ? ctx.rowClass[r] : -1;
     }
   }
   return blk;
 }
 
-// zt[k * MB + i] = z_{r0 + i}[k]; rows past the end are zero.
-void packBlock(const KernelContext& ctx, const Block& blk, float* zt) {
+Block makeContrastBlock(const KernelContext& ctx, int64_t c0) {
+  Block blk;
+  blk.r0 = c0;
+  blk.rows = static_cast<int>(std::min<int64_t>(MB, ctx.M - c0));
+  for (int m = 0; m < MV; ++m) {
+    for (int l = 0; l < W; ++l) {
+      const int64_t c = c0 + m * W + l;
+      blk.laneIdx[m][l] = static_cast<int32_t>(c);
+      blk.laneSelf[m][l] = -1;
+      blk.laneCls[m][l] = c < ctx.M ? ctx.colClass[c] : -1;
+    }
+  }
+  return blk;
+}
+
+// zt[k * MB + i] = rows[r0 + i][k]; lanes past the end are zero.
+void packBlock(const KernelContext& ctx, const Block& blk, const float* rows, float* zt) {
   for (int i = 0; i < MB; ++i) {
     if (i < blk.rows) {
-      const float* z = ctx.zw + (blk.r0 + i) * ctx.ld;
+      const float* z = rows + (blk.r0 + i) * ctx.ld;
       for (int64_t k = 0; k < ctx.ld; ++k) zt[k * MB + i] = z[k];
     } else {
       for (int64_t k = 0; k < ctx.ld; ++k) zt[k * MB + i] = 0.0f;
@@ -66,12 +84,13 @@ void packBlock(const KernelContext& ctx, const Block& blk, float* zt) {
   }
 }
 
-// st[jj * MB + i] = z_{j0 + jj} . z_{r0 + i} / tau for jj < jn.
-void tileLogits(const KernelContext& ctx, const float* zt, int64_t j0, int jn, float* st) {
+// st[jj * MB + i] = cols[j0 + jj] . lane i / tau for jj < jn.
+void tileLogits(const KernelContext& ctx, const float* zt, const float* cols, int64_t j0, int jn,
+                float* st) {
   const int64_t ld = ctx.ld;
   for (int jj = 0; jj < jn; jj += JR) {
     const float* zr[JR];
-    for (int u = 0; u < JR; ++u) zr[u] = ctx.zw + (j0 + std::min(jj + u, jn - 1)) * ld;
+    for (int u = 0; u < JR; ++u) zr[u] = cols + (j0 + std::min(jj + u, jn - 1)) * ld;
     VF acc[JR][MV];
     for (int u = 0; u < JR; ++u)
       for (int m = 0; m < MV; ++m) acc[u][m] = splat(0.0f);
@@ -90,47 +109,63 @@ void tileLogits(const KernelContext& ctx, const float* zt, int64_t j0, int jn, f
   }
 }
 
-// Positive flags of (i, j) and (j, i) for the block's rows i against column j.
+// Positive flags and weights of a lane against one column: (anchor, contrast) pairs in the
+// orientation of the pass.
 struct PairMasks {
-  VI pos[MV];     // j in P(i)
-  VI posT[MV];    // i in P(j)
-  VI valid[MV];   // j != i
+  VI pos[MV];     // anchor lanes: column j in P(i)
+  VI posT[MV];    // symmetric: lane i in P(j); contrast lanes: lane c in P(column anchor i)
+  VF w[MV], wT[MV];  // the weights of pos and posT (0 where not positive)
+  VI valid[MV];   // the pair is not an anchor against itself
 };
 
-void pairMasks(const KernelContext& ctx, const Block& blk, int64_t j, PairMasks& pm) {
-  const VI jv = splati(static_cast<int32_t>(j));
-  for (int m = 0; m < MV; ++m) pm.valid[m] = blk.rowIdx[m] != jv;
+// Weight of (anchor class a, contrast class c) on vectors; a < 0 marks lanes past the end.
+inline void pairWeights(const KernelContext& ctx, VI a, VI c, VI valid, VI& pos, VF& w) {
   if (ctx.mask == nullptr) {
-    const VI cj = splati(ctx.rowClass[j]);
-    for (int m = 0; m < MV; ++m) {
-      pm.pos[m] = (blk.rowCls[m] == cj) & pm.valid[m];
-      pm.posT[m] = pm.pos[m];
-    }
+    pos = (a == c) & valid;
+    w = select(pos, splat(1.0f), splat(0.0f));
     return;
   }
-  // Mask mode: rowClass holds the sample index; mask[a * n + b] says whether sample b is a
-  // positive of sample a (possibly asymmetric).
-  const int64_t n = ctx.n;
-  const int64_t sj = ctx.rowClass[j];
+  VF x;
+  for (int l = 0; l < W; ++l)
+    x[l] = a[l] >= 0 && c[l] >= 0 ? ctx.mask[static_cast<int64_t>(a[l]) * ctx.maskColumns + c[l]] : 0.0f;
+  pos = (x > 0.0f) & valid;
+  w = select(pos, x, splat(0.0f));
+}
+
+// Anchor lanes against contrast column j.
+void pairMasks(const KernelContext& ctx, const Block& blk, int64_t j, PairMasks& pm) {
+  const VI jv = splati(static_cast<int32_t>(j));
+  const VI cj = splati(ctx.colClass[j]);
   for (int m = 0; m < MV; ++m) {
-    VI p, pt;
-    for (int l = 0; l < W; ++l) {
-      const int32_t si = blk.rowCls[m][l];
-      p[l] = si >= 0 && ctx.mask[si * n + sj] ? -1 : 0;
-      pt[l] = si >= 0 && ctx.mask[sj * n + si] ? -1 : 0;
+    pm.valid[m] = blk.laneSelf[m] != jv;
+    pairWeights(ctx, blk.laneCls[m], cj, pm.valid[m], pm.pos[m], pm.w[m]);
+    if (!ctx.symmetric) continue;
+    if (ctx.mask == nullptr) {
+      pm.posT[m] = pm.pos[m];
+      pm.wT[m] = pm.w[m];
+    } else {
+      pairWeights(ctx, splati(ctx.rowClass[j]), blk.laneCls[m], pm.valid[m], pm.posT[m], pm.wT[m]);
     }
-    pm.pos[m] = p & pm.valid[m];
-    pm.posT[m] = pt & pm.valid[m];
+  }
+}
+
+// Contrast lanes against anchor column i.
+void contrastPairMasks(const KernelContext& ctx, const Block& blk, int64_t i, PairMasks& pm) {
+  const VI self = splati(ctx.selfColumn[i]);
+  const VI ai = splati(ctx.rowClass[i]);
+  for (int m = 0; m < MV; ++m) {
+    pm.valid[m] = blk.laneIdx[m] != self;
+    pairWeights(ctx, ai, blk.laneCls[m], pm.valid[m], pm.posT[m], pm.wT[m]);
   }
 }
 
 struct ForwardState {
-  VF denMax[MV], denSum[MV], posMax[MV], posSum[MV], sumPos[MV], numPos[MV];
+  VF denMax[MV], denSum[MV], posMax[MV], posSum[MV], sumPos[MV], numPos[MV], cntPos[MV];
   VF p2a[MV], p2b[MV], p2c[MV];
 };
 
-// First pass: online log-sum-exp over den(i) (and over P(i) for 'in'), sum of positive
-// logits and n_i.
+// First pass: online log-sum-exp over den(i) (and over P(i) for 'in', weighted), the
+// weighted sum of positive logits, n_i (the sum of the weights) and |P(i)|.
 void forwardTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn,
                  const float* st, ForwardState& fs) {
   const bool denAll = ctx.options.denominator == Denominator::All;
@@ -157,16 +192,19 @@ void forwardTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn,
       fs.posMax[m] = pmx;
     }
   }
-  VF denPart[MV], posPart[MV], sumPart[MV], cntPart[MV];
-  for (int m = 0; m < MV; ++m) denPart[m] = posPart[m] = sumPart[m] = cntPart[m] = splat(0.0f);
+  VF denPart[MV], posPart[MV], sumPart[MV], cntPart[MV], numPart[MV];
+  for (int m = 0; m < MV; ++m)
+    denPart[m] = posPart[m] = sumPart[m] = cntPart[m] = numPart[m] = splat(0.0f);
   for (int jj = 0; jj < jn; ++jj) {
     pairMasks(ctx, blk, j0 + jj, pm);
     for (int m = 0; m < MV; ++m) {
       const VF s = load(st + jj * MB + m * W);
       const VI den = denAll ? pm.valid[m] : (pm.valid[m] & ~pm.pos[m]);
       denPart[m] += select(den, vexp(s - fs.denMax[m]), splat(0.0f));
-      if (needPosLse) posPart[m] += select(pm.pos[m], vexp(s - fs.posMax[m]), splat(0.0f));
-      sumPart[m] += select(pm.pos[m], s, splat(0.0f));
+      // A weight of 1 multiplies exactly: 0/1 positives give the unweighted sums' bits.
+      if (needPosLse) posPart[m] += select(pm.pos[m], pm.w[m] * vexp(s - fs.posMax[m]), splat(0.0f));
+      sumPart[m] += select(pm.pos[m], pm.w[m] * s, splat(0.0f));
+      numPart[m] += pm.w[m];
       cntPart[m] += select(pm.pos[m], splat(1.0f), splat(0.0f));
     }
   }
@@ -174,15 +212,18 @@ void forwardTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn,
     fs.denSum[m] += denPart[m];
     fs.posSum[m] += posPart[m];
     fs.sumPos[m] += sumPart[m];
-    fs.numPos[m] += cntPart[m];
+    fs.numPos[m] += numPart[m];
+    fs.cntPos[m] += cntPart[m];
   }
 }
 
 // Second pass ('onePositive'): each positive against the negatives, given a = LSE over
-// the negatives. For 'in', an online log-sum-exp of log sigmoid(s - a) (see RowAccum).
+// the negatives, weighted. For 'in', an online log-sum-exp of log w + log sigmoid(s - a)
+// (see RowAccum).
 void onePositiveTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn,
                      const float* st, const VF* a, ForwardState& fs) {
   const bool out = ctx.options.variant == Variant::Out;
+  const bool weighted = ctx.mask != nullptr;
   const VF zero = splat(0.0f);
   PairMasks pm;
   if (out) {
@@ -190,19 +231,24 @@ void onePositiveTile(const KernelContext& ctx, const Block& blk, int64_t j0, int
       pairMasks(ctx, blk, j0 + jj, pm);
       for (int m = 0; m < MV; ++m) {
         const VF s = load(st + jj * MB + m * W);
-        fs.p2a[m] += select(pm.pos[m], vsoftplus(a[m] - s), zero);
-        fs.p2b[m] += select(pm.pos[m], vsigmoid(a[m] - s), zero);
+        fs.p2a[m] += select(pm.pos[m], pm.w[m] * vsoftplus(a[m] - s), zero);
+        fs.p2b[m] += select(pm.pos[m], pm.w[m] * vsigmoid(a[m] - s), zero);
       }
     }
     return;
   }
+  // log w_ij + log sigmoid(s - a); log 1 is exactly 0.
+  auto logTerm = [&](const PairMasks& p, int m, VF s) {
+    const VF y = -vsoftplus(a[m] - s);
+    return weighted ? y + vlog(select(p.pos[m], p.w[m], splat(1.0f))) : y;
+  };
   VF tileMax[MV];
   for (int m = 0; m < MV; ++m) tileMax[m] = splat(kNeg);
   for (int jj = 0; jj < jn; ++jj) {
     pairMasks(ctx, blk, j0 + jj, pm);
     for (int m = 0; m < MV; ++m) {
       const VF s = load(st + jj * MB + m * W);
-      tileMax[m] = vmax(tileMax[m], select(pm.pos[m], -vsoftplus(a[m] - s), splat(kNeg)));
+      tileMax[m] = vmax(tileMax[m], select(pm.pos[m], logTerm(pm, m, s), splat(kNeg)));
     }
   }
   for (int m = 0; m < MV; ++m) {
@@ -216,7 +262,7 @@ void onePositiveTile(const KernelContext& ctx, const Block& blk, int64_t j0, int
     pairMasks(ctx, blk, j0 + jj, pm);
     for (int m = 0; m < MV; ++m) {
       const VF s = load(st + jj * MB + m * W);
-      const VF e = select(pm.pos[m], vexp(-vsoftplus(a[m] - s) - fs.p2a[m]), zero);
+      const VF e = select(pm.pos[m], vexp(logTerm(pm, m, s) - fs.p2a[m]), zero);
       fs.p2b[m] += e;
       fs.p2c[m] += e * vsigmoid(a[m] - s);
     }
@@ -227,40 +273,40 @@ void forwardBlock(const KernelContext& ctx, int64_t r0, float* scratch) {
   const Block blk = makeBlock(ctx, r0);
   float* zt = scratch;
   float* st = zt + ctx.ld * MB;
-  packBlock(ctx, blk, zt);
+  packBlock(ctx, blk, ctx.zw, zt);
 
   ForwardState fs;
   for (int m = 0; m < MV; ++m) {
     fs.denMax[m] = fs.posMax[m] = splat(kNeg);
-    fs.denSum[m] = fs.posSum[m] = fs.sumPos[m] = fs.numPos[m] = splat(0.0f);
+    fs.denSum[m] = fs.posSum[m] = fs.sumPos[m] = fs.numPos[m] = fs.cntPos[m] = splat(0.0f);
     fs.p2a[m] = splat(ctx.positiveTerm == PositiveTerm::SigmoidIn ? kNeg : 0.0f);
     fs.p2b[m] = fs.p2c[m] = splat(0.0f);
   }
-  for (int64_t j0 = 0; j0 < ctx.B; j0 += NB) {
-    const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.B - j0));
-    tileLogits(ctx, zt, j0, jn, st);
+  for (int64_t j0 = 0; j0 < ctx.M; j0 += NB) {
+    const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.M - j0));
+    tileLogits(ctx, zt, ctx.zc, j0, jn, st);
     forwardTile(ctx, blk, j0, jn, st, fs);
   }
   if (ctx.options.denominator == Denominator::OnePositive) {
     VF a[MV];
     for (int m = 0; m < MV; ++m) a[m] = fs.denMax[m] + vlog(vmax(fs.denSum[m], splat(1e-38f)));
-    for (int64_t j0 = 0; j0 < ctx.B; j0 += NB) {
-      const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.B - j0));
-      tileLogits(ctx, zt, j0, jn, st);
+    for (int64_t j0 = 0; j0 < ctx.M; j0 += NB) {
+      const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.M - j0));
+      tileLogits(ctx, zt, ctx.zc, j0, jn, st);
       onePositiveTile(ctx, blk, j0, jn, st, a, fs);
     }
   }
 
-  const float numOthers = static_cast<float>(ctx.B - 1);
   for (int i = 0; i < blk.rows; ++i) {
     const int64_t r = r0 + i;
     if (r >= ctx.numAnchors) break;
     const int m = i / W, l = i % W;
     RowAccum acc{fs.denMax[m][l], fs.denSum[m][l], fs.posMax[m][l], fs.posSum[m][l],
                  fs.sumPos[m][l], fs.numPos[m][l], fs.p2a[m][l],  fs.p2b[m][l], fs.p2c[m][l]};
+    const float numOthers = static_cast<float>(ctx.M - (ctx.selfColumn[r] >= 0 ? 1 : 0));
     const float numDen = ctx.options.denominator == Denominator::All
                              ? numOthers
-                             : numOthers - acc.numPos;
+                             : numOthers - fs.cntPos[m][l];
     const RowResult res = finishRow(acc, numDen, ctx.options.variant, ctx.options.denominator);
     ctx.rowLoss[r] = res.loss;
     ctx.rowCounts[r] = res.counts ? 1 : 0;
@@ -272,8 +318,8 @@ void forwardBlock(const KernelContext& ctx, int64_t r0, float* scratch) {
 }
 
 // d l_x / d s_xy for anchor x against column y, on vectors: the row's coefficients a, b,
-// c, and whether y is in den(x) / P(x).
-inline VF pairCoefficient(PositiveTerm term, VF s, VF a, VF b, VF c, VI den, VI pos) {
+// c, whether y is in den(x) / P(x), and the pair's weight w.
+inline VF pairCoefficient(PositiveTerm term, VF s, VF a, VF b, VF c, VI den, VI pos, VF w) {
   const VF zero = splat(0.0f);
   VF g = select(den, c * vexp(s - a), zero);
   VF p = zero;
@@ -283,10 +329,11 @@ inline VF pairCoefficient(PositiveTerm term, VF s, VF a, VF b, VF c, VI den, VI 
     case PositiveTerm::SigmoidOut: p = b * vsigmoid(a - s); break;
     case PositiveTerm::SigmoidIn: p = vexp(-vsoftplus(a - s) - b) * vsigmoid(a - s); break;
   }
-  return g - select(pos, p, zero);
+  return g - select(pos, w * p, zero);
 }
 
-// Turns a tile of logits st[j][i] into H[j][i] = G_ij + G_ji, in place.
+// Turns a tile of logits st[j][i] (anchor lanes i, contrast columns j) into H[j][i] =
+// G_ij (+ G_ji when symmetric), in place.
 void backwardTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn, float* st) {
   const bool denAll = ctx.options.denominator == Denominator::All;
   const PositiveTerm term = ctx.positiveTerm;
@@ -302,34 +349,58 @@ void backwardTile(const KernelContext& ctx, const Block& blk, int64_t j0, int jn
   for (int jj = 0; jj < jn; ++jj) {
     const int64_t j = j0 + jj;
     pairMasks(ctx, blk, j, pm);
-    const float gjs = ctx.statG[j];
-    const VF aj = splat(ctx.statA[j]), bj = splat(ctx.statB[j]), cj = splat(ctx.statC[j]);
+    const float gjs = ctx.symmetric ? ctx.statG[j] : 0.0f;
     for (int m = 0; m < MV; ++m) {
       const VF s = load(st + jj * MB + m * W);
       const VI denIJ = denAll ? pm.valid[m] : (pm.valid[m] & ~pm.pos[m]);
       // Rows with g = 0 (not anchors, no valid terms, padding) contribute exactly zero,
       // whatever their coefficients are.
       VF h = select(gi[m] != 0.0f,
-                    gi[m] * pairCoefficient(term, s, ai[m], bi[m], ci[m], denIJ, pm.pos[m]),
+                    gi[m] * pairCoefficient(term, s, ai[m], bi[m], ci[m], denIJ, pm.pos[m], pm.w[m]),
                     splat(0.0f));
       if (gjs != 0.0f) {
+        const VF aj = splat(ctx.statA[j]), bj = splat(ctx.statB[j]), cj = splat(ctx.statC[j]);
         const VI denJI = denAll ? pm.valid[m] : (pm.valid[m] & ~pm.posT[m]);
-        h += gjs * pairCoefficient(term, s, aj, bj, cj, denJI, pm.posT[m]);
+        h += gjs * pairCoefficient(term, s, aj, bj, cj, denJI, pm.posT[m], pm.wT[m]);
       }
       store(st + jj * MB + m * W, h);
     }
   }
 }
 
-// dzt[k][i] += sum_j z_j[k] * h[j][i] over the tile.
-void accumulateTile(const KernelContext& ctx, int64_t j0, int jn, const float* h, float* dzt) {
+// Turns a tile of logits st[i][c] (contrast lanes c, anchor columns i) into G_ic, in place.
+void backwardContrastTile(const KernelContext& ctx, const Block& blk, int64_t i0, int in,
+                          float* st) {
+  const bool denAll = ctx.options.denominator == Denominator::All;
+  const PositiveTerm term = ctx.positiveTerm;
+  PairMasks pm;
+  for (int ii = 0; ii < in; ++ii) {
+    const int64_t i = i0 + ii;
+    const float g = ctx.statG[i];
+    if (g == 0.0f) {
+      for (int m = 0; m < MV; ++m) store(st + ii * MB + m * W, splat(0.0f));
+      continue;
+    }
+    contrastPairMasks(ctx, blk, i, pm);
+    const VF a = splat(ctx.statA[i]), b = splat(ctx.statB[i]), c = splat(ctx.statC[i]);
+    for (int m = 0; m < MV; ++m) {
+      const VF s = load(st + ii * MB + m * W);
+      const VI den = denAll ? pm.valid[m] : (pm.valid[m] & ~pm.posT[m]);
+      store(st + ii * MB + m * W, g * pairCoefficient(term, s, a, b, c, den, pm.posT[m], pm.wT[m]));
+    }
+  }
+}
+
+// dzt[k][i] += sum_j cols_j[k] * h[j][i] over the tile.
+void accumulateTile(const KernelContext& ctx, const float* cols, int64_t j0, int jn, const float* h,
+                    float* dzt) {
   const int64_t ld = ctx.ld;
   for (int64_t k0 = 0; k0 < ld; k0 += KR) {
     VF acc[KR][MV];
     for (int u = 0; u < KR; ++u)
       for (int m = 0; m < MV; ++m) acc[u][m] = splat(0.0f);
     for (int jj = 0; jj < jn; ++jj) {
-      const float* z = ctx.zw + (j0 + jj) * ld + k0;
+      const float* z = cols + (j0 + jj) * ld + k0;
       VF hv[MV];
       for (int m = 0; m < MV; ++m) hv[m] = load(h + jj * MB + m * W);
 #pragma GCC unroll 8
@@ -350,20 +421,36 @@ void backwardBlock(const KernelContext& ctx, int64_t r0, float* scratch, float* 
   const Block blk = makeBlock(ctx, r0);
   float* zt = scratch;
   float* st = zt + ctx.ld * MB;
-  packBlock(ctx, blk, zt);
+  packBlock(ctx, blk, ctx.zw, zt);
   std::fill(dzt, dzt + ctx.ld * MB, 0.0f);
-  for (int64_t j0 = 0; j0 < ctx.B; j0 += NB) {
-    const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.B - j0));
-    tileLogits(ctx, zt, j0, jn, st);
+  for (int64_t j0 = 0; j0 < ctx.M; j0 += NB) {
+    const int jn = static_cast<int>(std::min<int64_t>(NB, ctx.M - j0));
+    tileLogits(ctx, zt, ctx.zc, j0, jn, st);
     backwardTile(ctx, blk, j0, jn, st);
-    accumulateTile(ctx, j0, jn, st, dzt);
+    accumulateTile(ctx, ctx.zc, j0, jn, st, dzt);
+  }
+}
+
+// Each block of contrast rows owns its gradient and visits the anchors in order: no
+// atomics, the same bits for any thread count.
+void backwardContrastBlock(const KernelContext& ctx, int64_t c0, float* scratch, float* dzt) {
+  const Block blk = makeContrastBlock(ctx, c0);
+  float* zt = scratch;
+  float* st = zt + ctx.ld * MB;
+  packBlock(ctx, blk, ctx.zc, zt);
+  std::fill(dzt, dzt + ctx.ld * MB, 0.0f);
+  for (int64_t i0 = 0; i0 < ctx.numAnchors; i0 += NB) {
+    const int in = static_cast<int>(std::min<int64_t>(NB, ctx.numAnchors - i0));
+    tileLogits(ctx, zt, ctx.zw, i0, in, st);
+    backwardContrastTile(ctx, blk, i0, in, st);
+    accumulateTile(ctx, ctx.zw, i0, in, st, dzt);
   }
 }
 
 }  // namespace
 
 extern const KernelTable kKernels = {
-    SUPCON_ISA_LABEL, W, MB, forwardBlock, backwardBlock,
+    SUPCON_ISA_LABEL, W, MB, forwardBlock, backwardBlock, backwardContrastBlock,
     [](int64_t ld) -> int64_t { return ld * MB + static_cast<int64_t>(NB) * MB; },
 };
 

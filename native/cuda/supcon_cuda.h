@@ -17,13 +17,13 @@ using ::supcon::Precision;
 
 // Features [n, v, d] in device memory (kept alive and unchanged by the caller until the
 // state is gone) or in host memory (then copied into the state); labels [n] or mask [n, n]
-// in host memory, or neither.
+// (non-negative weights) in host memory, or neither.
 struct DeviceLossInput {
   const float* features;      // device, or null
   const float* hostFeatures;  // host, or null
   int64_t n, v, d;
   const int32_t* labels;
-  const uint8_t* mask;
+  const float* mask;
 };
 
 // Device buffers kept between the forward and backward passes: O(B (+ n * n)), plus the
@@ -37,6 +37,7 @@ using LossStateCudaPtr = std::unique_ptr<LossStateCuda, LossStateCudaDeleter>;
 LossStateCudaPtr lossForward(const DeviceLossInput& input, const LossOptions& options,
                              Precision precision);
 double stateLoss(const LossStateCuda& state);
+int64_t stateCounted(const LossStateCuda& state);  // anchors in the mean
 int64_t stateRows(const LossStateCuda& state);   // B
 int64_t stateDim(const LossStateCuda& state);    // d
 size_t stateBytes(const LossStateCuda& state);

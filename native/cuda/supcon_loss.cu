@@ -42,7 +42,7 @@ struct Params {
   const float* norm;      // [B]: max(|x_r|, eps) when normalising, else null
   int64_t n, v, B, ld, d, numAnchors;  // ld: d rounded up to BK (the k extent of the tiles)
   const int32_t* rowClass;  // [B]
-  const uint8_t* mask;      // [n, n] or null
+  const float* mask;        // [n, n] non-negative weights, or null
   float invTau;
   Variant variant;
   Denominator denominator;
@@ -91,10 +91,11 @@ struct Shared {
 static_assert(sizeof(float) * 2 * BM * (BK + PAD) >= sizeof(float) * BN * (DC + PAD),
               "the gradient chunk must fit in the two stages");
 
-__device__ __forceinline__ bool isPositive(const Params& p, int64_t i, int64_t j, int32_t ci, int32_t cj) {
-  if (i == j) return false;
-  if (p.mask == nullptr) return ci == cj;
-  return p.mask[static_cast<int64_t>(ci) * p.n + cj] != 0;
+// The weight of column j for anchor i (0: not a positive; labels give 0 or 1).
+__device__ __forceinline__ float pairWeight(const Params& p, int64_t i, int64_t j, int32_t ci, int32_t cj) {
+  if (i == j) return 0.f;
+  if (p.mask == nullptr) return ci == cj ? 1.f : 0.f;
+  return p.mask[static_cast<int64_t>(ci) * p.n + cj];
 }
 
 // sh.s[r][c] = z_{row0 + r} . z_{col0 + c} / tau for the tile (rows past B read as zero).
@@ -145,14 +146,14 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
   const bool needPosLse = p.positiveTerm == PositiveTerm::ExpIn;
   const bool onePositive = p.denominator == Denominator::OnePositive;
 
-  float denM = kNeg, denS = 0.f, posM = kNeg, posS = 0.f, sumPos = 0.f, numPos = 0.f;
+  float denM = kNeg, denS = 0.f, posM = kNeg, posS = 0.f, sumPos = 0.f, numPos = 0.f, cntPos = 0.f;
   const bool sigmoidIn = p.positiveTerm == PositiveTerm::SigmoidIn;
   float p2a = sigmoidIn ? kNeg : 0.f, p2b = 0.f, p2c = 0.f, a = 0.f;
   for (int pass = 0; pass < (onePositive ? 2 : 1); ++pass) {
     for (int64_t col0 = 0; col0 < p.B; col0 += BN) {
       if (tid < BN) sh.colClass[tid] = col0 + tid < p.B ? p.rowClass[col0 + tid] : -1;
       logitsTile<E>(p, sh, row0, col0);
-      float s[16];
+      float s[16], w[16];
       bool valid[16], pos[16];
 #pragma unroll
       for (int u = 0; u < 16; ++u) {
@@ -160,7 +161,8 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
         const int64_t j = col0 + c;
         s[u] = sh.s[row][c];
         valid[u] = i < p.B && j < p.B && j != i;  // padding rows (i >= B) have no sample
-        pos[u] = valid[u] && isPositive(p, i, j, ci, sh.colClass[c]);
+        w[u] = valid[u] ? pairWeight(p, i, j, ci, sh.colClass[c]) : 0.f;
+        pos[u] = w[u] > 0.f;
       }
       if (pass == 0) {
         float tileDen = kNeg, tilePos = kNeg;
@@ -182,25 +184,28 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
         for (int u = 0; u < 16; ++u) {
           const bool den = denAll ? valid[u] : valid[u] && !pos[u];
           if (den) denS += expf(s[u] - denM);
-          if (needPosLse && pos[u]) posS += expf(s[u] - posM);
+          // A weight of 1 multiplies exactly: 0/1 positives give the unweighted sums.
+          if (needPosLse && pos[u]) posS += w[u] * expf(s[u] - posM);
           if (pos[u]) {
-            sumPos += s[u];
-            numPos += 1.f;
+            sumPos += w[u] * s[u];
+            numPos += w[u];
+            cntPos += 1.f;
           }
         }
       } else if (!sigmoidIn) {
 #pragma unroll
         for (int u = 0; u < 16; ++u) {
           if (!pos[u]) continue;
-          p2a += softplusScalar(a - s[u]);
-          p2b += sigmoidScalar(a - s[u]);
+          p2a += w[u] * softplusScalar(a - s[u]);
+          p2b += w[u] * sigmoidScalar(a - s[u]);
         }
       } else {
-        // Online log-sum-exp of log sigmoid(s - a) over the positives (see RowAccum).
+        // Online log-sum-exp of log w + log sigmoid(s - a) over the positives (see RowAccum;
+        // log 1 is exactly 0).
         float y[16], tileMax = kNeg;
 #pragma unroll
         for (int u = 0; u < 16; ++u) {
-          y[u] = -softplusScalar(a - s[u]);
+          y[u] = -softplusScalar(a - s[u]) + (pos[u] && p.mask != nullptr ? logf(w[u]) : 0.f);
           if (pos[u]) tileMax = fmaxf(tileMax, y[u]);
         }
         const float mx = fmaxf(p2a, quadMax(tileMax));
@@ -223,6 +228,7 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
       posS = quadSum(posS);
       sumPos = quadSum(sumPos);
       numPos = quadSum(numPos);
+      cntPos = quadSum(cntPos);
       a = denM + logf(fmaxf(denS, 1e-38f));
     }
   }
@@ -232,7 +238,7 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
   if (q == 0 && i < p.numAnchors) {
     const RowAccum acc{denM, denS, posM, posS, sumPos, numPos, p2a, p2b, p2c};
     const float others = static_cast<float>(p.B - 1);
-    const float numDen = denAll ? others : others - numPos;
+    const float numDen = denAll ? others : others - cntPos;
     const RowResult res = finishRow(acc, numDen, p.variant, p.denominator);
     p.rowLoss[i] = res.loss;
     p.rowCounts[i] = res.counts ? 1 : 0;
@@ -285,14 +291,16 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
         const float s = sh.s[row][c];
         const int32_t cj = sh.colClass[c];
         if (gi != 0.f) {
-          const bool pij = isPositive(p, i, j, ci, cj);
-          h += gi * pairCoefficientScalar(p.positiveTerm, s, ai, bi, cci, denAll || !pij, pij);
+          const float wij = pairWeight(p, i, j, ci, cj);
+          const bool pij = wij > 0.f;
+          h += gi * pairCoefficientScalar(p.positiveTerm, s, ai, bi, cci, denAll || !pij, pij, wij);
         }
         const float gj = sh.colG[c];
         if (gj != 0.f) {
-          const bool pji = isPositive(p, j, i, cj, ci);
+          const float wji = pairWeight(p, j, i, cj, ci);
+          const bool pji = wji > 0.f;
           h += gj * pairCoefficientScalar(p.positiveTerm, s, sh.colA[c], sh.colB[c], sh.colC[c],
-                                          denAll || !pji, pji);
+                                          denAll || !pji, pji, wji);
         }
       }
       sh.s[row][c] = h;
@@ -476,12 +484,14 @@ struct LossStateCuda {
   const float* x = nullptr;      // the features (the caller keeps them alive and unchanged)
   DeviceBuffer<float> upload;    // the features, when they came from host memory
   DeviceBuffer<float> norm, statA, statB, statC;
-  DeviceBuffer<uint8_t> hasGrad, mask;
+  DeviceBuffer<uint8_t> hasGrad;
+  DeviceBuffer<float> mask;
   DeviceBuffer<int32_t> rowClass;
 };
 
 void LossStateCudaDeleter::operator()(LossStateCuda* s) const { delete s; }
 double stateLoss(const LossStateCuda& s) { return s.loss; }
+int64_t stateCounted(const LossStateCuda& s) { return s.counted; }
 int64_t stateRows(const LossStateCuda& s) { return s.B; }
 int64_t stateDim(const LossStateCuda& s) { return s.d; }
 size_t stateBytes(const LossStateCuda& s) {
@@ -574,7 +584,7 @@ LossStateCudaPtr prepareForward(const DeviceLossInput& in, const LossOptions& op
   s.hasGrad = DeviceBuffer<uint8_t>(static_cast<size_t>(s.B));
   s.rowClass = DeviceBuffer<int32_t>(static_cast<size_t>(s.B));
   if (in.mask != nullptr) {
-    s.mask = DeviceBuffer<uint8_t>(static_cast<size_t>(s.n * s.n));
+    s.mask = DeviceBuffer<float>(static_cast<size_t>(s.n * s.n));
     copyToDevice(s.mask.ptr, in.mask, s.mask.bytes());
   } else if (in.labels != nullptr) {
     scratch.labels = DeviceBuffer<int32_t>(static_cast<size_t>(s.n));

@@ -35,8 +35,8 @@ struct Case {
 // The gradient rebuilt from the forward pass's per-row statistics with the scalar
 // pairCoefficientScalar (the form the CUDA kernels use), against the reference.
 void checkScalarPath(const Case& c, const std::vector<float>& x, const int32_t* labels,
-                     const uint8_t* mask, const reference::Result& ref) {
-  auto state = cpu::lossForward(cpu::LossInput{x.data(), c.n, c.v, c.d, labels, mask}, c.o, 1);
+                     const uint8_t* mask, const float* weights, const reference::Result& ref) {
+  auto state = cpu::lossForward(cpu::LossInput{x.data(), c.n, c.v, c.d, labels, weights}, c.o, 1);
   const cpu::LossState& s = *state;
   const PositiveTerm term = positiveTermOf(c.o.variant, c.o.denominator);
   const double scale = static_cast<double>(c.o.temperature) / c.o.baseTemperature;
@@ -90,13 +90,15 @@ void runCase(const Case& c, std::mt19937& rng, int threads) {
   for (auto& m : mask) m = rng() % 3 == 0;
   const int32_t* lp = c.labelKinds > 0 ? labels.data() : nullptr;
   const uint8_t* mp = c.labelKinds < 0 ? mask.data() : nullptr;
+  const std::vector<float> weights(mask.begin(), mask.end());
+  const float* wp = mp != nullptr ? weights.data() : nullptr;
 
   std::vector<double> xd(x.begin(), x.end());
   const auto ref = reference::supcon(xd, c.n, c.v, c.d, lp, mp, c.o);
-  checkScalarPath(c, x, lp, mp, ref);
+  checkScalarPath(c, x, lp, mp, wp, ref);
   for (const auto& name : cpu::availableKernels()) {
     cpu::selectKernels(name);
-    cpu::LossInput in{x.data(), c.n, c.v, c.d, lp, mp};
+    cpu::LossInput in{x.data(), c.n, c.v, c.d, lp, wp};
     auto state = cpu::lossForward(in, c.o, threads);
     // Guard values around the output catch writes out of bounds.
     std::vector<float> grad(B * c.d + 32, 12345.0f);
@@ -116,6 +118,69 @@ void runCase(const Case& c, std::mt19937& rng, int threads) {
       expectClose("guard", where, grad[16 + B * c.d + i], 12345.0f, 0, 0);
     }
   }
+}
+
+// The contrast form against the plain loss: the own rows as the contrast set at their own
+// positions give the same loss bits, and the gradients summed back give the same gradient;
+// withAnchors with extra rows equals positions into [own rows, extra rows]. Guard values
+// around both gradients catch writes out of bounds.
+void runContrastCase(int64_t n, int64_t v, int64_t d, int64_t extra, const LossOptions& o, std::mt19937& rng, int threads) {
+  const int64_t B = n * v, m = B + extra;
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  std::vector<float> x(B * d), own(m * d);
+  for (auto& e : x) e = normal(rng);
+  std::vector<int32_t> labels(n), rowLabels(m), positions(B);
+  for (auto& l : labels) l = static_cast<int32_t>(rng() % 3);
+  for (int64_t r = 0; r < B; ++r) {
+    const int64_t sample = r % n, view = r / n;
+    std::copy(x.begin() + (sample * v + view) * d, x.begin() + (sample * v + view + 1) * d, own.begin() + r * d);
+    rowLabels[r] = labels[sample];
+    positions[sample * v + view] = static_cast<int32_t>(r);
+  }
+  for (int64_t e = B * d; e < m * d; ++e) own[e] = normal(rng);
+  for (int64_t c = B; c < m; ++c) rowLabels[c] = static_cast<int32_t>(rng() % 3);
+  char where[128];
+  std::snprintf(where, sizeof where, "[contrast n=%lld v=%lld d=%lld extra=%lld var=%d den=%d norm=%d]", (long long)n,
+                (long long)v, (long long)d, (long long)extra, (int)o.variant, (int)o.denominator, o.normalize);
+  auto guarded = [](int64_t count) { return std::vector<float>(count + 32, 12345.0f); };
+  auto checkGuards = [&](const std::vector<float>& g, int64_t count) {
+    for (int i = 0; i < 16; ++i) {
+      expectClose("guard", where, g[i], 12345.0f, 0, 0);
+      expectClose("guard", where, g[16 + count + i], 12345.0f, 0, 0);
+    }
+  };
+  // Positions into [own rows, extra rows].
+  const cpu::ContrastInput placed{own.data(), m, rowLabels.data(), positions.data(), false, true};
+  auto a = cpu::lossForward(cpu::LossInput{x.data(), n, v, d, labels.data(), nullptr, &placed}, o, threads);
+  std::vector<float> ga = guarded(B * d), ca = guarded(m * d);
+  cpu::lossBackward(*a, 1.0f, ga.data() + 16, threads, ca.data() + 16);
+  checkGuards(ga, B * d);
+  checkGuards(ca, m * d);
+  // withAnchors and the extra rows alone.
+  const cpu::ContrastInput queue{own.data() + B * d, extra, rowLabels.data() + B, nullptr, true, true};
+  auto b = cpu::lossForward(cpu::LossInput{x.data(), n, v, d, labels.data(), nullptr, &queue}, o, threads);
+  std::vector<float> gb = guarded(B * d), cb = guarded(extra * d);
+  cpu::lossBackward(*b, 1.0f, gb.data() + 16, threads, cb.data() + 16);
+  checkGuards(gb, B * d);
+  checkGuards(cb, extra * d);
+  expectClose("withAnchors loss", where, b->loss, a->loss, 0, 0);
+  double gmax = 0;
+  for (int64_t e = 0; e < B * d; ++e) gmax = std::max(gmax, std::fabs(static_cast<double>(gb[16 + e])));
+  for (int64_t r = 0; r < B; ++r) {
+    const int64_t sample = r % n, view = r / n;
+    for (int64_t k = 0; k < d; ++k) {
+      const int64_t e = (sample * v + view) * d + k;
+      expectClose("withAnchors grad", where, gb[16 + e], ga[16 + e] + ca[16 + r * d + k], 1e-5, 1e-6 * gmax);
+    }
+  }
+  for (int64_t e = 0; e < extra * d; ++e)
+    expectClose("queue grad", where, cb[16 + e], ca[16 + B * d + e], 0, 0);
+  if (extra > 0) return;
+  // No extra rows: the plain loss.
+  auto plain = cpu::lossForward(cpu::LossInput{x.data(), n, v, d, labels.data(), nullptr}, o, threads);
+  std::vector<float> gp(B * d);
+  cpu::lossBackward(*plain, 1.0f, gp.data(), threads);
+  expectClose("identity loss", where, a->loss, plain->loss, 0, 0);
 }
 
 }  // namespace
@@ -145,6 +210,21 @@ int main() {
             runCase(c, rng, 1 + cases % 3);
             ++cases;
           }
+  int contrastCases = 0;
+  for (const auto& name : cpu::availableKernels()) {
+    cpu::selectKernels(name);
+    for (auto var : variants)
+      for (auto den : dens) {
+        LossOptions o;
+        o.temperature = 0.2f;
+        o.variant = var;
+        o.denominator = den;
+        o.normalize = contrastCases % 2 == 1;
+        runContrastCase(13, 2, 7, 0, o, rng, 1 + contrastCases % 3);
+        runContrastCase(9, 3, 19, 50, o, rng, 1 + contrastCases % 3);
+        ++contrastCases;
+      }
+  }
   // Kernel selection rejects names this machine lacks.
   ++checks;
   try {
