@@ -1,5 +1,7 @@
 #include "args.h"
 
+#include "../cpu/thread_pool.h"
+
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -109,6 +111,11 @@ bool requireBoolean(const Napi::Value& value, const std::string& name) {
 std::string requireString(const Napi::Value& value, const std::string& name) {
   if (!value.IsString()) throw typeError(name + ": expected a string, got " + describe(value));
   return value.As<Napi::String>().Utf8Value();
+}
+
+int threadsOf(const Napi::Value& value, const std::string& name) {
+  if (value.IsUndefined()) return cpu::ThreadPool::hardwareThreads();
+  return static_cast<int>(requireInteger(value, name, 1, 1024));
 }
 
 Precision precisionOf(const Napi::Value& value, const std::string& name) {

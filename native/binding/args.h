@@ -33,6 +33,9 @@ int64_t requireInteger(const Napi::Value& value, const std::string& name, int64_
 bool requireBoolean(const Napi::Value& value, const std::string& name);
 std::string requireString(const Napi::Value& value, const std::string& name);
 Napi::Object requireObject(const Napi::Value& value, const std::string& name);
+// A CPU thread count in [1, 1024]; all the process may use (ThreadPool::hardwareThreads)
+// when undefined.
+int threadsOf(const Napi::Value& value, const std::string& name = "threads");
 // 'fp32' (also when undefined), 'tf32' or 'bf16'.
 Precision precisionOf(const Napi::Value& value, const std::string& name = "precision");
 

@@ -150,8 +150,7 @@ BatchSpec parseSpec(const Napi::Value& specValue, bool withViews) {
   b.g.outW = static_cast<int32_t>(requireInteger(field(s, "outWidth"), "spec.outWidth", 1, kMaxSide));
   if (withViews) b.views = static_cast<int32_t>(requireInteger(field(s, "views"), "spec.views", 1, 64));
   const Napi::Value threads = field(s, "threads");
-  b.threads = threads.IsUndefined() ? cpu::ThreadPool::hardwareThreads()
-                                    : static_cast<int>(requireInteger(threads, "spec.threads", 1, 1024));
+  b.threads = threadsOf(threads, "spec.threads");
   const Napi::Value device = field(s, "device");
   if (!device.IsUndefined()) {
     const std::string d = requireString(device, "spec.device");

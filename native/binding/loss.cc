@@ -189,12 +189,6 @@ bool optionalBoolean(const Napi::Object& opts, const char* key, bool fallback) {
   return v.IsUndefined() ? fallback : requireBoolean(v, std::string("options.") + key);
 }
 
-int optionalThreads(const Napi::Object& opts) {
-  const Napi::Value v = opts.Get("threads");
-  if (v.IsUndefined()) return cpu::ThreadPool::hardwareThreads();
-  return static_cast<int>(requireInteger(v, "options.threads", 1, 1024));
-}
-
 LossOptions parseOptions(const Napi::Object& opts) {
   LossOptions o;
   const double tau = optionalPositive(opts, "temperature", o.temperature);
@@ -385,9 +379,8 @@ Napi::Value lossForwardCall(const Napi::CallbackInfo& info, bool async) {
     const Napi::Object opts = i[6].IsUndefined() ? Napi::Object::New(env) : requireObject(i[6], "options");
     const LossOptions o = parseOptions(opts);
     const std::string askedDevice = requireEnum<std::string>(opts, "device", {{"cpu", "cpu"}, {"cuda", "cuda"}}, "");
-    const std::string precision = requireEnum<std::string>(
-        opts, "precision", {{"fp32", "fp32"}, {"tf32", "tf32"}, {"bf16", "bf16"}}, "fp32");
-    const int threads = optionalThreads(opts);
+    const Precision precision = precisionOf(opts.Get("precision"), "options.precision");
+    const int threads = threadsOf(opts.Get("threads"), "options.threads");
     const ContrastArgs ca = readContrast(opts);
     const bool hasLabels = present(i[4]);
     const bool hasMask = present(i[5]);
@@ -417,8 +410,9 @@ Napi::Value lossForwardCall(const Napi::CallbackInfo& info, bool async) {
 
     if (device == "cpu") {
       if (x.onDevice) throw typeError("features: a CUDA tensor needs options.device 'cuda'");
-      if (precision != "fp32")
-        throw rangeError("options.precision: '" + precision + "' runs on tensor cores: it needs options.device 'cuda'");
+      if (precision != Precision::Fp32)
+        throw rangeError("options.precision: '" + std::string(precisionName(precision)) +
+                         "' runs on tensor cores: it needs options.device 'cuda'");
       checkFinite(x.ptr, count, v, d);
       cpu::ContrastInput contrast{};
       if (ca.given) {
@@ -448,16 +442,13 @@ Napi::Value lossForwardCall(const Napi::CallbackInfo& info, bool async) {
       throw rangeError("options.contrast: a contrast set runs on the CPU only (pass options.device 'cpu'); got device 'cuda'");
     const float* maskWeights = hasMask ? mask.data() : nullptr;
 #if defined(SUPCON_WITH_CUDA)
-    const cuda::Precision prec = precision == "bf16" ? cuda::Precision::Bf16
-                                 : precision == "tf32" ? cuda::Precision::Tf32
-                                                       : cuda::Precision::Fp32;
     if (x.onDevice) {
       // The state reads the features in place: hold the storage until the context goes.
-      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, maskWeights}, o, prec),
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, maskWeights}, o, precision),
                      i[0].As<Napi::Object>());
     } else {
       checkFinite(x.ptr, count, v, d);
-      context->adopt(cuda::lossForward(cuda::DeviceLossInput{nullptr, x.ptr, n, v, d, labels, maskWeights}, o, prec),
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{nullptr, x.ptr, n, v, d, labels, maskWeights}, o, precision),
                      Napi::Object());
     }
     return handle;
@@ -488,7 +479,7 @@ Napi::Value lossBackwardCall(const Napi::CallbackInfo& info, bool async) {
     const Napi::Object opts = i[3].IsUndefined() ? Napi::Object::New(env) : requireObject(i[3], "options");
     const Napi::Value offsetValue = opts.Get("outOffset");
     const int64_t offset = offsetValue.IsUndefined() ? 0 : requireInteger(offsetValue, "options.outOffset", 0, kMaxElements);
-    const int threads = optionalThreads(opts);
+    const int threads = threadsOf(opts.Get("threads"), "options.threads");
     const Napi::Value contrastOut = opts.Get("contrastOut");
     // The options' getters may have disposed the context: look again.
     const cpu::LossState* cpuState = context->cpuState("context");
@@ -544,11 +535,7 @@ Napi::Value cudaTimeLoss(const Napi::CallbackInfo& info) {
     const int64_t d = requireInteger(i[3], "d", 1, kMaxElements);
     const int64_t count = checkedProduct(checkedProduct(n, v, "features", kMaxElements), d, "features", kMaxElements);
     const Napi::Object opts = requireObject(i[5], "options");
-    const std::string precision = requireEnum<std::string>(
-        opts, "precision", {{"fp32", "fp32"}, {"tf32", "tf32"}, {"bf16", "bf16"}}, "fp32");
-    const cuda::Precision prec = precision == "bf16" ? cuda::Precision::Bf16
-                                 : precision == "tf32" ? cuda::Precision::Tf32
-                                                       : cuda::Precision::Fp32;
+    const Precision precision = precisionOf(opts.Get("precision"), "options.precision");
     const LossOptions lossOptions = parseOptions(opts);
     const int repeats = static_cast<int>(requireInteger(i[7], "repeats", 1, 1000));
     const FloatData x = floatData(i[0], "features", count);
@@ -556,7 +543,7 @@ Napi::Value cudaTimeLoss(const Napi::CallbackInfo& info) {
     if (!x.onDevice || !grad.onDevice) throw typeError("features, grad: expected CUDA tensors");
     const int32_t* labels = (i[4].IsNull() || i[4].IsUndefined()) ? nullptr : requireTypedArray<int32_t>(i[4], "labels", n).Data();
     const cuda::LossTiming t = cuda::timeLoss(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, nullptr},
-                                              lossOptions, prec, grad.ptr, repeats);
+                                              lossOptions, precision, grad.ptr, repeats);
     Napi::Object o = Napi::Object::New(env);
     Napi::Array f = Napi::Array::New(env), b = Napi::Array::New(env);
     for (uint32_t k = 0; k < t.forwardMs.size(); ++k) {
@@ -592,8 +579,7 @@ Napi::Value lossUnfused(const Napi::CallbackInfo& info) {
     const double base = requirePositive(i[6], "baseTemperature");
     const FloatData out = floatData(i[7], "out", count);
     if (out.onDevice) throw typeError("out: expected host memory, got a CUDA tensor");
-    const int threads = i[8].IsUndefined() ? cpu::ThreadPool::hardwareThreads()
-                                           : static_cast<int>(requireInteger(i[8], "threads", 1, 1024));
+    const int threads = threadsOf(i[8]);
     const double loss = cpu::unfusedLoss(x.ptr, n, v, d, labels, static_cast<float>(tau),
                                          static_cast<float>(base), out.ptr, threads);
     return Napi::Number::New(i.Env(), loss);

@@ -107,10 +107,6 @@ class Operands {
     return cpu::name(a..., threads_);                                              \
   }(__VA_ARGS__)
 
-int threadsOf(const Napi::Value& value) {
-  if (value.IsUndefined()) return cpu::ThreadPool::hardwareThreads();
-  return static_cast<int>(requireInteger(value, "threads", 1, 1024));
-}
 
 int64_t dim(const Napi::Value& value, const std::string& name, int64_t min = 1) {
   return requireInteger(value, name, min, kMaxDim);
