@@ -3,8 +3,8 @@
 // error, errors that name the argument. Each test fails on the code before its fix.
 import { describe, expect, it } from 'vitest';
 import {
-  applyAugmentOps, batchCount, batches, drawAugmentOps, gemm, knnNeighbours, knnPredict, memory, nn, parseIdx,
-  pipelines, readCifar, supconForward, supconLoss, Tensor,
+  applyAugmentOps, batchCount, batches, drawAugmentOps, emptyCache, gemm, knnNeighbours, knnPredict, memory, nn,
+  parseIdx, pipelines, readCifar, supconForward, supconLoss, Tensor,
 } from '../dist/index.js';
 import { native } from '../dist/lib/native.js';
 import { randomLabels, randomNormal, referenceLoss, rng } from './reference';
