@@ -6,8 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { backendInfo, fmaPeakGflops, gemm, nn, Tensor, tidy } from '../lib/index';
-import { medianMs } from './common';
+import { backendInfo, gemm, nn, Tensor, tidy } from '../lib/index';
+import { cpuAndWall, fmaPeak, medianMs } from './common';
 
 const quick = process.argv.includes('--quick');
 const threads = backendInfo().cpuThreads;
@@ -22,30 +22,7 @@ function filled(n: number, seed: number): Float32Array {
   return x;
 }
 
-/** CPU seconds (user + system) of this process spent in fn, and the wall seconds. */
-function cpuAndWall(fn: () => void): { cpu: number; wall: number } {
-  const c0 = process.cpuUsage(), t0 = process.hrtime.bigint();
-  fn();
-  const c = process.cpuUsage(c0);
-  return { cpu: (c.user + c.system) / 1e6, wall: Number(process.hrtime.bigint() - t0) / 1e9 };
-}
-
-/**
- * The FMA peak, best of a few short windows (the machine may be shared): GFLOP per wall
- * second, and GFLOP per CPU second (which other processes on the machine do not lower).
- */
-function peak(t: number): { wall: number; cpu: number } {
-  let wall = 0, cpu = 0;
-  for (let i = 0; i < (quick ? 3 : 6); i++) {
-    let g = 0;
-    const m = cpuAndWall(() => {
-      g = fmaPeakGflops(t, 0.2);
-    });
-    wall = Math.max(wall, g);
-    cpu = Math.max(cpu, (g * m.wall) / m.cpu);
-  }
-  return { wall, cpu };
-}
+const peak = (t: number) => fmaPeak(t, quick ? 3 : 6);
 
 /** GFLOP per CPU second of `flops`-sized calls of fn, best of a few. */
 function perCpuSecond(fn: () => void, flops: number, repeats: number): number {

@@ -1,11 +1,15 @@
-// The GPU check's training figures: our ResNet-18 (small-image stem) SupCon step against
-// PyTorch's (bench/peers/torch_resnet_step.py) in images per second, and the default
-// `supcon train` end to end (time and test accuracy), each within a time limit.
+// Training figures of the GPU check and `npm run bench:train`: our SupCon step (the model
+// alone, or `supcon train`'s trainer with its augmentation) against PyTorch's
+// (bench/peers/torch_resnet_step.py) in images per second, and the default `supcon train`
+// end to end (time and test accuracy), each within a time limit.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { TRAIN_DEFAULTS } from '../lib/cli/args';
+import type { ImageSet } from '../lib/data/image-set';
 import { makeEncoder, nn, Tensor, tidy } from '../lib/index';
+import { SupconTrainer } from '../lib/train/trainer';
 
 export type StepPrecision = 'fp32' | 'tf32' | 'bf16';
 
@@ -33,6 +37,49 @@ function normalImages(count: number, seed: number): Float32Array {
   return out;
 }
 
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** One warm-up call of step, then `steps` timed by the wall clock: the median and the last loss. */
+function medianStep(step: (i: number) => number, steps: number): { ms: number; loss: number } {
+  step(0);
+  const times: number[] = [];
+  let loss = 0;
+  for (let s = 1; s <= steps; s++) {
+    const t0 = performance.now();
+    loss = step(s);
+    times.push(performance.now() - t0);
+  }
+  return { ms: median(times), loss };
+}
+
+/** Random images [n, c, side, side] with labels in [0, 10), as a training set. */
+export function syntheticSet(n: number, channels: number, side: number, seed: number): ImageSet {
+  let a = seed >>> 0;
+  const images = new Uint8Array(n * channels * side * side);
+  for (let i = 0; i < images.length; i++) {
+    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+    images[i] = a >>> 24;
+  }
+  return { images, shape: [n, channels, side, side], labels: Int32Array.from({ length: n }, (_, i) => i % 10), numClasses: 10, classNames: null };
+}
+
+/**
+ * `supcon train`'s trainer (the default configuration with `encoder` and `batch`) on the
+ * CPU: steps of `set`, the median of `steps` after one warm-up, augmentation included. The
+ * trainer comes back for more steps (its profile); dispose() it after.
+ */
+export function timeTrainerStep(encoder: 'cnn' | 'resnet18', batch: number, set: ImageSet, steps: number):
+  { ms: number; imagesPerSecond: number; loss: number; trainer: SupconTrainer } {
+  const config = { ...TRAIN_DEFAULTS, encoder, batchSize: batch, device: 'cpu' as const, out: '' };
+  const trainer = new SupconTrainer({ config, train: set, test: set, log: () => {} });
+  const { ms, loss } = medianStep((i) => trainer.step(0, i % trainer.stepsPerEpoch).loss, steps);
+  return { ms, imagesPerSecond: batch / (ms / 1000), loss, trainer };
+}
+
 /**
  * `steps` timed SupCon steps of ResNet-18 + projection head on `batch` images of two views
  * (after one warm-up), by the wall clock around each step and its loss read-back; the
@@ -55,17 +102,7 @@ export function timeResnetStep(batch: number, size: number, steps: number, preci
       optimizer.step();
       return l.item();
     });
-    step();
-    const times: number[] = [];
-    let loss = 0;
-    for (let s = 0; s < steps; s++) {
-      const t0 = performance.now();
-      loss = step();
-      times.push(performance.now() - t0);
-    }
-    times.sort((a, b) => a - b);
-    const mid = times.length >> 1;
-    const ms = times.length % 2 === 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
+    const { ms, loss } = medianStep(step, steps);
     return { batch, size, precision, ms, imagesPerSecond: batch / (ms / 1000), loss };
   } finally {
     nn.setMatmulPrecision(previous);
@@ -80,15 +117,35 @@ export interface PeerStep {
   channelsLast: boolean;
   ms?: number;
   imagesPerSecond?: number;
+  /** With `profile`: self CPU milliseconds per step by kind of op (torch.profiler). */
+  kinds?: Record<string, number>;
   error?: string;
 }
 
+export interface PeerOptions {
+  /** 'resnet18' (the default) or 'cnn' (the default `supcon train` ConvNet). */
+  encoder?: 'resnet18' | 'cnn';
+  channels?: number;
+  /** CPU threads for torch (and OpenBLAS), as ours. */
+  threads?: number;
+  profile?: boolean;
+}
+
 /** PyTorch's step in each precision and memory format; unavailable with the reason when torch (or torchvision) is not there. */
-export function timePeerStep(python: string, batch: number, size: number, steps: number, device: 'cpu' | 'cuda', timeoutS: number):
-  { available: boolean; reason: string; rows: PeerStep[] } {
+export function timePeerStep(python: string, batch: number, size: number, steps: number, device: 'cpu' | 'cuda', timeoutS: number,
+  options: PeerOptions = {}): { available: boolean; reason: string; rows: PeerStep[] } {
   const script = path.join(__dirname, '..', '..', 'bench', 'peers', 'torch_resnet_step.py');
-  const run = spawnSync(python, [script, '--batch', String(batch), '--size', String(size), '--steps', String(steps), '--device', device],
-    { encoding: 'utf8', maxBuffer: 1 << 24, timeout: timeoutS * 1000, cwd: path.dirname(script) });
+  const args = [script, '--batch', String(batch), '--size', String(size), '--steps', String(steps), '--device', device];
+  if (options.encoder !== undefined) args.push('--encoder', options.encoder);
+  if (options.channels !== undefined) args.push('--channels', String(options.channels));
+  if (options.threads !== undefined) args.push('--threads', String(options.threads));
+  if (options.profile) args.push('--profile');
+  // The machine's OpenBLAS settings are tuned for our process's host, not the peer's.
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  if (options.threads !== undefined) env.OPENBLAS_NUM_THREADS = String(options.threads);
+  const run = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 24, timeout: timeoutS * 1000, cwd: path.dirname(script), env });
   const rows: PeerStep[] = [];
   for (const line of (run.stdout ?? '').split('\n')) {
     if (!line.startsWith('{')) continue;

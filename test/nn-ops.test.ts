@@ -91,6 +91,26 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     }
   });
 
+  it.each([
+    ['3x3 stride 1 on 21 x 21', { N: 2, C: 7, H: 21, W: 21, K: 5, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+    ['3x3 stride 2 on 35 x 33', { N: 2, C: 7, H: 35, W: 33, K: 3, R: 3, S: 3, stride: [2, 2], pad: [1, 1] }],
+  ] as [string, ConvShape][])('conv2d weight gradient, %s: P Q > 256 (two pixel slices of the GEMM), C R S = 63 (a zero padding column)', (_label, d) => {
+    // The weight gradient's operand is the transposed im2col matrix written in the GEMM's packed layout.
+    setCpuKernels(kernel);
+    const random = rng(d.H * 10 + d.stride[0]);
+    const x = input([d.N, d.C, d.H, d.W], random), w = input([d.K, d.C, d.R, d.S], random);
+    tidy(() => {
+      const wp = new Parameter(Tensor.from(w.data, w.shape));
+      const y = ops.conv2d(Tensor.from(x.data, x.shape), wp, null, { stride: d.stride, padding: d.pad });
+      const xs = [Float64Array.from(x.data), Float64Array.from(w.data)];
+      const R = randomNormal(y.size, random);
+      y.backward(Tensor.from(R, y.shape.slice()));
+      const fd = finiteDifferences((v) => dot(conv2dRef(v[0], v[1], null, d), R), xs, 1);
+      expect(maxRelDiff(wp.grad!.dataSync(), fd)).toBeLessThan(2e-4);
+      wp.dispose();
+    });
+  });
+
   it('conv2d on a 70 x 70 image (P Q = 4900: more columns than one GEMM block)', () => {
     setCpuKernels(kernel);
     const random = rng(71);

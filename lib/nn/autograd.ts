@@ -5,6 +5,7 @@
 import { describe } from '../check';
 import { native } from '../native';
 import { keep, Tensor } from '../tensor';
+import { timed } from './profile';
 
 /** @internal How a Variable was computed: its inputs and the pass that sends gradOut back. */
 export interface GradNode {
@@ -126,7 +127,10 @@ export class Parameter extends Variable {
   /** Sets the gradient to zero (allocating it the first time). */
   zeroGrad(): void {
     if (this.grad === null || this.grad.isDisposed) gradOf(this);
-    else native.nn.fill(this.grad.storage, this.grad.size, 0);
+    else {
+      const g = this.grad;
+      timed('zero grad', () => native.nn.fill(g.storage, g.size, 0));
+    }
   }
 }
 

@@ -6,6 +6,7 @@ import { supconForward, SupconOptions } from '../loss';
 import { native } from '../native';
 import { Tensor } from '../tensor';
 import { gradOf, matmulPrecision, needsGrad, numThreads, recording, result, Variable } from './autograd';
+import { profiling, timed } from './profile';
 
 const MIN_NORMAL_FLOAT32 = 2 ** -126;
 const MAX_FLOAT32 = 3.4028234663852886e38;
@@ -80,16 +81,22 @@ export function linear(x: VariableLike, weight: VariableLike, bias: VariableLike
   if (b !== null) requireShape(b, [outF], 'bias');
   const N = xv.shape[0];
   const y = zerosOn(xv, [N, outF]);
-  into([y], () => native.nn.linearForward(xv.value.storage, w.value.storage, storageOrNull(b), y.storage, N, inF, outF, numThreads(), precisionFor(xv)));
+  into([y], () => timed('linear', () => native.nn.linearForward(xv.value.storage, w.value.storage, storageOrNull(b), y.storage, N, inF, outF, numThreads(), precisionFor(xv))));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
     inputs: b === null ? [xv, w] : [xv, w, b],
     backward(g) {
-      native.nn.linearBackward(xv.value.storage, w.value.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w),
-        gradIfNeeded(b), N, inF, outF, numThreads(), precisionFor(xv));
+      timed('linear', () => native.nn.linearBackward(xv.value.storage, w.value.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w),
+        gradIfNeeded(b), N, inF, outF, numThreads(), precisionFor(xv)));
     },
     release() {},
   });
+}
+
+/** @internal The shape of a convolution as the native kernels take it. */
+export interface Conv2dDesc {
+  N: number; C: number; H: number; W: number; K: number; R: number; S: number;
+  strideH: number; strideW: number; padH: number; padW: number;
 }
 
 export interface Conv2dOptions {
@@ -115,15 +122,21 @@ export function conv2d(x: VariableLike, weight: VariableLike, bias: VariableLike
   if (H + 2 * padH < R || W + 2 * padW < S)
     throw new RangeError(`x: the padded input [${H + 2 * padH}, ${W + 2 * padW}] is smaller than the kernel [${R}, ${S}]`);
   const P = Math.floor((H + 2 * padH - R) / strideH) + 1, Q = Math.floor((W + 2 * padW - S) / strideW) + 1;
-  const desc = { N, C, H, W, K, R, S, strideH, strideW, padH, padW };
+  const desc: Conv2dDesc = { N, C, H, W, K, R, S, strideH, strideW, padH, padW };
   const y = zerosOn(xv, [N, K, P, Q]);
-  into([y], () => native.nn.conv2dForward(desc, xv.value.storage, w.value.storage, storageOrNull(b), y.storage, numThreads(), precisionFor(xv)));
+  into([y], () => timed('conv forward', () => native.nn.conv2dForward(desc, xv.value.storage, w.value.storage, storageOrNull(b), y.storage,
+    numThreads(), precisionFor(xv)), desc));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
     inputs: b === null ? [xv, w] : [xv, w, b],
     backward(g) {
-      native.nn.conv2dBackward(desc, xv.value.storage, w.value.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w),
-        gradIfNeeded(b), numThreads(), precisionFor(xv));
+      const dx = gradIfNeeded(xv), dw = gradIfNeeded(w), db = gradIfNeeded(b);
+      const run = (dxOut: typeof dx, dwOut: typeof dw, dbOut: typeof db) => native.nn.conv2dBackward(desc, xv.value.storage,
+        w.value.storage, g.storage, dxOut, dwOut, dbOut, numThreads(), precisionFor(xv));
+      if (!profiling()) return run(dx, dw, db);
+      // Timed apart: each gradient is computed independently, so the two calls give the same bits as one.
+      if (dx !== null) timed('conv backward data', () => run(dx, null, null), desc);
+      if (dw !== null || db !== null) timed('conv backward weights', () => run(null, dw, db), desc);
     },
     release() {},
   });
@@ -169,9 +182,9 @@ export function batchNorm(
   const desc = { N, C, L, eps, momentum };
   const y = zerosOn(xv, xv.shape);
   const saveMean = zerosOn(xv, [C]), saveInvStd = zerosOn(xv, [C]);
-  into([y, saveMean, saveInvStd], () => native.nn.batchNormForward(desc, options.training, xv.value.storage, w.value.storage,
-    b.value.storage, runningMean?.storage ?? null, runningVar?.storage ?? null, y.storage, saveMean.storage, saveInvStd.storage,
-    numThreads()));
+  into([y, saveMean, saveInvStd], () => timed('batch norm', () => native.nn.batchNormForward(desc, options.training, xv.value.storage,
+    w.value.storage, b.value.storage, runningMean?.storage ?? null, runningVar?.storage ?? null, y.storage, saveMean.storage,
+    saveInvStd.storage, numThreads())));
   const release = () => {
     saveMean.dispose();
     saveInvStd.dispose();
@@ -184,8 +197,8 @@ export function batchNorm(
   return result(y, {
     inputs: [xv, w, b],
     backward(g) {
-      native.nn.batchNormBackward(desc, training, xv.value.storage, w.value.storage, saveMean.storage, saveInvStd.storage,
-        g.storage, gradIfNeeded(xv), gradIfNeeded(w), gradIfNeeded(b), numThreads());
+      timed('batch norm', () => native.nn.batchNormBackward(desc, training, xv.value.storage, w.value.storage, saveMean.storage,
+        saveInvStd.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w), gradIfNeeded(b), numThreads()));
     },
     release,
   });
@@ -195,12 +208,12 @@ export function batchNorm(
 export function relu(x: VariableLike): Variable {
   const xv = asVariable(x, 'x');
   const y = zerosOn(xv, xv.shape);
-  into([y], () => native.nn.reluForward(xv.value.storage, y.storage, xv.size, numThreads()));
+  into([y], () => timed('relu', () => native.nn.reluForward(xv.value.storage, y.storage, xv.size, numThreads())));
   if (!recording(xv)) return result(y, null);
   return result(y, {
     inputs: [xv],
     backward(g) {
-      native.nn.reluBackward(y.storage, g.storage, gradOf(xv).storage, xv.size, numThreads());
+      timed('relu', () => native.nn.reluBackward(y.storage, g.storage, gradOf(xv).storage, xv.size, numThreads()));
     },
     release() {},
   });
@@ -211,12 +224,12 @@ export function add(a: VariableLike, b: VariableLike): Variable {
   const av = asVariable(a, 'a'), bv = asVariable(b, 'b');
   requireShape(bv, av.shape, 'b');
   const y = zerosOn(av, av.shape);
-  into([y], () => native.nn.add(av.value.storage, bv.value.storage, y.storage, av.size, numThreads()));
+  into([y], () => timed('add', () => native.nn.add(av.value.storage, bv.value.storage, y.storage, av.size, numThreads())));
   if (!recording(av, bv)) return result(y, null);
   return result(y, {
     inputs: [av, bv],
     backward(g) {
-      for (const v of [av, bv]) if (needsGrad(v)) native.nn.addInto(gradOf(v).storage, g.storage, v.size, numThreads());
+      for (const v of [av, bv]) if (needsGrad(v)) timed('add', () => native.nn.addInto(gradOf(v).storage, g.storage, v.size, numThreads()));
     },
     release() {},
   });
@@ -234,12 +247,12 @@ export function reshape(x: VariableLike, shape: readonly number[]): Variable {
   if (!Number.isSafeInteger(dims[free >= 0 ? free : 0]) || dims.reduce((p, s) => p * s, 1) !== xv.size)
     throw new RangeError(`shape: ${shapeText(shape)} does not hold the ${xv.size} values of shape ${shapeText(xv.shape)}`);
   const y = zerosOn(xv, dims);
-  into([y], () => native.nn.copyFloats(xv.value.storage, y.storage, xv.size));
+  into([y], () => timed('copy', () => native.nn.copyFloats(xv.value.storage, y.storage, xv.size)));
   if (!recording(xv)) return result(y, null);
   return result(y, {
     inputs: [xv],
     backward(g) {
-      native.nn.addInto(gradOf(xv).storage, g.storage, xv.size, numThreads());
+      timed('copy', () => native.nn.addInto(gradOf(xv).storage, g.storage, xv.size, numThreads()));
     },
     release() {},
   });
@@ -277,7 +290,7 @@ export function maxPool2d(x: VariableLike, options: MaxPool2dOptions): Variable 
   const desc = { N, C, H, W, R, S, strideH, strideW, padH, padW };
   const y = zerosOn(xv, [N, C, P, Q]);
   const indices = Tensor.zeros<'int32'>([N, C, P, Q], { dtype: 'int32', device: xv.value.device });
-  into([y, indices], () => native.nn.maxPool2dForward(desc, xv.value.storage, y.storage, indices.storage, numThreads()));
+  into([y, indices], () => timed('pooling', () => native.nn.maxPool2dForward(desc, xv.value.storage, y.storage, indices.storage, numThreads())));
   if (!recording(xv)) {
     indices.dispose();
     return result(y, null);
@@ -285,7 +298,7 @@ export function maxPool2d(x: VariableLike, options: MaxPool2dOptions): Variable 
   return result(y, {
     inputs: [xv],
     backward(g) {
-      native.nn.maxPool2dBackward(desc, indices.storage, g.storage, gradOf(xv).storage, numThreads());
+      timed('pooling', () => native.nn.maxPool2dBackward(desc, indices.storage, g.storage, gradOf(xv).storage, numThreads()));
     },
     release() {
       indices.dispose();
@@ -300,12 +313,12 @@ export function globalAvgPool(x: VariableLike): Variable {
   const [N, C] = xv.shape;
   const L = xv.size / (N * C);
   const y = zerosOn(xv, [N, C]);
-  into([y], () => native.nn.globalAvgPoolForward(xv.value.storage, y.storage, N * C, L, numThreads()));
+  into([y], () => timed('pooling', () => native.nn.globalAvgPoolForward(xv.value.storage, y.storage, N * C, L, numThreads())));
   if (!recording(xv)) return result(y, null);
   return result(y, {
     inputs: [xv],
     backward(g) {
-      native.nn.globalAvgPoolBackward(g.storage, gradOf(xv).storage, N * C, L, numThreads());
+      timed('pooling', () => native.nn.globalAvgPoolBackward(g.storage, gradOf(xv).storage, N * C, L, numThreads()));
     },
     release() {},
   });
@@ -320,7 +333,8 @@ export function l2Normalize(x: VariableLike, eps = 1e-12): Variable {
   const [rows, dim] = xv.shape;
   const y = zerosOn(xv, [rows, dim]);
   const norms = zerosOn(xv, [rows]);
-  into([y, norms], () => native.nn.l2NormalizeForward(xv.value.storage, y.storage, norms.storage, rows, dim, eps, numThreads()));
+  into([y, norms], () => timed('normalize', () => native.nn.l2NormalizeForward(xv.value.storage, y.storage, norms.storage, rows, dim, eps,
+    numThreads())));
   if (!recording(xv)) {
     norms.dispose();
     return result(y, null);
@@ -328,7 +342,8 @@ export function l2Normalize(x: VariableLike, eps = 1e-12): Variable {
   return result(y, {
     inputs: [xv],
     backward(g) {
-      native.nn.l2NormalizeBackward(y.storage, norms.storage, g.storage, gradOf(xv).storage, rows, dim, eps, numThreads());
+      timed('normalize', () => native.nn.l2NormalizeBackward(y.storage, norms.storage, g.storage, gradOf(xv).storage, rows, dim, eps,
+        numThreads()));
     },
     release() {
       norms.dispose();
@@ -372,7 +387,7 @@ export function crossEntropy(logits: VariableLike, labels: ClassLabels): Variabl
   const labelArg = uploaded !== null ? uploaded.storage : lab instanceof Tensor ? lab.storage : lab;
   let loss: number;
   try {
-    loss = native.nn.crossEntropyForward(z.value.storage, labelArg, rows, classes, numThreads());
+    loss = timed('loss', () => native.nn.crossEntropyForward(z.value.storage, labelArg, rows, classes, numThreads()));
   } catch (e) {
     uploaded?.dispose();
     throw e;
@@ -387,7 +402,7 @@ export function crossEntropy(logits: VariableLike, labels: ClassLabels): Variabl
     inputs: [z],
     backward(g) {
       const gradLoss = g.dataSync()[0];
-      native.nn.crossEntropyBackward(z.value.storage, labelArg, rows, classes, gradLoss, gradOf(z).storage, numThreads());
+      timed('loss', () => native.nn.crossEntropyBackward(z.value.storage, labelArg, rows, classes, gradLoss, gradOf(z).storage, numThreads()));
     },
     release,
   });
@@ -422,10 +437,10 @@ export function supcon(features: VariableLike, labels?: Int32Array | readonly nu
   }
   // [n * v, d] features are the same values as [n, v, d]: a copy under that shape.
   const reshaped = f.shape.length === 2 ? zerosOn(f, shape) : null;
-  if (reshaped !== null) into([reshaped], () => native.nn.copyFloats(f.value.storage, reshaped.storage, f.size));
+  if (reshaped !== null) into([reshaped], () => timed('copy', () => native.nn.copyFloats(f.value.storage, reshaped.storage, f.size)));
   let forward;
   try {
-    forward = supconForward(reshaped ?? f.value, labels, lossOptions);
+    forward = timed('loss', () => supconForward(reshaped ?? f.value, labels, lossOptions));
   } catch (e) {
     reshaped?.dispose();
     throw e;
@@ -442,9 +457,9 @@ export function supcon(features: VariableLike, labels?: Int32Array | readonly nu
   return result(y, {
     inputs: [f],
     backward(g) {
-      const grad = forward.backward(g.dataSync()[0]);
+      const grad = timed('loss', () => forward.backward(g.dataSync()[0]));
       try {
-        native.nn.addInto(gradOf(f).storage, grad.storage, f.size, numThreads());
+        timed('copy', () => native.nn.addInto(gradOf(f).storage, grad.storage, f.size, numThreads()));
       } finally {
         grad.dispose();
       }

@@ -5,6 +5,7 @@ import { native } from '../native';
 import { keep, Tensor } from '../tensor';
 import { numThreads, Parameter } from './autograd';
 import { Module } from './module';
+import { timed } from './profile';
 
 type Named = [string, Parameter][];
 
@@ -107,7 +108,8 @@ export abstract class Optimizer {
     for (let i = 0; i < this.params.length; i++) {
       const [name, p] = this.params[i];
       if (p.grad === null || p.grad.isDisposed) continue;
-      this.update(i, name, p, p.grad);
+      const grad = p.grad;
+      timed('optimizer', () => this.update(i, name, p, grad));
     }
   }
 

@@ -166,34 +166,67 @@ void im2colPacked(const nn::Conv2dDesc& d, const float* x, int64_t count, const 
       }
 }
 
-// col [C * R * S, ld] (columns from col0 on) of one image x [C, H, W]: column p * Q + q of
-// row (c, r, s) holds x[c][p * strideH - padH + r][q * strideW - padW + s], or 0 outside.
-void im2col(const nn::Conv2dDesc& d, const float* x, float* col, int64_t ld, int64_t col0) {
+// Writes one column of a matrix in the GEMM's packed-B layout (gemm.h), rows in order: one
+// value every nr floats within a slice, then on to the next slice.
+class PackedColumnWriter {
+ public:
+  PackedColumnWriter(const PackedBLayout& layout, float* base, int64_t column)
+      : L_(layout), base_(base), column_(column) {
+    startSlice(0);
+  }
+  void put(float v) {
+    *at_ = v;
+    at_ += L_.nr;
+    if (++row_ == rows_) startSlice(slice_ + 1);
+  }
+  void zeros(int64_t n) {
+    for (int64_t i = 0; i < n; ++i) put(0.0f);
+  }
+
+ private:
+  void startSlice(int64_t slice) {
+    slice_ = slice;
+    row_ = 0;
+    rows_ = std::min(L_.kc, L_.K - slice * L_.kc);
+    at_ = base_ + slice * L_.kc * L_.paddedN + (column_ / L_.nr) * rows_ * L_.nr + column_ % L_.nr;
+  }
+  const PackedBLayout& L_;
+  float* base_;
+  int64_t column_;
+  float* at_ = nullptr;
+  int64_t slice_ = 0, row_ = 0, rows_ = 0;
+};
+
+// The transposed im2col matrix of `count` images, [count * P * Q, C * R * S] (row
+// i * P * Q + p * Q + q, column (c, r, s)), packed for the GEMM: the weight gradient's B
+// operand without writing the im2col matrix and transposing it in the GEMM's packing.
+void im2colTransposedPacked(const nn::Conv2dDesc& d, const float* x, int64_t count,
+                            const PackedBLayout& L, float* dst) {
+  const int64_t CHW = d.C * d.H * d.W;
   for (int64_t c = 0; c < d.C; ++c)
     for (int64_t r = 0; r < d.R; ++r)
       for (int64_t s = 0; s < d.S; ++s) {
-        float* out = col + ((c * d.R + r) * d.S + s) * ld + col0;
-        const float* plane = x + c * d.H * d.W;
+        PackedColumnWriter out(L, dst, (c * d.R + r) * d.S + s);
         const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
         const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
         const int64_t off = s - d.padW;
-        for (int64_t p = 0; p < d.P; ++p) {
-          const int64_t h = p * d.strideH - d.padH + r;
-          float* row = out + p * d.Q;
-          if (h < 0 || h >= d.H) {
-            std::fill(row, row + d.Q, 0.0f);
-            continue;
+        for (int64_t i = 0; i < count; ++i) {
+          const float* plane = x + i * CHW + c * d.H * d.W;
+          for (int64_t p = 0; p < d.P; ++p) {
+            const int64_t h = p * d.strideH - d.padH + r;
+            if (h < 0 || h >= d.H) {
+              out.zeros(d.Q);
+              continue;
+            }
+            const float* row = plane + h * d.W;
+            out.zeros(qLo);
+            for (int64_t q = qLo; q < qHi; ++q) out.put(row[q * d.strideW + off]);
+            out.zeros(d.Q - qHi);
           }
-          const float* src = plane + h * d.W;
-          std::fill(row, row + qLo, 0.0f);
-          if (d.strideW == 1) {
-            std::copy(src + qLo + off, src + qHi + off, row + qLo);
-          } else {
-            for (int64_t q = qLo; q < qHi; ++q) row[q] = src[q * d.strideW + off];
-          }
-          std::fill(row + qHi, row + d.Q, 0.0f);
         }
       }
+  // The padding columns of the last panel.
+  for (int64_t column = L.N; column < L.paddedN; ++column) PackedColumnWriter(L, dst, column).zeros(L.K);
 }
 
 // Images go through the GEMMs in groups wide enough (G * P * Q columns) for the
@@ -289,7 +322,9 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   }
   auto chunk = [&](int64_t c, int gemmThreads) {
     float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial + (c - 1) * KCRS);
-    float* col = scratch(static_cast<size_t>(CRS * G * PQ), 0);
+    // col: the transposed, packed im2col matrix of a group (weights), then w^T dy (data).
+    const int64_t colFloats = std::max(CRS * G * PQ, packedBLayout(G * PQ, CRS).floats());
+    float* col = scratch(static_cast<size_t>(colFloats), 0);
     float* dygBuffer = scratch(static_cast<size_t>(d.K * G * PQ), 1);
     const int64_t g1 = std::min(groups, (c + 1) * perChunk);
     for (int64_t g = c * perChunk; g < g1; ++g) {
@@ -303,11 +338,13 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
         dyg = dygBuffer;
       }
       if (dwc != nullptr) {
-        for (int64_t i = 0; i < count; ++i) im2col(d, x + (n0 + i) * CHW, col, ld, i * PQ);
+        im2colTransposedPacked(d, x + n0 * CHW, count, packedBLayout(ld, CRS), col);
         // dw [K, CRS] += dy_g [K, ld] col^T.
         // Chunk 0 adds into dw; the others start their partial sums with their first group.
         const float beta = c == 0 || g > c * perChunk ? 1.0f : 0.0f;
-        sgemm(gemmDesc(false, true, d.K, CRS, ld, dyg, ld, col, ld, beta, dwc, CRS), gemmThreads);
+        GemmDesc gd = gemmDesc(false, false, d.K, CRS, ld, dyg, ld, col, 0, beta, dwc, CRS);
+        gd.packedB = true;
+        sgemm(gd, gemmThreads);
       }
       if (dx != nullptr) {
         // dcol [CRS, ld] = w^T dy_g, scattered back image by image.
