@@ -331,7 +331,8 @@ Napi::Value forwardOnPool(Napi::Env env, LossContext* context, const Napi::Value
   }
   hold->keep(context->Value());
   auto state = std::make_shared<std::unique_ptr<cpu::LossState>>();
-  return queueWork(env, std::move(hold), [=] { *state = cpu::lossForward(in, o, threads); },
+  // `contrast` is named in the capture: in.contrast points into it until the pass ends.
+  return queueWork(env, std::move(hold), [in, o, threads, state, contrast] { *state = cpu::lossForward(in, o, threads); },
                    [=](Napi::Env e) -> Napi::Value {
                      context->adopt(e, std::move(*state));
                      return context->Value();
