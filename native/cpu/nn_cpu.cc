@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/nn_rows.h"
 #include "aligned_buffer.h"
 #include "gemm.h"
 #include "nn_kernels.h"
@@ -540,37 +541,16 @@ void l2NormalizeForward(const float* x, float* y, float* norms, int64_t rows, in
 void l2NormalizeBackward(const float* y, const float* norms, const float* dy, float* dx,
                          int64_t rows, int64_t dim, float eps, int threads) {
   ThreadPool::instance().parallelFor(rows, threads, [&](int64_t r, int) {
-    const float* yr = y + r * dim;
-    const float* gr = dy + r * dim;
-    float* out = dx + r * dim;
-    if (norms[r] <= eps) {
-      // Clamped: y = x / eps is linear in x.
-      for (int64_t k = 0; k < dim; ++k) out[k] += gr[k] / eps;
-      return;
-    }
-    double dot = 0.0;
-    for (int64_t k = 0; k < dim; ++k) dot += static_cast<double>(yr[k]) * gr[k];
-    const float fdot = static_cast<float>(dot), inv = 1.0f / norms[r];
-    for (int64_t k = 0; k < dim; ++k) out[k] += (gr[k] - yr[k] * fdot) * inv;
+    nn::l2NormalizeBackwardRow(y + r * dim, norms[r], dy + r * dim, dx + r * dim, dim, eps);
   });
 }
-
-namespace {
-double rowLogSumExp(const float* z, int64_t classes) {
-  float m = z[0];
-  for (int64_t k = 1; k < classes; ++k) m = std::max(m, z[k]);
-  double s = 0.0;
-  for (int64_t k = 0; k < classes; ++k) s += std::exp(static_cast<double>(z[k] - m));
-  return m + std::log(s);
-}
-}  // namespace
 
 double softmaxCrossEntropyForward(const float* logits, const int32_t* labels, int64_t rows,
                                   int64_t classes, int threads) {
   std::vector<double> rowLoss(static_cast<size_t>(rows));
   ThreadPool::instance().parallelFor(rows, threads, [&](int64_t r, int) {
     const float* z = logits + r * classes;
-    rowLoss[static_cast<size_t>(r)] = rowLogSumExp(z, classes) - z[labels[r]];
+    rowLoss[static_cast<size_t>(r)] = nn::rowLogSumExp(z, classes) - z[labels[r]];
   });
   double sum = 0.0;
   for (double l : rowLoss) sum += l;
@@ -583,7 +563,7 @@ void softmaxCrossEntropyBackward(const float* logits, const int32_t* labels, int
   ThreadPool::instance().parallelFor(rows, threads, [&](int64_t r, int) {
     const float* z = logits + r * classes;
     float* out = dlogits + r * classes;
-    const double lse = rowLogSumExp(z, classes);
+    const double lse = nn::rowLogSumExp(z, classes);
     for (int64_t k = 0; k < classes; ++k) {
       const double p = std::exp(static_cast<double>(z[k]) - lse);
       out[k] += static_cast<float>(g * (p - (k == labels[r] ? 1.0 : 0.0)));

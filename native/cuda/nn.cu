@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "../common/nn_rows.h"
 #include "check.cuh"
 #include "launch.cuh"
 #include "nn_cuda.h"
@@ -157,33 +158,15 @@ __global__ void l2NormalizeForwardKernel(const float* x, float* y, float* norms,
 }
 __global__ void l2NormalizeBackwardKernel(const float* y, const float* norms, const float* dy, float* dx,
                                           int64_t rows, int64_t dim, float eps) {
-  for (int64_t r = globalIndex(); r < rows; r += globalStride()) {
-    const float* yr = y + r * dim;
-    const float* gr = dy + r * dim;
-    float* out = dx + r * dim;
-    if (norms[r] <= eps) {
-      for (int64_t k = 0; k < dim; ++k) out[k] += gr[k] / eps;
-      continue;
-    }
-    double dot = 0.0;
-    for (int64_t k = 0; k < dim; ++k) dot += static_cast<double>(yr[k]) * gr[k];
-    const float fdot = static_cast<float>(dot), inv = 1.0f / norms[r];
-    for (int64_t k = 0; k < dim; ++k) out[k] += (gr[k] - yr[k] * fdot) * inv;
-  }
+  for (int64_t r = globalIndex(); r < rows; r += globalStride())
+    nn::l2NormalizeBackwardRow(y + r * dim, norms[r], dy + r * dim, dx + r * dim, dim, eps);
 }
 
-__device__ double rowLogSumExp(const float* z, int64_t classes) {
-  float m = z[0];
-  for (int64_t k = 1; k < classes; ++k) m = fmaxf(m, z[k]);
-  double s = 0.0;
-  for (int64_t k = 0; k < classes; ++k) s += exp(static_cast<double>(z[k] - m));
-  return m + log(s);
-}
 __global__ void crossEntropyRowsKernel(const float* logits, const int32_t* labels, int64_t rows, int64_t classes,
                                        double* rowLoss) {
   for (int64_t r = globalIndex(); r < rows; r += globalStride()) {
     const float* z = logits + r * classes;
-    rowLoss[r] = rowLogSumExp(z, classes) - z[labels[r]];
+    rowLoss[r] = nn::rowLogSumExp(z, classes) - z[labels[r]];
   }
 }
 // The mean in row order, in one thread (the CPU's order).
@@ -198,7 +181,7 @@ __global__ void crossEntropyBackwardKernel(const float* logits, const int32_t* l
   for (int64_t r = globalIndex(); r < rows; r += globalStride()) {
     const float* z = logits + r * classes;
     float* out = dlogits + r * classes;
-    const double lse = rowLogSumExp(z, classes);
+    const double lse = nn::rowLogSumExp(z, classes);
     for (int64_t k = 0; k < classes; ++k) {
       const double p = exp(static_cast<double>(z[k]) - lse);
       out[k] += static_cast<float>(g * (p - (k == labels[r] ? 1.0 : 0.0)));
