@@ -91,9 +91,33 @@ export interface LossCase {
   positives: 'labels' | 'simclr' | 'mask';
   classes: number;
   options: LossOptionsOfCase;
+  /** A contrast set (docs/LOSS.md, "The contrast set"), or null: the batch alone. */
+  contrast: ContrastOfCase | null;
+  /** Rows whose largest value is near the float32 maximum (|x| past the float32 range). */
+  huge: boolean;
   seed: number;
   /** What the case is there for. */
   covers: string;
+}
+
+/**
+ * The contrast set of a case: 'queue' is the own rows then `extra` rows (withAnchors);
+ * 'global' holds the own rows, shuffled among `extra` others, at given positions; 'disjoint'
+ * is `extra` rows apart from the anchors. `hostRows`: the rows in host memory (else a CUDA
+ * tensor). `gradient`: d loss / d contrast rows comes back too.
+ */
+export interface ContrastOfCase {
+  form: 'queue' | 'global' | 'disjoint';
+  extra: number;
+  gradient: boolean;
+  hostRows: boolean;
+}
+
+/** Contrast rows the caller passes (m) and the columns of the loss (M). */
+export function contrastSizes(n: number, v: number, c: ContrastOfCase): { m: number; M: number } {
+  const B = n * v;
+  const m = c.form === 'global' ? B + c.extra : c.extra;
+  return { m, M: c.form === 'queue' ? B + m : m };
 }
 
 interface LossConfig {
@@ -108,6 +132,8 @@ interface LossConfig {
   normalize: boolean;
   exclude: boolean;
   temperature: number;
+  contrast?: { form: ContrastOfCase['form']; extra: readonly [number, number]; gradient: boolean; hostRows: boolean };
+  huge?: boolean;
   covers: string;
 }
 
@@ -126,6 +152,15 @@ const LOSS_CONFIGS: readonly LossConfig[] = [
   { n: [200, 50], v: 1, d: 129, positives: 'simclr', contrastMode: 'all', variant: 'in', denominator: 'all', normalize: true, exclude: true, temperature: 0.1, covers: 'SimCLR with one view: no anchor has a positive, the loss is 0' },
   { n: [300, 24], v: 2, d: 2048, positives: 'labels', classes: [10, 6], contrastMode: 'all', variant: 'out', denominator: 'all', normalize: true, exclude: false, temperature: 0.1, covers: 'd = 2048 normalised' },
   { n: [4097, 130], v: 2, d: 128, positives: 'labels', classes: [100, 10], contrastMode: 'all', variant: 'out', denominator: 'all', normalize: true, exclude: false, temperature: 0.1, covers: 'the timed configuration, many column tiles' },
+  // A contrast set: the three forms, each kind of positives, the contrast gradient on and off,
+  // contrast rows from the host and from the device, every class of d.
+  { n: [512, 40], v: 2, d: 128, positives: 'labels', classes: [10, 6], contrastMode: 'all', variant: 'out', denominator: 'all', normalize: true, exclude: false, temperature: 0.1, contrast: { form: 'queue', extra: [4096, 200], gradient: false, hostRows: false }, covers: 'a memory queue after the batch (withAnchors), detached' },
+  { n: [300, 37], v: 2, d: 64, positives: 'labels', classes: [20, 5], contrastMode: 'one', variant: 'in', denominator: 'onePositive', normalize: false, exclude: false, temperature: 0.2, contrast: { form: 'global', extra: [1000, 70], gradient: true, hostRows: true }, covers: "a global batch: the anchors at shuffled positions, 'one' mode" },
+  { n: [200, 30], v: 2, d: 300, positives: 'mask', contrastMode: 'all', variant: 'in', denominator: 'onlyNegatives', normalize: true, exclude: false, temperature: 0.1, contrast: { form: 'disjoint', extra: [700, 90], gradient: true, hostRows: false }, covers: 'a reference set apart from the anchors, a weighted [n, m] mask' },
+  { n: [256, 33], v: 2, d: 129, positives: 'simclr', contrastMode: 'all', variant: 'out', denominator: 'onePositive', normalize: false, exclude: true, temperature: 0.3, contrast: { form: 'global', extra: [300, 40], gradient: true, hostRows: false }, covers: 'a global batch without labels: positives through the positions' },
+  { n: [100, 45], v: 3, d: 3, positives: 'mask', contrastMode: 'one', variant: 'out', denominator: 'all', normalize: true, exclude: false, temperature: 0.5, contrast: { form: 'queue', extra: [2000, 64], gradient: true, hostRows: true }, covers: 'a queue with a weighted [n, n + m] mask, odd d' },
+  { n: [64, 20], v: 2, d: 2048, positives: 'labels', classes: [8, 4], contrastMode: 'all', variant: 'in', denominator: 'all', normalize: false, exclude: true, temperature: 0.1, contrast: { form: 'disjoint', extra: [500, 50], gradient: true, hostRows: true }, covers: 'a reference set with labels, d = 2048' },
+  { n: [300, 40], v: 2, d: 128, positives: 'labels', classes: [10, 5], contrastMode: 'all', variant: 'out', denominator: 'all', normalize: true, exclude: false, temperature: 0.1, huge: true, covers: 'rows near the float32 maximum, normalised: |x| past the float32 range (scale-invariant, as on the CPU)' },
 ];
 
 /** Every loss case at this scale: each configuration in every precision. */
@@ -145,6 +180,8 @@ export function lossCases(scale: Scale, precisions: readonly Precision[] = PRECI
           temperature: c.temperature, baseTemperature: 0.07, contrastMode: c.contrastMode, variant: c.variant,
           denominator: c.denominator, normalize: c.normalize, excludeAnchorsWithoutPositives: c.exclude,
         },
+        contrast: c.contrast ? { form: c.contrast.form, extra: pick(c.contrast.extra, scale), gradient: c.contrast.gradient, hostRows: c.contrast.hostRows } : null,
+        huge: c.huge ?? false,
         seed: 1000 + k,  // the same inputs in every precision
         covers: `${c.covers}; backward: ${backwardVariant(c.d)}`,
       });
@@ -176,10 +213,24 @@ export interface Work {
  * 6 B^2 d): the forward pass(es) over the anchors' blocks, the backward recomputing the
  * logits and multiplying H Z; about 30 row-phase operations a logit forward, 50 backward.
  */
-export function lossWork(n: number, v: number, d: number, contrastMode: 'all' | 'one', denominator: string): Work {
+export function lossWork(n: number, v: number, d: number, contrastMode: 'all' | 'one', denominator: string, contrast: ContrastOfCase | null = null): Work {
   const B = n * v, anchors = contrastMode === 'all' ? B : n, ld = Math.ceil(d / 32) * 32;
   const passes = denominator === 'onePositive' ? 2 : 1;
-  const anchorRows = Math.ceil(anchors / TILE) * TILE, rows = Math.ceil(B / TILE) * TILE;
+  const anchorRows = Math.ceil(anchors / TILE) * TILE;
+  if (contrast !== null) {
+    // Forward over the M columns; backward: the anchors over the M columns, then the
+    // contrast rows (all M with the gradient, else the own ones) over the anchors.
+    const { m, M } = contrastSizes(n, v, contrast);
+    const own = M - m, back = contrast.gradient ? M : own;
+    const backRows = Math.ceil(back / TILE) * TILE;
+    const flops = 2 * passes * anchorRows * M * ld + 4 * anchorRows * M * ld + 4 * backRows * anchors * ld;
+    const bytes = 4 * M * ld * (passes + 2) * Math.ceil(anchors / TILE) + 8 * anchors * ld * Math.ceil(back / TILE) + 4 * 4 * (B + M) * d;
+    return {
+      flops, scalarOps: 30 * passes * anchorRows * M + 50 * (anchorRows * M + backRows * anchors), bytes,
+      hostElements: 4 * (B + m) * d, cpuFlops: 2 * passes * anchors * M * d + 4 * anchors * M * d + 4 * back * anchors * d,
+    };
+  }
+  const rows = Math.ceil(B / TILE) * TILE;
   const flops = 2 * passes * anchorRows * B * ld + 4 * rows * B * ld;
   const bytes = 4 * B * ld * (passes * Math.ceil(anchors / TILE) + 2 * Math.ceil(B / TILE)) + 3 * 4 * B * d;
   return {

@@ -24,7 +24,7 @@ import { native } from '../lib/native';
 import type { NativePoolDesc, NativeStorage } from '../lib/native';
 import {
   AUGMENT_TOLERANCE, augmentCases, augmentWork, convOutput, gemmCases, gemmWork, GRADIENT_FACTOR, kernelBaseName, LOSS_FLOOR,
-  lossCases, lossLastBlockRows, lossWork, median, nnCases, normalizeSpec, PRECISIONS, relL2, sourceKernels, stored,
+  contrastSizes, lossCases, lossLastBlockRows, lossWork, median, nnCases, normalizeSpec, PRECISIONS, relL2, sourceKernels, stored,
   THRESHOLDING_OPS, TOLERANCE,
 } from './cuda-cases';
 import type { AugmentCase, ConvDescOfCase, GemmCase, LossCase, NnCase, Precision, Scale, Work } from './cuda-cases';
@@ -167,8 +167,47 @@ function runCases<C extends { id: string }>(stage: string, cases: readonly C[], 
 // ---------------------------------------------------------------------------------------
 // The loss
 
-interface LossInputs { seed: number; x: Float32Array; labels: Int32Array | null; mask: Float32Array | null; loss: number; grad: Float32Array }
+/** A case's contrast set as the addon takes it, and the CPU reference's contrast-row gradient. */
+interface ContrastInputs { data: Float32Array; m: number; labels: Int32Array | null; positions: Int32Array | null; withAnchors: boolean; gradient: boolean; refGrad: Float32Array | null }
+interface LossInputs { seed: number; x: Float32Array; labels: Int32Array | null; mask: Float32Array | null; loss: number; grad: Float32Array; contrast: ContrastInputs | null }
 let lossCache: LossInputs | null = null;
+
+/** Rows of assorted lengths when normalising (the normalisation must undo them); else |z| near 1. */
+function scaleRows(x: Float32Array, rows: number, d: number, normalize: boolean, rnd: () => number): void {
+  for (let r = 0; r < rows; r++) {
+    const f = normalize ? 0.5 + 2.5 * rnd() : 1 / Math.sqrt(d);
+    for (let k = 0; k < d; k++) x[r * d + k] *= f;
+  }
+}
+
+/** The contrast rows of a case (contrastSizes: m of them), their labels and the anchors' positions. */
+function contrastInputs(c: LossCase, x: Float32Array, labels: Int32Array | null, rnd: () => number): Omit<ContrastInputs, 'refGrad'> | null {
+  if (c.contrast === null) return null;
+  const { n, v, d } = c, B = n * v, cc = c.contrast;
+  const extraX = normal(cc.extra * d, rnd);
+  scaleRows(extraX, cc.extra, d, c.options.normalize, rnd);
+  const extraLabels = Int32Array.from({ length: cc.extra }, () => Math.floor(rnd() * Math.max(1, c.classes)));
+  const { m } = contrastSizes(n, v, cc);
+  let data = extraX, cLabels: Int32Array = extraLabels, positions: Int32Array | null = null;
+  if (cc.form === 'global') {
+    // The own rows (view-major) and the extra ones, shuffled: row q goes to perm[q].
+    const perm = Array.from({ length: m }, (_, i) => i);
+    for (let i = m - 1; i > 0; i--) {
+      const j = Math.floor(rnd() * (i + 1));
+      [perm[i], perm[j]] = [perm[j], perm[i]];
+    }
+    data = new Float32Array(m * d);
+    cLabels = new Int32Array(m);
+    positions = new Int32Array(B);
+    for (let q = 0; q < m; q++) {
+      const own = q < B ? ((q % n) * v + Math.floor(q / n)) * d : 0;
+      data.set(q < B ? x.subarray(own, own + d) : extraX.subarray((q - B) * d, (q - B + 1) * d), perm[q] * d);
+      cLabels[perm[q]] = q < B ? (labels ? labels[q % n] : 0) : extraLabels[q - B];
+      if (q < B) positions[(q % n) * v + Math.floor(q / n)] = perm[q];
+    }
+  }
+  return { data, m, labels: labels ? cLabels : null, positions, withAnchors: cc.form === 'queue', gradient: cc.gradient };
+}
 
 /** The inputs of a case and the CPU reference (computed once for all precisions of a configuration). */
 function lossInputs(c: LossCase): LossInputs {
@@ -177,26 +216,52 @@ function lossInputs(c: LossCase): LossInputs {
   const rnd = random(c.seed);
   const { n, v, d } = c;
   const x = normal(n * v * d, rnd);
-  // Normalised: rows of assorted lengths (the normalisation must undo them); else |z| near 1.
-  for (let r = 0; r < n * v; r++) {
-    const f = c.options.normalize ? 0.5 + 2.5 * rnd() : 1 / Math.sqrt(d);
-    for (let k = 0; k < d; k++) x[r * d + k] *= f;
-  }
+  scaleRows(x, n * v, d, c.options.normalize, rnd);
+  if (c.huge)
+    for (let r = 0; r < n * v; r++) {
+      // The row's largest magnitude at 1e38 to 3e38: its norm passes the float32 maximum.
+      const row = x.subarray(r * d, (r + 1) * d);
+      const peak = row.reduce((mx, e) => Math.max(mx, Math.abs(e)), 0);
+      const f = (1e38 + 2e38 * rnd()) / peak;
+      for (let k = 0; k < d; k++) row[k] = Math.fround(row[k] * f);
+    }
   const labels = c.positives === 'labels' ? Int32Array.from({ length: n }, () => Math.floor(rnd() * c.classes)) : null;
+  const contrast = contrastInputs(c, x, labels, rnd);
+  const columns = contrast === null ? n : (contrast.withAnchors ? n : 0) + contrast.m;
   // Weights (docs/LOSS.md): 0 for most pairs, else 1 or another weight, so that 0/1 pairs and
   // weighted ones meet in every row.
-  const mask = c.positives === 'mask' ? Float32Array.from({ length: n * n }, () => (rnd() < 0.8 ? 0 : [1, 1, 0.5, 2.5][Math.floor(rnd() * 4)])) : null;
-  const ref = supconLoss({ data: x, shape: [n, v, d] }, labels, {
+  const mask = c.positives === 'mask' ? Float32Array.from({ length: n * columns }, () => (rnd() < 0.8 ? 0 : [1, 1, 0.5, 2.5][Math.floor(rnd() * 4)])) : null;
+  const fwd = supconForward({ data: x, shape: [n, v, d] }, labels, {
     ...c.options, ...(mask ? { mask } : {}), device: 'cpu', ...(dryRun ? { threads: 1 } : {}),
+    ...(contrast ? { contrast: { features: { data: contrast.data, shape: [contrast.m, d] }, labels: contrast.labels, positions: contrast.positions, withAnchors: contrast.withAnchors, gradient: contrast.gradient } } : {}),
   });
-  if (!Number.isFinite(ref.loss) || !allFinite(ref.grad)) throw new Error('the CPU reference is not finite');
-  lossCache = { seed: c.seed, x, labels, mask, loss: ref.loss, grad: ref.grad };
+  let ref: { loss: number; grad: Float32Array; contrastGrad: Float32Array | null };
+  try {
+    const g = fwd.gradients();
+    ref = { loss: fwd.loss, grad: g.grad as Float32Array, contrastGrad: g.contrastGrad };
+  } finally {
+    fwd.dispose();
+  }
+  if (!Number.isFinite(ref.loss) || !allFinite(ref.grad) || (ref.contrastGrad !== null && !allFinite(ref.contrastGrad))) throw new Error('the CPU reference is not finite');
+  lossCache = { seed: c.seed, x, labels, mask, loss: ref.loss, grad: ref.grad, contrast: contrast ? { ...contrast, refGrad: ref.contrastGrad } : null };
   return lossCache;
+}
+
+/** g with each row times the norm of the same row of x (in float64). */
+function timesRowNorm(g: ArrayLike<number>, x: Float32Array, d: number): Float64Array {
+  const out = new Float64Array(g.length);
+  for (let r = 0; r < g.length / d; r++) {
+    let ss = 0;
+    for (let k = 0; k < d; k++) ss += x[r * d + k] ** 2;
+    for (let k = 0; k < d; k++) out[r * d + k] = g[r * d + k] * Math.sqrt(ss);
+  }
+  return out;
 }
 
 const describeLoss = (c: LossCase) =>
   `${c.precision} n=${c.n} v=${c.v} d=${c.d} ${c.positives} ${c.options.contrastMode}/${c.options.variant}/${c.options.denominator}` +
-  `${c.options.normalize ? ' normalize' : ''}${c.options.excludeAnchorsWithoutPositives ? ' exclude' : ''} tau=${c.options.temperature}`;
+  `${c.options.normalize ? ' normalize' : ''}${c.options.excludeAnchorsWithoutPositives ? ' exclude' : ''} tau=${c.options.temperature}${c.huge ? ' rows near the float32 maximum' : ''}` +
+  (c.contrast ? ` contrast ${c.contrast.form} m=${contrastSizes(c.n, c.v, c.contrast).m}${c.contrast.gradient ? ' with gradient' : ''}${c.contrast.hostRows ? ' (host rows)' : ''}` : '');
 
 function checkLoss(c: LossCase): RowBody {
   const ref = lossInputs(c);
@@ -204,13 +269,18 @@ function checkLoss(c: LossCase): RowBody {
   const count = n * v * d;
   const features = Tensor.from(ref.x, [n, v, d], { device: DEV });
   const out = new native.Storage((count + 2 * GUARD) * 4, DEV);
+  const rc = ref.contrast;
+  // The contrast rows from the host or from the device; their gradient back into either.
+  const rows = rc === null || c.contrast?.hostRows ? null : Tensor.from(rc.data, [rc.m, d], { device: DEV });
+  const contrastOut = rc === null || !rc.gradient ? null : c.contrast?.hostRows ? new Float32Array(rc.m * d) : new native.Storage(rc.m * d * 4, DEV);
   try {
     out.write(guarded(count), 0);
-    const ctx = native.lossForward(features.storage, n, v, d, ref.labels, ref.mask, { ...c.options, device: DEV, precision: c.precision });
+    const contrast = rc === null ? undefined : { features: rows ? rows.storage : rc.data, m: rc.m, labels: rc.labels, positions: rc.positions, withAnchors: rc.withAnchors, gradient: rc.gradient };
+    const ctx = native.lossForward(features.storage, n, v, d, ref.labels, ref.mask, { ...c.options, device: DEV, precision: c.precision, contrast });
     let loss: number;
     try {
       loss = ctx.loss;
-      native.lossBackward(ctx, 1, out, { outOffset: GUARD });
+      native.lossBackward(ctx, 1, out, { outOffset: GUARD, ...(contrastOut ? { contrastOut } : {}) });
     } finally {
       ctx.dispose();
     }
@@ -218,20 +288,31 @@ function checkLoss(c: LossCase): RowBody {
     out.read(all, 0);
     plant(c.id, all, GUARD, count);
     const grad = all.subarray(GUARD, GUARD + count);
+    let contrastGrad: Float32Array | null = null;
+    if (contrastOut instanceof Float32Array) contrastGrad = contrastOut;
+    else if (contrastOut !== null) {
+      contrastGrad = new Float32Array(rc!.m * d);
+      contrastOut.read(contrastGrad, 0);
+    }
     const guards = guardsIntact(all);
-    const finite = Number.isFinite(loss) && allFinite(grad);
+    const finite = Number.isFinite(loss) && allFinite(grad) && (contrastGrad === null || allFinite(contrastGrad));
     const lossRelErr = Math.abs(loss - ref.loss) / Math.max(Math.abs(ref.loss), LOSS_FLOOR);
-    const gradRelErr = relL2(grad, ref.grad);
+    // Huge rows have gradients near 1e-40 (1 / |x|): compared as g |x|, which is O(1).
+    const gradRelErr = c.huge ? relL2(timesRowNorm(grad, ref.x, d), timesRowNorm(ref.grad, ref.x, d)) : relL2(grad, ref.grad);
+    const contrastGradRelErr = contrastGrad !== null && rc?.refGrad ? relL2(contrastGrad, rc.refGrad) : 0;
     const tol = TOLERANCE[c.precision];
-    const ok = guards && finite && lossRelErr <= tol && gradRelErr <= GRADIENT_FACTOR * tol;
+    const ok = guards && finite && lossRelErr <= tol && gradRelErr <= GRADIENT_FACTOR * tol && contrastGradRelErr <= GRADIENT_FACTOR * tol;
     return {
-      ok, summary: `${describeLoss(c)}: loss err ${lossRelErr.toExponential(2)}, grad err ${gradRelErr.toExponential(2)}${guards ? '' : ', GUARDS OVERWRITTEN'}${finite ? '' : ', NOT FINITE'}`,
-      precision: c.precision, n, v, d, positives: c.positives, options: c.options, lastBlockRows: lossLastBlockRows(c), covers: c.covers,
-      loss, refLoss: ref.loss, lossRelErr, gradRelErr, refGradRms: rms(ref.grad), guardsIntact: guards, finite,
+      ok, summary: `${describeLoss(c)}: loss err ${lossRelErr.toExponential(2)}, grad err ${gradRelErr.toExponential(2)}` +
+        `${contrastGrad !== null ? `, contrast grad err ${contrastGradRelErr.toExponential(2)}` : ''}${guards ? '' : ', GUARDS OVERWRITTEN'}${finite ? '' : ', NOT FINITE'}`,
+      precision: c.precision, n, v, d, positives: c.positives, options: c.options, contrast: c.contrast, lastBlockRows: lossLastBlockRows(c), covers: c.covers,
+      loss, refLoss: ref.loss, lossRelErr, gradRelErr, contrastGradRelErr, refGradRms: rms(ref.grad), guardsIntact: guards, finite,
     };
   } finally {
     out.dispose();
     features.dispose();
+    rows?.dispose();
+    if (contrastOut instanceof native.Storage) contrastOut.dispose();
   }
 }
 
@@ -612,6 +693,25 @@ function checkDeterminism(): Row[] {
         }
       },
     },
+    {
+      id: 'determinism-contrast', run: (): RowBody => {
+        // A queue of 3 n rows after the batch: both gradients, the same bits twice.
+        const m = 3 * n;
+        const x = Tensor.from(normal(n * v * d, random(79)), [n, v, d], { device: DEV });
+        const contrast = { features: { data: normal(m * d, random(80)), shape: [m, d] }, labels: Int32Array.from({ length: m }, (_, i) => (i * 7) % 10), withAnchors: true };
+        try {
+          const a = supconLoss(x, labels, { precision, normalize: true, contrast });
+          const b = supconLoss(x, labels, { precision, normalize: true, contrast });
+          const ga = a.grad.dataSync(), gb = b.grad.dataSync();
+          a.grad.dispose();
+          b.grad.dispose();
+          const ok = Number.isFinite(a.loss) && allFinite(ga) && allFinite(a.contrastGrad!) && a.loss === b.loss && sameBits(ga, gb) && sameBits(a.contrastGrad!, b.contrastGrad!);
+          return { ok, summary: `${precision} n=${n} v=${v} d=${d} against a queue of m=${m}: the same bits twice, both gradients: ${ok}` };
+        } finally {
+          x.dispose();
+        }
+      },
+    },
   ];
   return runCases('determinism', cases, (c) => c.run(), (c) => c.id);
 }
@@ -953,7 +1053,7 @@ function checkStages(loss: LossCase[], gemms: GemmCase[], augments: AugmentCase[
   const lossS = loss.reduce((s, c) => {
     const first = c.seed !== seed;
     seed = c.seed;
-    return s + caseSeconds(lossWork(c.n, c.v, c.d, c.options.contrastMode, c.options.denominator), c.precision, first);
+    return s + caseSeconds(lossWork(c.n, c.v, c.d, c.options.contrastMode, c.options.denominator, c.contrast), c.precision, first);
   }, 0);
   const gemmS = gemms.reduce((s, c) => s + caseSeconds(gemmWork(c), c.precision, true), 0);
   const augS = augments.reduce((s, c) => s + caseSeconds(augmentWork(c), 'fp32', true), 0);
@@ -964,7 +1064,7 @@ function checkStages(loss: LossCase[], gemms: GemmCase[], augments: AugmentCase[
     { name: 'GEMM, CUDA vs CPU', count: gemms.length, seconds: gemmS },
     { name: 'augmentation, CUDA vs CPU', count: augments.length, seconds: augS },
     { name: 'layers (conv2d, linear), CUDA vs CPU', count: nn.length, seconds: nnS },
-    { name: 'determinism', count: 2, seconds: 4 * caseSeconds(det, 'tf32', true) },
+    { name: 'determinism', count: 3, seconds: 8 * caseSeconds(det, 'tf32', true) },
   ];
 }
 

@@ -60,7 +60,7 @@ export interface SupconOptions {
   variant?: Variant;
   /** Positives by sample pair instead of labels (or weights: see MaskInput). */
   mask?: MaskInput;
-  /** Contrast the anchors against these rows instead of the batch alone (CPU only). */
+  /** Contrast the anchors against these rows instead of the batch alone (CPU and CUDA). */
   contrast?: ContrastSet;
   /** 'all' (default), 'onePositive' (each positive against the negatives), 'onlyNegatives'. */
   denominator?: Denominator;
@@ -204,7 +204,7 @@ function preparePositions(positions: unknown, count: number, m: number): Int32Ar
 }
 
 function prepareContrast(
-  contrast: unknown, n: number, v: number, d: number, hasLabels: boolean,
+  contrast: unknown, n: number, v: number, d: number, hasLabels: boolean, device: 'cpu' | 'cuda',
 ): { native: NativeContrast; m: number; gradient: boolean } | null {
   if (contrast === undefined || contrast === null) return null;
   if (typeof contrast !== 'object' || Array.isArray(contrast))
@@ -212,8 +212,8 @@ function prepareContrast(
   checkOptionNames(contrast, CONTRAST_NAMES, 'options.contrast');
   const c = contrast as ContrastSet;
   const f = prepareFeatures(c.features, 'options.contrast.features', '[m, d]');
-  if (f.tensor !== null && f.tensor.device !== 'cpu')
-    throw new TypeError("options.contrast.features: a contrast set runs on the CPU; move the tensor with .to('cpu')");
+  if (f.tensor !== null && f.tensor.device === 'cuda' && device !== 'cuda')
+    throw new TypeError("options.contrast.features: a CUDA tensor, but the loss runs on the CPU; move it with .to('cpu') or pass options.device 'cuda'");
   if (f.shape.length !== 2 || f.shape[1] !== d)
     throw new RangeError(`options.contrast.features.shape: expected [m, ${d}] (d as the features'), got [${f.shape.join(', ')}]`);
   const m = f.shape[0];
@@ -251,9 +251,7 @@ function prepare(features: unknown, labels: unknown, options: unknown): Prepared
   const onGpu = f.tensor !== null && f.tensor.device === 'cuda';
   if (onGpu && o.device === 'cpu')
     throw new TypeError("options.device: the features are a CUDA tensor; move them with .to('cpu') to run on the CPU");
-  // A contrast set runs on the CPU: 'auto' means the CPU there.
-  const cpuOnly = o.contrast !== undefined && o.contrast !== null && (o.device ?? 'auto') === 'auto';
-  const device = onGpu ? 'cuda' : cpuOnly ? 'cpu' : resolveDevice(o.device, 'options.device');
+  const device = onGpu ? 'cuda' : resolveDevice(o.device, 'options.device');
   const precision = checkOneOf(o.precision ?? 'fp32', ['fp32', 'tf32', 'bf16'], 'options.precision');
   if (precision !== 'fp32' && device !== 'cuda')
     throw new RangeError(`options.precision: '${precision}' runs on GPU tensor cores, but the loss runs on the CPU`);
@@ -270,9 +268,7 @@ function prepare(features: unknown, labels: unknown, options: unknown): Prepared
   };
   if (o.threads !== undefined && !(isPositiveInteger(o.threads) && o.threads <= 1024))
     throw new RangeError(`options.threads: expected an integer in [1, 1024], got ${describe(o.threads)}`);
-  const contrast = prepareContrast(o.contrast, n, v, d, labels !== null && labels !== undefined);
-  if (contrast !== null && device !== 'cpu')
-    throw new RangeError("options.contrast: a contrast set runs on the CPU only; pass options.device 'cpu'");
+  const contrast = prepareContrast(o.contrast, n, v, d, labels !== null && labels !== undefined, device);
   const maskColumns = contrast === null ? n : (contrast.native.withAnchors ? n : 0) + contrast.m;
   const maskShape = contrast === null ? 'n * n' : contrast.native.withAnchors ? 'n * (n + m)' : 'n * m';
   // No object spread here: objects built by spread ended up in V8's old generation, which

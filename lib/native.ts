@@ -145,7 +145,7 @@ export interface NativeAddon {
     context: NativeLossContext,
     gradLoss: number,
     out: Float32Array | NativeStorage,
-    options?: { threads?: number; outOffset?: number; contrastOut?: Float32Array },
+    options?: { threads?: number; outOffset?: number; contrastOut?: Float32Array | NativeStorage },
   ): void;
   /**
    * lossForward as a promise: the same checks (a bad argument rejects with the same error),

@@ -69,7 +69,7 @@ case_table "$addon" SUPCON_EMU_GUARD=after SUPCON_EMU_SCHEDULES=2
 case_table "$addon" SUPCON_EMU_GUARD=before SUPCON_EMU_SCHEDULES=1
 
 step "the CUDA tests of the vitest suites on the emulated device"
-if SUPCON_ADDON="$addon" SUPCON_CUDA_CACHE=0 npx vitest run test/cuda.test.ts test/nn-cuda.test.ts test/train-cuda.test.ts test/augment-device.test.ts test/augment.test.ts -t 'GPU|CUDA|CPU|select'; then
+if SUPCON_ADDON="$addon" SUPCON_CUDA_CACHE=0 npx vitest run test/cuda.test.ts test/nn-cuda.test.ts test/train-cuda.test.ts test/augment-device.test.ts test/augment.test.ts test/contrast.test.ts -t 'GPU|CUDA|CPU|select'; then
   echo "vitest on the emulated device: passed"
 else
   echo "vitest on the emulated device: FAILED"; failures=$((failures + 1))

@@ -1,7 +1,7 @@
 // The loss against a contrast set (queue, global batch, reference set) and with weighted
 // masks: the float64 reference of docs/LOSS.md, finite differences, identities, bad input.
 import { afterAll, describe, expect, it } from 'vitest';
-import { backendInfo, setCpuKernels, sharedLabelWeights, supconForward, supconLoss, supconLossAsync } from '../dist/index.js';
+import { backendInfo, cudaStatus, setCpuKernels, sharedLabelWeights, supconForward, supconLoss, supconLossAsync, Tensor } from '../dist/index.js';
 import type { ContrastSet, SupconOptions } from '../dist/index.js';
 import { randomLabels, randomNormal, referenceContrastLoss, referenceLoss, relativeError, rng } from './reference';
 import type { RefContrast } from './reference';
@@ -336,8 +336,6 @@ describe('bad input', () => {
     ['an unknown contrast field', () => supconLoss(x, labels, { contrast: { features: cx, labels: cl, weights: 1 } as never }), TypeError, /^options\.contrast/],
     ['contrast features not an object', () => supconLoss(x, labels, { contrast: { features: 3 } as never }), TypeError, /^options\.contrast\.features: expected a Tensor or \{ data: Float32Array, shape: \[m, d\] \}, got number 3/],
     ['NaN in the contrast features', () => supconLoss(x, labels, { contrast: { features: { data: Float32Array.from(cx.data, (e, i) => (i === 4 ? NaN : e)), shape: [m, d] }, labels: cl } }), RangeError, /^options\.contrast\.features: expected finite values, got NaN at index 4 \(row 1, dim 1\)/],
-    // Without a GPU the device check speaks first; with one, the contrast check.
-    ['the CUDA device with a contrast set', () => supconLoss(x, labels, { device: 'cuda', contrast: { features: cx, labels: cl } }), Error, /^options\.(contrast: a contrast set runs on the CPU only|device: 'cuda')/],
   ];
   it.each(cases)('%s', (_name, f, type, message) => {
     let error: unknown;
@@ -379,5 +377,72 @@ describe('the Promise variants with a contrast set', () => {
     expect(got.loss).toBe(sync.loss);
     expect(Buffer.from(got.grad.buffer).equals(Buffer.from(sync.grad.buffer))).toBe(true);
     expect(Buffer.from(got.contrastGrad!.buffer).equals(Buffer.from(sync.contrastGrad!.buffer))).toBe(true);
+  });
+});
+
+const cuda = cudaStatus();
+
+describe('a contrast set without a GPU', () => {
+  it.skipIf(cuda.usable)("device 'cuda' says why it cannot run", () => {
+    const p = problem('queue', 'labels', 5, 2, 3, 4, rng(5));
+    expect(() => supconLoss({ data: p.x, shape: [5, 2, 3] }, p.labels, { device: 'cuda', contrast: p.contrast }))
+      .toThrow(/^options\.device: 'cuda' was asked for, but /);
+  });
+});
+
+// On the GPU (in CI, the emulated one of `npm run test:cuda-emulated`): the same loss and
+// both gradients as the CPU, for each form, kind of positives and option; the case table
+// (bench/cuda-cases.ts) checks the precisions and larger sizes.
+describe.skipIf(!cuda.usable)('a contrast set on CUDA', () => {
+  it.each(['queue', 'global', 'disjoint'] as const)('the %s form gives the CPU\'s loss and both gradients', (form) => {
+    const random = rng(form.length * 31 + 7);
+    let k = 0;
+    for (const kind of ['labels', 'none', 'weights'] as const)
+      for (const [contrastMode, variant, denominator] of [['all', 'out', 'all'], ['one', 'in', 'onePositive'], ['all', 'in', 'onlyNegatives'], ['one', 'out', 'onePositive']] as const) {
+        const n = 9 + (k % 4), v = 1 + (k % 3), d = [3, 17, 64, 129][k % 4], extra = [70, 5, 33, 11][k % 4];
+        const p = problem(form, kind, n, v, d, extra, random);
+        const options: SupconOptions = {
+          contrastMode, variant, denominator, temperature: [0.1, 0.5, 0.2][k % 3], normalize: k % 2 === 0,
+          excludeAnchorsWithoutPositives: k % 3 === 1, mask: p.mask ?? undefined, contrast: p.contrast,
+        };
+        const cpu = supconLoss({ data: p.x, shape: [n, v, d] }, p.labels, { ...options, device: 'cpu' });
+        const gpu = supconLoss({ data: p.x, shape: [n, v, d] }, p.labels, { ...options, device: 'cuda' });
+        expect(Math.abs(gpu.loss - cpu.loss), `case ${k}`).toBeLessThanOrEqual(1e-5 * Math.abs(cpu.loss) + 1e-6);
+        expect(relativeError(gpu.grad, cpu.grad), `case ${k}`).toBeLessThan(1e-4);
+        expect(relativeError(gpu.contrastGrad!, cpu.contrastGrad!), `case ${k}`).toBeLessThan(1e-4);
+        k++;
+      }
+  });
+
+  it('takes CUDA tensors for both sets, returns the contrast gradient, and honours gradient: false', () => {
+    const random = rng(77);
+    const n = 12, v = 2, d = 32;
+    const p = problem('queue', 'labels', n, v, d, 40, random);
+    const x = Tensor.from(p.x, [n, v, d], { device: 'cuda' });
+    const cx = Tensor.from(p.contrast.features.data, p.contrast.features.shape, { device: 'cuda' });
+    try {
+      const cpu = supconForward({ data: p.x, shape: [n, v, d] }, p.labels, { device: 'cpu', normalize: true, contrast: p.contrast });
+      const gpu = supconForward(x, p.labels, { normalize: true, contrast: { ...p.contrast, features: cx } });
+      expect(gpu.device).toBe('cuda');
+      const want = cpu.gradients();
+      const got = gpu.gradients();
+      expect(Math.abs(gpu.loss - cpu.loss)).toBeLessThanOrEqual(1e-5 * Math.abs(cpu.loss));
+      expect(relativeError((got.grad as Tensor<'float32'>).dataSync() as Float32Array, want.grad as Float32Array)).toBeLessThan(1e-4);
+      expect(relativeError(got.contrastGrad!, want.contrastGrad!)).toBeLessThan(1e-4);
+      (got.grad as Tensor<'float32'>).dispose();
+      cpu.dispose();
+      gpu.dispose();
+      const none = supconForward(x, p.labels, { normalize: true, contrast: { ...p.contrast, features: cx, gradient: false } });
+      const g = none.gradients();
+      expect(g.contrastGrad).toBeNull();
+      expect(relativeError((g.grad as Tensor<'float32'>).dataSync() as Float32Array, want.grad as Float32Array)).toBeLessThan(1e-4);
+      (g.grad as Tensor<'float32'>).dispose();
+      none.dispose();
+      expect(() => supconLoss({ data: p.x, shape: [n, v, d] }, p.labels, { device: 'cpu', contrast: { ...p.contrast, features: cx } }))
+        .toThrow(/^options\.contrast\.features: a CUDA tensor, but the loss runs on the CPU/);
+    } finally {
+      x.dispose();
+      cx.dispose();
+    }
   });
 });

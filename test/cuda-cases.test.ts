@@ -57,6 +57,23 @@ describe.each(scales)('the loss cases (%s sizes)', (scale) => {
     expect(maskPartial('all')).toBe(true);
     expect(maskPartial('one')).toBe(true);
     expect(cases.some((c) => c.d === 1 && c.options.normalize)).toBe(true);
+    // Normalised rows whose norm passes the float32 maximum (the loss is scale-invariant).
+    expect(cases.some((c) => c.huge && c.options.normalize)).toBe(true);
+  });
+
+  it('has a contrast set in each form, with every kind of positives, the gradient on and off, rows on the host and the device', () => {
+    const withSet = cases.filter((c) => c.contrast !== null);
+    for (const form of ['queue', 'global', 'disjoint']) expect(withSet.some((c) => c.contrast!.form === form), form).toBe(true);
+    for (const positives of ['labels', 'simclr', 'mask']) expect(withSet.some((c) => c.positives === positives), positives).toBe(true);
+    for (const flag of [true, false]) {
+      expect(withSet.some((c) => c.contrast!.gradient === flag)).toBe(true);
+      expect(withSet.some((c) => c.contrast!.hostRows === flag)).toBe(true);
+      expect(withSet.some((c) => c.options.normalize === flag)).toBe(true);
+    }
+    for (const mode of ['all', 'one']) expect(withSet.some((c) => c.options.contrastMode === mode)).toBe(true);
+    expect(new Set(withSet.map((c) => backwardVariant(c.d))).size).toBe(4);
+    // More contrast columns than anchors, over several tiles, in the queue form.
+    expect(withSet.some((c) => c.contrast!.form === 'queue' && c.contrast!.extra > 2 * c.n * c.v && c.contrast!.extra > 2 * TILE)).toBe(true);
   });
 
   it('is a covering design, not the cross product, with unique ids and one input per configuration', () => {
@@ -71,7 +88,7 @@ describe.each(scales)('the loss cases (%s sizes)', (scale) => {
 });
 
 it('the small sizes keep the emulated run small and the full sizes are larger', () => {
-  const work = (s: Scale) => lossCases(s).reduce((sum, c) => sum + lossWork(c.n, c.v, c.d, c.options.contrastMode, c.options.denominator).flops, 0);
+  const work = (s: Scale) => lossCases(s).reduce((sum, c) => sum + lossWork(c.n, c.v, c.d, c.options.contrastMode, c.options.denominator, c.contrast).flops, 0);
   expect(work('small')).toBeLessThan(2e9);
   expect(work('full')).toBeGreaterThan(50 * work('small'));
   // The same configurations at both scales, so the emulated run checks what the GPU run checks.
@@ -247,7 +264,7 @@ describe('the check script on the CPU', () => {
     expect(r.stderr).toBe('');
     expect(r.lines.at(-1)).toMatch(/^emulated CUDA: 0 kernels, (\d+) cases, 0 failures$/);
     const cases = Number(/(\d+) cases/.exec(r.lines.at(-1) ?? '')?.[1]);
-    expect(cases).toBe(lossCases('small', ['fp32']).length + gemmCases('small', ['fp32']).length + augmentCases('small').length + nnCases('small', ['fp32']).length + 2 + 3);
+    expect(cases).toBe(lossCases('small', ['fp32']).length + gemmCases('small', ['fp32']).length + augmentCases('small').length + nnCases('small', ['fp32']).length + 3 + 3);
     expect(r.stdout).toContain('kernel coverage SKIPPED');
     expect(r.status).toBe(0);
     const json = JSON.parse(fs.readFileSync(path.join(r.out, 'cuda-emulated.json'), 'utf8'));

@@ -101,10 +101,25 @@ describe.skipIf(!cudaStatus().usable)('one training step on CUDA equals the step
 describe.skipIf(!cudaStatus().usable)('the trainer on CUDA', () => {
   const train = loadImageSet('fashion-mnist', 'train', { limit: 64 });
   const test = loadImageSet('fashion-mnist', 'test', { limit: 32 });
-  const config = (device: 'cpu' | 'cuda'): TrainConfig => ({
-    ...TRAIN_DEFAULTS, encoder: 'cnn', batchSize: 16, epochs: 1, linearEpochs: 1, out: '', device, precision: 'fp32',
+  const config = (device: 'cpu' | 'cuda', more: Partial<TrainConfig> = {}): TrainConfig => ({
+    ...TRAIN_DEFAULTS, encoder: 'cnn', batchSize: 16, epochs: 1, linearEpochs: 1, out: '', device, precision: 'fp32', ...more,
   });
-  const make = (device: 'cpu' | 'cuda') => new SupconTrainer({ config: config(device), train, test, log: () => {} });
+  const make = (device: 'cpu' | 'cuda', more: Partial<TrainConfig> = {}) =>
+    new SupconTrainer({ config: config(device, more), train, test, log: () => {} });
+
+  it('with a memory queue (--queue), takes the CPU trainer\'s steps once the queue joins the loss', () => {
+    const cpu = make('cpu', { queue: 24, queueWarmup: 1 }), gpu = make('cuda', { queue: 24, queueWarmup: 1 });
+    try {
+      const close = (a: number, b: number) => expect(Math.abs(a - b) / Math.abs(b)).toBeLessThan(1e-3);
+      close(gpu.step(0, 0).loss, cpu.step(0, 0).loss);
+      // Step 1 contrasts the batch with the queue of step 0's 32 rows (24 samples' room: 48 rows).
+      const a = gpu.step(0, 1).loss, b = cpu.step(0, 1).loss;
+      close(a, b);
+    } finally {
+      cpu.dispose();
+      gpu.dispose();
+    }
+  }, 300_000);
 
   it('takes the CPU trainer\'s steps (the same views, drawn on the device), and its checkpoints move between the devices', () => {
     const cpu = make('cpu'), gpu = make('cuda');

@@ -299,7 +299,7 @@ Run 'supcon <command> --help' for the options of a command.`,
       --limit <n>            use the first n training images (0: all)  (default 0)
       --test-limit <n>       use the first n test images (0: all)      (default 0)
       --queue <K>            contrast against a memory queue of the last K samples' projected
-                             features too (detached; CPU; 0: none)     (default 0)
+                             features too (detached; 0: none)          (default 0)
       --queue-warmup <n>     steps before the queue joins the loss (default: ceil(K / batch))
   -o, --out <dir>            run folder                    (default runs/<date>-<time>-<method>)
       --resume               continue the run in --out from its last checkpoint, with its saved

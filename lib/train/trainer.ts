@@ -146,8 +146,6 @@ export class SupconTrainer implements Trainer {
     this.#schedule = warmupCosine({ baseLr: config.lr, totalSteps: Math.max(totalSteps, 1), warmupSteps: Math.min(this.stepsPerEpoch, Math.floor(totalSteps / 10)) });
     const queue = config.queue ?? 0;
     if (queue > 0 && config.method === 'ce') throw new RangeError('queue: a memory queue applies to supcon and simclr, not to ce');
-    if (queue > 0 && this.device !== 'cpu')
-      throw new RangeError(`queue: the loss against a memory queue runs on the CPU; use device 'cpu' (this run's is '${this.device}')`);
     this.#queue = queue > 0 ? new FeatureQueue(queue * 2, PROJECTION_DIM) : null;
     this.#queueFrom = config.queueWarmup ?? Math.ceil(queue / config.batchSize);
     const normalize = channelStats(train);

@@ -63,6 +63,13 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     return *cuda_;
   }
 #endif
+  // Whether the forward pass had a contrast set with gradient: true.
+  bool contrastGradient() const {
+#if defined(SUPCON_WITH_CUDA)
+    if (cuda_) return cuda::stateContrastGradient(*cuda_);
+#endif
+    return cpu_ != nullptr && cpu_->contrastGradient;
+  }
   // The CPU state, shared with a pending backward pass (which keeps it past dispose()).
   std::shared_ptr<const cpu::LossState> sharedCpuState() const { return cpu_; }
   // The CPU state, or null for a CUDA one; throws when disposed.
@@ -154,10 +161,10 @@ FloatData floatData(const Napi::Value& value, const std::string& name, int64_t c
 }
 
 #if defined(SUPCON_WITH_CUDA)
-// A temporary device buffer (upload of host input, staging of host output).
+// A temporary device buffer (upload of host input, staging of host output); none for 0 bytes.
 struct DeviceTemp {
   void* ptr = nullptr;
-  explicit DeviceTemp(size_t bytes) : ptr(cuda::deviceAlloc(bytes)) {}
+  explicit DeviceTemp(size_t bytes) : ptr(bytes > 0 ? cuda::deviceAlloc(bytes) : nullptr) {}
   ~DeviceTemp() { cuda::deviceFree(ptr); }
   DeviceTemp(const DeviceTemp&) = delete;
   DeviceTemp& operator=(const DeviceTemp&) = delete;
@@ -361,6 +368,26 @@ Napi::Value backwardOnPool(Napi::Env env, std::shared_ptr<const cpu::LossState> 
                    [](Napi::Env e) -> Napi::Value { return e.Undefined(); });
 }
 
+// The contrast set's rows (host rows checked finite), labels and positions, once the
+// options are read: pointers only, nothing that runs JavaScript.
+struct ContrastRows {
+  FloatData x;
+  const int32_t* labels;
+  const int32_t* positions;
+};
+ContrastRows contrastRows(const ContrastArgs& ca, int64_t d, int64_t B, bool hasLabels) {
+  const int64_t cc = checkedProduct(ca.m, d, "options.contrast.features", kMaxElements);
+  const FloatData cx = floatData(ca.features, "options.contrast.features", cc);
+  if (!cx.onDevice)
+    for (int64_t e = 0; e < cc; ++e)
+      if (!std::isfinite(cx.ptr[e]))
+        throw rangeError("options.contrast.features: expected finite values, got " +
+                         std::string(std::isnan(cx.ptr[e]) ? "NaN" : "Infinity") + " at index " + std::to_string(e) +
+                         " (row " + std::to_string(e / d) + ", dim " + std::to_string(e % d) + ")");
+  return ContrastRows{cx, hasLabels ? requireTypedArray<int32_t>(ca.labels, "options.contrast.labels", ca.m).Data() : nullptr,
+                      present(ca.positions) ? readPositions(ca.positions, B, ca.m) : nullptr};
+}
+
 // lossForward(features, n, v, d, labels | null, mask | null, options) -> LossContext.
 // options.device ('cpu' | 'cuda'; default: where the features are) and options.precision
 // ('fp32' | 'tf32' | 'bf16'; the last two only on 'cuda'). `async`: lossForwardAsync, the same
@@ -417,20 +444,9 @@ Napi::Value lossForwardCall(const Napi::CallbackInfo& info, bool async) {
       checkFinite(x.ptr, count, v, d);
       cpu::ContrastInput contrast{};
       if (ca.given) {
-        const int64_t cc = checkedProduct(ca.m, d, "options.contrast.features", kMaxElements);
-        const FloatData cx = floatData(ca.features, "options.contrast.features", cc);
-        if (cx.onDevice) throw typeError("options.contrast.features: expected host memory for a CPU loss, got a CUDA tensor");
-        for (int64_t e = 0; e < cc; ++e)
-          if (!std::isfinite(cx.ptr[e]))
-            throw rangeError("options.contrast.features: expected finite values, got " +
-                             std::string(std::isnan(cx.ptr[e]) ? "NaN" : "Infinity") + " at index " + std::to_string(e) +
-                             " (row " + std::to_string(e / d) + ", dim " + std::to_string(e % d) + ")");
-        contrast.features = cx.ptr;
-        contrast.m = ca.m;
-        contrast.labels = hasLabels ? requireTypedArray<int32_t>(ca.labels, "options.contrast.labels", ca.m).Data() : nullptr;
-        contrast.positions = present(ca.positions) ? readPositions(ca.positions, B, ca.m) : nullptr;
-        contrast.withAnchors = ca.withAnchors;
-        contrast.gradient = ca.gradient;
+        const ContrastRows rows = contrastRows(ca, d, B, hasLabels);
+        if (rows.x.onDevice) throw typeError("options.contrast.features: expected host memory for a CPU loss, got a CUDA tensor");
+        contrast = cpu::ContrastInput{rows.x.ptr, ca.m, rows.labels, rows.positions, ca.withAnchors, ca.gradient};
       }
       const cpu::LossInput input{x.ptr, n, v, d, labels, hasMask ? mask.data() : nullptr, ca.given ? &contrast : nullptr};
       if (async)
@@ -439,17 +455,23 @@ Napi::Value lossForwardCall(const Napi::CallbackInfo& info, bool async) {
       context->adopt(env, cpu::lossForward(input, o, threads));
       return handle;
     }
-    if (ca.given)
-      throw rangeError("options.contrast: a contrast set runs on the CPU only (pass options.device 'cpu'); got device 'cuda'");
     const float* maskWeights = hasMask ? mask.data() : nullptr;
 #if defined(SUPCON_WITH_CUDA)
+    // The contrast rows are copied into the state (from the host or the device).
+    cuda::DeviceContrast contrast{};
+    if (ca.given) {
+      const ContrastRows rows = contrastRows(ca, d, B, hasLabels);
+      contrast = cuda::DeviceContrast{rows.x.onDevice ? rows.x.ptr : nullptr, rows.x.onDevice ? nullptr : rows.x.ptr,
+                                      ca.m, rows.labels, rows.positions, ca.withAnchors, ca.gradient};
+    }
+    const cuda::DeviceContrast* cin = ca.given ? &contrast : nullptr;
     if (x.onDevice) {
       // The state reads the features in place: hold the storage until the context goes.
-      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, maskWeights}, o, precision),
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{x.ptr, nullptr, n, v, d, labels, maskWeights, cin}, o, precision),
                      i[0].As<Napi::Object>());
     } else {
       checkFinite(x.ptr, count, v, d);
-      context->adopt(cuda::lossForward(cuda::DeviceLossInput{nullptr, x.ptr, n, v, d, labels, maskWeights}, o, precision),
+      context->adopt(cuda::lossForward(cuda::DeviceLossInput{nullptr, x.ptr, n, v, d, labels, maskWeights, cin}, o, precision),
                      Napi::Object());
     }
     return handle;
@@ -484,7 +506,7 @@ Napi::Value lossBackwardCall(const Napi::CallbackInfo& info, bool async) {
     const Napi::Value contrastOut = opts.Get("contrastOut");
     // The options' getters may have disposed the context: look again.
     const cpu::LossState* cpuState = context->cpuState("context");
-    if (present(contrastOut) && (cpuState == nullptr || !cpuState->contrastGradient))
+    if (present(contrastOut) && !context->contrastGradient())
       throw typeError("options.contrastOut: the forward pass has no contrast set with gradient: true");
     if (cpuState != nullptr) {
       const FloatData out = floatData(i[2], "out", cpuState->B * cpuState->d, offset);
@@ -507,14 +529,18 @@ Napi::Value lossBackwardCall(const Napi::CallbackInfo& info, bool async) {
 #if defined(SUPCON_WITH_CUDA)
     const cuda::LossStateCuda& cs = context->cudaState("features");
     const int64_t count = cuda::stateRows(cs) * cuda::stateDim(cs);
+    const int64_t cc = cuda::stateContrastRows(cs) * cuda::stateDim(cs);
     const FloatData out = floatData(i[2], "out", count, offset);
-    if (out.onDevice) {
-      cuda::lossBackward(cs, static_cast<float>(gradLoss), out.ptr);
-    } else {
-      DeviceTemp staging(static_cast<size_t>(count) * sizeof(float));
-      cuda::lossBackward(cs, static_cast<float>(gradLoss), static_cast<float*>(staging.ptr));
-      cuda::copyToHost(out.ptr, staging.ptr, static_cast<size_t>(count) * sizeof(float));
-    }
+    FloatData co{nullptr, false};
+    if (present(contrastOut)) co = floatData(contrastOut, "options.contrastOut", cc);
+    // Host outputs go through device staging buffers.
+    DeviceTemp staging(out.onDevice ? 0 : static_cast<size_t>(count) * sizeof(float));
+    DeviceTemp contrastStaging(co.ptr == nullptr || co.onDevice ? 0 : static_cast<size_t>(cc) * sizeof(float));
+    float* target = out.onDevice ? out.ptr : static_cast<float*>(staging.ptr);
+    float* contrastTarget = co.ptr == nullptr ? nullptr : co.onDevice ? co.ptr : static_cast<float*>(contrastStaging.ptr);
+    cuda::lossBackward(cs, static_cast<float>(gradLoss), target, contrastTarget);
+    if (!out.onDevice) cuda::copyToHost(out.ptr, staging.ptr, static_cast<size_t>(count) * sizeof(float));
+    if (co.ptr != nullptr && !co.onDevice) cuda::copyToHost(co.ptr, contrastStaging.ptr, static_cast<size_t>(cc) * sizeof(float));
 #endif
     return env.Undefined();
   });

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "../common/contrast_classes.h"
 #include "../common/errors.h"
 #include "thread_pool.h"
 
@@ -144,8 +145,12 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
   s.statB = AlignedBuffer<float>(padded);
   s.statC = AlignedBuffer<float>(padded);
   s.hasGrad = AlignedBuffer<uint8_t>(padded);
-  s.rowClass.resize(s.B);
-  s.selfColumn.resize(s.B);
+  ContrastClasses classes = contrastClasses(
+      in.n, in.v, in.labels, in.mask != nullptr, cin != nullptr ? cin->m : -1, cin != nullptr ? cin->labels : nullptr,
+      cin != nullptr ? cin->positions : nullptr, s.withAnchors);
+  s.rowClass = std::move(classes.rowClass);
+  s.colClass = std::move(classes.colClass);
+  s.selfColumn = std::move(classes.selfColumn);
   if (in.mask != nullptr) {
     s.maskColumns = s.symmetric ? s.n : (s.withAnchors ? s.n : 0) + s.m;
     s.mask.assign(in.mask, in.mask + in.n * s.maskColumns);
@@ -160,22 +165,15 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
       const int64_t sample = r % s.n, view = r / s.n;
       prepareRow(in.features + (sample * s.v + view) * s.d, s.d, options.normalize,
                  s.zw.data() + r * s.ld, options.normalize ? &s.norms[r] : nullptr);
-      s.rowClass[r] = (in.labels != nullptr && in.mask == nullptr)
-                          ? in.labels[sample]
-                          : static_cast<int32_t>(sample);
-      const int32_t position = cin != nullptr && cin->positions != nullptr ? cin->positions[sample * s.v + view] : -1;
-      s.selfColumn[r] = own > 0 ? static_cast<int32_t>(r) : position;
     }
   });
 
   if (!s.symmetric) {
     s.zc = AlignedBuffer<float>(static_cast<size_t>(s.M) * static_cast<size_t>(s.ld));
     if (options.normalize) s.contrastNorms = AlignedBuffer<double>(s.M);
-    s.colClass.resize(s.M);
     for (int64_t c = 0; c < own; ++c) {
       std::copy(s.zw.data() + c * s.ld, s.zw.data() + (c + 1) * s.ld, s.zc.data() + c * s.ld);
       if (options.normalize) s.contrastNorms[c] = s.norms[c];
-      s.colClass[c] = s.rowClass[c];
     }
     const int64_t chunks = (s.m + 255) / 256;
     pool.parallelFor(chunks, threads, [&](int64_t chunk, int) {
@@ -184,16 +182,8 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
         const int64_t c = own + e;
         prepareRow(cin->features + e * s.d, s.d, options.normalize, s.zc.data() + c * s.ld,
                    options.normalize ? &s.contrastNorms[c] : nullptr);
-        // Labels: the row's label. A mask: its column. Neither: no positives, except the
-        // rows that are an anchor's own row (the other views of its sample are positives).
-        s.colClass[c] = in.mask != nullptr  ? static_cast<int32_t>((s.withAnchors ? s.n : 0) + e)
-                        : in.labels != nullptr ? cin->labels[e]
-                                               : -1;
       }
     });
-    if (in.mask == nullptr && in.labels == nullptr && own == 0)
-      for (int64_t r = 0; r < s.B; ++r)
-        if (s.selfColumn[r] >= 0) s.colClass[s.selfColumn[r]] = s.rowClass[r];
   }
 
   AlignedBuffer<float> rowLoss(padded);

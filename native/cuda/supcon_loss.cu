@@ -19,6 +19,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../common/contrast_classes.h"
 #include "../common/errors.h"
 #include "check.cuh"
 #include "launch.cuh"
@@ -37,46 +38,82 @@ constexpr int kThreads = 256;
 constexpr int PAD = 4;       // shared-memory row padding (floats) against bank conflicts
 constexpr float kNeg = -1e30f;
 
+// A row's norm max(|x_r|, eps) as {scale, norm}: |x_r| = norm / scale with scale a power of
+// two, 1 unless |x_r| passes the float32 range (rows near the float32 maximum: the loss is
+// scale-invariant, and so is this). z = (x * scale) / norm: a division, as on the CPU, so
+// that a 1-d row becomes exactly +-1; with scale 1 the multiplication is exact.
+using RowNorm = float2;
+
+__device__ __forceinline__ float normalized(float x, RowNorm n) { return (x * n.x) / n.y; }
+// 1 / |x_r| (possibly below the float32 normal range for huge rows).
+__device__ __forceinline__ float inverseNorm(RowNorm n) { return (1.0f / n.y) * n.x; }
+// Whether the row was clamped to eps (dx = dz / eps then, as on the CPU).
+__device__ __forceinline__ bool clamped(RowNorm n) { return n.x == 1.0f && n.y <= 1e-12f; }
+
+// One set of rows of Z: the features' own rows (x [n, v, d], row r = view * n + sample) for
+// r < own, then the rows of `extra` ([count - own, d], row-major). Norms when normalising,
+// else null.
+struct RowSet {
+  const float* x;
+  const RowNorm* norm;       // [own]
+  const float* extra;
+  const RowNorm* extraNorm;  // [count - own]
+  int64_t n, v, own, count;
+};
+
+// One pass of a kernel: a block owns BM of `rows` and streams `cols`. The forward pass and
+// the anchors' backward pass have the anchors as rows and the contrast rows (the anchors
+// themselves without a contrast set) as columns; the contrast backward pass swaps them.
 struct Params {
-  const float* x;         // features [n, v, d]
-  const float* norm;      // [B]: max(|x_r|, eps) when normalising, else null
-  int64_t n, v, B, ld, d, numAnchors;  // ld: d rounded up to BK (the k extent of the tiles)
-  const int32_t* rowClass;  // [B]
-  const float* mask;        // [n, n] non-negative weights, or null
+  RowSet rows, cols;
+  int64_t d, ld, numAnchors;  // ld: d rounded up to BK (the k extent of the tiles)
+  const int32_t* rowClass;    // [rows.count]: label, mask row (the sample) or mask column
+  const int32_t* colClass;    // [cols.count]
+  const int32_t* selfColumn;  // [B]: the anchor's own contrast row, or -1; null: the row itself
+  const float* mask;          // [n, maskColumns] non-negative weights, or null
+  int64_t maskColumns;
+  bool symmetric;     // no contrast set: the backward pass forms H = G + G^T
+  bool contrastPass;  // the rows are contrast rows and the columns the anchors
+  bool rawOut;        // write the unscaled sums to dz (a later kernel finishes them)
   float invTau;
   Variant variant;
   Denominator denominator;
   PositiveTerm positiveTerm;
-  // forward outputs
+  // forward outputs, per anchor
   float* rowLoss;
   uint8_t* rowCounts;
   uint8_t* rowHasGrad;
   float *statA, *statB, *statC, *statG;
-  // backward outputs: the gradient [n, v, d]; dz [B, ld] scratch for d > 256 only
+  // backward outputs: the gradient [n, v, d] (symmetric, d <= 256); dz [rows, ld] otherwise
   float* grad;
   float* dz;
 };
 
-__device__ __forceinline__ const float* rowPtr(const Params& p, int64_t r) {
-  return p.x + ((r % p.n) * p.v + r / p.n) * p.d;
+__device__ __forceinline__ const float* rowPtr(const RowSet& s, int64_t r, int64_t d) {
+  return r < s.own ? s.x + ((r % s.n) * s.v + r / s.n) * d : s.extra + (r - s.own) * d;
 }
 
-// Four consecutive elements k..k+3 of row r of Z (zero past d or past B).
-__device__ __forceinline__ float4 loadZ4(const Params& p, int64_t r, int64_t k) {
-  if (r >= p.B || k >= p.d) return make_float4(0.f, 0.f, 0.f, 0.f);
-  const float* z = rowPtr(p, r) + k;
-  const float norm = p.norm != nullptr ? p.norm[r] : 1.f;
+__device__ __forceinline__ const RowNorm* normPtr(const RowSet& s, int64_t r) {
+  if (s.norm == nullptr) return nullptr;
+  return r < s.own ? s.norm + r : s.extraNorm + (r - s.own);
+}
+
+// Four consecutive elements k..k+3 of row r of Z (zero past d or past the set).
+__device__ __forceinline__ float4 loadZ4(const RowSet& s, int64_t d, int64_t r, int64_t k) {
+  if (r >= s.count || k >= d) return make_float4(0.f, 0.f, 0.f, 0.f);
+  const float* z = rowPtr(s, r, d) + k;
   float4 v;
-  if ((p.d & 3) == 0) {
+  if ((d & 3) == 0) {
     v = *reinterpret_cast<const float4*>(z);
   } else {
     v.x = z[0];
-    v.y = k + 1 < p.d ? z[1] : 0.f;
-    v.z = k + 2 < p.d ? z[2] : 0.f;
-    v.w = k + 3 < p.d ? z[3] : 0.f;
+    v.y = k + 1 < d ? z[1] : 0.f;
+    v.z = k + 2 < d ? z[2] : 0.f;
+    v.w = k + 3 < d ? z[3] : 0.f;
   }
-  if (p.norm != nullptr) {
-    v.x /= norm; v.y /= norm; v.z /= norm; v.w /= norm;
+  if (const RowNorm* np = normPtr(s, r)) {
+    const RowNorm nr = *np;
+    v.x = normalized(v.x, nr); v.y = normalized(v.y, nr); v.z = normalized(v.z, nr); v.w = normalized(v.w, nr);
   }
   return v;
 }
@@ -85,20 +122,25 @@ struct Shared {
   float a[BM][BK + PAD];   // Z_I stage; with b, the Z_J chunk of the gradient product
   float b[BN][BK + PAD];
   float s[BM][BN + PAD];   // logits, then H
-  int32_t colClass[BN];
+  int32_t colClass[BN], colSelf[BN];
   float colA[BN], colB[BN], colC[BN], colG[BN];
 };
 static_assert(sizeof(float) * 2 * BM * (BK + PAD) >= sizeof(float) * BN * (DC + PAD),
               "the gradient chunk must fit in the two stages");
 
-// The weight of column j for anchor i (0: not a positive; labels give 0 or 1).
-__device__ __forceinline__ float pairWeight(const Params& p, int64_t i, int64_t j, int32_t ci, int32_t cj) {
-  if (i == j) return 0.f;
-  if (p.mask == nullptr) return ci == cj ? 1.f : 0.f;
-  return p.mask[static_cast<int64_t>(ci) * p.n + cj];
+// The weight of the pair (anchor of class a, contrast row of class c) (0: not a positive;
+// labels give 0 or 1). The caller has excluded an anchor against itself.
+__device__ __forceinline__ float pairWeight(const Params& p, int32_t a, int32_t c) {
+  if (p.mask == nullptr) return a == c ? 1.f : 0.f;
+  return p.mask[static_cast<int64_t>(a) * p.maskColumns + c];
 }
 
-// sh.s[r][c] = z_{row0 + r} . z_{col0 + c} / tau for the tile (rows past B read as zero).
+// The contrast row that is anchor r itself, or -1.
+__device__ __forceinline__ int64_t selfOf(const Params& p, int64_t r) {
+  return p.selfColumn != nullptr ? p.selfColumn[r] : r;
+}
+
+// sh.s[r][c] = z_{row0 + r} . z_{col0 + c} / tau for the tile (rows past the sets read as zero).
 template <class E>
 __device__ void logitsTile(const Params& p, Shared& sh, int64_t row0, int64_t col0) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -109,8 +151,8 @@ __device__ void logitsTile(const Params& p, Shared& sh, int64_t row0, int64_t co
     // 64 rows x 32 k for each of A and B: 2048 floats each, 8 per thread, as float4.
     for (int e = tid; e < BM * BK / 4; e += kThreads) {
       const int r = e / (BK / 4), c4 = (e % (BK / 4)) * 4;
-      const float4 va = loadZ4(p, row0 + r, k0 + c4);
-      const float4 vb = loadZ4(p, col0 + r, k0 + c4);
+      const float4 va = loadZ4(p.rows, p.d, row0 + r, k0 + c4);
+      const float4 vb = loadZ4(p.cols, p.d, col0 + r, k0 + c4);
       sh.a[r][c4] = va.x; sh.a[r][c4 + 1] = va.y; sh.a[r][c4 + 2] = va.z; sh.a[r][c4 + 3] = va.w;
       sh.b[r][c4] = vb.x; sh.b[r][c4 + 1] = vb.y; sh.b[r][c4 + 2] = vb.z; sh.b[r][c4 + 3] = vb.w;
     }
@@ -141,7 +183,9 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
   const int row = tid >> 2, q = tid & 3;  // row phase: 4 threads a row, 16 columns each
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * BM;
   const int64_t i = row0 + row;
-  const int32_t ci = i < p.B ? p.rowClass[i] : -1;
+  const bool inRange = i < p.rows.count;
+  const int32_t ci = inRange ? p.rowClass[i] : -1;
+  const int64_t self = inRange ? selfOf(p, i) : -1;
   const bool denAll = p.denominator == Denominator::All;
   const bool needPosLse = p.positiveTerm == PositiveTerm::ExpIn;
   const bool onePositive = p.denominator == Denominator::OnePositive;
@@ -150,8 +194,8 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
   const bool sigmoidIn = p.positiveTerm == PositiveTerm::SigmoidIn;
   float p2a = sigmoidIn ? kNeg : 0.f, p2b = 0.f, p2c = 0.f, a = 0.f;
   for (int pass = 0; pass < (onePositive ? 2 : 1); ++pass) {
-    for (int64_t col0 = 0; col0 < p.B; col0 += BN) {
-      if (tid < BN) sh.colClass[tid] = col0 + tid < p.B ? p.rowClass[col0 + tid] : -1;
+    for (int64_t col0 = 0; col0 < p.cols.count; col0 += BN) {
+      if (tid < BN) sh.colClass[tid] = col0 + tid < p.cols.count ? p.colClass[col0 + tid] : -1;
       logitsTile<E>(p, sh, row0, col0);
       float s[16], w[16];
       bool valid[16], pos[16];
@@ -160,8 +204,8 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
         const int c = 16 * q + u;
         const int64_t j = col0 + c;
         s[u] = sh.s[row][c];
-        valid[u] = i < p.B && j < p.B && j != i;  // padding rows (i >= B) have no sample
-        w[u] = valid[u] ? pairWeight(p, i, j, ci, sh.colClass[c]) : 0.f;
+        valid[u] = inRange && j < p.cols.count && j != self;  // padding rows have no sample
+        w[u] = valid[u] ? pairWeight(p, ci, sh.colClass[c]) : 0.f;
         pos[u] = w[u] > 0.f;
       }
       if (pass == 0) {
@@ -237,7 +281,7 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
   p2c = quadSum(p2c);
   if (q == 0 && i < p.numAnchors) {
     const RowAccum acc{denM, denS, posM, posS, sumPos, numPos, p2a, p2b, p2c};
-    const float others = static_cast<float>(p.B - 1);
+    const float others = static_cast<float>(p.cols.count - (self >= 0 ? 1 : 0));
     const float numDen = denAll ? others : others - cntPos;
     const RowResult res = finishRow(acc, numDen, p.variant, p.denominator);
     p.rowLoss[i] = res.loss;
@@ -249,9 +293,10 @@ __global__ void __launch_bounds__(kThreads) forwardKernel(Params p) {
   }
 }
 
-// dz[i][k] = sum_j H_ij z_j[k] over all column tiles, for the block's rows. kRegChunks
-// chunks of 64 gradient columns live in registers; 0 means read-modify-write in global
-// memory per tile (large d).
+// dz[i][k] = sum_j H_ij z_j[k] over all column tiles, for the block's rows. In the anchors'
+// pass H = G (+ G^T without a contrast set); in the contrast pass (rows: contrast rows c,
+// columns: anchors i) H_ci = G_ic. kRegChunks chunks of 64 gradient columns live in
+// registers; 0 means read-modify-write in global memory per tile (large d).
 template <class E, int kRegChunks>
 __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
   __shared__ Shared sh;
@@ -261,46 +306,60 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
   const int row = tid >> 2, q = tid & 3;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * BM;
   const int64_t i = row0 + row;
-  const bool inRange = i < p.B;
+  const bool inRange = i < p.rows.count;
   const int32_t ci = inRange ? p.rowClass[i] : -1;
-  const float ai = inRange ? p.statA[i] : 0.f, bi = inRange ? p.statB[i] : 0.f;
-  const float cci = inRange ? p.statC[i] : 0.f, gi = inRange ? p.statG[i] : 0.f;
+  // The row's own coefficients: anchors only (the contrast pass takes the columns').
+  const bool rowStats = inRange && !p.contrastPass;
+  const float ai = rowStats ? p.statA[i] : 0.f, bi = rowStats ? p.statB[i] : 0.f;
+  const float cci = rowStats ? p.statC[i] : 0.f, gi = rowStats ? p.statG[i] : 0.f;
+  const int64_t self = rowStats ? selfOf(p, i) : -1;
+  const bool colStats = p.symmetric || p.contrastPass;
   const bool denAll = p.denominator == Denominator::All;
   const int chunks = static_cast<int>((p.ld + DC - 1) / DC);
   float (*zc)[DC + PAD] = reinterpret_cast<float (*)[DC + PAD]>(&sh.a[0][0]);
 
   float regAcc[kRegChunks > 0 ? kRegChunks : 1][4][4] = {};
-  for (int64_t col0 = 0; col0 < p.B; col0 += BN) {
+  for (int64_t col0 = 0; col0 < p.cols.count; col0 += BN) {
     if (tid < BN) {
       const int64_t j = col0 + tid;
-      const bool in = j < p.B;
-      sh.colClass[tid] = in ? p.rowClass[j] : -1;
-      sh.colA[tid] = in ? p.statA[j] : 0.f;
-      sh.colB[tid] = in ? p.statB[j] : 0.f;
-      sh.colC[tid] = in ? p.statC[j] : 0.f;
-      sh.colG[tid] = in ? p.statG[j] : 0.f;
+      const bool in = j < p.cols.count;
+      const bool st = in && colStats;
+      sh.colClass[tid] = in ? p.colClass[j] : -1;
+      sh.colSelf[tid] = in && p.contrastPass ? static_cast<int32_t>(selfOf(p, j)) : -1;
+      sh.colA[tid] = st ? p.statA[j] : 0.f;
+      sh.colB[tid] = st ? p.statB[j] : 0.f;
+      sh.colC[tid] = st ? p.statC[j] : 0.f;
+      sh.colG[tid] = st ? p.statG[j] : 0.f;
     }
     logitsTile<E>(p, sh, row0, col0);
-    // H_ij = G_ij + G_ji, in place.
+    // H in place of the logits.
 #pragma unroll 4
     for (int u = 0; u < 16; ++u) {
       const int c = 16 * q + u;
       const int64_t j = col0 + c;
       float h = 0.f;
-      if (j < p.B && j != i && inRange) {
+      if (inRange && j < p.cols.count) {
         const float s = sh.s[row][c];
         const int32_t cj = sh.colClass[c];
-        if (gi != 0.f) {
-          const float wij = pairWeight(p, i, j, ci, cj);
-          const bool pij = wij > 0.f;
-          h += gi * pairCoefficientScalar(p.positiveTerm, s, ai, bi, cci, denAll || !pij, pij, wij);
-        }
         const float gj = sh.colG[c];
-        if (gj != 0.f) {
-          const float wji = pairWeight(p, j, i, cj, ci);
-          const bool pji = wji > 0.f;
-          h += gj * pairCoefficientScalar(p.positiveTerm, s, sh.colA[c], sh.colB[c], sh.colC[c],
-                                          denAll || !pji, pji, wji);
+        if (p.contrastPass) {
+          // Column j is the anchor, row i the contrast row.
+          if (gj != 0.f && i != sh.colSelf[c]) {
+            const float w = pairWeight(p, cj, ci);
+            const bool pos = w > 0.f;
+            h = gj * pairCoefficientScalar(p.positiveTerm, s, sh.colA[c], sh.colB[c], sh.colC[c], denAll || !pos, pos, w);
+          }
+        } else if (j != self) {
+          if (gi != 0.f) {
+            const float w = pairWeight(p, ci, cj);
+            const bool pos = w > 0.f;
+            h += gi * pairCoefficientScalar(p.positiveTerm, s, ai, bi, cci, denAll || !pos, pos, w);
+          }
+          if (gj != 0.f) {  // symmetric only: G_ji, row j as the anchor
+            const float w = pairWeight(p, cj, ci);
+            const bool pos = w > 0.f;
+            h += gj * pairCoefficientScalar(p.positiveTerm, s, sh.colA[c], sh.colB[c], sh.colC[c], denAll || !pos, pos, w);
+          }
         }
       }
       sh.s[row][c] = h;
@@ -312,7 +371,7 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
       const int64_t k0 = static_cast<int64_t>(ch) * DC;
       for (int e = tid; e < BN * DC / 4; e += kThreads) {
         const int r = e / (DC / 4), c4 = (e % (DC / 4)) * 4;
-        const float4 v = loadZ4(p, col0 + r, k0 + c4);
+        const float4 v = loadZ4(p.cols, p.d, col0 + r, k0 + c4);
         zc[r][c4] = v.x; zc[r][c4 + 1] = v.y; zc[r][c4 + 2] = v.z; zc[r][c4 + 3] = v.w;
       }
       __syncthreads();
@@ -324,34 +383,44 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
             for (int k = 0; k < BN; k += E::kStep) E::step(regAcc[rc], A, B, k, g, t);
       } else {
         float acc[4][4];
-        const auto inRange = [&](int r, int c) { return row0 + r < p.B && k0 + c < p.ld; };
+        const auto held = [&](int r, int c) { return row0 + r < p.rows.count && k0 + c < p.ld; };
         forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) {
-          value = inRange(r, c) ? p.dz[(row0 + r) * p.ld + k0 + c] : 0.f;
+          value = held(r, c) ? p.dz[(row0 + r) * p.ld + k0 + c] : 0.f;
         });
 #pragma unroll
         for (int k = 0; k < BN; k += E::kStep) E::step(acc, A, B, k, g, t);
         forEachHeld(acc, wr, wc, g, t, [&](int r, int c, float& value) {
-          if (inRange(r, c)) p.dz[(row0 + r) * p.ld + k0 + c] = value;
+          if (held(r, c)) p.dz[(row0 + r) * p.ld + k0 + c] = value;
         });
       }
       __syncthreads();
     }
   }
   if constexpr (kRegChunks > 0) {
-    // dz_r * (1/tau), then back through the normalisation: dx = (dz - z (z . dz)) / |x|.
-    // A row's columns are spread over 2 warps x 4 lanes; their partial dots meet in shared
-    // memory and are summed in a fixed order.
+    if (p.rawOut) {
+#pragma unroll
+      for (int rc = 0; rc < kRegChunks; ++rc)
+        forEachHeld(regAcc[rc], wr, wc, g, t, [&](int lr, int lc, float& value) {
+          const int64_t r = row0 + lr, c = static_cast<int64_t>(rc) * DC + lc;
+          if (r < p.rows.count && c < p.ld) p.dz[r * p.ld + c] = value;
+        });
+      return;
+    }
+    // Symmetric: dz_r * (1/tau), then back through the normalisation: dx = (dz - z (z . dz))
+    // / |x|. A row's columns are spread over 2 warps x 4 lanes; their partial dots meet in
+    // shared memory and are summed in a fixed order.
+    const RowSet& R = p.rows;
     float* partial = &sh.s[0][0];  // [64 rows][8 slots]
     const int slot = 4 * (warp >> 2) + t;
     float dot[2] = {0.f, 0.f};
-    if (p.norm != nullptr) {
+    if (R.norm != nullptr) {
 #pragma unroll
       for (int rc = 0; rc < kRegChunks; ++rc)
         forEachHeld(regAcc[rc], wr, wc, g, t, [&](int lr, int lc, float& value) {
           const int64_t r = row0 + lr, c = static_cast<int64_t>(rc) * DC + lc;
           // A clamped row (|x| <= eps) has dx = dz / eps, as on the CPU.
-          if (r < p.B && c < p.d && p.norm[r] > 1e-12f)
-            dot[(lr - wr) >= 8] += rowPtr(p, r)[c] / p.norm[r] * (value * p.invTau);
+          if (r < R.count && c < p.d && !clamped(R.norm[r]))
+            dot[(lr - wr) >= 8] += normalized(rowPtr(R, r, p.d)[c], R.norm[r]) * (value * p.invTau);
         });
       partial[(wr + g) * 8 + slot] = dot[0];
       partial[(wr + g + 8) * 8 + slot] = dot[1];
@@ -368,34 +437,36 @@ __global__ void __launch_bounds__(kThreads) backwardKernel(Params p) {
     for (int rc = 0; rc < kRegChunks; ++rc)
       forEachHeld(regAcc[rc], wr, wc, g, t, [&](int lr, int lc, float& value) {
         const int64_t r = row0 + lr, c = static_cast<int64_t>(rc) * DC + lc;
-        if (r >= p.B || c >= p.d) return;
+        if (r >= R.count || c >= p.d) return;
         const float dz = value * p.invTau;
-        float* out = p.grad + ((r % p.n) * p.v + r / p.n) * p.d + c;
-        if (p.norm == nullptr) {
+        float* out = p.grad + ((r % R.n) * R.v + r / R.n) * p.d + c;
+        if (R.norm == nullptr) {
           *out = dz;
         } else {
-          const float z = rowPtr(p, r)[c] / p.norm[r];
-          *out = (dz - z * dot[(lr - wr) >= 8]) * (1.0f / p.norm[r]);
+          const float z = normalized(rowPtr(R, r, p.d)[c], R.norm[r]);
+          *out = (dz - z * dot[(lr - wr) >= 8]) * inverseNorm(R.norm[r]);
         }
       });
   }
 }
 
-// One warp a row: max(|x_r|, eps) when normalising, and the row's class.
-__global__ void prepareKernel(const float* x, int64_t n, int64_t v, int64_t d, bool normalize,
-                              const int32_t* labels, float* norm, int32_t* rowClass) {
+// One warp a row: max(|x_r|, eps) of the rows of a set when normalising (own rows into
+// norm, the others into extraNorm), as a RowNorm. The sum of squares in double: a float32
+// row's squares cannot overflow it.
+__global__ void prepareKernel(RowSet s, int64_t d, RowNorm* norm, RowNorm* extraNorm) {
   const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
-  if (r >= n * v) return;
-  const int64_t sample = r % n, view = r / n;
-  if (normalize) {
-    const float* src = x + (sample * v + view) * d;
-    double ss = 0.0;
-    for (int64_t k = lane; k < d; k += 32) ss += static_cast<double>(src[k]) * src[k];
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if (lane == 0) norm[r] = fmaxf(static_cast<float>(sqrt(ss)), 1e-12f);
-  }
-  if (lane == 0) rowClass[r] = labels != nullptr ? labels[sample] : static_cast<int32_t>(sample);
+  if (r >= s.count) return;
+  const float* src = rowPtr(s, r, d);
+  double ss = 0.0;
+  for (int64_t k = lane; k < d; k += 32) ss += static_cast<double>(src[k]) * src[k];
+  for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  if (lane != 0) return;
+  const double full = fmax(sqrt(ss), static_cast<double>(1e-12f));
+  // A power of two that brings |x_r| below 2^126 (exact: the scale changes only the exponent).
+  const int e = full >= 0x1p126 ? ilogb(full) - 125 : 0;
+  const RowNorm nr = make_float2(ldexpf(1.0f, -e), static_cast<float>(ldexp(full, -e)));
+  (r < s.own ? norm[r] : extraNorm[r - s.own]) = nr;
 }
 
 // Sum of the anchors' losses and the number that count, in a fixed order (one block).
@@ -430,26 +501,44 @@ __global__ void setGradientWeights(const uint8_t* hasGrad, int64_t anchors, int6
   if (r < rows) statG[r] = (r < anchors && hasGrad[r]) ? g : 0.f;
 }
 
-// For d > 256 (dz in global memory), one warp a row: scale by 1 / tau, back through the
-// normalisation, scatter to [n, v, d].
-__global__ void finishGradient(Params p) {
-  const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+// Rows [first, first + count) of a set whose raw sums dz (and dz2 for the first dz2Rows)
+// a backward pass left in global memory: scaled by 1 / tau, taken back through the
+// normalisation and written out (own rows scattered to [n, v, d], the others row-major).
+struct FinishArgs {
+  RowSet set;
+  int64_t first, count, d, ld;
+  const float* dz;   // [count, ld]
+  const float* dz2;  // [dz2Rows, ld], added to the first dz2Rows, or null
+  int64_t dz2Rows;
+  float invTau;
+  float* out;        // own rows: the gradient [n, v, d]; other rows: [count, d]
+};
+
+// One warp a row.
+__global__ void finishGradient(FinishArgs a) {
+  const int64_t k = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
-  if (r >= p.B) return;
-  float* out = p.grad + ((r % p.n) * p.v + r / p.n) * p.d;
-  const float* g = p.dz + r * p.ld;
-  const float* x = rowPtr(p, r);
-  if (p.norm == nullptr) {
-    for (int64_t k = lane; k < p.d; k += 32) out[k] = g[k] * p.invTau;
+  if (k >= a.count) return;
+  const int64_t r = a.first + k;
+  const RowSet& s = a.set;
+  float* out = r < s.own ? a.out + ((r % s.n) * s.v + r / s.n) * a.d : a.out + k * a.d;
+  const float* g = a.dz + k * a.ld;
+  const float* g2 = a.dz2 != nullptr && k < a.dz2Rows ? a.dz2 + k * a.ld : nullptr;
+  const auto raw = [&](int64_t c) { return (g2 != nullptr ? g[c] + g2[c] : g[c]) * a.invTau; };
+  const float* x = rowPtr(s, r, a.d);
+  const RowNorm* np = normPtr(s, r);
+  if (np == nullptr) {
+    for (int64_t c = lane; c < a.d; c += 32) out[c] = raw(c);
     return;
   }
-  const float norm = p.norm[r], inv = 1.0f / norm;
+  const RowNorm nr = *np;
+  const float inv = inverseNorm(nr);
   double dot = 0.0;
-  if (norm > 1e-12f)
-    for (int64_t k = lane; k < p.d; k += 32) dot += static_cast<double>(x[k] / norm) * (g[k] * p.invTau);
+  if (!clamped(nr))
+    for (int64_t c = lane; c < a.d; c += 32) dot += static_cast<double>(normalized(x[c], nr)) * raw(c);
   for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
   const float fdot = static_cast<float>(dot);
-  for (int64_t k = lane; k < p.d; k += 32) out[k] = (g[k] * p.invTau - x[k] / norm * fdot) * inv;
+  for (int64_t c = lane; c < a.d; c += 32) out[c] = (raw(c) - normalized(x[c], nr) * fdot) * inv;
 }
 
 void checkLaunch(const char* what) { check(cudaGetLastError(), what); }
@@ -477,16 +566,24 @@ struct DeviceBuffer {
 
 struct LossStateCuda {
   int64_t n = 0, v = 0, d = 0, ld = 0, B = 0, numAnchors = 0;
+  int64_t m = 0;    // contrast rows given by the caller (0 without a contrast set)
+  int64_t own = 0;  // own rows among the contrast rows (B without a contrast set or withAnchors)
+  int64_t M = 0;    // contrast rows: own + m
+  int64_t maskColumns = 0;
+  bool symmetric = true;
+  bool contrastGradient = false;
   LossOptions options;
   Precision precision = Precision::Fp32;
   double loss = 0.0;
   int64_t counted = 0;
   const float* x = nullptr;      // the features (the caller keeps them alive and unchanged)
   DeviceBuffer<float> upload;    // the features, when they came from host memory
-  DeviceBuffer<float> norm, statA, statB, statC;
+  DeviceBuffer<float> contrast;  // the contrast rows [m, d] (a copy)
+  DeviceBuffer<RowNorm> norm, contrastNorm;
+  DeviceBuffer<float> statA, statB, statC;
   DeviceBuffer<uint8_t> hasGrad;
   DeviceBuffer<float> mask;
-  DeviceBuffer<int32_t> rowClass;
+  DeviceBuffer<int32_t> rowClass, colClass, selfColumn;
 };
 
 void LossStateCudaDeleter::operator()(LossStateCuda* s) const { delete s; }
@@ -494,25 +591,41 @@ double stateLoss(const LossStateCuda& s) { return s.loss; }
 int64_t stateCounted(const LossStateCuda& s) { return s.counted; }
 int64_t stateRows(const LossStateCuda& s) { return s.B; }
 int64_t stateDim(const LossStateCuda& s) { return s.d; }
+int64_t stateContrastRows(const LossStateCuda& s) { return s.m; }
+bool stateContrastGradient(const LossStateCuda& s) { return s.contrastGradient; }
 size_t stateBytes(const LossStateCuda& s) {
-  return s.upload.bytes() + s.norm.bytes() + s.statA.bytes() + s.statB.bytes() + s.statC.bytes() +
-         s.hasGrad.bytes() + s.mask.bytes() + s.rowClass.bytes();
+  return s.upload.bytes() + s.contrast.bytes() + s.norm.bytes() + s.contrastNorm.bytes() + s.statA.bytes() +
+         s.statB.bytes() + s.statC.bytes() + s.hasGrad.bytes() + s.mask.bytes() + s.rowClass.bytes() +
+         s.colClass.bytes() + s.selfColumn.bytes();
 }
 
 namespace {
 
+RowSet anchorRows(const LossStateCuda& s) {
+  return RowSet{s.x, s.norm.count > 0 ? s.norm.ptr : nullptr, nullptr, nullptr, s.n, s.v, s.B, s.B};
+}
+
+RowSet contrastRows(const LossStateCuda& s) {
+  if (s.symmetric) return anchorRows(s);
+  const bool normalized = s.norm.count > 0;
+  return RowSet{s.x, normalized ? s.norm.ptr : nullptr, s.contrast.ptr, normalized ? s.contrastNorm.ptr : nullptr,
+                s.n, s.v, s.own, s.M};
+}
+
+// The forward pass's (and the anchors' backward pass's) parameters.
 Params makeParams(const LossStateCuda& s) {
   Params p{};
-  p.x = s.x;
-  p.norm = s.norm.count > 0 ? s.norm.ptr : nullptr;
-  p.n = s.n;
-  p.v = s.v;
-  p.B = s.B;
-  p.ld = s.ld;
+  p.rows = anchorRows(s);
+  p.cols = contrastRows(s);
   p.d = s.d;
+  p.ld = s.ld;
   p.numAnchors = s.numAnchors;
   p.rowClass = s.rowClass.ptr;
+  p.colClass = s.symmetric ? s.rowClass.ptr : s.colClass.ptr;
+  p.selfColumn = s.symmetric ? nullptr : s.selfColumn.ptr;
   p.mask = s.mask.count > 0 ? s.mask.ptr : nullptr;
+  p.maskColumns = s.maskColumns;
+  p.symmetric = s.symmetric;
   p.invTau = 1.0f / s.options.temperature;
   p.variant = s.options.variant;
   p.denominator = s.options.denominator;
@@ -541,17 +654,38 @@ void launchBackward(const Params& p, int64_t blocks) {
   else launchKernel(name, backwardKernel<E, 0>, grid, kThreads, 0, stream(), p);
 }
 
+void launchBackwardIn(Precision precision, const Params& p, int64_t blocks) {
+  switch (precision) {
+    case Precision::Fp32: launchBackward<Fp32Engine>(p, blocks); break;
+    case Precision::Tf32: launchBackward<Tf32Engine>(p, blocks); break;
+    case Precision::Bf16: launchBackward<Bf16Engine>(p, blocks); break;
+  }
+  checkLaunch("running the backward kernel");
+}
+
+void launchFinish(const FinishArgs& a) {
+  if (a.count <= 0) return;
+  launchKernel("finishGradient", finishGradient, static_cast<unsigned>((a.count + 7) / 8), 256, 0, stream(), a);
+  checkLaunch("finishing the gradient");
+}
+
 }  // namespace
 
 namespace {
 
 // Device buffers the forward pass needs only while it runs.
 struct ForwardScratch {
-  DeviceBuffer<int32_t> labels;
   DeviceBuffer<float> rowLoss;
   DeviceBuffer<uint8_t> rowCounts;
   DeviceBuffer<double> sums;
 };
+
+template <typename T>
+DeviceBuffer<T> uploaded(const std::vector<T>& host) {
+  DeviceBuffer<T> b(host.size());
+  if (!host.empty()) copyToDevice(b.ptr, host.data(), b.bytes());
+  return b;
+}
 
 // The state with its buffers allocated and the inputs uploaded (host copies end here).
 LossStateCudaPtr prepareForward(const DeviceLossInput& in, const LossOptions& options, Precision precision,
@@ -560,15 +694,23 @@ LossStateCudaPtr prepareForward(const DeviceLossInput& in, const LossOptions& op
   if (!usable(&reason)) throw CudaError("the CUDA loss cannot run here: " + reason, false);
   LossStateCudaPtr st(new LossStateCuda);
   LossStateCuda& s = *st;
+  const DeviceContrast* c = in.contrast;
   s.n = in.n;
   s.v = in.v;
   s.d = in.d;
   s.B = in.n * in.v;
   s.ld = (in.d + BK - 1) / BK * BK;
   s.numAnchors = options.contrastMode == ContrastMode::All ? s.B : s.n;
+  s.symmetric = c == nullptr;
+  s.m = c != nullptr ? c->m : 0;
+  s.own = c == nullptr || c->withAnchors ? s.B : 0;
+  s.M = s.own + s.m;
+  s.contrastGradient = c != nullptr && c->gradient;
+  s.maskColumns = s.symmetric ? s.n : (c->withAnchors ? s.n : 0) + s.m;
   s.options = options;
   s.precision = precision;
   if (s.B > (int64_t{1} << 31) - BM) throw rangeError("features: too many rows for the GPU kernels");
+  if (s.M > (int64_t{1} << 31) - BM) throw rangeError("options.contrast.features: too many contrast rows for the GPU kernels");
 
   if (in.hostFeatures != nullptr) {
     s.upload = DeviceBuffer<float>(static_cast<size_t>(s.B * s.d));
@@ -577,18 +719,30 @@ LossStateCudaPtr prepareForward(const DeviceLossInput& in, const LossOptions& op
   } else {
     s.x = in.features;
   }
-  if (options.normalize) s.norm = DeviceBuffer<float>(static_cast<size_t>(s.B));
+  if (c != nullptr) {
+    s.contrast = DeviceBuffer<float>(static_cast<size_t>(s.m * s.d));
+    if (c->hostFeatures != nullptr) copyToDevice(s.contrast.ptr, c->hostFeatures, s.contrast.bytes());
+    else copyOnDevice(s.contrast.ptr, c->features, s.contrast.bytes());
+  }
+  if (options.normalize) {
+    s.norm = DeviceBuffer<RowNorm>(static_cast<size_t>(s.B));
+    if (s.m > 0) s.contrastNorm = DeviceBuffer<RowNorm>(static_cast<size_t>(s.m));
+  }
   s.statA = DeviceBuffer<float>(static_cast<size_t>(s.B));
   s.statB = DeviceBuffer<float>(static_cast<size_t>(s.B));
   s.statC = DeviceBuffer<float>(static_cast<size_t>(s.B));
   s.hasGrad = DeviceBuffer<uint8_t>(static_cast<size_t>(s.B));
-  s.rowClass = DeviceBuffer<int32_t>(static_cast<size_t>(s.B));
+  const ContrastClasses classes =
+      contrastClasses(s.n, s.v, in.labels, in.mask != nullptr, c != nullptr ? c->m : -1, c != nullptr ? c->labels : nullptr,
+                      c != nullptr ? c->positions : nullptr, c != nullptr && c->withAnchors);
+  s.rowClass = uploaded(classes.rowClass);
+  if (!s.symmetric) {
+    s.colClass = uploaded(classes.colClass);
+    s.selfColumn = uploaded(classes.selfColumn);
+  }
   if (in.mask != nullptr) {
-    s.mask = DeviceBuffer<float>(static_cast<size_t>(s.n * s.n));
+    s.mask = DeviceBuffer<float>(static_cast<size_t>(s.n * s.maskColumns));
     copyToDevice(s.mask.ptr, in.mask, s.mask.bytes());
-  } else if (in.labels != nullptr) {
-    scratch.labels = DeviceBuffer<int32_t>(static_cast<size_t>(s.n));
-    copyToDevice(scratch.labels.ptr, in.labels, scratch.labels.bytes());
   }
   scratch.rowLoss = DeviceBuffer<float>(static_cast<size_t>(s.B));
   scratch.rowCounts = DeviceBuffer<uint8_t>(static_cast<size_t>(s.B));
@@ -602,11 +756,15 @@ void launchForwardPass(const LossStateCuda& s, const ForwardScratch& scratch) {
   memsetDevice(s.statB.ptr, 0, s.statB.bytes());
   memsetDevice(s.statC.ptr, 0, s.statC.bytes());
   memsetDevice(s.hasGrad.ptr, 0, s.hasGrad.bytes());
-  const int64_t warpsPerBlock = 8;
-  const unsigned prepBlocks = static_cast<unsigned>((s.B + warpsPerBlock - 1) / warpsPerBlock);
-  launchKernel("prepareKernel", prepareKernel, prepBlocks, static_cast<unsigned>(32 * warpsPerBlock), 0, stream(), s.x, s.n,
-               s.v, s.d, s.options.normalize, scratch.labels.ptr, s.norm.ptr, s.rowClass.ptr);
-  checkLaunch("preparing the features");
+  if (s.options.normalize) {
+    // The own rows, then the contrast set's.
+    RowSet all{s.x, nullptr, s.contrast.ptr, nullptr, s.n, s.v, s.B, s.B + s.m};
+    const int64_t warpsPerBlock = 8;
+    const unsigned prepBlocks = static_cast<unsigned>((all.count + warpsPerBlock - 1) / warpsPerBlock);
+    launchKernel("prepareKernel", prepareKernel, prepBlocks, static_cast<unsigned>(32 * warpsPerBlock), 0, stream(), all,
+                 s.d, s.norm.ptr, s.contrastNorm.ptr);
+    checkLaunch("preparing the features");
+  }
 
   Params p = makeParams(s);
   p.rowLoss = scratch.rowLoss.ptr;
@@ -649,7 +807,7 @@ LossStateCudaPtr lossForward(const DeviceLossInput& in, const LossOptions& optio
   return st;
 }
 
-void lossBackward(const LossStateCuda& s, float gradLoss, float* grad) {
+void lossBackward(const LossStateCuda& s, float gradLoss, float* grad, float* contrastGrad) {
   DeviceBuffer<float> statG(static_cast<size_t>(s.B));
   const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
   const float g = s.counted > 0 ? static_cast<float>(scale * gradLoss / static_cast<double>(s.counted)) : 0.f;
@@ -659,24 +817,49 @@ void lossBackward(const LossStateCuda& s, float gradLoss, float* grad) {
   Params p = makeParams(s);
   p.statG = statG.ptr;
   p.grad = grad;
+  const float invTau = 1.0f / s.options.temperature;
   const bool inRegisters = (s.ld + DC - 1) / DC <= 4;
-  DeviceBuffer<float> dz;
-  if (!inRegisters) {
-    dz = DeviceBuffer<float>(static_cast<size_t>(s.B * s.ld));
-    memsetDevice(dz.ptr, 0, dz.bytes());
-    p.dz = dz.ptr;
+  if (s.symmetric) {
+    DeviceBuffer<float> dz;
+    if (!inRegisters) {
+      dz = DeviceBuffer<float>(static_cast<size_t>(s.B * s.ld));
+      memsetDevice(dz.ptr, 0, dz.bytes());
+      p.dz = dz.ptr;
+    }
+    launchBackwardIn(s.precision, p, (s.B + BM - 1) / BM);
+    if (!inRegisters) launchFinish(FinishArgs{p.rows, 0, s.B, s.d, s.ld, dz.ptr, nullptr, 0, invTau, grad});
+    synchronize();
+    return;
   }
-  const int64_t blocks = (s.B + BM - 1) / BM;
-  switch (s.precision) {
-    case Precision::Fp32: launchBackward<Fp32Engine>(p, blocks); break;
-    case Precision::Tf32: launchBackward<Tf32Engine>(p, blocks); break;
-    case Precision::Bf16: launchBackward<Bf16Engine>(p, blocks); break;
+  // With a contrast set: the anchors' sums over the contrast rows, then the contrast rows'
+  // sums over the anchors (the own rows among them add into the features' gradient), each
+  // pass writing its raw sums; then both are finished.
+  DeviceBuffer<float> dzAnchors(static_cast<size_t>(s.B * s.ld));
+  memsetDevice(dzAnchors.ptr, 0, dzAnchors.bytes());
+  p.dz = dzAnchors.ptr;
+  p.rawOut = true;
+  launchBackwardIn(s.precision, p, (s.numAnchors + BM - 1) / BM);
+  const bool withContrastGrad = s.contrastGradient && contrastGrad != nullptr;
+  const int64_t rowsC = withContrastGrad ? s.M : s.own;
+  DeviceBuffer<float> dzContrast;
+  if (rowsC > 0) {
+    dzContrast = DeviceBuffer<float>(static_cast<size_t>(rowsC * s.ld));
+    memsetDevice(dzContrast.ptr, 0, dzContrast.bytes());
+    Params q = p;
+    q.rows = contrastRows(s);
+    q.rows.count = rowsC;
+    q.cols = anchorRows(s);
+    q.cols.count = s.numAnchors;
+    q.rowClass = s.colClass.ptr;
+    q.colClass = s.rowClass.ptr;
+    q.contrastPass = true;
+    q.dz = dzContrast.ptr;
+    launchBackwardIn(s.precision, q, (rowsC + BM - 1) / BM);
   }
-  checkLaunch("running the backward kernel");
-  if (!inRegisters) {
-    launchKernel("finishGradient", finishGradient, static_cast<unsigned>((s.B + 7) / 8), 256, 0, stream(), p);
-    checkLaunch("finishing the gradient");
-  }
+  launchFinish(FinishArgs{anchorRows(s), 0, s.B, s.d, s.ld, dzAnchors.ptr, dzContrast.ptr, s.own, invTau, grad});
+  if (withContrastGrad)
+    launchFinish(FinishArgs{contrastRows(s), s.own, s.m, s.d, s.ld, dzContrast.ptr + s.own * s.ld, nullptr, 0, invTau,
+                            contrastGrad});
   synchronize();
 }
 
@@ -707,7 +890,7 @@ LossTiming timeLoss(const DeviceLossInput& input, const LossOptions& options, Pr
     check(cudaEventRecord(ev.e[1], stream()), "recording an event");
     finishForward(*state, scratch);
     check(cudaEventRecord(ev.e[2], stream()), "recording an event");
-    lossBackward(*state, 1.0f, grad);
+    lossBackward(*state, 1.0f, grad, nullptr);
     check(cudaEventRecord(ev.e[3], stream()), "recording an event");
     check(cudaEventSynchronize(ev.e[3]), "waiting for an event");
     if (r < 0) continue;
