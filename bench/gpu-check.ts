@@ -278,7 +278,21 @@ function checkLoss(c: LossCase): RowBody {
     const contrast = rc === null ? undefined : { features: rows ? rows.storage : rc.data, m: rc.m, labels: rc.labels, positions: rc.positions, withAnchors: rc.withAnchors, gradient: rc.gradient };
     const ctx = native.lossForward(features.storage, n, v, d, ref.labels, ref.mask, { ...c.options, device: DEV, precision: c.precision, contrast });
     let loss: number;
+    // On the GPU, the loss written into device memory first (no read-back), then read: the
+    // two must be the same float32.
+    let deviceLossAgrees = true;
     try {
+      if (DEV === 'cuda') {
+        const scalar = new native.Storage(4, 'cuda');
+        try {
+          native.lossValueInto(ctx, scalar);
+          const v = new Float32Array(1);
+          scalar.read(v, 0);
+          deviceLossAgrees = Object.is(v[0], Math.fround(ctx.loss));
+        } finally {
+          scalar.dispose();
+        }
+      }
       loss = ctx.loss;
       native.lossBackward(ctx, 1, out, { outOffset: GUARD, ...(contrastOut ? { contrastOut } : {}) });
     } finally {
@@ -301,10 +315,11 @@ function checkLoss(c: LossCase): RowBody {
     const gradRelErr = c.huge ? relL2(timesRowNorm(grad, ref.x, d), timesRowNorm(ref.grad, ref.x, d)) : relL2(grad, ref.grad);
     const contrastGradRelErr = contrastGrad !== null && rc?.refGrad ? relL2(contrastGrad, rc.refGrad) : 0;
     const tol = TOLERANCE[c.precision];
-    const ok = guards && finite && lossRelErr <= tol && gradRelErr <= GRADIENT_FACTOR * tol && contrastGradRelErr <= GRADIENT_FACTOR * tol;
+    const ok = guards && finite && deviceLossAgrees && lossRelErr <= tol && gradRelErr <= GRADIENT_FACTOR * tol && contrastGradRelErr <= GRADIENT_FACTOR * tol;
     return {
       ok, summary: `${describeLoss(c)}: loss err ${lossRelErr.toExponential(2)}, grad err ${gradRelErr.toExponential(2)}` +
-        `${contrastGrad !== null ? `, contrast grad err ${contrastGradRelErr.toExponential(2)}` : ''}${guards ? '' : ', GUARDS OVERWRITTEN'}${finite ? '' : ', NOT FINITE'}`,
+        `${contrastGrad !== null ? `, contrast grad err ${contrastGradRelErr.toExponential(2)}` : ''}${guards ? '' : ', GUARDS OVERWRITTEN'}${finite ? '' : ', NOT FINITE'}` +
+        `${deviceLossAgrees ? '' : ', THE LOSS IN DEVICE MEMORY DIFFERS'}`,
       precision: c.precision, n, v, d, positives: c.positives, options: c.options, contrast: c.contrast, lastBlockRows: lossLastBlockRows(c), covers: c.covers,
       loss, refLoss: ref.loss, lossRelErr, gradRelErr, contrastGradRelErr, refGradRms: rms(ref.grad), guardsIntact: guards, finite,
     };

@@ -76,7 +76,7 @@ export function timeTrainerStep(encoder: 'cnn' | 'resnet18', batch: number, set:
   { ms: number; imagesPerSecond: number; loss: number; trainer: SupconTrainer } {
   const config = { ...TRAIN_DEFAULTS, encoder, batchSize: batch, device: 'cpu' as const, out: '' };
   const trainer = new SupconTrainer({ config, train: set, test: set, log: () => {} });
-  const { ms, loss } = medianStep((i) => trainer.step(0, i % trainer.stepsPerEpoch).loss, steps);
+  const { ms, loss } = medianStep((i) => trainer.step(0, i % trainer.stepsPerEpoch).loss ?? NaN, steps);
   return { ms, imagesPerSecond: batch / (ms / 1000), loss, trainer };
 }
 

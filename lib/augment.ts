@@ -504,7 +504,7 @@ function allocate(
  * [n, views, C, H, W] float32. The same (seed, epoch, indices) give the same images.
  */
 export function augment(images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions = {}): AugmentResult {
-  return augmentTimed(images, pipeline, options).result;
+  return augmentWith(images, pipeline, options, false).result;
 }
 
 type Destination = ReturnType<typeof allocate>;
@@ -534,7 +534,12 @@ async function intoAsync(dest: Destination, call: () => Promise<unknown>): Promi
 export function augmentTimed(
   images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions = {},
 ): { result: AugmentResult; timing: CudaAugmentTiming | undefined } {
-  const { args, dest } = pipelineCall(images, pipeline, options);
+  return augmentWith(images, pipeline, options, true);
+}
+
+/** Timed on CUDA: the call then waits for its events (untimed, views on the device do not wait). */
+function augmentWith(images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions, timed: boolean) {
+  const { args, dest } = pipelineCall(images, pipeline, options, timed);
   const timing = into(dest, () => addon.augmentPipeline(...args));
   return { result: dest.result(), timing };
 }
@@ -552,7 +557,7 @@ export async function augmentAsync(images: ImagesInput, pipeline: AugmentPipelin
 }
 
 /** The checked arguments of a pipeline call, and where its views go. */
-function pipelineCall(images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions) {
+function pipelineCall(images: ImagesInput, pipeline: AugmentPipeline, options: AugmentOptions, timed = false) {
   const o = object(options, 'options', OPTION_KEYS);
   const img = prepareImages(images);
   const p = nativePipeline(pipeline);
@@ -570,7 +575,7 @@ function pipelineCall(images: ImagesInput, pipeline: AugmentPipeline, options: A
     dtype: img.dtype, n, channels: img.channels, height: img.height, width: img.width, outHeight, outWidth,
     views, seedLow, seedHigh, epoch: o.epoch ?? 0, indices, device: c.device,
     // Absent fields as undefined, not spread in: spread objects ended up in V8's old generation.
-    select: select ?? undefined, total: select !== null ? img.n : undefined, threads: c.threads,
+    select: select ?? undefined, total: select !== null ? img.n : undefined, threads: c.threads, timed,
   };
   const transform = nativeTransform(pipeline.normalize, pipeline.fill, 'pipeline.');
   // Views of images on the GPU stay there.

@@ -311,12 +311,8 @@ export interface SupconGradients<G> {
 
 /** The result of supconForward: the loss, and what supconBackward needs. */
 export class SupconForward<G extends Float32Array | Tensor<'float32'> = Float32Array | Tensor<'float32'>> {
-  readonly loss: number;
-  /**
-   * Anchors in the loss's mean (all of them, or those with positives under
-   * excludeAnchorsWithoutPositives): shards of one batch combine their losses by it.
-   */
-  readonly counted: number;
+  #loss: number | undefined;
+  #counted: number | undefined;
   /** Features shape, as given. */
   readonly shape: readonly number[];
   #context: NativeLossContext | null;
@@ -331,18 +327,46 @@ export class SupconForward<G extends Float32Array | Tensor<'float32'> = Float32A
   /** @internal */
   constructor(
     context: NativeLossContext, shape: number[], gradDevice: 'cpu' | 'cuda' | null, threads: number | undefined,
-    contrastValues = 0,
+    contrastValues = 0, deferred = false,
   ) {
     if (context === null || typeof context !== 'object' || !Array.isArray(shape))
       throw new TypeError(`context: a SupconForward comes from supconForward(), got ${describe(context)}`);
     this.#context = context;
-    this.loss = context.loss;
-    this.counted = context.counted;
     this.device = context.device;
+    // Read now (on CUDA: wait for the GPU), unless the caller defers it (a training step).
+    if (!deferred) {
+      this.#loss = context.loss;
+      this.#counted = context.counted;
+    }
     this.shape = Object.freeze(shape);
     this.#gradDevice = gradDevice;
     this.#threads = threads;
     this.#contrastValues = contrastValues;
+  }
+
+  /** The loss. */
+  get loss(): number {
+    if (this.#loss === undefined) this.#loss = this.#live('loss').loss;
+    return this.#loss;
+  }
+
+  /**
+   * Anchors in the loss's mean (all of them, or those with positives under
+   * excludeAnchorsWithoutPositives): shards of one batch combine their losses by it.
+   */
+  get counted(): number {
+    if (this.#counted === undefined) this.#counted = this.#live('counted').counted;
+    return this.#counted;
+  }
+
+  #live(what: string): NativeLossContext {
+    if (this.#context === null) throw new RangeError(`${what}: the forward result was disposed before its ${what} was read`);
+    return this.#context;
+  }
+
+  /** @internal out (a CUDA scalar) = the loss, on the GPU: no read-back. */
+  lossInto(out: Tensor<'float32'>): void {
+    native.lossValueInto(this.#live('loss'), out.storage);
   }
 
   /** Bytes of native memory this result holds (O(B * d + B)). */
@@ -441,10 +465,27 @@ export function supconForward<F extends FeaturesInput>(
   labels?: LabelsInput,
   options: SupconOptions = {},
 ): SupconForward<GradOf<F>> {
+  return forwardOf<F>(features, labels, options, false);
+}
+
+/**
+ * @internal supconForward whose loss stays where it was computed until asked for: on CUDA,
+ * no read-back (lossInto() puts it in a device scalar; .loss reads it).
+ */
+export function supconForwardDeferred<F extends FeaturesInput>(features: F, labels?: LabelsInput, options: SupconOptions = {}): SupconForward<GradOf<F>> {
+  return forwardOf<F>(features, labels, options, true);
+}
+
+function forwardOf<F extends FeaturesInput>(features: F, labels: LabelsInput | undefined, options: SupconOptions, deferred: boolean): SupconForward<GradOf<F>> {
   const p = prepare(features, labels, options);
   const ctx = native.lossForward(p.source, p.n, p.v, p.d, p.labels, p.mask, p.native);
   const contrastValues = p.contrastGradient ? p.m * p.d : 0;
-  return new SupconForward<GradOf<F>>(ctx, p.shape, p.tensor?.device ?? null, p.native.threads, contrastValues);
+  try {
+    return new SupconForward<GradOf<F>>(ctx, p.shape, p.tensor?.device ?? null, p.native.threads, contrastValues, deferred);
+  } catch (e) {
+    ctx.dispose();  // the loss overflowed (a CUDA loss reports it when read)
+    throw e;
+  }
 }
 
 /** Backward pass of a supconForward result: gradLoss * d loss / d features. */
@@ -494,7 +535,12 @@ export async function supconForwardAsync<F extends FeaturesInput>(
 ): Promise<SupconForward<GradOf<F>>> {
   const p = prepare(features, labels, options);
   const ctx = await native.lossForwardAsync(p.source, p.n, p.v, p.d, p.labels, p.mask, p.native);
-  return new SupconForward<GradOf<F>>(ctx, p.shape, p.tensor?.device ?? null, p.native.threads, p.contrastGradient ? p.m * p.d : 0);
+  try {
+    return new SupconForward<GradOf<F>>(ctx, p.shape, p.tensor?.device ?? null, p.native.threads, p.contrastGradient ? p.m * p.d : 0);
+  } catch (e) {
+    ctx.dispose();
+    throw e;
+  }
 }
 
 /** supconLoss as a promise: supconForwardAsync, then backwardAsync (the same bits as supconLoss). */

@@ -157,7 +157,9 @@ export interface NativeAddon {
   cpuKernels(select?: string): { active: string; available: string[]; threads: number };
   devices(): NativeDeviceInfo[];
   buildInfo(): NativeBuildInfo;
-  memory(): { cpuBytes: number; cpuStorages: number; cpuCachedBytes: number; cudaBytes: number; cudaCachedBytes: number };
+  memory(): { cpuBytes: number; cpuStorages: number; cpuCachedBytes: number; cudaBytes: number; cudaCachedBytes: number; cudaHostWaits: number };
+  /** out[0] = a CUDA loss as float32, on the device (no read-back). */
+  lossValueInto(context: NativeLossContext, out: NativeStorage): void;
   cudaStatus(): { usable: boolean; reason: string };
   emptyCache(): void;
   cudaGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: NativeStorage, lda: number,

@@ -287,8 +287,11 @@ export interface MemoryInfo {
   numBytes: number;
   /** Host memory of live tensors, and freed blocks kept for reuse (SUPCON_HOST_CACHE_MB caps it). */
   cpu: { bytes: number; storages: number; cachedBytes: number };
-  /** GPU memory in use by tensors and loss states, and held in the allocator's cache. */
-  cuda: { bytes: number; cachedBytes: number };
+  /**
+   * GPU memory in use by tensors and loss states, and held in the allocator's cache; and how
+   * many times the host has waited for the GPU (read-backs, synchronisations) in this process.
+   */
+  cuda: { bytes: number; cachedBytes: number; hostWaits: number };
 }
 
 /** Returns the memory that the host and GPU allocators keep for reuse to the system. */
@@ -302,6 +305,6 @@ export function memory(): MemoryInfo {
     numTensors: liveTensors,
     numBytes: m.cpuBytes + m.cudaBytes,
     cpu: { bytes: m.cpuBytes, storages: m.cpuStorages, cachedBytes: m.cpuCachedBytes },
-    cuda: { bytes: m.cudaBytes, cachedBytes: m.cudaCachedBytes },
+    cuda: { bytes: m.cudaBytes, cachedBytes: m.cudaCachedBytes, hostWaits: m.cudaHostWaits },
   };
 }

@@ -5,6 +5,7 @@ import { loadImageSet, SupconTrainer, TRAIN_DEFAULTS } from '../dist/index.js';
 import type { TrainConfig } from '../dist/index.js';
 import { FeatureQueue } from '../dist/lib/train/queue.js';
 import { parseCommandLine } from '../dist/lib/cli/args.js';
+import { resumeConfig } from '../dist/lib/cli/train-loop.js';
 
 describe('FeatureQueue', () => {
   it('keeps the last rows in a ring, and its bytes restore it exactly', () => {
@@ -82,6 +83,15 @@ describe('supcon train --queue', () => {
   it('is refused where it does not apply', () => {
     expect(() => new SupconTrainer({ config: config({ method: 'ce', queue: 10 }), train, test, log: () => {} }))
       .toThrow(/^queue: a memory queue applies to supcon and simclr, not to ce/);
+  });
+
+  it('parses --loss-every, which may change on --resume', () => {
+    const cmd = parseCommandLine(['train', '--loss-every', '10', '-o', 'x']);
+    expect(cmd.command === 'train' && cmd.config.lossEvery).toBe(10);
+    expect(cmd.command === 'train' && cmd.given).toEqual(['lossEvery', 'out']);
+    expect(() => parseCommandLine(['train', '--loss-every', '0'])).toThrow(/^--loss-every: expected an integer >= 1, got '0'/);
+    const saved = { ...TRAIN_DEFAULTS, out: 'x' } as TrainConfig;
+    expect(resumeConfig(saved, { ...saved, lossEvery: 10 }, ['lossEvery', 'out']).lossEvery).toBe(10);
   });
 
   it('parses --queue and --queue-warmup, with clear usage errors', () => {

@@ -3,7 +3,7 @@
 // momentum and weight decay. The loss and every parameter after the step agree within the
 // precision's tolerance. On a GPU, or on the emulated device (`npm run test:cuda-emulated`).
 import { describe, expect, it } from 'vitest';
-import { cudaStatus, loadImageSet, makeEncoder, nn, SupconTrainer, Tensor, tidy, TRAIN_DEFAULTS } from '../dist/index.js';
+import { cudaStatus, loadImageSet, makeEncoder, memory, nn, SupconTrainer, Tensor, tidy, TRAIN_DEFAULTS } from '../dist/index.js';
 import type { Encoder, TrainConfig } from '../dist/index.js';
 import { randomNormal, rng } from './reference';
 
@@ -106,6 +106,33 @@ describe.skipIf(!cudaStatus().usable)('the trainer on CUDA', () => {
   });
   const make = (device: 'cpu' | 'cuda', more: Partial<TrainConfig> = {}) =>
     new SupconTrainer({ config: config(device, more), train, test, log: () => {} });
+
+  it('with --loss-every 2 a SupCon step never waits for the GPU: only the read every second step does', () => {
+    const t = make('cuda', { lossEvery: 2 }), cpu = make('cpu', { lossEvery: 2 });
+    try {
+      expect(t.stepsPerEpoch).toBe(4);
+      // The first two steps: the one-time work (the image upload, first allocations), one read.
+      expect(t.step(0, 0).loss).toBeNull();
+      const first = t.step(0, 1);
+      expect(first.lossSteps).toBe(2);
+      const waits = () => memory().cuda.hostWaits;
+      const w0 = waits();
+      expect(t.step(0, 2).loss).toBeNull();
+      expect(waits()).toBe(w0);
+      // The epoch's last step reads both: one read-back each (the first waits, the other is ready).
+      const read = t.step(0, 3);
+      expect(waits() - w0).toBe(2);
+      // The same means as the CPU trainer's (its views agree to 1e-4, docs/AUGMENT.md).
+      const want = [0, 1, 2, 3].map((s) => cpu.step(0, s));
+      const close = (a: number | null, b: number | null) => expect(Math.abs((a as number) - (b as number)) / Math.abs(b as number)).toBeLessThan(1e-3);
+      close(first.loss, want[1].loss);
+      close(read.loss, want[3].loss);
+      expect(read.lossSteps).toBe(2);
+    } finally {
+      t.dispose();
+      cpu.dispose();
+    }
+  }, 300_000);
 
   it('with a memory queue (--queue), takes the CPU trainer\'s steps once the queue joins the loss', () => {
     const cpu = make('cpu', { queue: 24, queueWarmup: 1 }), gpu = make('cuda', { queue: 24, queueWarmup: 1 });

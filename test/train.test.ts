@@ -61,6 +61,30 @@ describe('training on a slice of Fashion-MNIST', () => {
     resumed.dispose();
   }, 300_000);
 
+  it('--loss-every 3: null between the reads, then the mean of the steps read; the end of an epoch and flushLoss read the rest', () => {
+    const c = config({ method: 'simclr', batchSize: 256, epochs: 1 });
+    const each = new SupconTrainer({ config: c, train, test, log: () => {} });
+    expect(each.stepsPerEpoch).toBe(8);
+    const want = Array.from({ length: 8 }, (_, s) => each.step(0, s).loss as number);
+    each.dispose();
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const t = new SupconTrainer({ config: { ...c, lossEvery: 3 }, train, test, log: () => {} });
+    const got = Array.from({ length: 8 }, (_, s) => t.step(0, s));
+    expect(got.map((r) => r.loss === null)).toEqual([true, true, false, true, true, false, true, false]);
+    // The same steps (the loss read later changes nothing), their means.
+    expect(got[2]).toMatchObject({ loss: mean(want.slice(0, 3)), lossSteps: 3 });
+    expect(got[5]).toMatchObject({ loss: mean(want.slice(3, 6)), lossSteps: 3 });
+    expect(got[7]).toMatchObject({ loss: mean(want.slice(6, 8)), lossSteps: 2 });
+    expect(t.flushLoss()).toBeNull();
+    t.dispose();
+    const f = new SupconTrainer({ config: { ...c, lossEvery: 5 }, train, test, log: () => {} });
+    expect(f.step(0, 0).loss).toBeNull();
+    expect(f.flushLoss()).toEqual({ loss: want[0] });
+    expect(f.flushLoss()).toBeNull();
+    f.dispose();
+    expect(() => new SupconTrainer({ config: { ...c, lossEvery: 0 }, train, test, log: () => {} })).toThrow(/^lossEvery: expected an integer >= 1, got number 0/);
+  }, 300_000);
+
   it('rejects a checkpoint that is not one', () => {
     const t = new SupconTrainer({ config: config({}), train, test, log: () => {} });
     expect(() => t.loadState(new Uint8Array(16))).toThrow(/^state: not a training checkpoint/);

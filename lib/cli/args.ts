@@ -47,6 +47,11 @@ export interface TrainConfig {
   queue?: number;
   /** Steps before the queue joins the loss (default: the steps that fill it, ceil(K / batch)). */
   queueWarmup?: number;
+  /**
+   * Read the training loss back every k steps (default 1). On CUDA a step then never waits
+   * for the GPU in between: the k losses stay on the device until they are read.
+   */
+  lossEvery?: number;
   /** The run folder. */
   out: string;
   /**
@@ -101,6 +106,7 @@ const TRAIN_OPTIONS: Options = {
   'test-limit': { type: 'string' },
   queue: { type: 'string' },
   'queue-warmup': { type: 'string' },
+  'loss-every': { type: 'string' },
   out: { type: 'string', short: 'o' },
   resume: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -119,7 +125,7 @@ export const COMMANDS = ['train', 'eval', 'bench', 'info'] as const;
 export const FLAG_OF: Record<Exclude<keyof TrainConfig, 'datasetSource'>, string> = {
   method: 'method', dataset: 'dataset', encoder: 'encoder', epochs: 'epochs', batchSize: 'batch', lr: 'lr',
   temperature: 'temperature', augmentation: 'augmentation', device: 'device', precision: 'precision', seed: 'seed', linearEpochs: 'linear-epochs',
-  limit: 'limit', testLimit: 'test-limit', queue: 'queue', queueWarmup: 'queue-warmup', out: 'out',
+  limit: 'limit', testLimit: 'test-limit', queue: 'queue', queueWarmup: 'queue-warmup', lossEvery: 'loss-every', out: 'out',
 };
 
 function choice<T extends string>(command: string, flag: string, value: string | undefined, choices: readonly T[], fallback: T): T {
@@ -224,6 +230,7 @@ export function parseCommandLine(argv: readonly string[], now = new Date()): Com
         testLimit: integer(command, 'test-limit', s('test-limit'), TRAIN_DEFAULTS.testLimit, 0),
         ...(s('queue') !== undefined ? { queue: integer(command, 'queue', s('queue'), 0, 0) } : {}),
         ...(s('queue-warmup') !== undefined ? { queueWarmup: integer(command, 'queue-warmup', s('queue-warmup'), 0, 0) } : {}),
+        ...(s('loss-every') !== undefined ? { lossEvery: integer(command, 'loss-every', s('loss-every'), 1, 1) } : {}),
         out: s('out') ?? defaultRunFolder(method, now),
       };
       if (method === 'ce' && (config.queue ?? 0) > 0)
@@ -301,9 +308,11 @@ Run 'supcon <command> --help' for the options of a command.`,
       --queue <K>            contrast against a memory queue of the last K samples' projected
                              features too (detached; 0: none)          (default 0)
       --queue-warmup <n>     steps before the queue joins the loss (default: ceil(K / batch))
+      --loss-every <k>       read the loss back every k steps (on CUDA the steps between never
+                             wait for the GPU; metrics.jsonl has the mean of the k) (default 1)
   -o, --out <dir>            run folder                    (default runs/<date>-<time>-<method>)
       --resume               continue the run in --out from its last checkpoint, with its saved
-                             settings (only more --epochs or another --device may differ)
+                             settings (only more --epochs, another --device or --loss-every may differ)
 
 The run folder gets config.json, metrics.jsonl, checkpoints/ and report.html.
 Ctrl-C finishes the current step, writes a checkpoint and stops; --resume continues.`,

@@ -62,11 +62,11 @@ export function shellQuote(s: string): string {
 }
 
 /** Settings that may differ on --resume. More epochs extend the cosine schedule over the new total. */
-const RESUMABLE_CHANGES: readonly (keyof typeof FLAG_OF)[] = ['epochs', 'device', 'out'];
+const RESUMABLE_CHANGES: readonly (keyof typeof FLAG_OF)[] = ['epochs', 'device', 'lossEvery', 'out'];
 
 /**
  * The configuration a --resume continues with: the saved one, with the allowed changes
- * (more --epochs, another --device) that the command line gave. Any other given flag that
+ * (more --epochs, another --device or --loss-every) that the command line gave. Any other given flag that
  * differs from the saved value is refused, each named with both values.
  */
 export function resumeConfig(saved: TrainConfig, wanted: TrainConfig, given: readonly (keyof typeof FLAG_OF)[]): TrainConfig {
@@ -82,7 +82,7 @@ export function resumeConfig(saved: TrainConfig, wanted: TrainConfig, given: rea
   if (differ.length > 0)
     throw new UsageError(
       `--resume continues a run with its saved settings; ${differ.length === 1 ? 'this flag differs' : 'these flags differ'}: ${differ.join(', ')}. ` +
-        'Leave them out, or start a new run with another --out. (Only more --epochs and another --device may change on --resume.)',
+        'Leave them out, or start a new run with another --out. (Only more --epochs, another --device and --loss-every may change on --resume.)',
       'train',
     );
   return out;
@@ -251,16 +251,31 @@ export async function runTraining(config: TrainConfig, options: LoopOptions): Pr
       const bar: ProgressBar = new ProgressBar(options.stream, `epoch ${epoch + 1}/${config.epochs}`, steps, { unit: 'step', start: first, rateStyle });
       const t0 = now();
       let lossSum = 0, lossCount = 0;
+      let lastLoss: Record<string, number> = {};
       if (first > 0)
         for (const r of run.readMetrics())
-          if (r.type === 'step' && r.epoch === epoch + 1 && typeof r.loss === 'number') { lossSum += r.loss; lossCount++; }
+          if (r.type === 'step' && r.epoch === epoch + 1 && typeof r.loss === 'number') {
+            const k = typeof r.lossSteps === 'number' ? r.lossSteps : 1;
+            lossSum += r.loss * k;
+            lossCount += k;
+          }
       for (let step = first; step < steps; step++) {
-        const result = await refreshing(bar, trainer.step(epoch, step));
-        if (typeof result?.loss !== 'number') throw new Error(`trainer.step: expected { loss: number, ... }, got ${JSON.stringify(result)}`);
+        let result = await refreshing(bar, trainer.step(epoch, step));
+        if (result === null || typeof result !== 'object' || !(typeof result.loss === 'number' || result.loss === null))
+          throw new Error(`trainer.step: expected { loss: number | null, ... }, got ${JSON.stringify(result)}`);
+        // Stopping inside the epoch: the losses not read yet go into this step's line.
+        if (result.loss === null && options.stop?.requested && step + 1 < steps && trainer.flushLoss) {
+          const flushed = await trainer.flushLoss();
+          if (flushed !== null) result = { ...result, ...flushed };
+        }
         run.appendMetrics({ type: 'step', epoch: epoch + 1, step: step + 1, ...result });
-        lossSum += result.loss;
-        lossCount++;
-        bar.update(step + 1, { loss: result.loss });
+        if (typeof result.loss === 'number') {
+          const k = typeof result.lossSteps === 'number' ? result.lossSteps : 1;
+          lossSum += result.loss * k;
+          lossCount += k;
+          lastLoss = { loss: result.loss };
+        }
+        bar.update(step + 1, lastLoss);  // the last loss read
         await yieldToEventLoop();
         if (options.stop?.requested && step + 1 < steps) {
           bar.finish();

@@ -39,7 +39,9 @@ start().then(
         };
         try {
           const args = m.progress ? [...m.args, progress] : m.args;
-          const value = await (trainer[m.method] as (...a: unknown[]) => unknown).apply(trainer, args);
+          // An optional method the trainer lacks (flushLoss) answers null.
+          const fn = trainer[m.method] as ((...a: unknown[]) => unknown) | undefined;
+          const value = typeof fn === 'function' ? await fn.apply(trainer, args) : null;
           post({ type: 'result', id: m.id, value });
         } catch (e) {
           post({ type: 'error', id: m.id, error: serialize(e) });

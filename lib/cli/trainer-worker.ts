@@ -139,6 +139,10 @@ export class TrainerWorker implements Trainer {
     return this.#call('step', [epoch, step]);
   }
 
+  flushLoss(): Promise<StepResult | null> {
+    return this.#call('flushLoss', []);
+  }
+
   endEpoch(epoch: number, progress?: EvalProgress): Promise<Record<string, number>> {
     return this.#call('endEpoch', [epoch], progress);
   }

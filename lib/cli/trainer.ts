@@ -13,10 +13,15 @@ export interface TrainerSetup {
   purpose?: 'train' | 'evaluate';
 }
 
-/** What one optimisation step reports: at least the loss; any other numbers are logged too. */
+/**
+ * What one optimisation step reports: the loss, and any other numbers to log. With
+ * --loss-every k the loss is read back every k steps: `loss` is then null at the steps
+ * between, and at a reading step the mean of the `lossSteps` steps read (1 when absent).
+ */
 export interface StepResult {
-  loss: number;
-  [metric: string]: number;
+  loss: number | null;
+  lossSteps?: number;
+  [metric: string]: number | null | undefined;
 }
 
 export interface Embeddings {
@@ -44,6 +49,11 @@ export type EvalProgress = (done: number, total: number, label: string) => void;
 export interface Trainer {
   readonly stepsPerEpoch: number;
   step(epoch: number, step: number): StepResult | Promise<StepResult>;
+  /**
+   * The losses of the steps taken and not yet read (--loss-every), read now: the loop calls
+   * it before a checkpoint that interrupts an epoch. Null when nothing is pending.
+   */
+  flushLoss?(): StepResult | null | Promise<StepResult | null>;
   /** The monitors after an epoch; `progress` (optional to call) shows their phases. */
   endEpoch(epoch: number, progress?: EvalProgress): Record<string, number> | Promise<Record<string, number>>;
   saveState(): Uint8Array | Promise<Uint8Array>;

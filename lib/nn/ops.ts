@@ -2,7 +2,7 @@
 // whose backward runs the native backward kernel. Shapes are checked here with messages
 // that name the argument, what was expected and what came.
 import { describe, MAX_RANK, optionsObject, plainArray } from '../check';
-import { supconForward, SupconOptions } from '../loss';
+import { supconForwardDeferred, SupconOptions } from '../loss';
 import { native } from '../native';
 import { Tensor } from '../tensor';
 import { gradOf, matmulPrecision, needsGrad, numThreads, recording, result, Variable } from './autograd';
@@ -440,12 +440,26 @@ export function supcon(features: VariableLike, labels?: Int32Array | readonly nu
   if (reshaped !== null) into([reshaped], () => timed('copy', () => native.nn.copyFloats(f.value.storage, reshaped.storage, f.size)));
   let forward;
   try {
-    forward = timed('loss', () => supconForward(reshaped ?? f.value, labels, lossOptions));
+    forward = timed('loss', () => supconForwardDeferred(reshaped ?? f.value, labels, lossOptions));
   } catch (e) {
     reshaped?.dispose();
     throw e;
   }
-  const y = Tensor.from(new Float32Array([forward.loss]), []);
+  // For CUDA features the loss stays on the GPU (a device scalar; reading it waits): no
+  // read-back a step. (Host features may have had their loss computed on a GPU: read back.)
+  let y: Tensor<'float32'>;
+  try {
+    if (forward.device === 'cuda' && f.value.device === 'cuda') {
+      y = Tensor.zeros<'float32'>([], { device: 'cuda' });
+      forward.lossInto(y);
+    } else {
+      y = Tensor.from(new Float32Array([forward.loss]), []);
+    }
+  } catch (e) {
+    forward.dispose();
+    reshaped?.dispose();
+    throw e;
+  }
   const release = () => {
     forward.dispose();
     reshaped?.dispose();

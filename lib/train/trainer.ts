@@ -107,6 +107,9 @@ export class SupconTrainer implements Trainer {
   /** --queue K: the projected features of the last K samples (both views), and the step it joins the loss. */
   readonly #queue: FeatureQueue | null;
   readonly #queueFrom: number;
+  /** --loss-every k: the steps' loss scalars not read yet (on CUDA, on the device). */
+  #pendingLosses: Tensor<'float32'>[] = [];
+  readonly #lossEvery: number;
 
   constructor(setup: TrainerSetup) {
     if (setup === null || typeof setup !== 'object' || setup.config === null || typeof setup.config !== 'object' ||
@@ -148,6 +151,9 @@ export class SupconTrainer implements Trainer {
     if (queue > 0 && config.method === 'ce') throw new RangeError('queue: a memory queue applies to supcon and simclr, not to ce');
     this.#queue = queue > 0 ? new FeatureQueue(queue * 2, PROJECTION_DIM) : null;
     this.#queueFrom = config.queueWarmup ?? Math.ceil(queue / config.batchSize);
+    const every = config.lossEvery ?? 1;
+    if (!(Number.isSafeInteger(every) && every >= 1)) throw new RangeError(`lossEvery: expected an integer >= 1, got ${describe(every)}`);
+    this.#lossEvery = every;
     const normalize = channelStats(train);
     this.#pipeline = trainingPipeline(config.augmentation, [h, w], normalize);
     this.#evalPipeline = { size: [h, w], normalize };
@@ -172,7 +178,7 @@ export class SupconTrainer implements Trainer {
     const views = config.method === 'ce' ? 1 : 2;
     const lr = this.#schedule(epoch * this.stepsPerEpoch + step);
     this.#model.train();
-    const loss = this.#inPrecision(() => tidy(() => {
+    const loss = this.#inPrecision(() => tidy((): Tensor<'float32'> => {
       // The same Philox keys on both devices (the batch's dataset indices), so the same views.
       const indices = Int32Array.from(batch.indices);
       const x = (this.#deviceImages !== null
@@ -191,9 +197,33 @@ export class SupconTrainer implements Trainer {
       this.#queue?.push(out.value.dataSync(), Int32Array.from({ length: 2 * batch.labels.length }, (_, r) => batch.labels[r >> 1]));
       this.#optimizer.lr = lr;
       this.#optimizer.step();
-      return l.item();
+      // The loss scalar, kept (on CUDA it stays on the device: reading it waits for the GPU).
+      return l.value;
     }));
-    return { loss, lr };
+    this.#pendingLosses.push(loss);
+    // Read every lossEvery steps, and at the end of each epoch.
+    if (this.#pendingLosses.length < this.#lossEvery && step + 1 < this.stepsPerEpoch) return { loss: null, lr };
+    return { ...this.#readLosses()!, lr };
+  }
+
+  flushLoss(): StepResult | null {
+    return this.#readLosses();
+  }
+
+  /** The mean of the pending losses (and how many), read back at once; null if none. */
+  #readLosses(): { loss: number; lossSteps?: number } | null {
+    const pending = this.#pendingLosses;
+    if (pending.length === 0) return null;
+    this.#pendingLosses = [];
+    let sum = 0;
+    try {
+      for (const t of pending) sum += t.dataSync()[0];
+    } finally {
+      for (const t of pending) t.dispose();
+    }
+    if (!Number.isFinite(sum))
+      throw new RangeError('loss: the training loss is not finite (it overflowed float32); lower --lr or raise --temperature');
+    return pending.length === 1 ? { loss: sum } : { loss: sum / pending.length, lossSteps: pending.length };
   }
 
   /** The batch's own rows and the queue, once the queue has joined (after its warm-up steps). */
@@ -314,6 +344,8 @@ export class SupconTrainer implements Trainer {
   }
 
   dispose(): void {
+    for (const t of this.#pendingLosses) t.dispose();
+    this.#pendingLosses = [];
     this.#optimizer.dispose();
     this.#model.dispose();
     this.#deviceImages?.dispose();

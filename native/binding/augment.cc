@@ -135,6 +135,7 @@ struct BatchSpec {
   std::vector<int32_t> select;  // positions of the batch's images in the input (empty: 0..n-1)
   int64_t total = 0;            // images in the input
   bool inputOnDevice = false, outputOnDevice = false;
+  bool timed = false;  // CUDA: time the copies and the kernel (the call then waits for them)
 };
 
 // The spec's values only: its getters may run any JavaScript, so no pointer is taken here.
@@ -156,6 +157,11 @@ BatchSpec parseSpec(const Napi::Value& specValue, bool withViews) {
     const std::string d = requireString(device, "spec.device");
     if (d == "cuda") b.cuda = true;
     else if (d != "cpu") throw rangeError("spec.device: expected 'cpu' or 'cuda', got '" + d + "'");
+  }
+  const Napi::Value timed = field(s, "timed");
+  if (!isAbsent(timed)) {
+    if (!timed.IsBoolean()) throw typeError("spec.timed: expected a boolean, got " + describe(timed));
+    b.timed = timed.As<Napi::Boolean>().Value();
   }
   const std::string dtype = requireString(field(s, "dtype"), "spec.dtype");
   if (dtype != "uint8" && dtype != "float32")
@@ -265,7 +271,8 @@ Napi::Value run(Napi::Env env, const BatchSpec& b, const std::vector<augment::Im
   const augment::Batch batch = batchOf(b, programs, t, out);
   if (b.cuda) {
 #if defined(SUPCON_WITH_CUDA)
-    const cuda::AugmentTiming timing = cuda::augmentBatch(batch);
+    const cuda::AugmentTiming timing = cuda::augmentBatch(batch, b.timed);
+    if (!b.timed) return env.Undefined();
     Napi::Object o = Napi::Object::New(env);
     o.Set("copyInMs", timing.copyInMs);
     o.Set("kernelMs", timing.kernelMs);

@@ -67,9 +67,11 @@ Napi::Value memory(const Napi::CallbackInfo& info) {
   const cuda::AllocatorStats st = cuda::allocatorStats();
   o.Set("cudaBytes", static_cast<double>(st.inUseBytes));
   o.Set("cudaCachedBytes", static_cast<double>(st.cachedBytes));
+  o.Set("cudaHostWaits", static_cast<double>(cuda::hostWaits()));
 #else
   o.Set("cudaBytes", 0);
   o.Set("cudaCachedBytes", 0);
+  o.Set("cudaHostWaits", 0);
 #endif
   return o;
 }

@@ -106,16 +106,21 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     release(info.Env());
     return info.Env().Undefined();
   }
+  // On CUDA the first read waits for the forward pass (and reports a loss that overflowed).
   Napi::Value getLoss(const Napi::CallbackInfo& info) {
-    return live() ? Napi::Number::New(info.Env(), loss()) : info.Env().Undefined();
+    return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
+      return live() ? Napi::Number::New(i.Env(), loss()) : i.Env().Undefined();
+    });
   }
   // Anchors in the loss's mean: what shards combine by (docs/SHARDING.md).
   Napi::Value getCounted(const Napi::CallbackInfo& info) {
-    if (!live()) return info.Env().Undefined();
+    return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
+      if (!live()) return i.Env().Undefined();
 #if defined(SUPCON_WITH_CUDA)
-    if (cuda_) return Napi::Number::New(info.Env(), static_cast<double>(cuda::stateCounted(*cuda_)));
+      if (cuda_) return Napi::Number::New(i.Env(), static_cast<double>(cuda::stateCounted(*cuda_)));
 #endif
-    return Napi::Number::New(info.Env(), static_cast<double>(cpu_->counted));
+      return Napi::Number::New(i.Env(), static_cast<double>(cpu_->counted));
+    });
   }
   Napi::Value getBytes(const Napi::CallbackInfo& info) {
 #if defined(SUPCON_WITH_CUDA)
@@ -551,6 +556,23 @@ Napi::Value lossBackwardAsync(const Napi::CallbackInfo& info) {
   return promised(info, [](const Napi::CallbackInfo& i) { return lossBackwardCall(i, true); });
 }
 
+// lossValueInto(context, out): out[0] = the loss as float32, for a CUDA context and a CUDA
+// storage: queued on the GPU, no read-back (a training step's loss stays on the device).
+Napi::Value lossValueInto(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    if (!LossContext::is(i[0]))
+      throw typeError("context: expected the result of a forward pass, got " + describe(i[0]));
+    LossContext* context = LossContext::Unwrap(i[0].As<Napi::Object>());
+    if (context->cpuState("context") != nullptr) throw typeError("context: expected a CUDA loss, got a CPU one");
+    const FloatData out = floatData(i[1], "out", 1);
+    if (!out.onDevice) throw typeError("out: expected a CUDA storage, got host memory");
+#if defined(SUPCON_WITH_CUDA)
+    cuda::lossValueInto(context->cudaState("features"), out.ptr);
+#endif
+    return i.Env().Undefined();
+  });
+}
+
 // cudaTimeLoss(features (CUDA storage), n, v, d, labels | null, options, grad (CUDA
 // storage), repeats) -> { forwardMs[], backwardMs[], peakExtraBytes, loss }: CUDA events.
 Napi::Value cudaTimeLoss(const Napi::CallbackInfo& info) {
@@ -622,6 +644,7 @@ void registerLoss(Napi::Env env, Napi::Object exports) {
   exports.Set("lossForwardAsync", Napi::Function::New(env, lossForwardAsync, "lossForwardAsync"));
   exports.Set("lossBackwardAsync", Napi::Function::New(env, lossBackwardAsync, "lossBackwardAsync"));
   exports.Set("lossUnfused", Napi::Function::New(env, lossUnfused, "lossUnfused"));
+  exports.Set("lossValueInto", Napi::Function::New(env, lossValueInto, "lossValueInto"));
   exports.Set("cudaTimeLoss", Napi::Function::New(env, cudaTimeLoss, "cudaTimeLoss"));
 }
 

@@ -14,7 +14,10 @@ struct AugmentTiming {
 
 // batch holds host pointers, or device ones for the images and the views when its
 // inputOnDevice / outputOnDevice flags say so (then nothing of them crosses to the host);
-// runs on the addon's stream through the caching allocator and waits for the result. Throws CudaError (runtime.h) naming the CUDA error when a call fails.
-AugmentTiming augmentBatch(const augment::Batch& batch);
+// runs on the addon's stream through the caching allocator. Views on the device are queued
+// without waiting for the GPU (timing all zero) unless `timed`; views to the host, or timed
+// calls, wait for the result. Throws CudaError (runtime.h) naming the CUDA error when a
+// call fails.
+AugmentTiming augmentBatch(const augment::Batch& batch, bool timed = false);
 
 }  // namespace supcon::cuda

@@ -1,7 +1,10 @@
 // Stream, caching allocator, copies and the usability probe.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <map>
 #include <string>
 #include <mutex>
@@ -44,6 +47,85 @@ bool cacheEnabled() {
     return v == nullptr || std::string(v) != "0";
   }();
   return on;
+}
+
+// Times the host waited for the GPU: every read-back, and every wait for the stream or an
+// event on the data path (timing calls aside).
+std::atomic<int64_t> gHostWaits{0};
+
+// Pinned staging of host-to-device copies, so that an upload does not wait for the GPU: the
+// host data is copied into page-locked memory at once (the caller may free it on return)
+// and the DMA queued on the stream. Regions are taken round a ring; a region is taken again
+// only once the event recorded behind its copy has completed.
+constexpr size_t kStagingBytes = size_t{8} << 20;
+constexpr size_t kStagedMax = size_t{1} << 20;  // larger copies wait for the GPU
+struct Staging {
+  char* base = nullptr;
+  bool failed = false;  // no page-locked memory: every copy waits
+  size_t head = 0;
+  struct Use {
+    size_t begin, end;
+    cudaEvent_t done;
+  };
+  std::deque<Use> inFlight;  // oldest first
+  std::vector<cudaEvent_t> spare;
+};
+std::mutex gStagingMutex;
+Staging& staging() {
+  static Staging s;
+  return s;
+}
+
+// Queues the copy through the ring; false where there is no ring (then the caller copies).
+bool stagedCopy(void* dst, const void* src, size_t bytes) {
+  Staging& st = staging();
+  if (st.failed) return false;
+  if (st.base == nullptr) {
+    void* p = nullptr;
+    if (cudaMallocHost(&p, kStagingBytes) != cudaSuccess) {
+      cudaGetLastError();
+      st.failed = true;
+      return false;
+    }
+    st.base = static_cast<char*>(p);
+  }
+  // The completed uses first, without waiting (not ready is not an error).
+  while (!st.inFlight.empty()) {
+    const cudaError_t q = cudaEventQuery(st.inFlight.front().done);
+    if (q == cudaErrorNotReady) break;
+    check(q, "copying to the GPU");
+    st.spare.push_back(st.inFlight.front().done);
+    st.inFlight.pop_front();
+  }
+  const size_t size = (bytes + 255) / 256 * 256;
+  size_t at = st.head + size <= kStagingBytes ? st.head : 0;
+  const auto overlaps = [&](const Staging::Use& u) { return u.begin < at + size && at < u.end; };
+  while (!st.inFlight.empty()) {
+    bool any = false;
+    for (const Staging::Use& u : st.inFlight) any = any || overlaps(u);
+    if (!any) break;
+    ++gHostWaits;
+    check(cudaEventSynchronize(st.inFlight.front().done), "waiting for an earlier copy to the GPU");
+    st.spare.push_back(st.inFlight.front().done);
+    st.inFlight.pop_front();
+  }
+  cudaEvent_t done = nullptr;
+  if (!st.spare.empty()) {
+    done = st.spare.back();
+    st.spare.pop_back();
+  } else {
+    check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "creating an event");
+  }
+  std::memcpy(st.base + at, src, bytes);
+  const cudaError_t copied = cudaMemcpyAsync(dst, st.base + at, bytes, cudaMemcpyHostToDevice, stream());
+  const cudaError_t recorded = copied == cudaSuccess ? cudaEventRecord(done, stream()) : copied;
+  if (recorded != cudaSuccess) {
+    cudaEventDestroy(done);
+    check(recorded, "copying to the GPU");
+  }
+  st.inFlight.push_back({at, at + size, done});
+  st.head = at + size;
+  return true;
 }
 
 size_t roundSize(size_t bytes) {
@@ -174,15 +256,24 @@ void emptyCache() {
 
 void copyToDevice(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  if (bytes <= kStagedMax) {
+    std::lock_guard<std::mutex> lock(gStagingMutex);
+    if (stagedCopy(dst, src, bytes)) return;
+  }
+  ++gHostWaits;
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()), "copying to the GPU");
   check(cudaStreamSynchronize(stream()), "copying to the GPU");
 }
 
 void copyToHost(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  ++gHostWaits;
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "copying from the GPU");
   check(cudaStreamSynchronize(stream()), "copying from the GPU");
 }
+
+int64_t hostWaits() { return gHostWaits.load(); }
+void noteHostWait() { ++gHostWaits; }
 
 void copyOnDevice(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
@@ -194,6 +285,9 @@ void memsetDevice(void* dst, int value, size_t bytes) {
   check(cudaMemsetAsync(dst, value, bytes, stream()), "filling GPU memory");
 }
 
-void synchronize() { check(cudaStreamSynchronize(stream()), "waiting for the GPU"); }
+void synchronize() {
+  ++gHostWaits;
+  check(cudaStreamSynchronize(stream()), "waiting for the GPU");
+}
 
 }  // namespace supcon::cuda

@@ -45,9 +45,15 @@ void resetPeak();
 // Returns cached blocks to the driver.
 void emptyCache();
 
-// Copies on the addon's stream; the host-side ones wait for completion.
+// Copies on the addon's stream. copyToHost waits for the GPU; copyToDevice takes a copy of
+// the host data at once (the caller may reuse it on return) and, up to 1 MiB, queues the
+// upload from page-locked staging memory without waiting for the GPU.
 void copyToDevice(void* dst, const void* src, size_t bytes);
 void copyToHost(void* dst, const void* src, size_t bytes);
+// How many times the host has waited for the GPU (read-backs, synchronisations): a
+// training step that never reads back leaves it unchanged. noteHostWait() counts one.
+int64_t hostWaits();
+void noteHostWait();
 void memsetDevice(void* dst, int value, size_t bytes);
 // Device to device, on the stream.
 void copyOnDevice(void* dst, const void* src, size_t bytes);

@@ -49,15 +49,21 @@ struct LossStateCudaDeleter {
 };
 using LossStateCudaPtr = std::unique_ptr<LossStateCuda, LossStateCudaDeleter>;
 
+// Queues the forward pass and returns without waiting for the GPU: the loss stays on the
+// device until stateLoss() reads it back (once; a loss that overflowed float32 is a
+// RangeError there), or lossValueInto() writes it into device memory.
 LossStateCudaPtr lossForward(const DeviceLossInput& input, const LossOptions& options,
                              Precision precision);
 double stateLoss(const LossStateCuda& state);
-int64_t stateCounted(const LossStateCuda& state);  // anchors in the mean
+int64_t stateCounted(const LossStateCuda& state);  // anchors in the mean (reads back when excluding)
+// out[0] (device memory) = the loss as float32, queued on the stream (no read-back).
+void lossValueInto(const LossStateCuda& state, float* out);
 int64_t stateRows(const LossStateCuda& state);   // B
 int64_t stateDim(const LossStateCuda& state);    // d
 int64_t stateContrastRows(const LossStateCuda& state);      // m (0 without a contrast set)
 bool stateContrastGradient(const LossStateCuda& state);     // whether d loss / d contrast rows comes back
 size_t stateBytes(const LossStateCuda& state);
+// Queued, no read-back (the count of anchors comes from the device).
 // grad [n, v, d] (device memory) = gradLoss * d loss / d features; contrastGrad [m, d]
 // (device memory) = gradLoss * d loss / d contrast rows, when the state has a contrast set
 // with gradient (else ignored; null: not wanted).

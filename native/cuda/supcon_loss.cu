@@ -495,10 +495,27 @@ __global__ void reduceKernel(const float* rowLoss, const uint8_t* rowCounts, int
   }
 }
 
-__global__ void setGradientWeights(const uint8_t* hasGrad, int64_t anchors, int64_t rows, float g,
-                                   float* statG) {
+// The anchors in the loss's mean: all of them, or (excluding) those that counted.
+__device__ __forceinline__ int64_t countedOf(const double* sums, bool exclude, int64_t anchors) {
+  return exclude ? static_cast<int64_t>(sums[1]) : anchors;
+}
+
+// statG[r] = d loss / d l_r = scale gradLoss / counted for the anchors with a gradient, read
+// from the forward pass's sums on the device (no read-back); the host's double arithmetic.
+__global__ void setGradientWeights(const uint8_t* hasGrad, int64_t anchors, int64_t rows, double scaleGrad,
+                                   const double* sums, bool exclude, float* statG) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (r < rows) statG[r] = (r < anchors && hasGrad[r]) ? g : 0.f;
+  if (r >= rows) return;
+  const int64_t counted = countedOf(sums, exclude, anchors);
+  const float g = counted > 0 ? static_cast<float>(scaleGrad / static_cast<double>(counted)) : 0.f;
+  statG[r] = (r < anchors && hasGrad[r]) ? g : 0.f;
+}
+
+// out[0] = the loss as a float32 (scale * sum / counted, 0 when no anchor counts).
+__global__ void lossValueKernel(const double* sums, double scale, bool exclude, int64_t anchors, float* out) {
+  if (threadIdx.x != 0 || blockIdx.x != 0) return;
+  const int64_t counted = countedOf(sums, exclude, anchors);
+  out[0] = counted > 0 ? static_cast<float>(scale * sums[0] / static_cast<double>(counted)) : 0.f;
 }
 
 // Rows [first, first + count) of a set whose raw sums dz (and dz2 for the first dz2Rows)
@@ -574,8 +591,12 @@ struct LossStateCuda {
   bool contrastGradient = false;
   LossOptions options;
   Precision precision = Precision::Fp32;
-  double loss = 0.0;
-  int64_t counted = 0;
+  // The forward pass leaves the sum of the anchors' losses and their count on the device;
+  // they are read back (and the loss checked) only when asked for (readLoss).
+  DeviceBuffer<double> sums;
+  mutable bool read = false;
+  mutable double loss = 0.0;
+  mutable int64_t counted = 0;
   const float* x = nullptr;      // the features (the caller keeps them alive and unchanged)
   DeviceBuffer<float> upload;    // the features, when they came from host memory
   DeviceBuffer<float> contrast;  // the contrast rows [m, d] (a copy)
@@ -587,8 +608,41 @@ struct LossStateCuda {
 };
 
 void LossStateCudaDeleter::operator()(LossStateCuda* s) const { delete s; }
-double stateLoss(const LossStateCuda& s) { return s.loss; }
-int64_t stateCounted(const LossStateCuda& s) { return s.counted; }
+
+namespace {
+// Reads the loss back once (waits for the forward pass).
+void readLoss(const LossStateCuda& s) {
+  if (s.read) return;
+  double host[2];
+  copyToHost(host, s.sums.ptr, sizeof host);
+  const int64_t counted = s.options.excludeAnchorsWithoutPositives ? static_cast<int64_t>(host[1]) : s.numAnchors;
+  const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
+  const double loss = counted > 0 ? scale * host[0] / static_cast<double>(counted) : 0.0;
+  if (!std::isfinite(loss))
+    throw rangeError(
+        "features: the loss overflowed float32; the logits z_i . z_j / temperature are too "
+        "large (scale the features down, raise the temperature or pass normalize: true)");
+  s.counted = counted;
+  s.loss = loss;
+  s.read = true;
+}
+}  // namespace
+
+double stateLoss(const LossStateCuda& s) {
+  readLoss(s);
+  return s.loss;
+}
+int64_t stateCounted(const LossStateCuda& s) {
+  if (!s.options.excludeAnchorsWithoutPositives) return s.numAnchors;
+  readLoss(s);
+  return s.counted;
+}
+void lossValueInto(const LossStateCuda& s, float* out) {
+  const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
+  launchKernel("lossValueKernel", lossValueKernel, 1, 32, 0, stream(), s.sums.ptr, scale,
+               s.options.excludeAnchorsWithoutPositives, s.numAnchors, out);
+  check(cudaGetLastError(), "writing the loss");
+}
 int64_t stateRows(const LossStateCuda& s) { return s.B; }
 int64_t stateDim(const LossStateCuda& s) { return s.d; }
 int64_t stateContrastRows(const LossStateCuda& s) { return s.m; }
@@ -677,7 +731,6 @@ namespace {
 struct ForwardScratch {
   DeviceBuffer<float> rowLoss;
   DeviceBuffer<uint8_t> rowCounts;
-  DeviceBuffer<double> sums;
 };
 
 template <typename T>
@@ -746,7 +799,7 @@ LossStateCudaPtr prepareForward(const DeviceLossInput& in, const LossOptions& op
   }
   scratch.rowLoss = DeviceBuffer<float>(static_cast<size_t>(s.B));
   scratch.rowCounts = DeviceBuffer<uint8_t>(static_cast<size_t>(s.B));
-  scratch.sums = DeviceBuffer<double>(2);
+  s.sums = DeviceBuffer<double>(2);
   return st;
 }
 
@@ -778,22 +831,8 @@ void launchForwardPass(const LossStateCuda& s, const ForwardScratch& scratch) {
   }
   checkLaunch("running the forward kernel");
   launchKernel("reduceKernel", reduceKernel, 1, 1024, 0, stream(), scratch.rowLoss.ptr, scratch.rowCounts.ptr,
-               s.numAnchors, scratch.sums.ptr);
+               s.numAnchors, s.sums.ptr);
   checkLaunch("reducing the loss");
-}
-
-// Reads the loss back (waits for the forward pass).
-void finishForward(LossStateCuda& s, const ForwardScratch& scratch) {
-  double host[2];
-  copyToHost(host, scratch.sums.ptr, sizeof host);
-  const int64_t counted = s.options.excludeAnchorsWithoutPositives ? static_cast<int64_t>(host[1]) : s.numAnchors;
-  s.counted = counted;
-  const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
-  s.loss = counted > 0 ? scale * host[0] / static_cast<double>(counted) : 0.0;
-  if (!std::isfinite(s.loss))
-    throw rangeError(
-        "features: the loss overflowed float32; the logits z_i . z_j / temperature are too "
-        "large (scale the features down, raise the temperature or pass normalize: true)");
 }
 
 }  // namespace
@@ -803,16 +842,15 @@ LossStateCudaPtr lossForward(const DeviceLossInput& in, const LossOptions& optio
   ForwardScratch scratch;
   LossStateCudaPtr st = prepareForward(in, options, precision, scratch);
   launchForwardPass(*st, scratch);
-  finishForward(*st, scratch);
   return st;
 }
 
 void lossBackward(const LossStateCuda& s, float gradLoss, float* grad, float* contrastGrad) {
   DeviceBuffer<float> statG(static_cast<size_t>(s.B));
   const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
-  const float g = s.counted > 0 ? static_cast<float>(scale * gradLoss / static_cast<double>(s.counted)) : 0.f;
   launchKernel("setGradientWeights", setGradientWeights, static_cast<unsigned>((s.B + 255) / 256), 256, 0, stream(),
-               s.hasGrad.ptr, s.numAnchors, s.B, g, statG.ptr);
+               s.hasGrad.ptr, s.numAnchors, s.B, scale * gradLoss, s.sums.ptr,
+               s.options.excludeAnchorsWithoutPositives, statG.ptr);
   checkLaunch("setting the gradient weights");
   Params p = makeParams(s);
   p.statG = statG.ptr;
@@ -828,7 +866,6 @@ void lossBackward(const LossStateCuda& s, float gradLoss, float* grad, float* co
     }
     launchBackwardIn(s.precision, p, (s.B + BM - 1) / BM);
     if (!inRegisters) launchFinish(FinishArgs{p.rows, 0, s.B, s.d, s.ld, dz.ptr, nullptr, 0, invTau, grad});
-    synchronize();
     return;
   }
   // With a contrast set: the anchors' sums over the contrast rows, then the contrast rows'
@@ -860,7 +897,6 @@ void lossBackward(const LossStateCuda& s, float gradLoss, float* grad, float* co
   if (withContrastGrad)
     launchFinish(FinishArgs{contrastRows(s), s.own, s.m, s.d, s.ld, dzContrast.ptr + s.own * s.ld, nullptr, 0, invTau,
                             contrastGrad});
-  synchronize();
 }
 
 LossTiming timeLoss(const DeviceLossInput& input, const LossOptions& options, Precision precision,
@@ -888,7 +924,7 @@ LossTiming timeLoss(const DeviceLossInput& input, const LossOptions& options, Pr
     check(cudaEventRecord(ev.e[0], stream()), "recording an event");
     launchForwardPass(*state, scratch);
     check(cudaEventRecord(ev.e[1], stream()), "recording an event");
-    finishForward(*state, scratch);
+    readLoss(*state);
     check(cudaEventRecord(ev.e[2], stream()), "recording an event");
     lossBackward(*state, 1.0f, grad, nullptr);
     check(cudaEventRecord(ev.e[3], stream()), "recording an event");

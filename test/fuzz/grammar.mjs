@@ -497,6 +497,7 @@ const targets = [
       () => native.nn.l2Norm(s(), i()),
       () => { const c = native.lossForward(s(), i(), i(), i(), maybe(ctx, null, 0.2), maybe(ctx, null, 0.1), maybe(ctx, {}, 0.3)); ctx.tensors.push(c); native.lossBackward(maybe(ctx, c, 0.1), f(), s(), maybe(ctx, undefined, 0.2)); },
       () => native.lossUnfused(maybe(ctx, floats(ctx, k), 0.1), i(), i(), i(), null, f(), f(), floats(ctx, k)),
+      () => { const c = native.lossForward(s(), i(), i(), i(), null, null, maybe(ctx, {}, 0.3)); ctx.tensors.push(c); native.lossValueInto(maybe(ctx, c, 0.2), s()); },
       () => native.nn.knnTopK(maybe(ctx, floats(ctx, k), 0.1), s(), maybe(ctx, new Int32Array(r.int(0, 20)), 0.2), s(), i(), i(), i(), i(), maybe(ctx, undefined, 0.2)),
       () => { const img = maybe(ctx, r.chance(0.5) ? bytes(ctx, k) : ctx.track(Tensor.from(bytes(ctx, k), [k])).storage, 0.2); return native.augmentOps(img, spec(), maybe(ctx, [treacherous(ctx, augmentOp(ctx, 4, 4))], 0.1), maybe(ctx, undefined, 0.2), s()); },
       () => native.augmentPipeline(maybe(ctx, bytes(ctx, k), 0.2), spec(), maybe(ctx, {}, 0.3), maybe(ctx, undefined, 0.2), s()),
