@@ -252,13 +252,15 @@ export async function runTraining(config: TrainConfig, options: LoopOptions): Pr
       const t0 = now();
       let lossSum = 0, lossCount = 0;
       let lastLoss: Record<string, number> = {};
+      // A step line's loss is the mean of its lossSteps steps (1 when absent: --loss-every).
+      const addLoss = (loss: number, lossSteps: unknown) => {
+        const k = typeof lossSteps === 'number' ? lossSteps : 1;
+        lossSum += loss * k;
+        lossCount += k;
+      };
       if (first > 0)
         for (const r of run.readMetrics())
-          if (r.type === 'step' && r.epoch === epoch + 1 && typeof r.loss === 'number') {
-            const k = typeof r.lossSteps === 'number' ? r.lossSteps : 1;
-            lossSum += r.loss * k;
-            lossCount += k;
-          }
+          if (r.type === 'step' && r.epoch === epoch + 1 && typeof r.loss === 'number') addLoss(r.loss, r.lossSteps);
       for (let step = first; step < steps; step++) {
         let result = await refreshing(bar, trainer.step(epoch, step));
         if (result === null || typeof result !== 'object' || !(typeof result.loss === 'number' || result.loss === null))
@@ -270,9 +272,7 @@ export async function runTraining(config: TrainConfig, options: LoopOptions): Pr
         }
         run.appendMetrics({ type: 'step', epoch: epoch + 1, step: step + 1, ...result });
         if (typeof result.loss === 'number') {
-          const k = typeof result.lossSteps === 'number' ? result.lossSteps : 1;
-          lossSum += result.loss * k;
-          lossCount += k;
+          addLoss(result.loss, result.lossSteps);
           lastLoss = { loss: result.loss };
         }
         bar.update(step + 1, lastLoss);  // the last loss read

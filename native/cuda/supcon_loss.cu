@@ -610,14 +610,19 @@ struct LossStateCuda {
 void LossStateCudaDeleter::operator()(LossStateCuda* s) const { delete s; }
 
 namespace {
+// temperature / baseTemperature, the loss's scale: one expression for the loss read back,
+// the loss written on the device and the gradient weights, so that they agree to the bit.
+double lossScale(const LossStateCuda& s) {
+  return static_cast<double>(s.options.temperature) / s.options.baseTemperature;
+}
+
 // Reads the loss back once (waits for the forward pass).
 void readLoss(const LossStateCuda& s) {
   if (s.read) return;
   double host[2];
   copyToHost(host, s.sums.ptr, sizeof host);
   const int64_t counted = s.options.excludeAnchorsWithoutPositives ? static_cast<int64_t>(host[1]) : s.numAnchors;
-  const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
-  const double loss = counted > 0 ? scale * host[0] / static_cast<double>(counted) : 0.0;
+  const double loss = counted > 0 ? lossScale(s) * host[0] / static_cast<double>(counted) : 0.0;
   if (!std::isfinite(loss))
     throw rangeError(
         "features: the loss overflowed float32; the logits z_i . z_j / temperature are too "
@@ -638,8 +643,7 @@ int64_t stateCounted(const LossStateCuda& s) {
   return s.counted;
 }
 void lossValueInto(const LossStateCuda& s, float* out) {
-  const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
-  launchKernel("lossValueKernel", lossValueKernel, 1, 32, 0, stream(), s.sums.ptr, scale,
+  launchKernel("lossValueKernel", lossValueKernel, 1, 32, 0, stream(), s.sums.ptr, lossScale(s),
                s.options.excludeAnchorsWithoutPositives, s.numAnchors, out);
   check(cudaGetLastError(), "writing the loss");
 }
@@ -847,9 +851,8 @@ LossStateCudaPtr lossForward(const DeviceLossInput& in, const LossOptions& optio
 
 void lossBackward(const LossStateCuda& s, float gradLoss, float* grad, float* contrastGrad) {
   DeviceBuffer<float> statG(static_cast<size_t>(s.B));
-  const double scale = static_cast<double>(s.options.temperature) / s.options.baseTemperature;
   launchKernel("setGradientWeights", setGradientWeights, static_cast<unsigned>((s.B + 255) / 256), 256, 0, stream(),
-               s.hasGrad.ptr, s.numAnchors, s.B, scale * gradLoss, s.sums.ptr,
+               s.hasGrad.ptr, s.numAnchors, s.B, lossScale(s) * gradLoss, s.sums.ptr,
                s.options.excludeAnchorsWithoutPositives, statG.ptr);
   checkLaunch("setting the gradient weights");
   Params p = makeParams(s);
