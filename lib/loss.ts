@@ -332,7 +332,9 @@ export class SupconForward<G extends Float32Array | Tensor<'float32'> = Float32A
     if (context === null || typeof context !== 'object' || !Array.isArray(shape))
       throw new TypeError(`context: a SupconForward comes from supconForward(), got ${describe(context)}`);
     this.#context = context;
-    this.device = context.device;
+    const device = context.device;
+    if (device === null) throw new RangeError('context: the loss context has been disposed');
+    this.device = device;
     // Read now (on CUDA: wait for the GPU), unless the caller defers it (a training step).
     if (!deferred) {
       this.#loss = context.loss;

@@ -2,10 +2,12 @@
 import path from 'node:path';
 import load = require('node-gyp-build');
 
+// dispose() frees a storage's or a context's native object along with its memory (nothing is
+// left for a finalizer): a disposed handle reads bytes 0 and device null.
 export interface NativeStorage {
   readonly bytes: number;
   readonly disposed: boolean;
-  readonly device: 'cpu' | 'cuda';
+  readonly device: 'cpu' | 'cuda' | null;
   write(data: ArrayBufferView, byteOffset: number): void;
   read(out: ArrayBufferView, byteOffset: number): void;
   dispose(): void;
@@ -17,7 +19,7 @@ export interface NativeLossContext {
   readonly counted: number;
   readonly bytes: number;
   readonly disposed: boolean;
-  readonly device: 'cpu' | 'cuda';
+  readonly device: 'cpu' | 'cuda' | null;
   dispose(): void;
 }
 

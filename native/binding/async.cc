@@ -16,7 +16,8 @@ void AsyncHold::keep(const Napi::Value& value) { kept_.push_back(Napi::Persisten
 
 void AsyncHold::pin(const Napi::Value& value) {
   keep(value);
-  Storage* s = Storage::Unwrap(value.As<Napi::Object>());
+  Storage* s = Storage::find(value);
+  if (s == nullptr) throw rangeError("a tensor given to this call has been disposed");
   s->pin();
   pinned_.push_back(s);
 }

@@ -27,14 +27,19 @@ constexpr napi_type_tag kLossContextTag = {0x3f61c2d9a8e04b17ull, 0xb2e75d04c19a
 // The state a forward pass leaves for its backward pass, as a JavaScript object.
 class LossContext : public Napi::ObjectWrap<LossContext> {
  public:
+  // The members live on the prototype as plain functions, so that they work on a handle
+  // whose native object dispose() has freed (storage.h says why it does).
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "LossContext",
-                       {InstanceMethod<&LossContext::dispose>("dispose"),
-                        InstanceAccessor<&LossContext::getLoss>("loss"),
-                        InstanceAccessor<&LossContext::getCounted>("counted"),
-                        InstanceAccessor<&LossContext::getBytes>("bytes"),
-                        InstanceAccessor<&LossContext::getDisposed>("disposed"),
-                        InstanceAccessor<&LossContext::getDevice>("device")});
+    Napi::Function ctor = DefineClass(env, "LossContext", {});
+    ctor.Get("prototype").As<Napi::Object>().DefineProperties({
+        Napi::PropertyDescriptor::Value("dispose", Napi::Function::New(env, &LossContext::dispose, "dispose"), napi_default_method),
+        Napi::PropertyDescriptor::Accessor<&LossContext::getLoss>("loss", napi_configurable),
+        Napi::PropertyDescriptor::Accessor<&LossContext::getCounted>("counted", napi_configurable),
+        Napi::PropertyDescriptor::Accessor<&LossContext::getBytes>("bytes", napi_configurable),
+        Napi::PropertyDescriptor::Accessor<&LossContext::getDisposed>("disposed", napi_configurable),
+        Napi::PropertyDescriptor::Accessor<&LossContext::getDevice>("device", napi_configurable),
+    });
+    return ctor;
   }
   explicit LossContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LossContext>(info) {
     napi_type_tag_object(info.Env(), info.This(), &kLossContextTag);
@@ -44,6 +49,21 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     bool tagged = false;
     return value.IsObject() &&
            napi_check_object_type_tag(value.Env(), value, &kLossContextTag, &tagged) == napi_ok && tagged;
+  }
+  // The context behind `value` (a LossContext handle); null when dispose() freed it.
+  static LossContext* find(const Napi::Value& value) {
+    if (!is(value)) return nullptr;
+    void* p = nullptr;
+    if (napi_unwrap(value.Env(), value, &p) != napi_ok) return nullptr;
+    return static_cast<LossContext*>(p);
+  }
+  // The context behind a context argument named `name`: a TypeError for anything else, a
+  // RangeError when it has been disposed.
+  static LossContext& argument(const Napi::Value& value, const std::string& name) {
+    if (!is(value)) throw typeError(name + ": expected the result of a forward pass, got " + describe(value));
+    LossContext* c = find(value);
+    if (c == nullptr) throw rangeError(name + ": the loss context has been disposed");
+    return *c;
   }
 
   void adopt(Napi::Env env, std::unique_ptr<cpu::LossState> state) {
@@ -58,7 +78,7 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     if (!features.IsEmpty()) features_ = Napi::Persistent(features);
   }
   const cuda::LossStateCuda& cudaState(const std::string& name) const {
-    if (!features_.IsEmpty() && Storage::Unwrap(features_.Value())->disposed())
+    if (!features_.IsEmpty() && (Storage::find(features_.Value()) == nullptr || Storage::find(features_.Value())->disposed()))
       throw rangeError(name + ": the features tensor was disposed before the backward pass");
     return *cuda_;
   }
@@ -102,38 +122,56 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     Napi::MemoryManagement::AdjustExternalMemory(env, -reported_);
     reported_ = 0;
   }
-  Napi::Value dispose(const Napi::CallbackInfo& info) {
-    release(info.Env());
-    return info.Env().Undefined();
+  // dispose(): frees the state (a pending backward pass keeps its share) and the native
+  // object, and unwraps the handle. Disposing twice does nothing.
+  static Napi::Value dispose(const Napi::CallbackInfo& info) {
+    return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+      Napi::Env env = i.Env();
+      if (!is(i.This()))
+        throw typeError("LossContext.dispose: expected a loss context as this, got " + describe(i.This()));
+      LossContext* c = find(i.This());
+      if (c == nullptr) return env.Undefined();
+      c->release(env);
+      // napi_remove_wrap took the finalizer off; deleting the object deletes its reference.
+      if (napi_remove_wrap(env, i.This(), nullptr) == napi_ok) delete c;
+      return env.Undefined();
+    });
   }
   // On CUDA the first read waits for the forward pass (and reports a loss that overflowed).
-  Napi::Value getLoss(const Napi::CallbackInfo& info) {
-    return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
-      return live() ? Napi::Number::New(i.Env(), loss()) : i.Env().Undefined();
+  static Napi::Value getLoss(const Napi::CallbackInfo& info) {
+    return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+      const LossContext* c = find(i.This());
+      return c != nullptr && c->live() ? Napi::Number::New(i.Env(), c->loss()) : i.Env().Undefined();
     });
   }
   // Anchors in the loss's mean: what shards combine by (docs/SHARDING.md).
-  Napi::Value getCounted(const Napi::CallbackInfo& info) {
-    return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
-      if (!live()) return i.Env().Undefined();
+  static Napi::Value getCounted(const Napi::CallbackInfo& info) {
+    return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+      const LossContext* c = find(i.This());
+      if (c == nullptr || !c->live()) return i.Env().Undefined();
 #if defined(SUPCON_WITH_CUDA)
-      if (cuda_) return Napi::Number::New(i.Env(), static_cast<double>(cuda::stateCounted(*cuda_)));
+      if (c->cuda_) return Napi::Number::New(i.Env(), static_cast<double>(cuda::stateCounted(*c->cuda_)));
 #endif
-      return Napi::Number::New(i.Env(), static_cast<double>(cpu_->counted));
+      return Napi::Number::New(i.Env(), static_cast<double>(c->cpu_->counted));
     });
   }
-  Napi::Value getBytes(const Napi::CallbackInfo& info) {
+  static Napi::Value getBytes(const Napi::CallbackInfo& info) {
+    const LossContext* c = find(info.This());
+    if (c == nullptr) return Napi::Number::New(info.Env(), 0.0);
 #if defined(SUPCON_WITH_CUDA)
-    if (cuda_) return Napi::Number::New(info.Env(), static_cast<double>(cuda::stateBytes(*cuda_)));
+    if (c->cuda_) return Napi::Number::New(info.Env(), static_cast<double>(cuda::stateBytes(*c->cuda_)));
 #endif
-    return Napi::Number::New(info.Env(), static_cast<double>(reported_));
+    return Napi::Number::New(info.Env(), static_cast<double>(c->reported_));
   }
-  Napi::Value getDisposed(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), !live());
+  static Napi::Value getDisposed(const Napi::CallbackInfo& info) {
+    const LossContext* c = find(info.This());
+    return Napi::Boolean::New(info.Env(), c == nullptr || !c->live());
   }
-  Napi::Value getDevice(const Napi::CallbackInfo& info) {
+  static Napi::Value getDevice(const Napi::CallbackInfo& info) {
+    const LossContext* c = find(info.This());
+    if (c == nullptr) return info.Env().Null();
 #if defined(SUPCON_WITH_CUDA)
-    if (cuda_) return Napi::String::New(info.Env(), "cuda");
+    if (c->cuda_) return Napi::String::New(info.Env(), "cuda");
 #endif
     return Napi::String::New(info.Env(), "cpu");
   }
@@ -439,7 +477,7 @@ Napi::Value lossForwardCall(const Napi::CallbackInfo& info, bool async) {
     if (hasMask) mask = readMask(i[5], checkedProduct(n, maskColumns, "options.mask", kMaxElements), maskColumns);
     const std::string device = !askedDevice.empty() ? askedDevice : x.onDevice ? "cuda" : "cpu";
     Napi::Object handle = AddonData::of(env).lossContext.New({});
-    LossContext* context = LossContext::Unwrap(handle);
+    LossContext* context = LossContext::find(handle);
 
     if (device == "cpu") {
       if (x.onDevice) throw typeError("features: a CUDA tensor needs options.device 'cuda'");
@@ -498,9 +536,7 @@ Napi::Value lossForwardAsync(const Napi::CallbackInfo& info) {
 Napi::Value lossBackwardCall(const Napi::CallbackInfo& info, bool async) {
   return guarded(info, [async](const Napi::CallbackInfo& i) -> Napi::Value {
     Napi::Env env = i.Env();
-    if (!LossContext::is(i[0]))
-      throw typeError("context: expected the result of a forward pass, got " + describe(i[0]));
-    LossContext* context = LossContext::Unwrap(i[0].As<Napi::Object>());
+    LossContext* context = &LossContext::argument(i[0], "context");
     context->cpuState("context");  // a disposed context fails before the options are read
     const double gradLoss = requireNumber(i[1], "gradLoss");
     if (!std::isfinite(gradLoss)) throw rangeError("gradLoss: expected a finite number, got " + describe(i[1]));
@@ -560,9 +596,7 @@ Napi::Value lossBackwardAsync(const Napi::CallbackInfo& info) {
 // storage: queued on the GPU, no read-back (a training step's loss stays on the device).
 Napi::Value lossValueInto(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
-    if (!LossContext::is(i[0]))
-      throw typeError("context: expected the result of a forward pass, got " + describe(i[0]));
-    LossContext* context = LossContext::Unwrap(i[0].As<Napi::Object>());
+    LossContext* context = &LossContext::argument(i[0], "context");
     if (context->cpuState("context") != nullptr) throw typeError("context: expected a CUDA loss, got a CPU one");
     const FloatData out = floatData(i[1], "out", 1);
     if (!out.onDevice) throw typeError("out: expected a CUDA storage, got host memory");

@@ -28,16 +28,34 @@ bool Storage::is(const Napi::Value& value) {
 int64_t Storage::liveBytes() { return gLiveBytes.load(); }
 int64_t Storage::liveCount() { return gLiveCount.load(); }
 
+Storage* Storage::find(const Napi::Value& value) {
+  if (!is(value)) return nullptr;
+  void* p = nullptr;
+  if (napi_unwrap(value.Env(), value, &p) != napi_ok) return nullptr;
+  return static_cast<Storage*>(p);
+}
+
+Storage& Storage::self(const Napi::CallbackInfo& info, const char* method) {
+  if (!is(info.This()))
+    throw typeError(std::string("Storage.") + method + ": expected a tensor storage as this, got " + describe(info.This()));
+  Storage* s = find(info.This());
+  if (s == nullptr || s->disposed_) throw rangeError("tensor: it has been disposed");
+  return *s;
+}
+
 Napi::Function Storage::define(Napi::Env env) {
-  return DefineClass(env, "Storage",
-                     {
-                         InstanceMethod<&Storage::write>("write"),
-                         InstanceMethod<&Storage::read>("read"),
-                         InstanceMethod<&Storage::dispose>("dispose"),
-                         InstanceAccessor<&Storage::getBytes>("bytes"),
-                         InstanceAccessor<&Storage::getDisposed>("disposed"),
-                         InstanceAccessor<&Storage::getDevice>("device"),
-                     });
+  // The members live on the prototype as plain functions (a class template takes only
+  // primitive values), so that they work on a handle whose native object is gone.
+  Napi::Function ctor = DefineClass(env, "Storage", {});
+  ctor.Get("prototype").As<Napi::Object>().DefineProperties({
+      Napi::PropertyDescriptor::Value("write", Napi::Function::New(env, &Storage::write, "write"), napi_default_method),
+      Napi::PropertyDescriptor::Value("read", Napi::Function::New(env, &Storage::read, "read"), napi_default_method),
+      Napi::PropertyDescriptor::Value("dispose", Napi::Function::New(env, &Storage::dispose, "dispose"), napi_default_method),
+      Napi::PropertyDescriptor::Accessor<&Storage::getBytes>("bytes", napi_configurable),
+      Napi::PropertyDescriptor::Accessor<&Storage::getDisposed>("disposed", napi_configurable),
+      Napi::PropertyDescriptor::Accessor<&Storage::getDevice>("device", napi_configurable),
+  });
+  return ctor;
 }
 
 // new Storage(bytes, device = 'cpu'): zero-filled memory on the host or the GPU.
@@ -110,8 +128,8 @@ void Storage::freeMemory(Napi::BasicEnv env) {
 Storage& Storage::unwrap(const Napi::Value& value, const std::string& name, size_t bytes) {
   if (!is(value))
     throw typeError(name + ": expected a tensor storage, got " + describe(value));
-  Storage* s = Storage::Unwrap(value.As<Napi::Object>());
-  if (s->disposed_) throw rangeError(name + ": the tensor has been disposed");
+  Storage* s = find(value);
+  if (s == nullptr || s->disposed_) throw rangeError(name + ": the tensor has been disposed");
   if (s->bytes() < bytes)
     throw rangeError(name + ": expected storage of at least " + std::to_string(bytes) +
                      " bytes, got " + std::to_string(s->bytes()));
@@ -126,30 +144,30 @@ uint8_t* Storage::hostData(const Napi::Value& value, const std::string& name, si
 
 // write(typedArray, byteOffset): copies the array's bytes in.
 Napi::Value Storage::write(const Napi::CallbackInfo& info) {
-  return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
-    if (disposed_) throw rangeError("tensor: it has been disposed");
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Storage& s = self(i, "write");
     const ByteView src = requireTypedArrayBytes(i[0], "data");
     const int64_t offset = requireInteger(i[1], "byteOffset", 0, kMaxBytes);
     const size_t n = src.bytes;
-    if (static_cast<size_t>(offset) + n > bytes())
+    if (static_cast<size_t>(offset) + n > s.bytes())
       throw rangeError("data: " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
-                       " do not fit in " + std::to_string(bytes()) + " bytes");
-    copyIn(static_cast<size_t>(offset), src.data, n);
+                       " do not fit in " + std::to_string(s.bytes()) + " bytes");
+    s.copyIn(static_cast<size_t>(offset), src.data, n);
     return i.Env().Undefined();
   });
 }
 
 // read(typedArray, byteOffset): copies bytes out into the array.
 Napi::Value Storage::read(const Napi::CallbackInfo& info) {
-  return guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
-    if (disposed_) throw rangeError("tensor: it has been disposed");
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Storage& s = self(i, "read");
     const ByteView dst = requireTypedArrayBytes(i[0], "out");
     const int64_t offset = requireInteger(i[1], "byteOffset", 0, kMaxBytes);
     const size_t n = dst.bytes;
-    if (static_cast<size_t>(offset) + n > bytes())
+    if (static_cast<size_t>(offset) + n > s.bytes())
       throw rangeError("out: " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
-                       " are past the end of " + std::to_string(bytes()) + " bytes");
-    copyOut(dst.data, static_cast<size_t>(offset), n);
+                       " are past the end of " + std::to_string(s.bytes()) + " bytes");
+    s.copyOut(dst.data, static_cast<size_t>(offset), n);
     return i.Env().Undefined();
   });
 }
@@ -176,21 +194,39 @@ void Storage::copyOut(void* dst, size_t offset, size_t n) {
   std::memcpy(dst, static_cast<uint8_t*>(host_) + offset, n);
 }
 
+// dispose(): frees the memory at once (or at the last unpin of a pending asynchronous call),
+// and, unless pinned, the native object too: the handle is unwrapped, so that no finalizer
+// is left to wait for the event loop. Disposing twice does nothing.
 Napi::Value Storage::dispose(const Napi::CallbackInfo& info) {
-  release(info.Env());
-  return info.Env().Undefined();
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    Napi::Env env = i.Env();
+    if (!is(i.This()))
+      throw typeError("Storage.dispose: expected a tensor storage as this, got " + describe(i.This()));
+    Storage* s = find(i.This());
+    if (s == nullptr) return env.Undefined();
+    s->release(env);
+    if (s->pins_ == 0 && napi_remove_wrap(env, i.This(), nullptr) == napi_ok) {
+      // napi_remove_wrap took the finalizer off; deleting the object deletes its reference.
+      delete s;
+    }
+    return env.Undefined();
+  });
 }
 
 Napi::Value Storage::getBytes(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(bytes_));
+  const Storage* s = find(info.This());
+  return Napi::Number::New(info.Env(), s == nullptr ? 0.0 : static_cast<double>(s->bytes_));
 }
 
 Napi::Value Storage::getDevice(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), device_ != nullptr ? "cuda" : "cpu");
+  const Storage* s = find(info.This());
+  if (s == nullptr) return info.Env().Null();
+  return Napi::String::New(info.Env(), s->device_ != nullptr ? "cuda" : "cpu");
 }
 
 Napi::Value Storage::getDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), disposed_);
+  const Storage* s = find(info.This());
+  return Napi::Boolean::New(info.Env(), s == nullptr || s->disposed_);
 }
 
 }  // namespace supcon::binding
