@@ -26,12 +26,21 @@ struct Block {
   size_t size;
   void* p;
 };
-std::mutex gMutex;
-std::list<Block> gOrder;
-std::unordered_map<size_t, std::vector<std::list<Block>::iterator>> gFree;
-int64_t gCached = 0;
-int64_t gLive = 0;  // bytes handed out and not freed
-int64_t gPeak = 0;  // the most live at once, since the last hostEmptyCache()
+// The cache's state lives for the whole process and is never destroyed: thread-local scratch
+// (AlignedBuffer) is freed into it by threads that exit after static destructors have run,
+// and cached blocks stay reachable at exit (no leak report from LeakSanitizer).
+struct State {
+  std::mutex mutex;
+  std::list<Block> order;
+  std::unordered_map<size_t, std::vector<std::list<Block>::iterator>> free;
+  int64_t cached = 0;
+  int64_t live = 0;  // bytes handed out and not freed
+  int64_t peak = 0;  // the most live at once, since the last hostEmptyCache()
+};
+State& state() {
+  static State* s = new State();
+  return *s;
+}
 
 // Whatever the peak, the cache may keep this much (small tensors of a loop of varying sizes).
 constexpr int64_t kFloorBytes = int64_t{64} << 20;
@@ -55,7 +64,7 @@ int64_t hardCap() {
 // blocks it reuses add up to more than its peak: with the peak alone as the bound, the
 // ConvNet step unmapped and faulted in 150 MB of them every step. Blocks beyond the bound
 // (sizes seen once, by a loop of varying sizes) would only be retained memory.
-int64_t capLocked() { return std::min(hardCap(), std::max(kFloorBytes, 2 * gPeak)); }
+int64_t capLocked() { return std::min(hardCap(), std::max(kFloorBytes, 2 * state().peak)); }
 
 size_t blockSize(size_t bytes) { return (std::max<size_t>(bytes, 1) + 63) / 64 * 64; }
 
@@ -94,13 +103,13 @@ void rawFree(void* p, size_t size) {
 // (freed outside the lock).
 void evictLocked(int64_t room, std::vector<Block>& out) {
   const int64_t cap = capLocked();
-  while (!gOrder.empty() && gCached + room > cap) {
-    const Block b = gOrder.front();
-    auto& list = gFree[b.size];
-    list.erase(std::find(list.begin(), list.end(), gOrder.begin()));
-    if (list.empty()) gFree.erase(b.size);
-    gOrder.pop_front();
-    gCached -= static_cast<int64_t>(b.size);
+  while (!state().order.empty() && state().cached + room > cap) {
+    const Block b = state().order.front();
+    auto& list = state().free[b.size];
+    list.erase(std::find(list.begin(), list.end(), state().order.begin()));
+    if (list.empty()) state().free.erase(b.size);
+    state().order.pop_front();
+    state().cached -= static_cast<int64_t>(b.size);
     out.push_back(b);
   }
 }
@@ -112,23 +121,23 @@ void* hostAlloc(size_t bytes) {
   const size_t size = blockSize(bytes);
   void* p = nullptr;
   {
-    std::lock_guard<std::mutex> lock(gMutex);
-    auto it = gFree.find(size);
-    if (it != gFree.end() && !it->second.empty()) {
+    std::lock_guard<std::mutex> lock(state().mutex);
+    auto it = state().free.find(size);
+    if (it != state().free.end() && !it->second.empty()) {
       auto node = it->second.back();
       it->second.pop_back();
-      if (it->second.empty()) gFree.erase(it);
+      if (it->second.empty()) state().free.erase(it);
       p = node->p;
-      gOrder.erase(node);
-      gCached -= static_cast<int64_t>(size);
+      state().order.erase(node);
+      state().cached -= static_cast<int64_t>(size);
     }
   }
   bool zeroed = false;
   if (p == nullptr) p = rawAlloc(size, zeroed);
   if (!zeroed) std::memset(p, 0, size);
-  std::lock_guard<std::mutex> lock(gMutex);
-  gLive += static_cast<int64_t>(size);
-  gPeak = std::max(gPeak, gLive);
+  std::lock_guard<std::mutex> lock(state().mutex);
+  state().live += static_cast<int64_t>(size);
+  state().peak = std::max(state().peak, state().live);
   return p;
 }
 
@@ -138,13 +147,13 @@ void hostFree(void* p, size_t bytes) {
   std::vector<Block> evicted;
   bool kept = false;
   {
-    std::lock_guard<std::mutex> lock(gMutex);
-    gLive -= static_cast<int64_t>(size);
+    std::lock_guard<std::mutex> lock(state().mutex);
+    state().live -= static_cast<int64_t>(size);
     if (static_cast<int64_t>(size) <= capLocked()) {
       evictLocked(static_cast<int64_t>(size), evicted);
-      gOrder.push_back(Block{size, p});
-      gFree[size].push_back(std::prev(gOrder.end()));
-      gCached += static_cast<int64_t>(size);
+      state().order.push_back(Block{size, p});
+      state().free[size].push_back(std::prev(state().order.end()));
+      state().cached += static_cast<int64_t>(size);
       kept = true;
     }
   }
@@ -153,17 +162,17 @@ void hostFree(void* p, size_t bytes) {
 }
 
 HostCacheStats hostCacheStats() {
-  std::lock_guard<std::mutex> lock(gMutex);
-  return HostCacheStats{gCached, capLocked()};
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return HostCacheStats{state().cached, capLocked()};
 }
 
 void hostEmptyCache() {
-  std::lock_guard<std::mutex> lock(gMutex);
-  for (const Block& b : gOrder) rawFree(b.p, b.size);
-  gOrder.clear();
-  gFree.clear();
-  gCached = 0;
-  gPeak = gLive;
+  std::lock_guard<std::mutex> lock(state().mutex);
+  for (const Block& b : state().order) rawFree(b.p, b.size);
+  state().order.clear();
+  state().free.clear();
+  state().cached = 0;
+  state().peak = state().live;
 }
 
 bool pinMallocThresholds() {
