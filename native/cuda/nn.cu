@@ -4,6 +4,7 @@
 // then a fixed tree, so results are the same bits run to run and never depend on timing.
 #include <cuda_runtime.h>
 
+#include <cfloat>
 #include <cmath>
 #include <string>
 
@@ -150,10 +151,12 @@ __global__ void l2NormalizeForwardKernel(const float* x, float* y, float* norms,
     const float* xr = x + r * dim;
     double ss = 0.0;
     for (int64_t k = 0; k < dim; ++k) ss += static_cast<double>(xr[k]) * xr[k];
-    const float norm = static_cast<float>(sqrt(ss));
-    norms[r] = norm;
-    const float den = fmaxf(norm, eps);
-    for (int64_t k = 0; k < dim; ++k) y[r * dim + k] = xr[k] / den;
+    // The division in double, as on the CPU: a row near the float32 maximum has a norm past
+    // it (in float it was Infinity, and the row came out 0).
+    const double norm = sqrt(ss);
+    norms[r] = static_cast<float>(fmin(norm, static_cast<double>(FLT_MAX)));
+    const double den = fmax(norm, static_cast<double>(eps));
+    for (int64_t k = 0; k < dim; ++k) y[r * dim + k] = static_cast<float>(xr[k] / den);
   }
 }
 __global__ void l2NormalizeBackwardKernel(const float* y, const float* norms, const float* dy, float* dx,
