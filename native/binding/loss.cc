@@ -10,6 +10,7 @@
 #include "../cpu/thread_pool.h"
 #include "addon_data.h"
 #include "args.h"
+#include "handles.h"
 #include "async.h"
 #include "storage.h"
 
@@ -51,17 +52,12 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
            napi_check_object_type_tag(value.Env(), value, &kLossContextTag, &tagged) == napi_ok && tagged;
   }
   // The context behind `value` (a LossContext handle); null when dispose() freed it.
-  static LossContext* find(const Napi::Value& value) {
-    if (!is(value)) return nullptr;
-    void* p = nullptr;
-    if (napi_unwrap(value.Env(), value, &p) != napi_ok) return nullptr;
-    return static_cast<LossContext*>(p);
-  }
+  static LossContext* find(const Napi::Value& value) { return is(value) ? wrapped<LossContext>(value) : nullptr; }
   // The context behind a context argument named `name`: a TypeError for anything else, a
   // RangeError when it has been disposed.
   static LossContext& argument(const Napi::Value& value, const std::string& name) {
     if (!is(value)) throw typeError(name + ": expected the result of a forward pass, got " + describe(value));
-    LossContext* c = find(value);
+    LossContext* c = wrapped<LossContext>(value);
     if (c == nullptr) throw rangeError(name + ": the loss context has been disposed");
     return *c;
   }
@@ -78,7 +74,8 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
     if (!features.IsEmpty()) features_ = Napi::Persistent(features);
   }
   const cuda::LossStateCuda& cudaState(const std::string& name) const {
-    if (!features_.IsEmpty() && (Storage::find(features_.Value()) == nullptr || Storage::find(features_.Value())->disposed()))
+    const Storage* features = features_.IsEmpty() ? nullptr : Storage::find(features_.Value());
+    if (!features_.IsEmpty() && (features == nullptr || features->disposed()))
       throw rangeError(name + ": the features tensor was disposed before the backward pass");
     return *cuda_;
   }
@@ -129,11 +126,10 @@ class LossContext : public Napi::ObjectWrap<LossContext> {
       Napi::Env env = i.Env();
       if (!is(i.This()))
         throw typeError("LossContext.dispose: expected a loss context as this, got " + describe(i.This()));
-      LossContext* c = find(i.This());
+      LossContext* c = wrapped<LossContext>(i.This());
       if (c == nullptr) return env.Undefined();
       c->release(env);
-      // napi_remove_wrap took the finalizer off; deleting the object deletes its reference.
-      if (napi_remove_wrap(env, i.This(), nullptr) == napi_ok) delete c;
+      detach(env, i.This(), c);
       return env.Undefined();
     });
   }

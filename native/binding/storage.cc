@@ -6,6 +6,7 @@
 #include "../cpu/host_allocator.h"
 #include "addon_data.h"
 #include "args.h"
+#include "handles.h"
 
 #if defined(SUPCON_WITH_CUDA)
 #include "../cuda/runtime.h"
@@ -28,17 +29,12 @@ bool Storage::is(const Napi::Value& value) {
 int64_t Storage::liveBytes() { return gLiveBytes.load(); }
 int64_t Storage::liveCount() { return gLiveCount.load(); }
 
-Storage* Storage::find(const Napi::Value& value) {
-  if (!is(value)) return nullptr;
-  void* p = nullptr;
-  if (napi_unwrap(value.Env(), value, &p) != napi_ok) return nullptr;
-  return static_cast<Storage*>(p);
-}
+Storage* Storage::find(const Napi::Value& value) { return is(value) ? wrapped<Storage>(value) : nullptr; }
 
 Storage& Storage::self(const Napi::CallbackInfo& info, const char* method) {
   if (!is(info.This()))
     throw typeError(std::string("Storage.") + method + ": expected a tensor storage as this, got " + describe(info.This()));
-  Storage* s = find(info.This());
+  Storage* s = wrapped<Storage>(info.This());
   if (s == nullptr || s->disposed_) throw rangeError("tensor: it has been disposed");
   return *s;
 }
@@ -128,7 +124,7 @@ void Storage::freeMemory(Napi::BasicEnv env) {
 Storage& Storage::unwrap(const Napi::Value& value, const std::string& name, size_t bytes) {
   if (!is(value))
     throw typeError(name + ": expected a tensor storage, got " + describe(value));
-  Storage* s = find(value);
+  Storage* s = wrapped<Storage>(value);
   if (s == nullptr || s->disposed_) throw rangeError(name + ": the tensor has been disposed");
   if (s->bytes() < bytes)
     throw rangeError(name + ": expected storage of at least " + std::to_string(bytes) +
@@ -202,13 +198,10 @@ Napi::Value Storage::dispose(const Napi::CallbackInfo& info) {
     Napi::Env env = i.Env();
     if (!is(i.This()))
       throw typeError("Storage.dispose: expected a tensor storage as this, got " + describe(i.This()));
-    Storage* s = find(i.This());
+    Storage* s = wrapped<Storage>(i.This());
     if (s == nullptr) return env.Undefined();
     s->release(env);
-    if (s->pins_ == 0 && napi_remove_wrap(env, i.This(), nullptr) == napi_ok) {
-      // napi_remove_wrap took the finalizer off; deleting the object deletes its reference.
-      delete s;
-    }
+    if (s->pins_ == 0) detach(env, i.This(), s);
     return env.Undefined();
   });
 }

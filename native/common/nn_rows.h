@@ -2,6 +2,7 @@
 // twin (native/cuda/nn.cu) share, so that both compute the same bits in the same order.
 #pragma once
 
+#include <float.h>
 #include <math.h>
 
 #include <cstdint>
@@ -17,6 +18,18 @@ SUPCON_HD double rowLogSumExp(const float* z, int64_t classes) {
   double s = 0.0;
   for (int64_t k = 0; k < classes; ++k) s += exp(static_cast<double>(z[k] - m));
   return m + log(s);
+}
+
+// L2 normalisation of one row: y = x / max(|x|, eps), norm = |x| (at most FLT_MAX). The sum
+// of squares, the norm and the division in double: a row near the float32 maximum has a norm
+// past it (in float the norm was Infinity and the row came out 0).
+SUPCON_HD void l2NormalizeForwardRow(const float* xr, float* yr, float* norm, int64_t dim, float eps) {
+  double ss = 0.0;
+  for (int64_t k = 0; k < dim; ++k) ss += static_cast<double>(xr[k]) * xr[k];
+  const double n = sqrt(ss);
+  *norm = static_cast<float>(fmin(n, static_cast<double>(FLT_MAX)));
+  const double den = fmax(n, static_cast<double>(eps));
+  for (int64_t k = 0; k < dim; ++k) yr[k] = static_cast<float>(xr[k] / den);
 }
 
 // L2 normalisation backward for one row: out += d y / d x^T gy, with y = x / max(|x|, eps).

@@ -527,14 +527,7 @@ void globalAvgPoolBackward(const float* dy, float* dx, int64_t planes, int64_t L
 void l2NormalizeForward(const float* x, float* y, float* norms, int64_t rows, int64_t dim,
                         float eps, int threads) {
   ThreadPool::instance().parallelFor(rows, threads, [&](int64_t r, int) {
-    const float* xr = x + r * dim;
-    double ss = 0.0;
-    for (int64_t k = 0; k < dim; ++k) ss += static_cast<double>(xr[k]) * xr[k];
-    // The division in double: a row near the float32 maximum has a norm past it.
-    const double norm = std::sqrt(ss);
-    norms[r] = static_cast<float>(std::min(norm, static_cast<double>(std::numeric_limits<float>::max())));
-    const double den = std::max(norm, static_cast<double>(eps));
-    for (int64_t k = 0; k < dim; ++k) y[r * dim + k] = static_cast<float>(xr[k] / den);
+    nn::l2NormalizeForwardRow(x + r * dim, y + r * dim, norms + r, dim, eps);
   });
 }
 

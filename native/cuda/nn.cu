@@ -4,7 +4,6 @@
 // then a fixed tree, so results are the same bits run to run and never depend on timing.
 #include <cuda_runtime.h>
 
-#include <cfloat>
 #include <cmath>
 #include <string>
 
@@ -147,17 +146,8 @@ __global__ void avgPoolBackwardKernel(const float* dy, float* dx, int64_t planes
 
 __global__ void l2NormalizeForwardKernel(const float* x, float* y, float* norms, int64_t rows, int64_t dim,
                                          float eps) {
-  for (int64_t r = globalIndex(); r < rows; r += globalStride()) {
-    const float* xr = x + r * dim;
-    double ss = 0.0;
-    for (int64_t k = 0; k < dim; ++k) ss += static_cast<double>(xr[k]) * xr[k];
-    // The division in double, as on the CPU: a row near the float32 maximum has a norm past
-    // it (in float it was Infinity, and the row came out 0).
-    const double norm = sqrt(ss);
-    norms[r] = static_cast<float>(fmin(norm, static_cast<double>(FLT_MAX)));
-    const double den = fmax(norm, static_cast<double>(eps));
-    for (int64_t k = 0; k < dim; ++k) y[r * dim + k] = static_cast<float>(xr[k] / den);
-  }
+  for (int64_t r = globalIndex(); r < rows; r += globalStride())
+    nn::l2NormalizeForwardRow(x + r * dim, y + r * dim, norms + r, dim, eps);
 }
 __global__ void l2NormalizeBackwardKernel(const float* y, const float* norms, const float* dy, float* dx,
                                           int64_t rows, int64_t dim, float eps) {
