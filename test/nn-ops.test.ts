@@ -111,6 +111,54 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     });
   });
 
+  it.each([
+    ['odd sizes (tiles cut by the edges), bias', { N: 1, C: 16, H: 5, W: 3, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+    ['2 x 2 images', { N: 3, C: 17, H: 2, W: 2, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+  ] as [string, ConvShape][])('conv2d through Winograd F(2x2, 3x3) (3x3, stride 1, pad 1, C and K >= 16): %s', (_label, d) => {
+    setCpuKernels(kernel);
+    const random = rng(d.C * 10 + d.H);
+    const opts = { stride: d.stride, padding: d.pad };
+    check([input([d.N, d.C, d.H, d.W], random), input([d.K, d.C, d.R, d.S], random), input([d.K], random)],
+      ([x, w, b]) => ops.conv2d(x, w, b, opts), ([x, w, b]) => conv2dRef(x, w, b, d), 5);
+  });
+
+  it.each([
+    ['several tile blocks (441 tiles an image)', { N: 2, C: 40, H: 41, W: 41, K: 24, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+    ['C = 260 (two channel slices of the GEMM), odd width', { N: 2, C: 260, H: 6, W: 5, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+  ] as [string, ConvShape][])('conv2d through Winograd, %s: forward and data gradient against float64 references', (_label, d) => {
+    setCpuKernels(kernel);
+    const random = rng(d.C + d.H);
+    const x = input([d.N, d.C, d.H, d.W], random), w = input([d.K, d.C, d.R, d.S], random), b = input([d.K], random);
+    const [P, Q] = convOut(d);
+    const dy = randomNormal(d.N * d.K * P * Q, random);
+    // dx[n, c, h, w] = sum over k, r, s of w[k, c, r, s] dy[n, k, h - r + 1, w - s + 1]: the adjoint, in float64.
+    const dxRef = new Float64Array(x.data.length);
+    for (let n = 0; n < d.N; n++)
+      for (let k = 0; k < d.K; k++)
+        for (let p = 0; p < P; p++)
+          for (let q = 0; q < Q; q++) {
+            const g = dy[((n * d.K + k) * P + p) * Q + q];
+            for (let c = 0; c < d.C; c++)
+              for (let r = 0; r < 3; r++) {
+                const h = p - 1 + r;
+                if (h < 0 || h >= d.H) continue;
+                for (let t = 0; t < 3; t++) {
+                  const ww = q - 1 + t;
+                  if (ww < 0 || ww >= d.W) continue;
+                  dxRef[((n * d.C + c) * d.H + h) * d.W + ww] += g * w.data[((k * d.C + c) * 3 + r) * 3 + t];
+                }
+              }
+          }
+    tidy(() => {
+      const xp = new Parameter(Tensor.from(x.data, x.shape));
+      const y = ops.conv2d(xp, Tensor.from(w.data, w.shape), Tensor.from(b.data, b.shape), { padding: 1 });
+      expect(maxRelDiff(y.value.dataSync(), conv2dRef(Float64Array.from(x.data), Float64Array.from(w.data), Float64Array.from(b.data), d))).toBeLessThan(2e-5);
+      y.backward(Tensor.from(dy, y.shape.slice()));
+      expect(maxRelDiff(xp.grad!.dataSync(), dxRef)).toBeLessThan(2e-5);
+      xp.dispose();
+    });
+  });
+
   it('conv2d on a 70 x 70 image (P Q = 4900: more columns than one GEMM block)', () => {
     setCpuKernels(kernel);
     const random = rng(71);

@@ -65,6 +65,10 @@ GemmDesc gemmDesc(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
   return g;
 }
 
+void addRun(float* __restrict dst, const float* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
 // dx [C, H, W] += the columns of one image scattered back (the adjoint of im2col).
 void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t col0, float* dx) {
   for (int64_t c = 0; c < d.C; ++c)
@@ -80,9 +84,82 @@ void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t c
           float* dst = plane + h * d.W;
           const int64_t off = s - d.padW;
           const float* row = in + p * d.Q;
-          for (int64_t q = qLo; q < qHi; ++q) dst[q * d.strideW + off] += row[q];
+          if (d.strideW == 1)
+            addRun(dst + qLo + off, row + qLo, qHi - qLo);
+          else
+            for (int64_t q = qLo; q < qHi; ++q) dst[q * d.strideW + off] += row[q];
         }
       }
+}
+
+// The im2col rows of output rows [p0, p1) of one image x [C, H, W], unpacked: col[t * ldc +
+// (p - p0) * Q + q] for tap t = (c * R + r) * S + s, zero where the tap is padding.
+void im2colRows(const nn::Conv2dDesc& d, const float* x, int64_t p0, int64_t p1, float* col, int64_t ldc) {
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t r = 0; r < d.R; ++r)
+      for (int64_t s = 0; s < d.S; ++s) {
+        float* out = col + ((c * d.R + r) * d.S + s) * ldc;
+        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
+        const int64_t off = s - d.padW;
+        for (int64_t p = p0; p < p1; ++p, out += d.Q) {
+          const int64_t h = p * d.strideH - d.padH + r;
+          if (h < 0 || h >= d.H) {
+            std::fill(out, out + d.Q, 0.0f);
+            continue;
+          }
+          const float* row = x + (c * d.H + h) * d.W;
+          std::fill(out, out + qLo, 0.0f);
+          if (d.strideW == 1)
+            std::copy(row + qLo + off, row + qHi + off, out + qLo);
+          else
+            for (int64_t q = qLo; q < qHi; ++q) out[q] = row[q * d.strideW + off];
+          std::fill(out + qHi, out + d.Q, 0.0f);
+        }
+      }
+}
+
+// Convolutions with at most this many taps per output (C * R * S: the stems on 1 or 3
+// channels) skip the GEMM: its tiles would be mostly padding (N = C R S in the weight
+// gradient's product) and its packing would cost more than the products. They run on
+// im2col blocks of whole output rows, about kFewTapsPixels pixels each.
+constexpr int64_t kFewTaps = 32;
+constexpr int64_t kFewTapsPixels = 1024;
+
+bool fewTaps(const nn::Conv2dDesc& d) { return d.C * d.R * d.S <= kFewTaps; }
+int64_t fewTapsRows(const nn::Conv2dDesc& d) { return std::max<int64_t>(1, std::min(d.P, kFewTapsPixels / d.Q)); }
+
+void fewTapsForward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* b, float* y,
+                    int threads) {
+  const int64_t T = d.C * d.R * d.S, PQ = d.P * d.Q, rows = fewTapsRows(d), blocks = ceilDiv(d.P, rows);
+  ThreadPool::instance().parallelFor(d.N * blocks, threads, [&](int64_t task, int) {
+    const int64_t n = task / blocks, p0 = (task % blocks) * rows, p1 = std::min(d.P, p0 + rows);
+    const int64_t ldc = rows * d.Q;
+    float* col = scratch(static_cast<size_t>(T * ldc), 0);
+    im2colRows(d, x + n * d.C * d.H * d.W, p0, p1, col, ldc);
+    activeNn().fewTapsForward(w, b, d.K, T, col, ldc, (p1 - p0) * d.Q, y + n * d.K * PQ + p0 * d.Q, PQ);
+  });
+}
+
+// dw += the weight gradient, summed over a fixed number of chunks of images (partial sums
+// added in order), so the bits do not depend on the thread count.
+void fewTapsWeightGrad(const nn::Conv2dDesc& d, const float* x, const float* dy, float* dw, int threads) {
+  const int64_t T = d.C * d.R * d.S, PQ = d.P * d.Q, KT = d.K * T, rows = fewTapsRows(d);
+  const int64_t perChunk = ceilDiv(d.N, std::min(d.N, kConvGroups)), chunks = ceilDiv(d.N, perChunk);
+  float* partial = scratch(static_cast<size_t>(chunks * KT), 3);
+  std::fill(partial, partial + chunks * KT, 0.0f);
+  ThreadPool::instance().parallelFor(chunks, threads, [&](int64_t c, int) {
+    const int64_t ldc = rows * d.Q;
+    float* col = scratch(static_cast<size_t>(T * ldc), 0);
+    for (int64_t n = c * perChunk; n < std::min(d.N, (c + 1) * perChunk); ++n)
+      for (int64_t p0 = 0; p0 < d.P; p0 += rows) {
+        const int64_t p1 = std::min(d.P, p0 + rows);
+        im2colRows(d, x + n * d.C * d.H * d.W, p0, p1, col, ldc);
+        activeNn().fewTapsWeightGrad(dy + n * d.K * PQ + p0 * d.Q, PQ, d.K, T, col, ldc, (p1 - p0) * d.Q,
+                                     partial + c * KT);
+      }
+  });
+  for (int64_t c = 0; c < chunks; ++c) activeNn().addInto(dw, partial + c * KT, KT);
 }
 
 // Writes a K x N matrix into the GEMM's packed-B layout (gemm.h), one row at a time and
@@ -230,6 +307,158 @@ void im2colTransposedPacked(const nn::Conv2dDesc& d, const float* x, int64_t cou
   for (int64_t column = L.N; column < L.paddedN; ++column) PackedColumnWriter(L, dst, column).zeros(L.K);
 }
 
+// Winograd F(2x2, 3x3) for the stride-1, pad-1 3x3 convolutions of enough channels (the
+// forward pass and the data gradient, which is the same convolution of dy with the weights
+// flipped and transposed): each 2x2 block of outputs (a tile) comes from its 4x4 input
+// patch d as A^T [(G g G^T) . (B^T d B)] A, so the products become 16 GEMMs [Ko x Ci] x
+// [Ci x tiles], 2.25x fewer multiply-adds than the 3x3 taps. Tiles go in blocks; each
+// block's transformed inputs are written straight into the GEMM's packed layout, and each
+// output is written by one task, so the bits do not depend on the thread count.
+constexpr int64_t kWinogradMinChannels = 16;
+
+bool winograd(const nn::Conv2dDesc& d) {
+  return d.R == 3 && d.S == 3 && d.strideH == 1 && d.strideW == 1 && d.padH == 1 && d.padW == 1 &&
+         d.C >= kWinogradMinChannels && d.K >= kWinogradMinChannels;
+}
+
+// Tiles per block: the block's transformed inputs (16 x Ci x tiles) stay near 1 MB.
+int64_t winogradTiles(int64_t Ci) { return std::max<int64_t>(32, std::min<int64_t>(512, 16384 / Ci / 32 * 32)); }
+
+// The 16 transformed weight matrices U_xi [Ko x Ci], each packed as the GEMM's A operand,
+// in scratch slot 2: U = G g G^T with g = w[ko][ci] ([Ko, Ci, 3, 3]), or, transposed, g =
+// w[ci][ko] turned by 180 degrees (w is [Ci, Ko, 3, 3]: the data gradient's convolution).
+const float* winogradWeights(const float* w, int64_t Ko, int64_t Ci, bool transposed, int threads) {
+  const int64_t KC = Ko * Ci;
+  float* plain = scratch(static_cast<size_t>(16 * KC), 3);
+  ThreadPool::instance().parallelFor(Ko, threads, [&](int64_t ko, int) {
+    for (int64_t ci = 0; ci < Ci; ++ci) {
+      float g[3][3];
+      for (int r = 0; r < 3; ++r)
+        for (int s = 0; s < 3; ++s)
+          g[r][s] = transposed ? w[(ci * Ko + ko) * 9 + (2 - r) * 3 + (2 - s)] : w[(ko * Ci + ci) * 9 + r * 3 + s];
+      float t[4][3];
+      for (int s = 0; s < 3; ++s) {
+        t[0][s] = g[0][s];
+        t[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
+        t[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
+        t[3][s] = g[2][s];
+      }
+      for (int i = 0; i < 4; ++i) {
+        float* u = plain + (i * 4) * KC + ko * Ci + ci;
+        u[0 * KC] = t[i][0];
+        u[1 * KC] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        u[2 * KC] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        u[3 * KC] = t[i][2];
+      }
+    }
+  });
+  const int64_t packed = packedALayout(Ko, Ci).floats();
+  float* up = scratch(static_cast<size_t>(16 * packed), 2);
+  for (int xi = 0; xi < 16; ++xi)
+    packA(gemmDesc(false, false, Ko, 0, Ci, plain + xi * KC, Ci, nullptr, 0, 0.0f, nullptr, 0), up + xi * packed,
+          threads);
+  return up;
+}
+
+// out [N, Ko, H, W] = (or, accumulating, +=) the convolution of in [N, Ci, H, W] with the
+// weights of winogradWeights, plus bias [Ko] when not null.
+void winogradConv(int64_t N, int64_t Ci, int64_t Ko, int64_t H, int64_t W, const float* in, const float* up,
+                  const float* bias, float* out, bool accumulate, int threads) {
+  const int64_t TH = ceilDiv(H, 2), TW = ceilDiv(W, 2), perImage = TH * TW, T = N * perImage;
+  const int64_t tb = winogradTiles(Ci), blocks = ceilDiv(T, tb), HW = H * W;
+  const int64_t packedA = packedALayout(Ko, Ci).floats();
+  const NnKernelTable& kt = activeNn();
+  ThreadPool::instance().parallelFor(blocks, threads, [&](int64_t blk, int) {
+    const int64_t j0 = blk * tb, nt = std::min(tb, T - j0);
+    const PackedBLayout LB = packedBLayout(Ci, nt);
+    // The 16 matrices of V and of M lie a cache line more than their size apart: at a
+    // power-of-two distance (16,384 floats, as tb makes it) the 16 streams of a transform
+    // would share the cache sets.
+    const int64_t vFloats = LB.floats() + 16, nr = LB.nr, KN = Ko * nt + 16;
+    float* v = scratch(static_cast<size_t>(16 * vFloats), 0);
+    float* m = scratch(static_cast<size_t>(16 * KN), 1);
+    // The 4x4 patches of the block's tiles for one channel, d[xi * paddedN + j]; the
+    // padding columns stay zero.
+    float* patches = scratch(static_cast<size_t>(16 * LB.paddedN + 4 * nt), 4);
+    float* yBuf = patches + 16 * LB.paddedN;
+    for (int xi = 0; xi < 16; ++xi) std::fill(patches + xi * LB.paddedN + nt, patches + (xi + 1) * LB.paddedN, 0.0f);
+    // The blocks's tiles in runs along one row of tiles: (image, tile row, first tile, count, column j).
+    auto forRuns = [&](auto&& fn) {
+      for (int64_t j = 0; j < nt;) {
+        const int64_t tile = j0 + j, n = tile / perImage, th = (tile % perImage) / TW, tw0 = tile % TW;
+        const int64_t count = std::min(TW - tw0, nt - j);
+        fn(n, th, tw0, count, j);
+        j += count;
+      }
+    };
+    // V_xi [Ci x nt], packed: B^T d B of every (channel, tile), a panel at a time.
+    for (int64_t c = 0; c < Ci; ++c) {
+      forRuns([&](int64_t n, int64_t th, int64_t tw0, int64_t count, int64_t j) {
+        const float* plane = in + (n * Ci + c) * HW;
+        for (int a = 0; a < 4; ++a) {
+          const int64_t h = 2 * th - 1 + a;
+          float* dst[4];
+          for (int b = 0; b < 4; ++b) dst[b] = patches + (4 * a + b) * LB.paddedN + j;
+          if (h < 0 || h >= H) {
+            for (int b = 0; b < 4; ++b) std::fill(dst[b], dst[b] + count, 0.0f);
+            continue;
+          }
+          const float* row = plane + h * W;
+          for (int64_t i = 0; i < count; ++i) {
+            const int64_t w0 = 2 * (tw0 + i) - 1;
+            if (w0 >= 0 && w0 + 4 <= W) {
+              for (int b = 0; b < 4; ++b) dst[b][i] = row[w0 + b];
+            } else {
+              for (int b = 0; b < 4; ++b) dst[b][i] = w0 + b >= 0 && w0 + b < W ? row[w0 + b] : 0.0f;
+            }
+          }
+        }
+      });
+      const int64_t slice = c / LB.kc, sliceRows = std::min(LB.kc, Ci - slice * LB.kc);
+      float* rowBase = v + slice * LB.kc * LB.paddedN + (c - slice * LB.kc) * nr;
+      for (int64_t p0 = 0; p0 < LB.paddedN; p0 += nr)
+        kt.winogradInputTransform(patches + p0, LB.paddedN, nr, rowBase + (p0 / nr) * sliceRows * nr, vFloats);
+    }
+    // M_xi [Ko x nt] = U_xi V_xi.
+    for (int xi = 0; xi < 16; ++xi) {
+      GemmDesc gd = gemmDesc(false, false, Ko, nt, Ci, up + xi * packedA, 0, v + xi * vFloats, 0, 0.0f,
+                             m + xi * KN, nt);
+      gd.packedA = true;
+      gd.packedB = true;
+      sgemm(gd, 1);
+    }
+    // A^T M A: each tile's 2x2 outputs.
+    for (int64_t k = 0; k < Ko; ++k) {
+      kt.winogradOutputTransform(m + k * nt, KN, nt, yBuf);
+      const float bk = bias != nullptr ? bias[k] : 0.0f;
+      forRuns([&](int64_t n, int64_t th, int64_t tw0, int64_t count, int64_t j) {
+        for (int a = 0; a < 2; ++a) {
+          const int64_t h = 2 * th + a;
+          if (h >= H) break;
+          const float* y0 = yBuf + (2 * a) * nt + j;
+          const float* y1 = yBuf + (2 * a + 1) * nt + j;
+          float* row = out + ((n * Ko + k) * H + h) * W + 2 * tw0;
+          // Tiles with both columns inside, then the last column of an odd width.
+          const int64_t full = std::min(count, (W - 2 * tw0) / 2);
+          if (accumulate) {
+            for (int64_t i = 0; i < full; ++i) {
+              row[2 * i] += y0[i];
+              row[2 * i + 1] += y1[i];
+            }
+            if (full < count) row[2 * full] += y0[full];
+          } else {
+            for (int64_t i = 0; i < full; ++i) {
+              row[2 * i] = y0[i] + bk;
+              row[2 * i + 1] = y1[i] + bk;
+            }
+            if (full < count) row[2 * full] = y0[full] + bk;
+          }
+        }
+      });
+    }
+  });
+}
+
 // Images go through the GEMMs in groups wide enough (G * P * Q columns) for the
 // micro-kernels; small late-stage feature maps would otherwise give skinny products.
 constexpr int64_t kConvColumns = 256;
@@ -269,6 +498,14 @@ void linearBackward(const float* x, const float* w, const float* dy, float* dx, 
 
 void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* b,
                    float* y, int threads) {
+  if (fewTaps(d)) {
+    fewTapsForward(d, x, w, b, y, threads);
+    return;
+  }
+  if (winograd(d)) {
+    winogradConv(d.N, d.C, d.K, d.H, d.W, x, winogradWeights(w, d.K, d.C, false, threads), b, y, false, threads);
+    return;
+  }
   const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, CHW = d.C * d.H * d.W;
   const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
   // The weights, packed once for every group.
@@ -308,6 +545,14 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
 
 void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* dy,
                     float* dx, float* dw, float* db, int threads) {
+  if (dw != nullptr && fewTaps(d)) {
+    fewTapsWeightGrad(d, x, dy, dw, threads);
+    dw = nullptr;
+  }
+  if (dx != nullptr && winograd(d)) {
+    winogradConv(d.N, d.K, d.C, d.H, d.W, dy, winogradWeights(w, d.C, d.K, true, threads), nullptr, dx, true, threads);
+    dx = nullptr;
+  }
   const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, KCRS = d.K * CRS, CHW = d.C * d.H * d.W;
   const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);
   // Weight gradients: each of a fixed number of chunks of image groups sums into its own
@@ -322,6 +567,7 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
     packA(gemmDesc(true, false, CRS, 0, d.K, w, CRS, nullptr, 0, 0.0f, nullptr, 0), wtp, threads);
   }
   auto chunk = [&](int64_t c, int gemmThreads) {
+    if (dw == nullptr && dx == nullptr) return;
     float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial + (c - 1) * KCRS);
     // col: the transposed, packed im2col matrix of a group (weights), then w^T dy (data).
     const int64_t colFloats = std::max(CRS * G * PQ, packedBLayout(G * PQ, CRS).floats());

@@ -108,6 +108,138 @@ double sumSquares(const float* x, int64_t n) {
   return total;
 }
 
+// Output channels per pass over an im2col block: one vector of pixels stays in a register
+// for KB accumulators (AVX-512 has the registers for 8, AVX2 and SSE for 4).
+constexpr int KB = W >= 16 ? 8 : 4;
+
+void fewTapsForward(const float* __restrict w, const float* __restrict bias, int64_t K, int64_t T,
+                    const float* __restrict col, int64_t ldc, int64_t n, float* __restrict y,
+                    int64_t ldy) {
+  for (int64_t k0 = 0; k0 < K; k0 += KB) {
+    const int kb = static_cast<int>(K - k0 < KB ? K - k0 : KB);
+    // Rows past K repeat the last one: computed, never stored.
+    const float* wr[KB];
+    for (int m = 0; m < KB; ++m) wr[m] = w + (k0 + (m < kb ? m : kb - 1)) * T;
+    float b[KB];
+    for (int m = 0; m < KB; ++m) b[m] = bias != nullptr && m < kb ? bias[k0 + m] : 0.0f;
+    int64_t j = 0;
+    for (; j + W <= n; j += W) {
+      VF acc[KB];
+#pragma GCC unroll 8
+      for (int m = 0; m < KB; ++m) acc[m] = splat(0.0f);
+      for (int64_t t = 0; t < T; ++t) {
+        const VF v = load(col + t * ldc + j);
+#pragma GCC unroll 8
+        for (int m = 0; m < KB; ++m) acc[m] += v * wr[m][t];
+      }
+      for (int m = 0; m < kb; ++m) store(y + (k0 + m) * ldy + j, acc[m] + b[m]);
+    }
+    for (; j < n; ++j)
+      for (int m = 0; m < kb; ++m) {
+        float s = 0.0f;
+        for (int64_t t = 0; t < T; ++t) s += col[t * ldc + j] * wr[m][t];
+        y[(k0 + m) * ldy + j] = s + b[m];
+      }
+  }
+}
+
+// Weight gradient of few taps: TB taps of KK output channels at a time in KK * TB vector
+// accumulators (each dy vector loaded once for TB products, each col vector for KK).
+constexpr int kTapBlock = 12;
+constexpr int KK = W >= 16 ? 2 : 1;
+
+template <int TB>
+void fewTapsWeightGradBlock(const float* __restrict dy, int64_t ldy, int64_t K, int64_t T, int64_t t0,
+                            const float* __restrict col, int64_t ldc, int64_t n, float* __restrict dw) {
+  const float* cr[TB];
+  for (int m = 0; m < TB; ++m) cr[m] = col + (t0 + m) * ldc;
+  for (int64_t k0 = 0; k0 < K; k0 += KK) {
+    const int kk = static_cast<int>(K - k0 < KK ? K - k0 : KK);
+    // A channel past K repeats the last one: computed, never added.
+    const float* g[KK];
+    for (int a = 0; a < KK; ++a) g[a] = dy + (k0 + (a < kk ? a : kk - 1)) * ldy;
+    VF acc[KK][TB];
+#pragma GCC unroll 12
+    for (int m = 0; m < TB; ++m)
+      for (int a = 0; a < KK; ++a) acc[a][m] = splat(0.0f);
+    int64_t j = 0;
+    for (; j + W <= n; j += W) {
+      VF d[KK];
+      for (int a = 0; a < KK; ++a) d[a] = load(g[a] + j);
+#pragma GCC unroll 12
+      for (int m = 0; m < TB; ++m) {
+        const VF c = load(cr[m] + j);
+        for (int a = 0; a < KK; ++a) acc[a][m] += d[a] * c;
+      }
+    }
+    for (int a = 0; a < kk; ++a)
+      for (int m = 0; m < TB; ++m) {
+        float s = hsum(acc[a][m]);
+        for (int64_t i = j; i < n; ++i) s += g[a][i] * cr[m][i];
+        dw[(k0 + a) * T + t0 + m] += s;
+      }
+  }
+}
+
+void fewTapsWeightGrad(const float* __restrict dy, int64_t ldy, int64_t K, int64_t T,
+                       const float* __restrict col, int64_t ldc, int64_t n, float* __restrict dw) {
+  // Balanced blocks of at most kTapBlock taps (27 taps: three of 9).
+  const int64_t blocks = (T + kTapBlock - 1) / kTapBlock, per = (T + blocks - 1) / blocks;
+  for (int64_t t0 = 0; t0 < T; t0 += per) {
+    const int64_t tb = T - t0 < per ? T - t0 : per;
+    switch (tb) {
+#define SUPCON_TAPS(N) \
+  case N: fewTapsWeightGradBlock<N>(dy, ldy, K, T, t0, col, ldc, n, dw); break;
+      SUPCON_TAPS(1) SUPCON_TAPS(2) SUPCON_TAPS(3) SUPCON_TAPS(4) SUPCON_TAPS(5) SUPCON_TAPS(6)
+      SUPCON_TAPS(7) SUPCON_TAPS(8) SUPCON_TAPS(9) SUPCON_TAPS(10) SUPCON_TAPS(11) SUPCON_TAPS(12)
+#undef SUPCON_TAPS
+      default: break;
+    }
+  }
+}
+
+void winogradInputTransform(const float* __restrict d, int64_t ldd, int64_t n, float* __restrict v,
+                            int64_t ldv) {
+  for (int64_t i = 0; i < n; ++i) {
+    // t = B^T d (rows), then v = t B (columns); B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+    float t[4][4];
+#pragma GCC unroll 4
+    for (int b = 0; b < 4; ++b) {
+      const float d0 = d[(0 + b) * ldd + i], d1 = d[(4 + b) * ldd + i];
+      const float d2 = d[(8 + b) * ldd + i], d3 = d[(12 + b) * ldd + i];
+      t[0][b] = d0 - d2;
+      t[1][b] = d1 + d2;
+      t[2][b] = d2 - d1;
+      t[3][b] = d1 - d3;
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; ++a) {
+      v[(4 * a + 0) * ldv + i] = t[a][0] - t[a][2];
+      v[(4 * a + 1) * ldv + i] = t[a][1] + t[a][2];
+      v[(4 * a + 2) * ldv + i] = t[a][2] - t[a][1];
+      v[(4 * a + 3) * ldv + i] = t[a][1] - t[a][3];
+    }
+  }
+}
+
+void winogradOutputTransform(const float* __restrict m, int64_t ldm, int64_t n, float* __restrict y) {
+  for (int64_t i = 0; i < n; ++i) {
+    // t = A^T m (rows), then y = t A (columns); A^T = [1 1 1 0; 0 1 -1 -1].
+    float t0[4], t1[4];
+#pragma GCC unroll 4
+    for (int b = 0; b < 4; ++b) {
+      const float m0 = m[(0 + b) * ldm + i], m1 = m[(4 + b) * ldm + i];
+      const float m2 = m[(8 + b) * ldm + i], m3 = m[(12 + b) * ldm + i];
+      t0[b] = m0 + m1 + m2;
+      t1[b] = m1 - m2 - m3;
+    }
+    y[0 * n + i] = t0[0] + t0[1] + t0[2];
+    y[1 * n + i] = t0[1] - t0[2] - t0[3];
+    y[2 * n + i] = t1[0] + t1[1] + t1[2];
+    y[3 * n + i] = t1[1] - t1[2] - t1[3];
+  }
+}
+
 void sgdUpdate(float* __restrict p, const float* __restrict g, float* __restrict buf, int64_t n,
                const nn::SgdParams& o) {
   const float lr = o.lr, wd = o.weightDecay, mu = o.momentum, damp = 1.0f - o.dampening;
@@ -170,8 +302,9 @@ void rmspropUpdate(float* __restrict p, const float* __restrict g, float* __rest
 
 extern const NnKernelTable kNnKernels = {
     SUPCON_ISA_LABEL, reluForward,  reluBackward, add,       addInto,     scaleShift,
-    centeredMoments,  gradMoments,  affineGrad,   sumSquares, sgdUpdate,  larsUpdate,
-    adamwUpdate,      rmspropUpdate,
+    centeredMoments,  gradMoments,  affineGrad,   sumSquares, fewTapsForward, fewTapsWeightGrad,
+    winogradInputTransform, winogradOutputTransform,
+    sgdUpdate,        larsUpdate,   adamwUpdate,  rmspropUpdate,
 };
 
 }  // namespace supcon::cpu::SUPCON_ISA_NAMESPACE

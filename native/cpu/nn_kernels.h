@@ -30,6 +30,18 @@ struct NnKernelTable {
                      float mean, float k3);
   // sum(x^2)
   double (*sumSquares)(const float* x, int64_t n);
+  // A convolution with few taps T (C * R * S) on n pixels of an im2col block col [T, ldc]:
+  // y[k * ldy + j] = sum_t w[k * T + t] * col[t * ldc + j] (+ bias[k] when not null), k < K.
+  void (*fewTapsForward)(const float* w, const float* bias, int64_t K, int64_t T, const float* col,
+                         int64_t ldc, int64_t n, float* y, int64_t ldy);
+  // Its weight gradient: dw[k * T + t] += sum_j dy[k * ldy + j] * col[t * ldc + j], j < n.
+  void (*fewTapsWeightGrad)(const float* dy, int64_t ldy, int64_t K, int64_t T, const float* col,
+                            int64_t ldc, int64_t n, float* dw);
+  // Winograd F(2x2, 3x3), the input transform of n tiles: from their 4x4 patches,
+  // d[(4 a + b) * ldd + i] = patch element (a, b) of tile i, v[xi * ldv + i] = (B^T d B)[xi].
+  void (*winogradInputTransform)(const float* d, int64_t ldd, int64_t n, float* v, int64_t ldv);
+  // The output transform of n tiles: from m[xi * ldm + i], y[(2 a + b) * n + i] = (A^T m A)[a][b].
+  void (*winogradOutputTransform)(const float* m, int64_t ldm, int64_t n, float* y);
   // Optimizer updates of one parameter range (docs/LAYERS.md).
   void (*sgdUpdate)(float* p, const float* g, float* buf, int64_t n, const nn::SgdParams& o);
   // buf = momentum * buf + scale * (g + wd * p); p -= lr * buf
