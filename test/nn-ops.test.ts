@@ -123,16 +123,17 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
   });
 
   it.each([
-    ['several tile blocks (441 tiles an image)', { N: 2, C: 40, H: 41, W: 41, K: 24, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+    ['several tile blocks (441 tiles an image; 882 tiles: four blocks of the weight gradient)', { N: 2, C: 40, H: 41, W: 41, K: 24, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
     ['C = 260 (two channel slices of the GEMM), odd width', { N: 2, C: 260, H: 6, W: 5, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
-  ] as [string, ConvShape][])('conv2d through Winograd, %s: forward and data gradient against float64 references', (_label, d) => {
+  ] as [string, ConvShape][])('conv2d through Winograd, %s: forward, data and weight gradients against float64 references', (_label, d) => {
     setCpuKernels(kernel);
     const random = rng(d.C + d.H);
     const x = input([d.N, d.C, d.H, d.W], random), w = input([d.K, d.C, d.R, d.S], random), b = input([d.K], random);
     const [P, Q] = convOut(d);
     const dy = randomNormal(d.N * d.K * P * Q, random);
-    // dx[n, c, h, w] = sum over k, r, s of w[k, c, r, s] dy[n, k, h - r + 1, w - s + 1]: the adjoint, in float64.
-    const dxRef = new Float64Array(x.data.length);
+    // dx[n, c, h, w] = sum over k, r, s of w[k, c, r, s] dy[n, k, h - r + 1, w - s + 1] (the adjoint) and
+    // dw[k, c, r, s] = sum over n, p, q of dy[n, k, p, q] x[n, c, p + r - 1, q + s - 1], in float64.
+    const dxRef = new Float64Array(x.data.length), dwRef = new Float64Array(w.data.length);
     for (let n = 0; n < d.N; n++)
       for (let k = 0; k < d.K; k++)
         for (let p = 0; p < P; p++)
@@ -146,16 +147,19 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
                   const ww = q - 1 + t;
                   if (ww < 0 || ww >= d.W) continue;
                   dxRef[((n * d.C + c) * d.H + h) * d.W + ww] += g * w.data[((k * d.C + c) * 3 + r) * 3 + t];
+                  dwRef[((k * d.C + c) * 3 + r) * 3 + t] += g * x.data[((n * d.C + c) * d.H + h) * d.W + ww];
                 }
               }
           }
     tidy(() => {
-      const xp = new Parameter(Tensor.from(x.data, x.shape));
-      const y = ops.conv2d(xp, Tensor.from(w.data, w.shape), Tensor.from(b.data, b.shape), { padding: 1 });
+      const xp = new Parameter(Tensor.from(x.data, x.shape)), wp = new Parameter(Tensor.from(w.data, w.shape));
+      const y = ops.conv2d(xp, wp, Tensor.from(b.data, b.shape), { padding: 1 });
       expect(maxRelDiff(y.value.dataSync(), conv2dRef(Float64Array.from(x.data), Float64Array.from(w.data), Float64Array.from(b.data), d))).toBeLessThan(2e-5);
       y.backward(Tensor.from(dy, y.shape.slice()));
       expect(maxRelDiff(xp.grad!.dataSync(), dxRef)).toBeLessThan(2e-5);
+      expect(maxRelDiff(wp.grad!.dataSync(), dwRef)).toBeLessThan(2e-5);
       xp.dispose();
+      wp.dispose();
     });
   });
 

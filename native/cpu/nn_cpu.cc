@@ -38,10 +38,10 @@ void forChunks(int64_t n, int threads, F&& fn) {
   });
 }
 
-// Scratch of the calling thread, kept between calls and never cleared (slots 0 and 1 per
-// task; 2 and 3 for what a layer shares between its tasks: packed weights, partial sums).
+// Scratch of the calling thread, kept between calls and never cleared (slots 0, 1 and 4 per
+// task; 2, 3 and 5 for what a layer shares between its tasks: packed weights, partial sums).
 float* scratch(size_t floats, int slot) {
-  thread_local AlignedBuffer<float> buffers[4];
+  thread_local AlignedBuffer<float> buffers[6];
   AlignedBuffer<float>& b = buffers[slot];
   if (b.size() < floats) b = AlignedBuffer<float>(floats);
   return b.data();
@@ -324,6 +324,77 @@ bool winograd(const nn::Conv2dDesc& d) {
 // Tiles per block: the block's transformed inputs (16 x Ci x tiles) stay near 1 MB.
 int64_t winogradTiles(int64_t Ci) { return std::max<int64_t>(32, std::min<int64_t>(512, 16384 / Ci / 32 * 32)); }
 
+// The 2x2 tiles of N images of H x W (tile t: image t / perImage, tile row th, column tw),
+// and the gathers the transforms read.
+struct WinogradTiles {
+  int64_t H, W, TH, TW, perImage, T;
+  WinogradTiles(int64_t N, int64_t h, int64_t w)
+      : H(h), W(w), TH(ceilDiv(h, 2)), TW(ceilDiv(w, 2)), perImage(TH * TW), T(N * TH * TW) {}
+  // fn(image, tile row, first tile column, count, j) for the tiles [j0, j0 + nt) in runs
+  // along a row of tiles (j: the run's first tile, from j0).
+  template <typename F>
+  void forRuns(int64_t j0, int64_t nt, F&& fn) const {
+    for (int64_t j = 0; j < nt;) {
+      const int64_t tile = j0 + j, n = tile / perImage, th = (tile % perImage) / TW, tw0 = tile % TW;
+      const int64_t count = std::min(TW - tw0, nt - j);
+      fn(n, th, tw0, count, j);
+      j += count;
+    }
+  }
+  // d[(4 a + b) * ld + j] = the 4x4 input patch of each tile j < nt from j0 (rows 2 th - 1 + a,
+  // columns 2 tw - 1 + b; zero outside), of channel c of images [N, C, H, W].
+  void patches(const float* x, int64_t C, int64_t c, int64_t j0, int64_t nt, float* d, int64_t ld) const {
+    forRuns(j0, nt, [&](int64_t n, int64_t th, int64_t tw0, int64_t count, int64_t j) {
+      const float* plane = x + (n * C + c) * H * W;
+      for (int a = 0; a < 4; ++a) {
+        const int64_t h = 2 * th - 1 + a;
+        float* dst[4];
+        for (int b = 0; b < 4; ++b) dst[b] = d + (4 * a + b) * ld + j;
+        if (h < 0 || h >= H) {
+          for (int b = 0; b < 4; ++b) std::fill(dst[b], dst[b] + count, 0.0f);
+          continue;
+        }
+        const float* row = plane + h * W;
+        for (int64_t i = 0; i < count; ++i) {
+          const int64_t w0 = 2 * (tw0 + i) - 1;
+          if (w0 >= 0 && w0 + 4 <= W) {
+            for (int b = 0; b < 4; ++b) dst[b][i] = row[w0 + b];
+          } else {
+            for (int b = 0; b < 4; ++b) dst[b][i] = w0 + b >= 0 && w0 + b < W ? row[w0 + b] : 0.0f;
+          }
+        }
+      }
+    });
+  }
+  // g[(2 a + b) * ld + j] = the 2x2 outputs of each tile (rows 2 th + a, columns 2 tw + b;
+  // zero past the edge) of channel k of dy [N, K, H, W].
+  void outputs(const float* dy, int64_t K, int64_t k, int64_t j0, int64_t nt, float* g, int64_t ld) const {
+    forRuns(j0, nt, [&](int64_t n, int64_t th, int64_t tw0, int64_t count, int64_t j) {
+      const float* plane = dy + (n * K + k) * H * W;
+      for (int a = 0; a < 2; ++a) {
+        const int64_t h = 2 * th + a;
+        float* g0 = g + (2 * a) * ld + j;
+        float* g1 = g + (2 * a + 1) * ld + j;
+        if (h >= H) {
+          std::fill(g0, g0 + count, 0.0f);
+          std::fill(g1, g1 + count, 0.0f);
+          continue;
+        }
+        const float* row = plane + h * W + 2 * tw0;
+        const int64_t full = std::min(count, (W - 2 * tw0) / 2);
+        for (int64_t i = 0; i < full; ++i) {
+          g0[i] = row[2 * i];
+          g1[i] = row[2 * i + 1];
+        }
+        if (full < count) {
+          g0[full] = row[2 * full];
+          g1[full] = 0.0f;
+        }
+      }
+    });
+  }
+};
+
 // The 16 transformed weight matrices U_xi [Ko x Ci], each packed as the GEMM's A operand,
 // in scratch slot 2: U = G g G^T with g = w[ko][ci] ([Ko, Ci, 3, 3]), or, transposed, g =
 // w[ci][ko] turned by 180 degrees (w is [Ci, Ko, 3, 3]: the data gradient's convolution).
@@ -364,8 +435,8 @@ const float* winogradWeights(const float* w, int64_t Ko, int64_t Ci, bool transp
 // weights of winogradWeights, plus bias [Ko] when not null.
 void winogradConv(int64_t N, int64_t Ci, int64_t Ko, int64_t H, int64_t W, const float* in, const float* up,
                   const float* bias, float* out, bool accumulate, int threads) {
-  const int64_t TH = ceilDiv(H, 2), TW = ceilDiv(W, 2), perImage = TH * TW, T = N * perImage;
-  const int64_t tb = winogradTiles(Ci), blocks = ceilDiv(T, tb), HW = H * W;
+  const WinogradTiles tiles(N, H, W);
+  const int64_t T = tiles.T, tb = winogradTiles(Ci), blocks = ceilDiv(T, tb);
   const int64_t packedA = packedALayout(Ko, Ci).floats();
   const NnKernelTable& kt = activeNn();
   ThreadPool::instance().parallelFor(blocks, threads, [&](int64_t blk, int) {
@@ -382,38 +453,9 @@ void winogradConv(int64_t N, int64_t Ci, int64_t Ko, int64_t H, int64_t W, const
     float* patches = scratch(static_cast<size_t>(16 * LB.paddedN + 4 * nt), 4);
     float* yBuf = patches + 16 * LB.paddedN;
     for (int xi = 0; xi < 16; ++xi) std::fill(patches + xi * LB.paddedN + nt, patches + (xi + 1) * LB.paddedN, 0.0f);
-    // The blocks's tiles in runs along one row of tiles: (image, tile row, first tile, count, column j).
-    auto forRuns = [&](auto&& fn) {
-      for (int64_t j = 0; j < nt;) {
-        const int64_t tile = j0 + j, n = tile / perImage, th = (tile % perImage) / TW, tw0 = tile % TW;
-        const int64_t count = std::min(TW - tw0, nt - j);
-        fn(n, th, tw0, count, j);
-        j += count;
-      }
-    };
     // V_xi [Ci x nt], packed: B^T d B of every (channel, tile), a panel at a time.
     for (int64_t c = 0; c < Ci; ++c) {
-      forRuns([&](int64_t n, int64_t th, int64_t tw0, int64_t count, int64_t j) {
-        const float* plane = in + (n * Ci + c) * HW;
-        for (int a = 0; a < 4; ++a) {
-          const int64_t h = 2 * th - 1 + a;
-          float* dst[4];
-          for (int b = 0; b < 4; ++b) dst[b] = patches + (4 * a + b) * LB.paddedN + j;
-          if (h < 0 || h >= H) {
-            for (int b = 0; b < 4; ++b) std::fill(dst[b], dst[b] + count, 0.0f);
-            continue;
-          }
-          const float* row = plane + h * W;
-          for (int64_t i = 0; i < count; ++i) {
-            const int64_t w0 = 2 * (tw0 + i) - 1;
-            if (w0 >= 0 && w0 + 4 <= W) {
-              for (int b = 0; b < 4; ++b) dst[b][i] = row[w0 + b];
-            } else {
-              for (int b = 0; b < 4; ++b) dst[b][i] = w0 + b >= 0 && w0 + b < W ? row[w0 + b] : 0.0f;
-            }
-          }
-        }
-      });
+      tiles.patches(in, Ci, c, j0, nt, patches, LB.paddedN);
       const int64_t slice = c / LB.kc, sliceRows = std::min(LB.kc, Ci - slice * LB.kc);
       float* rowBase = v + slice * LB.kc * LB.paddedN + (c - slice * LB.kc) * nr;
       for (int64_t p0 = 0; p0 < LB.paddedN; p0 += nr)
@@ -431,7 +473,7 @@ void winogradConv(int64_t N, int64_t Ci, int64_t Ko, int64_t H, int64_t W, const
     for (int64_t k = 0; k < Ko; ++k) {
       kt.winogradOutputTransform(m + k * nt, KN, nt, yBuf);
       const float bk = bias != nullptr ? bias[k] : 0.0f;
-      forRuns([&](int64_t n, int64_t th, int64_t tw0, int64_t count, int64_t j) {
+      tiles.forRuns(j0, nt, [&](int64_t n, int64_t th, int64_t tw0, int64_t count, int64_t j) {
         for (int a = 0; a < 2; ++a) {
           const int64_t h = 2 * th + a;
           if (h >= H) break;
@@ -455,6 +497,64 @@ void winogradConv(int64_t N, int64_t Ci, int64_t Ko, int64_t H, int64_t W, const
           }
         }
       });
+    }
+  });
+}
+
+// dw [K, C, 3, 3] += the weight gradient of a Winograd-eligible convolution, through
+// F(3x3, 2x2): each tile's 4x4 input patch d and 2x2 outputs g give dw as A^T [sum over
+// tiles of (G' g G'^T) . (B^T d B)] A, so the sum over pixels becomes 16 GEMMs [K x tiles] x
+// [tiles x C], 2.25x fewer multiply-adds. Blocks of tiles go in order, and each of the 16
+// sums is one task's, so the bits do not depend on the thread count.
+constexpr int64_t kWinogradGradTiles = 256;
+
+void winogradWeightGrad(const nn::Conv2dDesc& d, const float* x, const float* dy, float* dw, int threads) {
+  const WinogradTiles tiles(d.N, d.H, d.W);
+  const int64_t C = d.C, K = d.K, T = tiles.T, tb = std::min(T, kWinogradGradTiles), blocks = ceilDiv(T, tb);
+  // U_xi [K x tb] and V_xi [C x tb] of a block (a cache line more than a power of two apart),
+  // and the 16 sums M_xi [K x C].
+  const int64_t uStride = K * tb + 16, vStride = C * tb + 16, mStride = K * C + 16;
+  float* u = scratch(static_cast<size_t>(16 * uStride), 5);
+  float* v = scratch(static_cast<size_t>(16 * vStride), 2);
+  float* m = scratch(static_cast<size_t>(16 * mStride), 3);
+  const NnKernelTable& kt = activeNn();
+  ThreadPool& pool = ThreadPool::instance();
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t j0 = blk * tb, nt = std::min(tb, T - j0);
+    pool.parallelFor(C + K, threads, [&](int64_t ch, int) {
+      float* gathered = scratch(static_cast<size_t>(16 * tb), 4);
+      if (ch < C) {
+        tiles.patches(x, C, ch, j0, nt, gathered, tb);
+        kt.winogradInputTransform(gathered, tb, nt, v + ch * tb, vStride);
+      } else {
+        tiles.outputs(dy, K, ch - C, j0, nt, gathered, tb);
+        kt.winogradGradTransform(gathered, tb, nt, u + (ch - C) * tb, uStride);
+      }
+    });
+    // M_xi += U_xi V_xi^T.
+    pool.parallelFor(16, threads, [&](int64_t xi, int) {
+      sgemm(gemmDesc(false, true, K, C, nt, u + xi * uStride, tb, v + xi * vStride, tb, blk == 0 ? 0.0f : 1.0f,
+                     m + xi * mStride, C),
+            1);
+    });
+  }
+  // dw[k][c] += A^T M A, A^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
+  pool.parallelFor(K, threads, [&](int64_t k, int) {
+    for (int64_t c = 0; c < C; ++c) {
+      float mm[4][4];
+      for (int xi = 0; xi < 16; ++xi) mm[xi / 4][xi % 4] = m[xi * mStride + k * C + c];
+      float t[3][4];
+      for (int b = 0; b < 4; ++b) {
+        t[0][b] = mm[0][b] + mm[1][b] + mm[2][b];
+        t[1][b] = mm[1][b] - mm[2][b];
+        t[2][b] = mm[1][b] + mm[2][b] + mm[3][b];
+      }
+      float* out = dw + (k * C + c) * 9;
+      for (int r = 0; r < 3; ++r) {
+        out[r * 3 + 0] += t[r][0] + t[r][1] + t[r][2];
+        out[r * 3 + 1] += t[r][1] - t[r][2];
+        out[r * 3 + 2] += t[r][1] + t[r][2] + t[r][3];
+      }
     }
   });
 }
@@ -552,6 +652,10 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   if (dx != nullptr && winograd(d)) {
     winogradConv(d.N, d.K, d.C, d.H, d.W, dy, winogradWeights(w, d.C, d.K, true, threads), nullptr, dx, true, threads);
     dx = nullptr;
+  }
+  if (dw != nullptr && winograd(d)) {
+    winogradWeightGrad(d, x, dy, dw, threads);
+    dw = nullptr;
   }
   const int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, KCRS = d.K * CRS, CHW = d.C * d.H * d.W;
   const int64_t G = imagesPerGroup(d), groups = ceilDiv(d.N, G);

@@ -198,46 +198,85 @@ void fewTapsWeightGrad(const float* __restrict dy, int64_t ldy, int64_t K, int64
   }
 }
 
-void winogradInputTransform(const float* __restrict d, int64_t ldd, int64_t n, float* __restrict v,
-                            int64_t ldv) {
-  for (int64_t i = 0; i < n; ++i) {
-    // t = B^T d (rows), then v = t B (columns); B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-    float t[4][4];
+// The Winograd transforms work on W tiles at a time (one vector per matrix element), with
+// a scalar tail: the same arithmetic through a generic lane type.
+template <typename V, typename Load, typename Store>
+inline void inputTransformStep(const float* d, int64_t ldd, float* v, int64_t ldv, Load ld, Store st) {
+  // t = B^T d (rows), then v = t B (columns); B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+  V t[4][4];
 #pragma GCC unroll 4
-    for (int b = 0; b < 4; ++b) {
-      const float d0 = d[(0 + b) * ldd + i], d1 = d[(4 + b) * ldd + i];
-      const float d2 = d[(8 + b) * ldd + i], d3 = d[(12 + b) * ldd + i];
-      t[0][b] = d0 - d2;
-      t[1][b] = d1 + d2;
-      t[2][b] = d2 - d1;
-      t[3][b] = d1 - d3;
-    }
+  for (int b = 0; b < 4; ++b) {
+    const V d0 = ld(d + (0 + b) * ldd), d1 = ld(d + (4 + b) * ldd);
+    const V d2 = ld(d + (8 + b) * ldd), d3 = ld(d + (12 + b) * ldd);
+    t[0][b] = d0 - d2;
+    t[1][b] = d1 + d2;
+    t[2][b] = d2 - d1;
+    t[3][b] = d1 - d3;
+  }
 #pragma GCC unroll 4
-    for (int a = 0; a < 4; ++a) {
-      v[(4 * a + 0) * ldv + i] = t[a][0] - t[a][2];
-      v[(4 * a + 1) * ldv + i] = t[a][1] + t[a][2];
-      v[(4 * a + 2) * ldv + i] = t[a][2] - t[a][1];
-      v[(4 * a + 3) * ldv + i] = t[a][1] - t[a][3];
-    }
+  for (int a = 0; a < 4; ++a) {
+    st(v + (4 * a + 0) * ldv, t[a][0] - t[a][2]);
+    st(v + (4 * a + 1) * ldv, t[a][1] + t[a][2]);
+    st(v + (4 * a + 2) * ldv, t[a][2] - t[a][1]);
+    st(v + (4 * a + 3) * ldv, t[a][1] - t[a][3]);
   }
 }
 
-void winogradOutputTransform(const float* __restrict m, int64_t ldm, int64_t n, float* __restrict y) {
-  for (int64_t i = 0; i < n; ++i) {
-    // t = A^T m (rows), then y = t A (columns); A^T = [1 1 1 0; 0 1 -1 -1].
-    float t0[4], t1[4];
+template <typename V, typename Load, typename Store>
+inline void outputTransformStep(const float* m, int64_t ldm, float* y, int64_t ldy, Load ld, Store st) {
+  // t = A^T m (rows), then y = t A (columns); A^T = [1 1 1 0; 0 1 -1 -1].
+  V t0[4], t1[4];
 #pragma GCC unroll 4
-    for (int b = 0; b < 4; ++b) {
-      const float m0 = m[(0 + b) * ldm + i], m1 = m[(4 + b) * ldm + i];
-      const float m2 = m[(8 + b) * ldm + i], m3 = m[(12 + b) * ldm + i];
-      t0[b] = m0 + m1 + m2;
-      t1[b] = m1 - m2 - m3;
-    }
-    y[0 * n + i] = t0[0] + t0[1] + t0[2];
-    y[1 * n + i] = t0[1] - t0[2] - t0[3];
-    y[2 * n + i] = t1[0] + t1[1] + t1[2];
-    y[3 * n + i] = t1[1] - t1[2] - t1[3];
+  for (int b = 0; b < 4; ++b) {
+    const V m0 = ld(m + (0 + b) * ldm), m1 = ld(m + (4 + b) * ldm);
+    const V m2 = ld(m + (8 + b) * ldm), m3 = ld(m + (12 + b) * ldm);
+    t0[b] = m0 + m1 + m2;
+    t1[b] = m1 - m2 - m3;
   }
+  st(y + 0 * ldy, t0[0] + t0[1] + t0[2]);
+  st(y + 1 * ldy, t0[1] - t0[2] - t0[3]);
+  st(y + 2 * ldy, t1[0] + t1[1] + t1[2]);
+  st(y + 3 * ldy, t1[1] - t1[2] - t1[3]);
+}
+
+template <typename V, typename Load, typename Store>
+inline void gradTransformStep(const float* g, int64_t ldg, float* u, int64_t ldu, Load ld, Store st) {
+  // t = G' g (4 x 2), then u = t G'^T (4 x 4); G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 -1].
+  const V g00 = ld(g + 0 * ldg), g01 = ld(g + 1 * ldg), g10 = ld(g + 2 * ldg), g11 = ld(g + 3 * ldg);
+  const V t[4][2] = {{g00, g01},
+                     {(g00 + g10) * 0.5f, (g01 + g11) * 0.5f},
+                     {(g00 - g10) * 0.5f, (g01 - g11) * 0.5f},
+                     {-g10, -g11}};
+#pragma GCC unroll 4
+  for (int a = 0; a < 4; ++a) {
+    st(u + (4 * a + 0) * ldu, t[a][0]);
+    st(u + (4 * a + 1) * ldu, (t[a][0] + t[a][1]) * 0.5f);
+    st(u + (4 * a + 2) * ldu, (t[a][0] - t[a][1]) * 0.5f);
+    st(u + (4 * a + 3) * ldu, -t[a][1]);
+  }
+}
+
+const auto vload = [](const float* p) { return load(p); };
+const auto vstore = [](float* p, VF x) { store(p, x); };
+const auto sload = [](const float* p) { return *p; };
+const auto sstore = [](float* p, float x) { *p = x; };
+
+void winogradInputTransform(const float* d, int64_t ldd, int64_t n, float* v, int64_t ldv) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) inputTransformStep<VF>(d + i, ldd, v + i, ldv, vload, vstore);
+  for (; i < n; ++i) inputTransformStep<float>(d + i, ldd, v + i, ldv, sload, sstore);
+}
+
+void winogradOutputTransform(const float* m, int64_t ldm, int64_t n, float* y) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) outputTransformStep<VF>(m + i, ldm, y + i, n, vload, vstore);
+  for (; i < n; ++i) outputTransformStep<float>(m + i, ldm, y + i, n, sload, sstore);
+}
+
+void winogradGradTransform(const float* g, int64_t ldg, int64_t n, float* u, int64_t ldu) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) gradTransformStep<VF>(g + i, ldg, u + i, ldu, vload, vstore);
+  for (; i < n; ++i) gradTransformStep<float>(g + i, ldg, u + i, ldu, sload, sstore);
 }
 
 void sgdUpdate(float* __restrict p, const float* __restrict g, float* __restrict buf, int64_t n,
@@ -303,7 +342,7 @@ void rmspropUpdate(float* __restrict p, const float* __restrict g, float* __rest
 extern const NnKernelTable kNnKernels = {
     SUPCON_ISA_LABEL, reluForward,  reluBackward, add,       addInto,     scaleShift,
     centeredMoments,  gradMoments,  affineGrad,   sumSquares, fewTapsForward, fewTapsWeightGrad,
-    winogradInputTransform, winogradOutputTransform,
+    winogradInputTransform, winogradOutputTransform, winogradGradTransform,
     sgdUpdate,        larsUpdate,   adamwUpdate,  rmspropUpdate,
 };
 

@@ -42,6 +42,10 @@ struct NnKernelTable {
   void (*winogradInputTransform)(const float* d, int64_t ldd, int64_t n, float* v, int64_t ldv);
   // The output transform of n tiles: from m[xi * ldm + i], y[(2 a + b) * n + i] = (A^T m A)[a][b].
   void (*winogradOutputTransform)(const float* m, int64_t ldm, int64_t n, float* y);
+  // The weight gradient's F(3x3, 2x2): the transform of n tiles of dy, from
+  // g[(2 a + b) * ldg + i] = the tile's 2x2 outputs, u[xi * ldu + i] = (G' g G'^T)[xi] with
+  // G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 -1] (so that the input side is winogradInputTransform's).
+  void (*winogradGradTransform)(const float* g, int64_t ldg, int64_t n, float* u, int64_t ldu);
   // Optimizer updates of one parameter range (docs/LAYERS.md).
   void (*sgdUpdate)(float* p, const float* g, float* buf, int64_t n, const nn::SgdParams& o);
   // buf = momentum * buf + scale * (g + wd * p); p -= lr * buf
