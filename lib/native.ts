@@ -91,6 +91,8 @@ export interface NativeNn {
   conv2dForward(d: NativeConvDesc, x: F32, w: F32, b: Opt<F32>, y: F32, threads?: number, precision?: Precision): void;
   conv2dBackward(d: NativeConvDesc, x: F32, w: F32, dy: F32, dx: Opt<F32>, dw: Opt<F32>, db: Opt<F32>, threads?: number,
     precision?: Precision): void;
+  /** The CPU's algorithm for one pass of this convolution (docs/LAYERS.md). */
+  conv2dAlgorithm(d: NativeConvDesc, pass: 'forward' | 'data' | 'weights'): 'winograd' | 'direct' | 'im2col-gemm';
   batchNormForward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, beta: F32, runningMean: Opt<F32>,
     runningVar: Opt<F32>, y: F32, saveMean: F32, saveInvStd: F32, threads?: number): void;
   batchNormBackward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, saveMean: F32, saveInvStd: F32,

@@ -7,6 +7,7 @@ import {
   maxPoolRef, maxRelDiff,
 } from './nn-reference';
 import { randomNormal, referenceLoss, rng } from './reference';
+import { native } from '../dist/lib/native.js';
 
 const kernels = backendInfo().cpuKernelsAvailable;
 afterAll(() => setCpuKernels(kernels[0]));
@@ -111,11 +112,28 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     });
   });
 
+  it('conv2dAlgorithm names the path each pass takes', () => {
+    const desc = (C: number, K: number, R: number, stride: number, pad: number) =>
+      ({ N: 2, C, H: 9, W: 9, K, R, S: R, strideH: stride, strideW: stride, padH: pad, padW: pad });
+    const passes = (d: ReturnType<typeof desc>) => (['forward', 'data', 'weights'] as const).map((p) => native.nn.conv2dAlgorithm(d, p));
+    expect(passes(desc(16, 16, 3, 1, 1))).toEqual(['winograd', 'winograd', 'winograd']);
+    expect(passes(desc(15, 64, 3, 1, 1))).toEqual(['im2col-gemm', 'im2col-gemm', 'im2col-gemm']);
+    expect(passes(desc(64, 64, 3, 2, 1))).toEqual(['im2col-gemm', 'im2col-gemm', 'im2col-gemm']);
+    expect(passes(desc(64, 64, 3, 1, 0))).toEqual(['im2col-gemm', 'im2col-gemm', 'im2col-gemm']);
+    // At most 32 taps: direct for the forward pass and the weights, the GEMM for the data gradient.
+    expect(passes(desc(3, 64, 3, 1, 1))).toEqual(['direct', 'im2col-gemm', 'direct']);
+    expect(passes(desc(32, 8, 1, 2, 0))).toEqual(['direct', 'im2col-gemm', 'direct']);
+    expect(passes(desc(33, 8, 1, 2, 0))).toEqual(['im2col-gemm', 'im2col-gemm', 'im2col-gemm']);
+    expect(() => native.nn.conv2dAlgorithm(desc(3, 3, 3, 1, 1), 'backward' as 'data')).toThrow(/pass: expected 'forward', 'data' or 'weights', got 'backward'/);
+  });
+
   it.each([
     ['odd sizes (tiles cut by the edges), bias', { N: 1, C: 16, H: 5, W: 3, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
     ['2 x 2 images', { N: 3, C: 17, H: 2, W: 2, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
   ] as [string, ConvShape][])('conv2d through Winograd F(2x2, 3x3) (3x3, stride 1, pad 1, C and K >= 16): %s', (_label, d) => {
     setCpuKernels(kernel);
+    const nd = { N: d.N, C: d.C, H: d.H, W: d.W, K: d.K, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
+    expect(native.nn.conv2dAlgorithm(nd, 'forward')).toBe('winograd');
     const random = rng(d.C * 10 + d.H);
     const opts = { stride: d.stride, padding: d.pad };
     check([input([d.N, d.C, d.H, d.W], random), input([d.K, d.C, d.R, d.S], random), input([d.K], random)],
@@ -127,6 +145,8 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     ['C = 260 (two channel slices of the GEMM), odd width', { N: 2, C: 260, H: 6, W: 5, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
   ] as [string, ConvShape][])('conv2d through Winograd, %s: forward, data and weight gradients against float64 references', (_label, d) => {
     setCpuKernels(kernel);
+    const nd = { N: d.N, C: d.C, H: d.H, W: d.W, K: d.K, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
+    expect(native.nn.conv2dAlgorithm(nd, 'weights')).toBe('winograd');
     const random = rng(d.C + d.H);
     const x = input([d.N, d.C, d.H, d.W], random), w = input([d.K, d.C, d.R, d.S], random), b = input([d.K], random);
     const [P, Q] = convOut(d);

@@ -1,6 +1,7 @@
 // Wall time of the native calls by kind of layer op, for the training benchmark's
 // breakdown. Off by default: an op then pays one null check.
 import type { Conv2dDesc } from './ops';
+import { native } from '../native';
 
 export type OpKind =
   | 'conv forward' | 'conv backward data' | 'conv backward weights' | 'batch norm' | 'relu' | 'pooling'
@@ -13,8 +14,10 @@ export interface OpTiming {
   shape: string;
   calls: number;
   ms: number;
-  /** 2 * multiply-adds of a convolution's product (0 for the other kinds). */
+  /** 2 * multiply-adds of a convolution's product as a direct convolution counts them (0 for the other kinds). */
   flops: number;
+  /** A convolution's algorithm on the CPU ('winograd', 'direct' or 'im2col-gemm'), else ''. */
+  algorithm: string;
 }
 
 let table: Map<string, OpTiming> | null = null;
@@ -32,7 +35,8 @@ export function timed<T>(kind: OpKind, fn: () => T, conv?: Conv2dDesc): T {
   const ms = performance.now() - t0;
   const shape = conv === undefined ? '' : convShape(conv);
   const key = `${kind}|${shape}`;
-  const row = table.get(key) ?? { kind, shape, calls: 0, ms: 0, flops: 0 };
+  const pass = kind === 'conv forward' ? 'forward' : kind === 'conv backward data' ? 'data' : 'weights';
+  const row = table.get(key) ?? { kind, shape, calls: 0, ms: 0, flops: 0, algorithm: conv === undefined ? '' : native.nn.conv2dAlgorithm(conv, pass) };
   row.calls++;
   row.ms += ms;
   if (conv !== undefined) row.flops += convFlops(conv);

@@ -257,6 +257,17 @@ Napi::Value conv2dBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+// conv2dAlgorithm(desc, pass): the CPU's algorithm for a pass ('forward', 'data' or 'weights').
+Napi::Value conv2dAlgorithm(const Napi::CallbackInfo& info) {
+  return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    const nn::Conv2dDesc d = convDesc(i[0]);
+    const std::string pass = requireString(i[1], "pass");
+    const int p = pass == "forward" ? 0 : pass == "data" ? 1 : pass == "weights" ? 2 : -1;
+    if (p < 0) throw rangeError("pass: expected 'forward', 'data' or 'weights', got '" + pass + "'");
+    return Napi::String::New(i.Env(), cpu::conv2dAlgorithm(d, p));
+  });
+}
+
 nn::BatchNormDesc bnDesc(const Napi::Value& value) {
   const Napi::Object o = requireObject(value, "desc");
   nn::BatchNormDesc d;
@@ -682,6 +693,7 @@ void registerNn(Napi::Env env, Napi::Object exports) {
   add("linearBackward", linearBackward);
   add("conv2dForward", conv2dForward);
   add("conv2dBackward", conv2dBackward);
+  add("conv2dAlgorithm", conv2dAlgorithm);
   add("batchNormForward", batchNormForward);
   add("batchNormBackward", batchNormBackward);
   add("reluForward", reluForward);

@@ -596,6 +596,12 @@ void linearBackward(const float* x, const float* w, const float* dy, float* dx, 
   }
 }
 
+const char* conv2dAlgorithm(const nn::Conv2dDesc& d, int pass) {
+  if (winograd(d)) return "winograd";
+  if (pass != 1 && fewTaps(d)) return "direct";
+  return "im2col-gemm";
+}
+
 void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* b,
                    float* y, int threads) {
   if (fewTaps(d)) {

@@ -20,6 +20,10 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
                    float* y, int threads);
 void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* dy,
                     float* dx, float* dw, float* db, int threads);
+// The algorithm a pass of this convolution takes on the CPU (pass 0: forward, 1: data
+// gradient, 2: weight gradient): "winograd" (F(2x2, 3x3); F(3x3, 2x2) for the weights),
+// "direct" (at most 32 taps), or "im2col-gemm".
+const char* conv2dAlgorithm(const nn::Conv2dDesc& d, int pass);
 
 // Training: batch statistics (saved to saveMean / saveInvStd [C]) and, when runningMean is
 // not null, the running statistics updated. Evaluation: the running statistics, also
