@@ -53,12 +53,8 @@ void packA(const GemmDesc& d, int64_t i0, int64_t mb, int64_t k0, int64_t kc, in
   }
   // Stored M x K: gather one k from each of the panel's rows (mr sequential streams).
   const float* src[32];
-  for (int i = 0; i < mr; ++i) src[i] = d.A + (r0 + std::min(i, rows - 1)) * d.lda + k0;
-  for (int64_t k = 0; k < kc; ++k) {
-    float* out = dst + k * mr;
-    for (int i = 0; i < rows; ++i) out[i] = src[i][k];
-    for (int i = rows; i < mr; ++i) out[i] = 0.0f;
-  }
+  for (int i = 0; i < rows; ++i) src[i] = d.A + (r0 + i) * d.lda + k0;
+  activeGemm().gatherRows(src, rows, mr, kc, dst);
 }
 
 // bp[p][k][j] = op(B)[k0 + k][j0 + p * nr + j], zero past the last column.
@@ -78,12 +74,8 @@ void packB(const GemmDesc& d, int64_t j0, int64_t nc, int64_t k0, int64_t kc, in
   }
   // Stored N x K: gather one k from each of the panel's rows (nr sequential streams).
   const float* src[64];
-  for (int j = 0; j < nr; ++j) src[j] = d.B + (c0 + std::min(j, cols - 1)) * d.ldb + k0;
-  for (int64_t k = 0; k < kc; ++k) {
-    float* out = dst + k * nr;
-    for (int j = 0; j < cols; ++j) out[j] = src[j][k];
-    for (int j = cols; j < nr; ++j) out[j] = 0.0f;
-  }
+  for (int j = 0; j < cols; ++j) src[j] = d.B + (c0 + j) * d.ldb + k0;
+  activeGemm().gatherRows(src, cols, nr, kc, dst);
 }
 
 // Packing buffers of the calling thread, kept between calls (no allocation, no page faults

@@ -58,6 +58,56 @@ void microKernel(int64_t kc, const float* __restrict ap, const float* __restrict
   }
 }
 
+// v[i] (i < W) transposed in place: W / 2, ..., 1 butterflies, each a two-source shuffle
+// per output (at distance h, rows i and i + h trade their lanes with bit h set).
+struct ButterflyMasks {
+  VI lo[8], hi[8];
+  ButterflyMasks() {
+    int s = 0;
+    for (int h = W / 2; h >= 1; h /= 2, ++s)
+      for (int l = 0; l < W; ++l) {
+        lo[s][l] = (l & h) != 0 ? W + l - h : l;
+        hi[s][l] = (l & h) != 0 ? W + l : l + h;
+      }
+  }
+};
+
+template <int H, int S>
+inline void butterfly(VF* v, const ButterflyMasks& m) {
+  if constexpr (H >= 1) {
+#pragma GCC unroll 16
+    for (int i = 0; i < W; ++i) {
+      if ((i & H) != 0) continue;
+      const VF a = v[i], b = v[i + H];
+      v[i] = __builtin_shuffle(a, b, m.lo[S]);
+      v[i + H] = __builtin_shuffle(a, b, m.hi[S]);
+    }
+    butterfly<H / 2, S + 1>(v, m);
+  }
+}
+
+void gatherRows(const float* const* src, int n, int width, int64_t kc, float* __restrict out) {
+  static const ButterflyMasks masks;
+  for (int g0 = 0; g0 < width; g0 += W) {
+    const int lanes = width - g0 < W ? width - g0 : W;
+    int64_t k = 0;
+    for (; k + W <= kc; k += W) {
+      VF v[W];
+#pragma GCC unroll 16
+      for (int i = 0; i < W; ++i) v[i] = g0 + i < n && i < lanes ? load(src[g0 + i] + k) : splat(0.0f);
+      butterfly<W / 2, 0>(v, masks);
+      if (lanes == W) {
+#pragma GCC unroll 16
+        for (int j = 0; j < W; ++j) store(out + (k + j) * width + g0, v[j]);
+      } else {
+        for (int j = 0; j < W; ++j) __builtin_memcpy(out + (k + j) * width + g0, &v[j], sizeof(float) * lanes);
+      }
+    }
+    for (; k < kc; ++k)
+      for (int i = 0; i < lanes; ++i) out[k * width + g0 + i] = g0 + i < n ? src[g0 + i][k] : 0.0f;
+  }
+}
+
 // As many independent chains as the accumulators of the micro-kernel: enough to cover the
 // FMA latency on both FMA ports.
 double fmaLoop(int64_t iterations, float* sink) {
@@ -81,6 +131,6 @@ double fmaLoop(int64_t iterations, float* sink) {
 
 }  // namespace
 
-extern const GemmKernelTable kGemmKernels = {SUPCON_ISA_LABEL, MR, NR, microKernel, fmaLoop};
+extern const GemmKernelTable kGemmKernels = {SUPCON_ISA_LABEL, MR, NR, microKernel, gatherRows, fmaLoop};
 
 }  // namespace supcon::cpu::SUPCON_ISA_NAMESPACE

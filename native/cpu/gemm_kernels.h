@@ -14,6 +14,9 @@ struct GemmKernelTable {
   // beta != 0) for the full mr x nr tile. ap and bp are 64-byte aligned packed panels.
   void (*microKernel)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
                       float alpha, float beta);
+  // The transposing packs: out[k * width + i] = src[i][k] for i < n and 0 for n <= i < width,
+  // k < kc (W x W blocks transposed in registers).
+  void (*gatherRows)(const float* const* src, int n, int width, int64_t kc, float* out);
   // Runs `iterations` rounds of independent FMA chains; returns the floating-point
   // operations done (the result feeds a sink so the work cannot be dropped).
   double (*fmaLoop)(int64_t iterations, float* sink);
