@@ -399,7 +399,8 @@ struct WinogradTiles {
 // in scratch slot 2: U = G g G^T with g = w[ko][ci] ([Ko, Ci, 3, 3]), or, transposed, g =
 // w[ci][ko] turned by 180 degrees (w is [Ci, Ko, 3, 3]: the data gradient's convolution).
 const float* winogradWeights(const float* w, int64_t Ko, int64_t Ci, bool transposed, int threads) {
-  const int64_t KC = Ko * Ci;
+  // The 16 matrices a cache line more than their size apart (K C is often a power of two).
+  const int64_t KC = Ko * Ci + 16;
   float* plain = scratch(static_cast<size_t>(16 * KC), 3);
   ThreadPool::instance().parallelFor(Ko, threads, [&](int64_t ko, int) {
     for (int64_t ci = 0; ci < Ci; ++ci) {
