@@ -507,7 +507,7 @@ const NN_OPS: Record<string, NnOp> = {
 // twin by where the tensors are; the same call serves both sides.
 const P = (c: NnCall) => c.params as Record<string, number> & Record<string, boolean>;
 const poolDescOf = (c: NnCall) => c.params as unknown as NativePoolDesc;
-const bnDescOf = (c: NnCall) => { const p = P(c); return { N: p.N, C: p.C, L: p.L, eps: p.eps, momentum: p.momentum }; };
+const bnDescOf = (c: NnCall) => { const p = P(c); return { N: p.N, C: p.C, L: p.L, eps: p.eps, momentum: p.momentum, relu: p.relu === true }; };
 const both = (run: (c: NnCall, t: NnTensors, threads?: number) => number | void): NnOp => ({ cpu: run, cuda: (c, t) => run(c, t) });
 
 const LAYER_OPS: Record<string, NnOp> = {
@@ -525,7 +525,7 @@ const LAYER_OPS: Record<string, NnOp> = {
   batchNormForward: both((c, t, th) => native.nn.batchNormForward(bnDescOf(c), P(c).training, need(t, 'x'), need(t, 'gamma'), need(t, 'beta'),
     need(t, 'runningMean'), need(t, 'runningVar'), need(t, 'y'), need(t, 'saveMean'), need(t, 'saveInvStd'), th)),
   batchNormBackward: both((c, t, th) => native.nn.batchNormBackward(bnDescOf(c), P(c).training, need(t, 'x'), need(t, 'gamma'), need(t, 'saveMean'),
-    need(t, 'saveInvStd'), need(t, 'dy'), T(t, 'dx'), T(t, 'dgamma'), T(t, 'dbeta'), th)),
+    need(t, 'saveInvStd'), need(t, 'dy'), T(t, 'dx'), T(t, 'dgamma'), T(t, 'dbeta'), th, T(t, 'y'))),
   l2NormalizeForward: both((c, t, th) => native.nn.l2NormalizeForward(need(t, 'x'), need(t, 'y'), need(t, 'norms'), P(c).rows, P(c).dim, P(c).eps, th)),
   l2NormalizeBackward: both((c, t, th) => native.nn.l2NormalizeBackward(need(t, 'y'), need(t, 'norms'), need(t, 'dy'), need(t, 'dx'), P(c).rows, P(c).dim, P(c).eps, th)),
   crossEntropyForward: both((c, t, th) => native.nn.crossEntropyForward(need(t, 'logits'), need(t, 'labels'), P(c).rows, P(c).classes, th)),

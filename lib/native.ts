@@ -77,7 +77,7 @@ export interface NativePoolDesc {
   N: number; C: number; H: number; W: number; R: number; S: number;
   strideH: number; strideW: number; padH: number; padW: number;
 }
-export interface NativeBatchNormDesc { N: number; C: number; L: number; eps: number; momentum: number }
+export interface NativeBatchNormDesc { N: number; C: number; L: number; eps: number; momentum: number; relu?: boolean }
 
 /** Layer kernels; backward functions add into their gradient outputs. */
 export interface NativeNn {
@@ -95,8 +95,9 @@ export interface NativeNn {
   conv2dAlgorithm(d: NativeConvDesc, pass: 'forward' | 'data' | 'weights'): 'winograd' | 'direct' | 'im2col-gemm';
   batchNormForward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, beta: F32, runningMean: Opt<F32>,
     runningVar: Opt<F32>, y: F32, saveMean: F32, saveInvStd: F32, threads?: number): void;
+  /** y: the forward output, when d.relu (a fused ReLU: dy counts where y > 0). */
   batchNormBackward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, saveMean: F32, saveInvStd: F32,
-    dy: F32, dx: Opt<F32>, dgamma: Opt<F32>, dbeta: Opt<F32>, threads?: number): void;
+    dy: F32, dx: Opt<F32>, dgamma: Opt<F32>, dbeta: Opt<F32>, threads?: number, y?: Opt<F32>): void;
   reluForward(x: F32, y: F32, n: number, threads?: number): void;
   reluBackward(y: F32, dy: F32, dx: F32, n: number, threads?: number): void;
   add(a: F32, b: F32, y: F32, n: number, threads?: number): void;

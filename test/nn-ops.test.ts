@@ -8,6 +8,7 @@ import {
 } from './nn-reference';
 import { randomNormal, referenceLoss, rng } from './reference';
 import { native } from '../dist/lib/native.js';
+import { createRequire } from 'node:module';
 
 const kernels = backendInfo().cpuKernelsAvailable;
 afterAll(() => setCpuKernels(kernels[0]));
@@ -199,6 +200,67 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
       expect(maxRelDiff(wp.grad!.dataSync(), fd)).toBeLessThan(2e-4);
       wp.dispose();
     });
+  });
+
+  it('batch norm with a fused ReLU: the bits of relu(batchNorm(x)) and their gradients, training and evaluation', () => {
+    setCpuKernels(kernel);
+    const random = rng(25);
+    for (const shape of [[9, 5], [4, 3, 5, 7], [3, 2, 1031]]) {
+      const C = shape[1];
+      for (const training of [true, false]) {
+        const x = input(shape, random), g = input([C], random), b = input([C], random, 0.5), dy = input(shape, random);
+        const run = (fused: boolean) => tidy(() => {
+          const ps = [x, g, b].map((t) => new Parameter(Tensor.from(t.data, t.shape)));
+          const rm = Tensor.from(new Float32Array(C).fill(0.25), [C]), rv = Tensor.from(new Float32Array(C).fill(1.5), [C]);
+          const opts = { training, momentum: 0.3 };
+          const y = fused ? ops.batchNorm(ps[0], ps[1], ps[2], rm, rv, { ...opts, relu: true }) : ops.relu(ops.batchNorm(ps[0], ps[1], ps[2], rm, rv, opts));
+          y.backward(Tensor.from(dy.data, dy.shape));
+          const out = [y.value.dataSync(), ...ps.map((p) => p.grad!.dataSync()), rm.dataSync(), rv.dataSync()];
+          for (const p of ps) p.dispose();
+          rm.dispose();
+          rv.dispose();
+          return out;
+        });
+        const fused = run(true), unfused = run(false);
+        // Both signs of the output, so the mask is exercised.
+        expect(fused[0].some((v) => v === 0) && fused[0].some((v) => v > 0)).toBe(true);
+        fused.forEach((t, i) => expect(Buffer.from(t.buffer).equals(Buffer.from(unfused[i].buffer)), `${shape} training ${training} output ${i}`).toBe(true));
+      }
+    }
+  });
+
+  it('the batch norm bindings check the fused ReLU arguments', () => {
+    const desc = { N: 2, C: 3, L: 4, eps: 1e-5, momentum: 0.1 };
+    const f = (n: number) => Tensor.from(randomNormal(n, rng(n)), [n]).storage;
+    const [x, g, b, sm, si, dy, dx, y] = [24, 3, 3, 3, 3, 24, 24, 24].map(f);
+    expect(() => native.nn.batchNormForward({ ...desc, relu: 1 as unknown as boolean }, true, x, g, b, null, null, y, sm, si))
+      .toThrow(/desc\.relu: expected a boolean, got number 1/);
+    expect(() => native.nn.batchNormBackward({ ...desc, relu: true }, true, x, g, sm, si, dy, dx, null, null, 1))
+      .toThrow(/y: expected a float32 tensor, got undefined/);
+    expect(() => native.nn.batchNormBackward({ ...desc, relu: true }, true, x, g, sm, si, dy, dx, null, null, 1, f(23)))
+      .toThrow(RangeError);
+    expect(() => native.nn.batchNormBackward(desc, true, x, g, sm, si, dy, dx, null, null, 1, y))
+      .toThrow(/y: only a fused ReLU \(desc\.relu\) takes the forward output/);
+    expect(() => ops.batchNorm(Tensor.zeros([2, 3]), Tensor.zeros([3]), Tensor.zeros([3]), null, null, { training: true, relu: 'yes' as unknown as boolean }))
+      .toThrow(/options\.relu: expected a boolean, got string 'yes'/);
+  });
+
+  it('a Sequential runs batch norm + ReLU as one op', () => {
+    setCpuKernels(kernel);
+    // The profile's table lives in the CommonJS module the library itself loads.
+    const { profileOps } = createRequire(import.meta.url)('../dist/lib/nn/profile.js') as typeof import('../dist/lib/nn/profile.js');
+    const model = new nn.Sequential(new nn.Conv2d(2, 3, 3, { padding: 1, seed: 1 }), new nn.BatchNorm2d(3), new nn.ReLU());
+    const x = Tensor.from(randomNormal(2 * 2 * 5 * 5, rng(26)), [2, 2, 5, 5]);
+    const { result, ops: timed } = profileOps(() => tidy(() => {
+      const y = model.forward(x);
+      y.backward(Tensor.from(randomNormal(y.size, rng(27)), y.shape.slice()));
+      return y.value.dataSync();
+    }));
+    expect(timed.filter((o) => o.kind === 'relu')).toEqual([]);
+    expect(timed.filter((o) => o.kind === 'batch norm').map((o) => o.calls)).toEqual([2]);
+    expect(result.every((v) => v >= 0)).toBe(true);
+    model.dispose();
+    x.dispose();
   });
 
   it('batch norm in training mode (1d and 2d), with running statistics as PyTorch', () => {

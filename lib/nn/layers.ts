@@ -99,11 +99,18 @@ abstract class BatchNormBase extends Module {
     this.numBatchesTracked = this.registerBuffer('num_batches_tracked', { value: 0 });
   }
   forward(x: VariableLike): Variable {
+    return this.normalize(x, false);
+  }
+  /** relu(forward(x)) in one fused op (ops.batchNorm's `relu`): what Sequential and the ResNet blocks call. */
+  forwardRelu(x: VariableLike): Variable {
+    return this.normalize(x, true);
+  }
+  private normalize(x: VariableLike, relu: boolean): Variable {
     const v = ops.asVariable(x, 'x');
     if (!this.ranks.includes(v.shape.length))
       throw new RangeError(`x: expected ${this.constructor.name} input of rank ${this.ranks.join(' or ')}, got shape [${v.shape.join(', ')}]`);
     const y = ops.batchNorm(v, this.weight, this.bias, this.runningMean, this.runningVar, {
-      training: this.training, momentum: this.momentum, eps: this.eps,
+      training: this.training, momentum: this.momentum, eps: this.eps, relu,
     });
     if (this.training) this.numBatchesTracked.value++;
     return y;
@@ -168,7 +175,16 @@ export class Sequential extends Module {
   }
   forward(x: VariableLike): Variable {
     let v = ops.asVariable(x, 'x');
-    for (const m of this.layers) v = m.forward(v);
+    for (let i = 0; i < this.layers.length; i++) {
+      const m = this.layers[i];
+      // A batch norm followed by a ReLU runs as one fused op (the same bits, one pass fewer).
+      if (m instanceof BatchNormBase && this.layers[i + 1] instanceof ReLU) {
+        v = m.forwardRelu(v);
+        i++;
+      } else {
+        v = m.forward(v);
+      }
+    }
     return v;
   }
 }

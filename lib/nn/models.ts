@@ -32,7 +32,7 @@ export class BasicBlock extends Module {
   }
   forward(x: VariableLike): Variable {
     const v = ops.asVariable(x, 'x');
-    let out = ops.relu(this.bn1.forward(this.conv1.forward(v)));
+    let out = this.bn1.forwardRelu(this.conv1.forward(v));
     out = this.bn2.forward(this.conv2.forward(out));
     const identity = this.downsample === null ? v : this.downsample.forward(v);
     return ops.relu(ops.add(out, identity));
@@ -64,8 +64,8 @@ export class Bottleneck extends Module {
   }
   forward(x: VariableLike): Variable {
     const v = ops.asVariable(x, 'x');
-    let out = ops.relu(this.bn1.forward(this.conv1.forward(v)));
-    out = ops.relu(this.bn2.forward(this.conv2.forward(out)));
+    let out = this.bn1.forwardRelu(this.conv1.forward(v));
+    out = this.bn2.forwardRelu(this.conv2.forward(out));
     out = this.bn3.forward(this.conv3.forward(out));
     const identity = this.downsample === null ? v : this.downsample.forward(v);
     return ops.relu(ops.add(out, identity));
@@ -148,7 +148,7 @@ export class ResNet extends Module {
     }
   }
   forward(x: VariableLike): Variable {
-    let v = ops.relu(this.bn1.forward(this.conv1.forward(x)));
+    let v = this.bn1.forwardRelu(this.conv1.forward(x));
     if (this.maxpool !== null) v = this.maxpool.forward(v);
     for (const stage of this.stages) v = stage.forward(v);
     v = this.avgpool.forward(v);

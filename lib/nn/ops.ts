@@ -148,6 +148,12 @@ export interface BatchNormOptions {
   /** Weight of the new batch statistic in the running average. Default 0.1 (PyTorch's). */
   momentum?: number;
   eps?: number;
+  /**
+   * A ReLU fused after the normalisation: max(batchNorm(x), 0) in one pass over the
+   * activations, and its gradient where that output is > 0 (the same bits as
+   * relu(batchNorm(x)), one tensor fewer). Default false.
+   */
+  relu?: boolean;
 }
 
 /**
@@ -175,11 +181,13 @@ export function batchNorm(
     throw new RangeError(`options.momentum: expected a number in [0, 1], got ${describe(momentum)}`);
   if (!(typeof eps === 'number' && eps > 0 && Number.isFinite(eps)))
     throw new RangeError(`options.eps: expected a finite number > 0, got ${describe(eps)}`);
+  const relu = options.relu ?? false;
+  if (typeof relu !== 'boolean') throw new TypeError(`options.relu: expected a boolean, got ${describe(options.relu)}`);
   const N = xv.shape[0];
   const L = xv.size / (N * C);
   if (options.training && N * L < 2)
     throw new RangeError(`x: training batch norm needs more than one value per channel, got shape ${shapeText(xv.shape)}`);
-  const desc = { N, C, L, eps, momentum };
+  const desc = { N, C, L, eps, momentum, relu };
   const y = zerosOn(xv, xv.shape);
   const saveMean = zerosOn(xv, [C]), saveInvStd = zerosOn(xv, [C]);
   into([y, saveMean, saveInvStd], () => timed('batch norm', () => native.nn.batchNormForward(desc, options.training, xv.value.storage,
@@ -198,7 +206,7 @@ export function batchNorm(
     inputs: [xv, w, b],
     backward(g) {
       timed('batch norm', () => native.nn.batchNormBackward(desc, training, xv.value.storage, w.value.storage, saveMean.storage,
-        saveInvStd.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w), gradIfNeeded(b), numThreads()));
+        saveInvStd.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w), gradIfNeeded(b), numThreads(), relu ? y.storage : null));
     },
     release,
   });

@@ -277,6 +277,8 @@ nn::BatchNormDesc bnDesc(const Napi::Value& value) {
   d.eps = requirePositiveFloat32(o.Get("eps"), "desc.eps");
   d.momentum = nonNegative(o.Get("momentum"), "desc.momentum");
   if (d.momentum > 1.0f) throw rangeError("desc.momentum: expected a number in [0, 1], got " + describe(o.Get("momentum")));
+  const Napi::Value relu = o.Get("relu");
+  d.relu = relu.IsUndefined() ? false : requireBoolean(relu, "desc.relu");
   elements({d.N, d.C, d.L}, "x");
   return d;
 }
@@ -310,7 +312,8 @@ Napi::Value batchNormForward(const Napi::CallbackInfo& info) {
 }
 
 // batchNormBackward(desc, training, x, gamma, saveMean, saveInvStd, dy, dx | null,
-//                   dgamma | null, dbeta | null, threads?)
+//                   dgamma | null, dbeta | null, threads?, y?): y, the forward pass's output,
+//                   when desc.relu (and only then)
 Napi::Value batchNormBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
@@ -325,7 +328,12 @@ Napi::Value batchNormBackward(const Napi::CallbackInfo& info) {
     float* dx = at.optionalFloats(i[7], "dx", n);
     float* dg = at.optionalFloats(i[8], "dweight", d.C);
     float* db = at.optionalFloats(i[9], "dbias", d.C);
-    SUPCON_DISPATCH(batchNormBackward, threadsOf(i[10]), d, training, x, gamma, sm, si, dy, dx, dg, db);
+    const float* y = nullptr;
+    if (d.relu)
+      y = at.floats(i[11], "y", n);
+    else if (!i[11].IsUndefined() && !i[11].IsNull())
+      throw typeError("y: only a fused ReLU (desc.relu) takes the forward output, got " + describe(i[11]));
+    SUPCON_DISPATCH(batchNormBackward, threadsOf(i[10]), d, training, x, gamma, sm, si, dy, y, dx, dg, db);
     return i.Env().Undefined();
   });
 }

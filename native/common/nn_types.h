@@ -26,6 +26,9 @@ struct Pool2dDesc {
 struct BatchNormDesc {
   int64_t N, C, L;
   float eps, momentum;
+  // Fused with a ReLU after it: the forward pass writes max(y, 0), the backward pass takes
+  // that output and lets dy through where it is > 0 (the bits of relu(batchNorm(x))).
+  bool relu = false;
 };
 
 // One parameter tensor's update, fused. Hyper-parameters follow PyTorch's optimizers

@@ -766,14 +766,15 @@ void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x,
     const float scale = gamma[c] * invStd, shift = beta[c] - mean * scale;
     for (int64_t n = 0; n < d.N; ++n) {
       const int64_t off = (n * d.C + c) * d.L;
-      kt.scaleShift(x + off, y + off, d.L, scale, shift);
+      (d.relu ? kt.scaleShiftRelu : kt.scaleShift)(x + off, y + off, d.L, scale, shift);
     }
   });
 }
 
 void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x,
                        const float* gamma, const float* saveMean, const float* saveInvStd,
-                       const float* dy, float* dx, float* dgamma, float* dbeta, int threads) {
+                       const float* dy, const float* y, float* dx, float* dgamma, float* dbeta,
+                       int threads) {
   const NnKernelTable& kt = activeNn();
   const double count = static_cast<double>(d.N * d.L);
   ThreadPool::instance().parallelFor(d.C, threads, [&](int64_t c, int) {
@@ -781,7 +782,10 @@ void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x
     double sums[2] = {0.0, 0.0};  // sum dy, sum dy (x - mean)
     for (int64_t n = 0; n < d.N; ++n) {
       const int64_t off = (n * d.C + c) * d.L;
-      kt.gradMoments(x + off, dy + off, d.L, mean, sums);
+      if (d.relu)
+        kt.gradMomentsRelu(x + off, y + off, dy + off, d.L, mean, sums);
+      else
+        kt.gradMoments(x + off, dy + off, d.L, mean, sums);
     }
     if (dbeta != nullptr) dbeta[c] += static_cast<float>(sums[0]);
     if (dgamma != nullptr) dgamma[c] += static_cast<float>(sums[1] * invStd);
@@ -792,7 +796,10 @@ void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x
     const float k3 = training ? static_cast<float>(-k1 * sums[0] / count) : 0.0f;
     for (int64_t n = 0; n < d.N; ++n) {
       const int64_t off = (n * d.C + c) * d.L;
-      kt.affineGrad(x + off, dy + off, dx + off, d.L, k1, k2, mean, k3);
+      if (d.relu)
+        kt.affineGradRelu(x + off, y + off, dy + off, dx + off, d.L, k1, k2, mean, k3);
+      else
+        kt.affineGrad(x + off, dy + off, dx + off, d.L, k1, k2, mean, k3);
     }
   });
 }

@@ -32,9 +32,11 @@ void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x,
                       const float* gamma, const float* beta, float* runningMean,
                       float* runningVar, float* y, float* saveMean, float* saveInvStd,
                       int threads);
+// With d.relu, y is the forward pass's output (dy counts where y > 0); else unused (null).
 void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x,
                        const float* gamma, const float* saveMean, const float* saveInvStd,
-                       const float* dy, float* dx, float* dgamma, float* dbeta, int threads);
+                       const float* dy, const float* y, float* dx, float* dgamma, float* dbeta,
+                       int threads);
 
 void reluForward(const float* x, float* y, int64_t n, int threads);
 void reluBackward(const float* y, const float* dy, float* dx, int64_t n, int threads);

@@ -39,6 +39,14 @@ void scaleShift(const float* __restrict x, float* __restrict y, int64_t n, float
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale + shift;
 }
 
+void scaleShiftRelu(const float* __restrict x, float* __restrict y, int64_t n, float scale,
+                    float shift) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] * scale + shift;
+    y[i] = v > 0.0f ? v : 0.0f;
+  }
+}
+
 float hsum(VF v) {
   float s = 0.0f;
   for (int l = 0; l < W; ++l) s += v[l];
@@ -89,6 +97,36 @@ void gradMoments(const float* x, const float* dy, int64_t n, float mean, double*
 void affineGrad(const float* __restrict x, const float* __restrict dy, float* __restrict dx,
                 int64_t n, float k1, float k2, float mean, float k3) {
   for (int64_t i = 0; i < n; ++i) dx[i] += k1 * dy[i] + k2 * (x[i] - mean) + k3;
+}
+
+// The same sums as gradMoments over dy masked by y > 0, in the same order.
+void gradMomentsRelu(const float* x, const float* y, const float* dy, int64_t n, float mean, double* sums) {
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
+    VF s = splat(0.0f), q = splat(0.0f);
+    int64_t i = b0;
+    for (; i + W <= b1; i += W) {
+      const VF g = select(load(y + i) > 0.0f, load(dy + i), splat(0.0f));
+      s += g;
+      q += g * (load(x + i) - mean);
+    }
+    float ss = hsum(s), qq = hsum(q);
+    for (; i < b1; ++i) {
+      const float g = y[i] > 0.0f ? dy[i] : 0.0f;
+      ss += g;
+      qq += g * (x[i] - mean);
+    }
+    sums[0] += ss;
+    sums[1] += qq;
+  }
+}
+
+void affineGradRelu(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
+                    float* __restrict dx, int64_t n, float k1, float k2, float mean, float k3) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = y[i] > 0.0f ? dy[i] : 0.0f;
+    dx[i] += k1 * g + k2 * (x[i] - mean) + k3;
+  }
 }
 
 double sumSquares(const float* x, int64_t n) {
@@ -340,8 +378,8 @@ void rmspropUpdate(float* __restrict p, const float* __restrict g, float* __rest
 }  // namespace
 
 extern const NnKernelTable kNnKernels = {
-    SUPCON_ISA_LABEL, reluForward,  reluBackward, add,       addInto,     scaleShift,
-    centeredMoments,  gradMoments,  affineGrad,   sumSquares, fewTapsForward, fewTapsWeightGrad,
+    SUPCON_ISA_LABEL, reluForward,  reluBackward, add,       addInto,     scaleShift,   scaleShiftRelu,
+    centeredMoments,  gradMoments,  affineGrad,   gradMomentsRelu, affineGradRelu, sumSquares, fewTapsForward, fewTapsWeightGrad,
     winogradInputTransform, winogradOutputTransform, winogradGradTransform,
     sgdUpdate,        larsUpdate,   adamwUpdate,  rmspropUpdate,
 };

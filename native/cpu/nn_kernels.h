@@ -21,6 +21,8 @@ struct NnKernelTable {
   void (*addInto)(float* y, const float* x, int64_t n);
   // y = x * scale + shift
   void (*scaleShift)(const float* x, float* y, int64_t n, float scale, float shift);
+  // y = max(x * scale + shift, 0)
+  void (*scaleShiftRelu)(const float* x, float* y, int64_t n, float scale, float shift);
   // sums[0] += sum(x - shift), sums[1] += sum((x - shift)^2)
   void (*centeredMoments)(const float* x, int64_t n, float shift, double* sums);
   // sums[0] += sum(dy), sums[1] += sum(dy * (x - mean))
@@ -28,6 +30,11 @@ struct NnKernelTable {
   // dx += k1 * dy + k2 * (x - mean) + k3
   void (*affineGrad)(const float* x, const float* dy, float* dx, int64_t n, float k1, float k2,
                      float mean, float k3);
+  // gradMoments and affineGrad with dy taken as 0 where y <= 0 (a ReLU after the layer).
+  void (*gradMomentsRelu)(const float* x, const float* y, const float* dy, int64_t n, float mean,
+                          double* sums);
+  void (*affineGradRelu)(const float* x, const float* y, const float* dy, float* dx, int64_t n,
+                         float k1, float k2, float mean, float k3);
   // sum(x^2)
   double (*sumSquares)(const float* x, int64_t n);
   // A convolution with few taps T (C * R * S) on n pixels of an im2col block col [T, ldc]:

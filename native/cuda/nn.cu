@@ -239,23 +239,25 @@ __global__ void __launch_bounds__(kBnThreads) batchNormForwardKernel(nn::BatchNo
   const float scale = gamma[c] * invStd, offset = beta[c] - mean * scale;
   for (int64_t e = threadIdx.x; e < count; e += kBnThreads) {
     const int64_t n = e / d.L, l = e % d.L, at = (n * d.C + c) * d.L + l;
-    y[at] = x[at] * scale + offset;
+    const float v = x[at] * scale + offset;
+    y[at] = d.relu ? (v > 0.0f ? v : 0.0f) : v;
   }
 }
 
 __global__ void __launch_bounds__(kBnThreads) batchNormBackwardKernel(nn::BatchNormDesc d, int training,
                                                                     const float* x, const float* gamma,
                                                                     const float* saveMean, const float* saveInvStd,
-                                                                    const float* dy, float* dx, float* dgamma,
-                                                                    float* dbeta) {
+                                                                    const float* dy, const float* y, float* dx,
+                                                                    float* dgamma, float* dbeta) {
   __shared__ double red[kBnThreads];
   const int64_t c = blockIdx.x, count = d.N * d.L;
   const float mean = saveMean[c], invStd = saveInvStd[c];
   double s = 0.0, q = 0.0;  // sum dy, sum dy (x - mean)
   for (int64_t e = threadIdx.x; e < count; e += kBnThreads) {
     const int64_t n = e / d.L, l = e % d.L, at = (n * d.C + c) * d.L + l;
-    s += dy[at];
-    q += static_cast<double>(dy[at]) * (x[at] - mean);
+    const float g = d.relu && !(y[at] > 0.0f) ? 0.0f : dy[at];
+    s += g;
+    q += static_cast<double>(g) * (x[at] - mean);
   }
   s = blockSum(s, red);
   q = blockSum(q, red);
@@ -270,7 +272,8 @@ __global__ void __launch_bounds__(kBnThreads) batchNormBackwardKernel(nn::BatchN
   const float k3 = training ? static_cast<float>(-k1 * s / n) : 0.0f;
   for (int64_t e = threadIdx.x; e < count; e += kBnThreads) {
     const int64_t i = e / d.L, l = e % d.L, at = (i * d.C + c) * d.L + l;
-    dx[at] += k1 * dy[at] + k2 * (x[at] - mean) + k3;
+    const float g = d.relu && !(y[at] > 0.0f) ? 0.0f : dy[at];
+    dx[at] += k1 * g + k2 * (x[at] - mean) + k3;
   }
 }
 
@@ -448,11 +451,11 @@ void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x,
   checkLaunch("running batch normalisation");
 }
 void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x, const float* gamma,
-                       const float* saveMean, const float* saveInvStd, const float* dy, float* dx, float* dgamma,
-                       float* dbeta) {
+                       const float* saveMean, const float* saveInvStd, const float* dy, const float* y, float* dx,
+                       float* dgamma, float* dbeta) {
   if (d.C == 0) return;
   launchKernel("batchNormBackwardKernel", batchNormBackwardKernel, static_cast<unsigned>(d.C), kBnThreads, 0, stream(), d,
-               training ? 1 : 0, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta);
+               training ? 1 : 0, x, gamma, saveMean, saveInvStd, dy, y, dx, dgamma, dbeta);
   checkLaunch("running the batch normalisation backward pass");
 }
 

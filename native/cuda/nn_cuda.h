@@ -29,8 +29,8 @@ void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x,
                       const float* beta, float* runningMean, float* runningVar, float* y, float* saveMean,
                       float* saveInvStd);
 void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x, const float* gamma,
-                       const float* saveMean, const float* saveInvStd, const float* dy, float* dx, float* dgamma,
-                       float* dbeta);
+                       const float* saveMean, const float* saveInvStd, const float* dy, const float* y, float* dx,
+                       float* dgamma, float* dbeta);
 
 void reluForward(const float* x, float* y, int64_t n);
 void reluBackward(const float* y, const float* dy, float* dx, int64_t n);
