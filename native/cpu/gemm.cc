@@ -108,6 +108,10 @@ PackedALayout packedALayout(int64_t M, int64_t K) {
   return PackedALayout{M, K, KC, mr, ceilDiv(M, mr) * mr};
 }
 
+void transposeRows(const float* const* src, int n, int width, int64_t kc, float* out) {
+  activeGemm().gatherRows(src, n, width, kc, out);
+}
+
 void packA(const GemmDesc& d, float* dst, int threads) {
   const int mr = activeGemm().mr;
   const PackedALayout L = packedALayout(d.M, d.K);

@@ -56,6 +56,11 @@ PackedALayout packedALayout(int64_t M, int64_t K);
 // Packs op(A) of d (A, lda, transA, M, K) into dst (packedALayout(d.M, d.K).floats()).
 void packA(const GemmDesc& d, float* dst, int threads);
 
+// out[k * width + i] = src[i][k] for i < n, 0 for n <= i < width, k < kc: the transposing
+// copy the packs use (vector blocks of the active kernel set), for producers that write a
+// packed operand themselves.
+void transposeRows(const float* const* src, int n, int width, int64_t kc, float* out);
+
 // Runs on up to `threads` threads of the shared pool (1: the calling thread only, which is
 // what code already inside a parallelFor must pass).
 void sgemm(const GemmDesc& d, int threads);

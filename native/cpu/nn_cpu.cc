@@ -162,149 +162,106 @@ void fewTapsWeightGrad(const nn::Conv2dDesc& d, const float* x, const float* dy,
   for (int64_t c = 0; c < chunks; ++c) activeNn().addInto(dw, partial + c * KT, KT);
 }
 
-// Writes a K x N matrix into the GEMM's packed-B layout (gemm.h), one row at a time and
-// columns in order within a row; the padding columns of the last panel are zeroed. A
-// producer that walks its source that way (im2col) then costs one pass and the GEMM
-// packs nothing.
-class PackedRowWriter {
- public:
-  PackedRowWriter(const PackedBLayout& layout, float* base) : L_(layout), base_(base) {}
-  void startRow(int64_t k) {
-    const int64_t slice = k / L_.kc, kk = k - slice * L_.kc;
-    rows_ = std::min(L_.kc, L_.K - slice * L_.kc);
-    panel_ = base_ + slice * L_.kc * L_.paddedN + kk * L_.nr;
-    lane_ = 0;
-  }
-  // The next n columns of the row: src[0, n), or zeros when src is null.
-  void put(const float* src, int64_t n) {
-    while (n > 0) {
-      const int64_t take = std::min(n, L_.nr - lane_);
-      if (src != nullptr) {
-        std::copy(src, src + take, panel_ + lane_);
-        src += take;
-      } else {
-        std::fill(panel_ + lane_, panel_ + lane_ + take, 0.0f);
-      }
-      n -= take;
-      lane_ += take;
-      if (lane_ == L_.nr) {
-        lane_ = 0;
-        panel_ += rows_ * L_.nr;
-      }
-    }
-  }
-  // Zeros the rest of the row's last panel.
-  void endRow() {
-    if (lane_ == 0) return;
-    for (int64_t l = lane_; l < L_.nr; ++l) panel_[l] = 0.0f;
-  }
-
- private:
-  const PackedBLayout& L_;
-  float* base_;
-  float* panel_ = nullptr;
-  int64_t rows_ = 0, lane_ = 0;
-};
-
 // Columns of `count` images (column i * P * Q + p * Q + q), row (c, r, s), packed for the
 // GEMM: the im2col matrix [C * R * S, count * P * Q] without a separate packing pass.
 void im2colPacked(const nn::Conv2dDesc& d, const float* x, int64_t count, const PackedBLayout& L,
                   float* dst) {
-  PackedRowWriter out(L, dst);
-  const int64_t CHW = d.C * d.H * d.W;
-  std::vector<float> gathered(static_cast<size_t>(d.Q));
+  // Each row is built whole in a buffer (runs along q: copies at stride 1, a loop of constant
+  // stride the compiler vectorises at stride 2), then copied into its panels nr floats at a
+  // time; the buffer's columns past the last stay zero for the padding of the last panel.
+  const int64_t CHW = d.C * d.H * d.W, ld = count * d.P * d.Q, nr = L.nr;
+  float* row = scratch(static_cast<size_t>(L.paddedN), 4);
+  std::fill(row + ld, row + L.paddedN, 0.0f);
   for (int64_t c = 0; c < d.C; ++c)
     for (int64_t r = 0; r < d.R; ++r)
       for (int64_t s = 0; s < d.S; ++s) {
-        out.startRow((c * d.R + r) * d.S + s);
         // Columns q whose tap w = q * strideW - padW + s lies inside [0, W).
         const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
         const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
         const int64_t off = s - d.padW;  // tap of column q: q * strideW + off
+        float* out = row;
         for (int64_t i = 0; i < count; ++i) {
           const float* plane = x + i * CHW + c * d.H * d.W;
-          for (int64_t p = 0; p < d.P; ++p) {
+          for (int64_t p = 0; p < d.P; ++p, out += d.Q) {
             const int64_t h = p * d.strideH - d.padH + r;
             if (h < 0 || h >= d.H) {
-              out.put(nullptr, d.Q);
+              std::fill(out, out + d.Q, 0.0f);
               continue;
             }
-            const float* row = plane + h * d.W;
-            out.put(nullptr, qLo);
-            if (d.strideW == 1) {
-              out.put(row + qLo + off, qHi - qLo);
-            } else {
-              for (int64_t q = qLo; q < qHi; ++q) gathered[static_cast<size_t>(q - qLo)] = row[q * d.strideW + off];
-              out.put(gathered.data(), qHi - qLo);
-            }
-            out.put(nullptr, d.Q - qHi);
+            const float* in = plane + h * d.W + off;
+            std::fill(out, out + qLo, 0.0f);
+            if (d.strideW == 1)
+              std::copy(in + qLo, in + qHi, out + qLo);
+            else if (d.strideW == 2)
+              for (int64_t q = qLo; q < qHi; ++q) out[q] = in[2 * q];
+            else
+              for (int64_t q = qLo; q < qHi; ++q) out[q] = in[q * d.strideW];
+            std::fill(out + qHi, out + d.Q, 0.0f);
           }
         }
-        out.endRow();
+        const int64_t k = (c * d.R + r) * d.S + s, slice = k / L.kc, rows = std::min(L.kc, L.K - slice * L.kc);
+        float* base = dst + slice * L.kc * L.paddedN + (k - slice * L.kc) * nr;
+        for (int64_t j0 = 0; j0 < L.paddedN; j0 += nr) std::copy(row + j0, row + j0 + nr, base + (j0 / nr) * rows * nr);
       }
 }
 
-// Writes one column of a matrix in the GEMM's packed-B layout (gemm.h), rows in order: one
-// value every nr floats within a slice, then on to the next slice.
-class PackedColumnWriter {
- public:
-  PackedColumnWriter(const PackedBLayout& layout, float* base, int64_t column)
-      : L_(layout), base_(base), column_(column) {
-    startSlice(0);
+// out[m] = the im2col matrix of a group of images at row t = (c * R + r) * S + s and column
+// j0 + m (column i * P * Q + p * Q + q), for m < n: runs along q (copies at stride 1, a loop
+// of constant stride at stride 2), zeros where the tap is padding.
+void im2colTapRange(const nn::Conv2dDesc& d, const float* x, int64_t t, int64_t j0, int64_t n, float* out) {
+  const int64_t s = t % d.S, r = (t / d.S) % d.R, c = t / (d.R * d.S);
+  const int64_t PQ = d.P * d.Q, CHW = d.C * d.H * d.W;
+  const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+  const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
+  const int64_t off = s - d.padW;
+  int64_t i = j0 / PQ, p = (j0 % PQ) / d.Q, q0 = j0 % d.Q;
+  for (int64_t done = 0; done < n;) {
+    const int64_t len = std::min(d.Q - q0, n - done), q1 = q0 + len;
+    float* dst = out + done - q0;  // dst[q] for q in [q0, q1)
+    const int64_t h = p * d.strideH - d.padH + r;
+    const int64_t a = std::max(q0, qLo), b = std::min(q1, qHi);
+    if (h < 0 || h >= d.H || a >= b) {
+      std::fill(dst + q0, dst + q1, 0.0f);
+    } else {
+      const float* in = x + i * CHW + (c * d.H + h) * d.W + off;
+      std::fill(dst + q0, dst + a, 0.0f);
+      if (d.strideW == 1)
+        std::copy(in + a, in + b, dst + a);
+      else if (d.strideW == 2)
+        for (int64_t q = a; q < b; ++q) dst[q] = in[2 * q];
+      else
+        for (int64_t q = a; q < b; ++q) dst[q] = in[q * d.strideW];
+      std::fill(dst + b, dst + q1, 0.0f);
+    }
+    done += len;
+    q0 = 0;
+    if (++p == d.P) {
+      p = 0;
+      ++i;
+    }
   }
-  void put(float v) {
-    *at_ = v;
-    at_ += L_.nr;
-    if (++row_ == rows_) startSlice(slice_ + 1);
-  }
-  void zeros(int64_t n) {
-    for (int64_t i = 0; i < n; ++i) put(0.0f);
-  }
-
- private:
-  void startSlice(int64_t slice) {
-    slice_ = slice;
-    row_ = 0;
-    rows_ = std::min(L_.kc, L_.K - slice * L_.kc);
-    at_ = base_ + slice * L_.kc * L_.paddedN + (column_ / L_.nr) * rows_ * L_.nr + column_ % L_.nr;
-  }
-  const PackedBLayout& L_;
-  float* base_;
-  int64_t column_;
-  float* at_ = nullptr;
-  int64_t slice_ = 0, row_ = 0, rows_ = 0;
-};
+}
 
 // The transposed im2col matrix of `count` images, [count * P * Q, C * R * S] (row
 // i * P * Q + p * Q + q, column (c, r, s)), packed for the GEMM: the weight gradient's B
-// operand without writing the im2col matrix and transposing it in the GEMM's packing.
-void im2colTransposedPacked(const nn::Conv2dDesc& d, const float* x, int64_t count,
-                            const PackedBLayout& L, float* dst) {
-  const int64_t CHW = d.C * d.H * d.W;
-  for (int64_t c = 0; c < d.C; ++c)
-    for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < d.S; ++s) {
-        PackedColumnWriter out(L, dst, (c * d.R + r) * d.S + s);
-        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
-        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
-        const int64_t off = s - d.padW;
-        for (int64_t i = 0; i < count; ++i) {
-          const float* plane = x + i * CHW + c * d.H * d.W;
-          for (int64_t p = 0; p < d.P; ++p) {
-            const int64_t h = p * d.strideH - d.padH + r;
-            if (h < 0 || h >= d.H) {
-              out.zeros(d.Q);
-              continue;
-            }
-            const float* row = plane + h * d.W;
-            out.zeros(qLo);
-            for (int64_t q = qLo; q < qHi; ++q) out.put(row[q * d.strideW + off]);
-            out.zeros(d.Q - qHi);
-          }
-        }
+// operand. A panel's nr columns over a slice's rows are nr rows of the im2col matrix, built
+// as runs into a tile in cache, then transposed into the panel in vector blocks.
+void im2colTransposedPacked(const nn::Conv2dDesc& d, const float* x, int64_t count, const PackedBLayout& L,
+                            float* dst) {
+  const int64_t rowsTotal = count * d.P * d.Q, CRS = L.N, nr = L.nr;
+  float* tile = scratch(static_cast<size_t>(nr * L.kc), 4);
+  const float* rows[64];
+  for (int64_t k0 = 0; k0 < rowsTotal; k0 += L.kc) {
+    const int64_t kc = std::min(L.kc, rowsTotal - k0);
+    for (int64_t t0 = 0; t0 < L.paddedN; t0 += nr) {
+      const int taps = static_cast<int>(std::min(nr, CRS - t0));
+      for (int lane = 0; lane < taps; ++lane) {
+        im2colTapRange(d, x, t0 + lane, k0, kc, tile + lane * L.kc);
+        rows[lane] = tile + lane * L.kc;
       }
-  // The padding columns of the last panel.
-  for (int64_t column = L.N; column < L.paddedN; ++column) PackedColumnWriter(L, dst, column).zeros(L.K);
+      transposeRows(rows, taps, static_cast<int>(nr), kc, dst + k0 * L.paddedN + t0 * kc);
+    }
+  }
 }
 
 // Winograd F(2x2, 3x3) for the stride-1, pad-1 3x3 convolutions of enough channels (the
