@@ -92,31 +92,47 @@ void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t c
       }
 }
 
+// out[m] = the im2col matrix of a group of images at row t = (c * R + r) * S + s and column
+// j0 + m (column i * P * Q + p * Q + q), for m < n: runs along q (copies at stride 1, a loop
+// of constant stride at stride 2), zeros where the tap is padding.
+void im2colTapRange(const nn::Conv2dDesc& d, const float* x, int64_t t, int64_t j0, int64_t n, float* out) {
+  const int64_t s = t % d.S, r = (t / d.S) % d.R, c = t / (d.R * d.S);
+  const int64_t PQ = d.P * d.Q, CHW = d.C * d.H * d.W;
+  const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
+  const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
+  const int64_t off = s - d.padW;
+  int64_t i = j0 / PQ, p = (j0 % PQ) / d.Q, q0 = j0 % d.Q;
+  for (int64_t done = 0; done < n;) {
+    const int64_t len = std::min(d.Q - q0, n - done), q1 = q0 + len;
+    float* dst = out + done - q0;  // dst[q] for q in [q0, q1)
+    const int64_t h = p * d.strideH - d.padH + r;
+    const int64_t a = std::max(q0, qLo), b = std::min(q1, qHi);
+    if (h < 0 || h >= d.H || a >= b) {
+      std::fill(dst + q0, dst + q1, 0.0f);
+    } else {
+      const float* in = x + i * CHW + (c * d.H + h) * d.W + off;
+      std::fill(dst + q0, dst + a, 0.0f);
+      if (d.strideW == 1)
+        std::copy(in + a, in + b, dst + a);
+      else if (d.strideW == 2)
+        for (int64_t q = a; q < b; ++q) dst[q] = in[2 * q];
+      else
+        for (int64_t q = a; q < b; ++q) dst[q] = in[q * d.strideW];
+      std::fill(dst + b, dst + q1, 0.0f);
+    }
+    done += len;
+    q0 = 0;
+    if (++p == d.P) {
+      p = 0;
+      ++i;
+    }
+  }
+}
+
 // The im2col rows of output rows [p0, p1) of one image x [C, H, W], unpacked: col[t * ldc +
 // (p - p0) * Q + q] for tap t = (c * R + r) * S + s, zero where the tap is padding.
 void im2colRows(const nn::Conv2dDesc& d, const float* x, int64_t p0, int64_t p1, float* col, int64_t ldc) {
-  for (int64_t c = 0; c < d.C; ++c)
-    for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < d.S; ++s) {
-        float* out = col + ((c * d.R + r) * d.S + s) * ldc;
-        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
-        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
-        const int64_t off = s - d.padW;
-        for (int64_t p = p0; p < p1; ++p, out += d.Q) {
-          const int64_t h = p * d.strideH - d.padH + r;
-          if (h < 0 || h >= d.H) {
-            std::fill(out, out + d.Q, 0.0f);
-            continue;
-          }
-          const float* row = x + (c * d.H + h) * d.W;
-          std::fill(out, out + qLo, 0.0f);
-          if (d.strideW == 1)
-            std::copy(row + qLo + off, row + qHi + off, out + qLo);
-          else
-            for (int64_t q = qLo; q < qHi; ++q) out[q] = row[q * d.strideW + off];
-          std::fill(out + qHi, out + d.Q, 0.0f);
-        }
-      }
+  for (int64_t t = 0; t < d.C * d.R * d.S; ++t) im2colTapRange(d, x, t, p0 * d.Q, (p1 - p0) * d.Q, col + t * ldc);
 }
 
 // Convolutions with at most this many taps per output (C * R * S: the stems on 1 or 3
@@ -166,79 +182,16 @@ void fewTapsWeightGrad(const nn::Conv2dDesc& d, const float* x, const float* dy,
 // GEMM: the im2col matrix [C * R * S, count * P * Q] without a separate packing pass.
 void im2colPacked(const nn::Conv2dDesc& d, const float* x, int64_t count, const PackedBLayout& L,
                   float* dst) {
-  // Each row is built whole in a buffer (runs along q: copies at stride 1, a loop of constant
-  // stride the compiler vectorises at stride 2), then copied into its panels nr floats at a
-  // time; the buffer's columns past the last stay zero for the padding of the last panel.
-  const int64_t CHW = d.C * d.H * d.W, ld = count * d.P * d.Q, nr = L.nr;
+  // Each row built whole in a buffer (im2colTapRange), then copied into its panels nr floats
+  // at a time; the buffer's columns past the last stay zero for the last panel's padding.
+  const int64_t ld = count * d.P * d.Q, nr = L.nr;
   float* row = scratch(static_cast<size_t>(L.paddedN), 4);
   std::fill(row + ld, row + L.paddedN, 0.0f);
-  for (int64_t c = 0; c < d.C; ++c)
-    for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < d.S; ++s) {
-        // Columns q whose tap w = q * strideW - padW + s lies inside [0, W).
-        const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
-        const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
-        const int64_t off = s - d.padW;  // tap of column q: q * strideW + off
-        float* out = row;
-        for (int64_t i = 0; i < count; ++i) {
-          const float* plane = x + i * CHW + c * d.H * d.W;
-          for (int64_t p = 0; p < d.P; ++p, out += d.Q) {
-            const int64_t h = p * d.strideH - d.padH + r;
-            if (h < 0 || h >= d.H) {
-              std::fill(out, out + d.Q, 0.0f);
-              continue;
-            }
-            const float* in = plane + h * d.W + off;
-            std::fill(out, out + qLo, 0.0f);
-            if (d.strideW == 1)
-              std::copy(in + qLo, in + qHi, out + qLo);
-            else if (d.strideW == 2)
-              for (int64_t q = qLo; q < qHi; ++q) out[q] = in[2 * q];
-            else
-              for (int64_t q = qLo; q < qHi; ++q) out[q] = in[q * d.strideW];
-            std::fill(out + qHi, out + d.Q, 0.0f);
-          }
-        }
-        const int64_t k = (c * d.R + r) * d.S + s, slice = k / L.kc, rows = std::min(L.kc, L.K - slice * L.kc);
-        float* base = dst + slice * L.kc * L.paddedN + (k - slice * L.kc) * nr;
-        for (int64_t j0 = 0; j0 < L.paddedN; j0 += nr) std::copy(row + j0, row + j0 + nr, base + (j0 / nr) * rows * nr);
-      }
-}
-
-// out[m] = the im2col matrix of a group of images at row t = (c * R + r) * S + s and column
-// j0 + m (column i * P * Q + p * Q + q), for m < n: runs along q (copies at stride 1, a loop
-// of constant stride at stride 2), zeros where the tap is padding.
-void im2colTapRange(const nn::Conv2dDesc& d, const float* x, int64_t t, int64_t j0, int64_t n, float* out) {
-  const int64_t s = t % d.S, r = (t / d.S) % d.R, c = t / (d.R * d.S);
-  const int64_t PQ = d.P * d.Q, CHW = d.C * d.H * d.W;
-  const int64_t qLo = std::min(d.Q, std::max<int64_t>(0, ceilDiv(d.padW - s, d.strideW)));
-  const int64_t qHi = std::max(qLo, std::min(d.Q, ceilDiv(d.W + d.padW - s, d.strideW)));
-  const int64_t off = s - d.padW;
-  int64_t i = j0 / PQ, p = (j0 % PQ) / d.Q, q0 = j0 % d.Q;
-  for (int64_t done = 0; done < n;) {
-    const int64_t len = std::min(d.Q - q0, n - done), q1 = q0 + len;
-    float* dst = out + done - q0;  // dst[q] for q in [q0, q1)
-    const int64_t h = p * d.strideH - d.padH + r;
-    const int64_t a = std::max(q0, qLo), b = std::min(q1, qHi);
-    if (h < 0 || h >= d.H || a >= b) {
-      std::fill(dst + q0, dst + q1, 0.0f);
-    } else {
-      const float* in = x + i * CHW + (c * d.H + h) * d.W + off;
-      std::fill(dst + q0, dst + a, 0.0f);
-      if (d.strideW == 1)
-        std::copy(in + a, in + b, dst + a);
-      else if (d.strideW == 2)
-        for (int64_t q = a; q < b; ++q) dst[q] = in[2 * q];
-      else
-        for (int64_t q = a; q < b; ++q) dst[q] = in[q * d.strideW];
-      std::fill(dst + b, dst + q1, 0.0f);
-    }
-    done += len;
-    q0 = 0;
-    if (++p == d.P) {
-      p = 0;
-      ++i;
-    }
+  for (int64_t k = 0; k < L.K; ++k) {
+    im2colTapRange(d, x, k, 0, ld, row);
+    const int64_t slice = k / L.kc, rows = std::min(L.kc, L.K - slice * L.kc);
+    float* base = dst + slice * L.kc * L.paddedN + (k - slice * L.kc) * nr;
+    for (int64_t j0 = 0; j0 < L.paddedN; j0 += nr) std::copy(row + j0, row + j0 + nr, base + (j0 / nr) * rows * nr);
   }
 }
 
