@@ -57,8 +57,8 @@ describe.skipIf(!status.usable)('layer ops on CUDA tensors match the CPU', () =>
     sameOnBothDevices([input([3, 5, 4, 6], 10)], ([x]) => ops.globalAvgPool(x), 11, 0, 1e-6);
   });
 
-  it('batch norm in training (running statistics updated the same) and in evaluation', () => {
-    for (const training of [true, false]) {
+  it('batch norm in training (running statistics updated the same) and in evaluation, with and without the fused ReLU', () => {
+    for (const [training, relu] of [[true, false], [false, false], [true, true], [false, true]]) {
       const stats = (device: 'cpu' | 'cuda') => [
         Tensor.from(randomNormal(5, rng(12)), [5], { device }),
         Tensor.from(Float32Array.from(randomNormal(5, rng(13)), (v) => 1 + Math.abs(v)), [5], { device }),
@@ -70,12 +70,13 @@ describe.skipIf(!status.usable)('layer ops on CUDA tensors match the CPU', () =>
           const x = new Parameter(Tensor.from(input([7, 5, 3, 2], 14, 3).data, [7, 5, 3, 2], { device }));
           const w = new Parameter(Tensor.from(input([5], 15).data, [5], { device }));
           const b = new Parameter(Tensor.from(input([5], 16).data, [5], { device }));
-          const y = ops.batchNorm(x, w, b, rm, rv, { training, momentum: 0.3 });
+          const y = ops.batchNorm(x, w, b, rm, rv, { training, momentum: 0.3, relu });
           y.backward(Tensor.from(randomNormal(y.size, rng(17)), y.shape.slice(), { device }));
           kept[device] = [y.value.dataSync(), x.grad!.dataSync(), w.grad!.dataSync(), b.grad!.dataSync(), rm.dataSync(), rv.dataSync()];
         });
       }
-      kept.cpu.forEach((want, k) => expect(maxRelDiff(kept.cuda[k], want), `${training} output ${k}`).toBeLessThan(2e-5));
+      if (relu) expect(kept.cpu[0].some((v) => v === 0) && kept.cpu[0].some((v) => v > 0)).toBe(true);
+      kept.cpu.forEach((want, k) => expect(maxRelDiff(kept.cuda[k], want), `${training} relu ${relu} output ${k}`).toBeLessThan(2e-5));
     }
   });
 
