@@ -51,6 +51,16 @@ function torchPython(): { python: string | null; reason: string } {
 }
 
 /** Per-kind milliseconds of one step: the median over the profiled steps of each kind's total. */
+/** A convolution's rate with the products a direct convolution counts. */
+function convGflops(c: OpTiming): number {
+  return c.flops / c.ms / 1e6;
+}
+
+/** The fraction of the FMA peak on the products the algorithm does: Winograd's GEMMs do 16 a tile where the direct convolution does 36. */
+function convFractionOfPeak(c: OpTiming, peak: number): number {
+  return (convGflops(c) * (c.algorithm === 'winograd' ? 4 / 9 : 1)) / peak;
+}
+
 function breakdown(profiles: OpTiming[][]): { kinds: Record<string, number>; convs: OpTiming[] } {
   const perStep = profiles.map((ops) => {
     const k: Record<string, number> = {};
@@ -134,11 +144,7 @@ function main(): void {
       const known = new Set(Object.keys(fullKinds).concat(['conv backward']));
       for (const [k, ms] of Object.entries(best.kinds)) if (!known.has(k)) kindRows.push([k, '', '', fmt(ms)]);
     }
-    // Winograd's GEMMs do 16 products a tile where the direct convolution does 36 (4/9).
-    const convRows = convs.map((c) => {
-      const gflops = c.flops / c.ms / 1e6, executed = c.algorithm === 'winograd' ? (gflops * 4) / 9 : gflops;
-      return [c.kind, c.shape, c.algorithm, c.calls, fmt(c.ms, 2), fmt(gflops), `${fmt((100 * executed) / peak, 0)}%`];
-    });
+    const convRows = convs.map((c) => [c.kind, c.shape, c.algorithm, c.calls, fmt(c.ms, 2), fmt(convGflops(c)), `${fmt(100 * convFractionOfPeak(c, peak), 0)}%`]);
     const section = [
       `## ${label}`,
       '',
@@ -162,7 +168,7 @@ function main(): void {
     ratioRows.push([label, fmt(ours.ms, 0), best === null ? 'n/a' : fmt(best.ms!, 0), fmt(ratio, 2), fmt(ratioNoAug, 2)]);
     results.push({
       workload: w, ours: { ms: ours.ms, imagesPerSecond: ours.imagesPerSecond, loss: ours.loss, augmentationMs: aug },
-      peakGflops: peak, profiledStepMs: profiledStep, breakdownMs: fullKinds, convs: convs.map((c) => ({ ...c, gflops: c.flops / c.ms / 1e6, fractionOfPeak: (c.flops / c.ms / 1e6 / peak) * (c.algorithm === 'winograd' ? 4 / 9 : 1) })),
+      peakGflops: peak, profiledStepMs: profiledStep, breakdownMs: fullKinds, convs: convs.map((c) => ({ ...c, gflops: convGflops(c), fractionOfPeak: convFractionOfPeak(c, peak) })),
       pytorch: { available: peer.available, reason: peer.reason, rows: peer.rows },
       ratio, ratioWithoutAugmentation: ratioNoAug,
     });

@@ -45,6 +45,12 @@ function check(
   });
 }
 
+/** Every pass of the convolution d takes the Winograd path (so the test exercises it). */
+function expectWinograd(d: ConvShape) {
+  const desc = { N: d.N, C: d.C, H: d.H, W: d.W, K: d.K, R: d.R, S: d.S, strideH: d.stride[0], strideW: d.stride[1], padH: d.pad[0], padW: d.pad[1] };
+  expect((['forward', 'data', 'weights'] as const).map((p) => native.nn.conv2dAlgorithm(desc, p))).toEqual(['winograd', 'winograd', 'winograd']);
+}
+
 function input(shape: number[], random: () => number, scale = 1): Input {
   return { data: randomNormal(shape.reduce((a, b) => a * b, 1), random, scale), shape };
 }
@@ -133,8 +139,7 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     ['2 x 2 images', { N: 3, C: 17, H: 2, W: 2, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
   ] as [string, ConvShape][])('conv2d through Winograd F(2x2, 3x3) (3x3, stride 1, pad 1, C and K >= 16): %s', (_label, d) => {
     setCpuKernels(kernel);
-    const nd = { N: d.N, C: d.C, H: d.H, W: d.W, K: d.K, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
-    expect(native.nn.conv2dAlgorithm(nd, 'forward')).toBe('winograd');
+    expectWinograd(d);
     const random = rng(d.C * 10 + d.H);
     const opts = { stride: d.stride, padding: d.pad };
     check([input([d.N, d.C, d.H, d.W], random), input([d.K, d.C, d.R, d.S], random), input([d.K], random)],
@@ -146,8 +151,7 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     ['C = 260 (two channel slices of the GEMM), odd width', { N: 2, C: 260, H: 6, W: 5, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
   ] as [string, ConvShape][])('conv2d through Winograd, %s: forward, data and weight gradients against float64 references', (_label, d) => {
     setCpuKernels(kernel);
-    const nd = { N: d.N, C: d.C, H: d.H, W: d.W, K: d.K, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 };
-    expect(native.nn.conv2dAlgorithm(nd, 'weights')).toBe('winograd');
+    expectWinograd(d);
     const random = rng(d.C + d.H);
     const x = input([d.N, d.C, d.H, d.W], random), w = input([d.K, d.C, d.R, d.S], random), b = input([d.K], random);
     const [P, Q] = convOut(d);

@@ -65,10 +65,6 @@ GemmDesc gemmDesc(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
   return g;
 }
 
-void addRun(float* __restrict dst, const float* __restrict src, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-}
-
 // dx [C, H, W] += the columns of one image scattered back (the adjoint of im2col).
 void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t col0, float* dx) {
   for (int64_t c = 0; c < d.C; ++c)
@@ -85,7 +81,7 @@ void col2imAdd(const nn::Conv2dDesc& d, const float* dcol, int64_t ld, int64_t c
           const int64_t off = s - d.padW;
           const float* row = in + p * d.Q;
           if (d.strideW == 1)
-            addRun(dst + qLo + off, row + qLo, qHi - qLo);
+            activeNn().addInto(dst + qLo + off, row + qLo, qHi - qLo);
           else
             for (int64_t q = qLo; q < qHi; ++q) dst[q * d.strideW + off] += row[q];
         }
@@ -104,21 +100,22 @@ void im2colTapRange(const nn::Conv2dDesc& d, const float* x, int64_t t, int64_t 
   int64_t i = j0 / PQ, p = (j0 % PQ) / d.Q, q0 = j0 % d.Q;
   for (int64_t done = 0; done < n;) {
     const int64_t len = std::min(d.Q - q0, n - done), q1 = q0 + len;
-    float* dst = out + done - q0;  // dst[q] for q in [q0, q1)
+    float* dst = out + done;  // dst[q - q0] for q in [q0, q1)
     const int64_t h = p * d.strideH - d.padH + r;
     const int64_t a = std::max(q0, qLo), b = std::min(q1, qHi);
     if (h < 0 || h >= d.H || a >= b) {
-      std::fill(dst + q0, dst + q1, 0.0f);
+      std::fill(dst, dst + len, 0.0f);
     } else {
-      const float* in = x + i * CHW + (c * d.H + h) * d.W + off;
-      std::fill(dst + q0, dst + a, 0.0f);
+      // Tap of column q: in[q * strideW + off], inside the row for q in [qLo, qHi).
+      const float* in = x + i * CHW + (c * d.H + h) * d.W;
+      std::fill(dst, dst + (a - q0), 0.0f);
       if (d.strideW == 1)
-        std::copy(in + a, in + b, dst + a);
+        std::copy(in + a + off, in + b + off, dst + (a - q0));
       else if (d.strideW == 2)
-        for (int64_t q = a; q < b; ++q) dst[q] = in[2 * q];
+        for (int64_t q = a; q < b; ++q) dst[q - q0] = in[2 * q + off];
       else
-        for (int64_t q = a; q < b; ++q) dst[q] = in[q * d.strideW];
-      std::fill(dst + b, dst + q1, 0.0f);
+        for (int64_t q = a; q < b; ++q) dst[q - q0] = in[q * d.strideW + off];
+      std::fill(dst + (b - q0), dst + len, 0.0f);
     }
     done += len;
     q0 = 0;

@@ -74,45 +74,33 @@ void centeredMoments(const float* x, int64_t n, float shift, double* sums) {
   }
 }
 
-void gradMoments(const float* x, const float* dy, int64_t n, float mean, double* sums) {
+// dy as the layer's gradient sees it: with a fused ReLU after it (Relu), 0 where the
+// forward output y is not > 0.
+template <bool Relu>
+inline float gradAt(const float* y, const float* dy, int64_t i) {
+  if constexpr (Relu) return y[i] > 0.0f ? dy[i] : 0.0f;
+  return dy[i];
+}
+template <bool Relu>
+inline VF gradVecAt(const float* y, const float* dy, int64_t i) {
+  if constexpr (Relu) return select(load(y + i) > 0.0f, load(dy + i), splat(0.0f));
+  return load(dy + i);
+}
+
+template <bool Relu>
+void gradMomentsOf(const float* x, const float* y, const float* dy, int64_t n, float mean, double* sums) {
   for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
     const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
     VF s = splat(0.0f), q = splat(0.0f);
     int64_t i = b0;
     for (; i + W <= b1; i += W) {
-      const VF g = load(dy + i);
+      const VF g = gradVecAt<Relu>(y, dy, i);
       s += g;
       q += g * (load(x + i) - mean);
     }
     float ss = hsum(s), qq = hsum(q);
     for (; i < b1; ++i) {
-      ss += dy[i];
-      qq += dy[i] * (x[i] - mean);
-    }
-    sums[0] += ss;
-    sums[1] += qq;
-  }
-}
-
-void affineGrad(const float* __restrict x, const float* __restrict dy, float* __restrict dx,
-                int64_t n, float k1, float k2, float mean, float k3) {
-  for (int64_t i = 0; i < n; ++i) dx[i] += k1 * dy[i] + k2 * (x[i] - mean) + k3;
-}
-
-// The same sums as gradMoments over dy masked by y > 0, in the same order.
-void gradMomentsRelu(const float* x, const float* y, const float* dy, int64_t n, float mean, double* sums) {
-  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-    const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
-    VF s = splat(0.0f), q = splat(0.0f);
-    int64_t i = b0;
-    for (; i + W <= b1; i += W) {
-      const VF g = select(load(y + i) > 0.0f, load(dy + i), splat(0.0f));
-      s += g;
-      q += g * (load(x + i) - mean);
-    }
-    float ss = hsum(s), qq = hsum(q);
-    for (; i < b1; ++i) {
-      const float g = y[i] > 0.0f ? dy[i] : 0.0f;
+      const float g = gradAt<Relu>(y, dy, i);
       ss += g;
       qq += g * (x[i] - mean);
     }
@@ -121,12 +109,24 @@ void gradMomentsRelu(const float* x, const float* y, const float* dy, int64_t n,
   }
 }
 
-void affineGradRelu(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
-                    float* __restrict dx, int64_t n, float k1, float k2, float mean, float k3) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = y[i] > 0.0f ? dy[i] : 0.0f;
-    dx[i] += k1 * g + k2 * (x[i] - mean) + k3;
-  }
+template <bool Relu>
+void affineGradOf(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
+                  float* __restrict dx, int64_t n, float k1, float k2, float mean, float k3) {
+  for (int64_t i = 0; i < n; ++i) dx[i] += k1 * gradAt<Relu>(y, dy, i) + k2 * (x[i] - mean) + k3;
+}
+
+void gradMoments(const float* x, const float* dy, int64_t n, float mean, double* sums) {
+  gradMomentsOf<false>(x, nullptr, dy, n, mean, sums);
+}
+void gradMomentsRelu(const float* x, const float* y, const float* dy, int64_t n, float mean, double* sums) {
+  gradMomentsOf<true>(x, y, dy, n, mean, sums);
+}
+void affineGrad(const float* x, const float* dy, float* dx, int64_t n, float k1, float k2, float mean, float k3) {
+  affineGradOf<false>(x, nullptr, dy, dx, n, k1, k2, mean, k3);
+}
+void affineGradRelu(const float* x, const float* y, const float* dy, float* dx, int64_t n, float k1, float k2,
+                    float mean, float k3) {
+  affineGradOf<true>(x, y, dy, dx, n, k1, k2, mean, k3);
 }
 
 double sumSquares(const float* x, int64_t n) {
@@ -378,10 +378,28 @@ void rmspropUpdate(float* __restrict p, const float* __restrict g, float* __rest
 }  // namespace
 
 extern const NnKernelTable kNnKernels = {
-    SUPCON_ISA_LABEL, reluForward,  reluBackward, add,       addInto,     scaleShift,   scaleShiftRelu,
-    centeredMoments,  gradMoments,  affineGrad,   gradMomentsRelu, affineGradRelu, sumSquares, fewTapsForward, fewTapsWeightGrad,
-    winogradInputTransform, winogradOutputTransform, winogradGradTransform,
-    sgdUpdate,        larsUpdate,   adamwUpdate,  rmspropUpdate,
+    SUPCON_ISA_LABEL,
+    reluForward,
+    reluBackward,
+    add,
+    addInto,
+    scaleShift,
+    scaleShiftRelu,
+    centeredMoments,
+    gradMoments,
+    affineGrad,
+    gradMomentsRelu,
+    affineGradRelu,
+    sumSquares,
+    fewTapsForward,
+    fewTapsWeightGrad,
+    winogradInputTransform,
+    winogradOutputTransform,
+    winogradGradTransform,
+    sgdUpdate,
+    larsUpdate,
+    adamwUpdate,
+    rmspropUpdate,
 };
 
 }  // namespace supcon::cpu::SUPCON_ISA_NAMESPACE

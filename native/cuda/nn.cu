@@ -244,6 +244,11 @@ __global__ void __launch_bounds__(kBnThreads) batchNormForwardKernel(nn::BatchNo
   }
 }
 
+// dy as batch norm's backward pass sees it: 0 where a fused ReLU's output y is not > 0.
+__device__ inline float bnGrad(const nn::BatchNormDesc& d, const float* y, const float* dy, int64_t at) {
+  return d.relu && !(y[at] > 0.0f) ? 0.0f : dy[at];
+}
+
 __global__ void __launch_bounds__(kBnThreads) batchNormBackwardKernel(nn::BatchNormDesc d, int training,
                                                                     const float* x, const float* gamma,
                                                                     const float* saveMean, const float* saveInvStd,
@@ -255,7 +260,7 @@ __global__ void __launch_bounds__(kBnThreads) batchNormBackwardKernel(nn::BatchN
   double s = 0.0, q = 0.0;  // sum dy, sum dy (x - mean)
   for (int64_t e = threadIdx.x; e < count; e += kBnThreads) {
     const int64_t n = e / d.L, l = e % d.L, at = (n * d.C + c) * d.L + l;
-    const float g = d.relu && !(y[at] > 0.0f) ? 0.0f : dy[at];
+    const float g = bnGrad(d, y, dy, at);
     s += g;
     q += static_cast<double>(g) * (x[at] - mean);
   }
@@ -272,7 +277,7 @@ __global__ void __launch_bounds__(kBnThreads) batchNormBackwardKernel(nn::BatchN
   const float k3 = training ? static_cast<float>(-k1 * s / n) : 0.0f;
   for (int64_t e = threadIdx.x; e < count; e += kBnThreads) {
     const int64_t i = e / d.L, l = e % d.L, at = (i * d.C + c) * d.L + l;
-    const float g = d.relu && !(y[at] > 0.0f) ? 0.0f : dy[at];
+    const float g = bnGrad(d, y, dy, at);
     dx[at] += k1 * g + k2 * (x[at] - mean) + k3;
   }
 }
