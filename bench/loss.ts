@@ -114,7 +114,9 @@ async function main(): Promise<void> {
     const memory = memoryOfOneCall(B);
     const grad = new Float32Array(B * d);
     const unfusedMs = await medianMs(`unfused B=${B}`, () => { native.lossUnfused(x, n, v, d, labels, 0.1, 0.07, grad); }, B >= 16384 ? 1 : 3);
-    const flops = 6 * B * B * d;
+    // The products the kernel does: each pair once (the symmetric triangle), its logit in
+    // both passes and the two gradient products (4 B^2 d; the ordered-pair kernels did 6).
+    const flops = 4 * B * B * d;
     const floorMs = ((4 * B * B * d) / (peak.gflops * 1e9)) * 1e3;
     const row = {
       B, d, fusedMs, gflops: flops / fusedMs / 1e6, fractionOfPeak: flops / fusedMs / 1e6 / peak.gflops,
@@ -131,7 +133,7 @@ async function main(): Promise<void> {
   for (const kernels of info.cpuKernelsAvailable) {
     setCpuKernels(kernels);
     const ms = await medianMs(`fused ${kernels}`, () => fusedStep(x, n, labels), quick ? 3 : 10);
-    perKernels.push({ kernels, B, ms, gflops: (6 * B * B * d) / ms / 1e6 });
+    perKernels.push({ kernels, B, ms, gflops: (4 * B * B * d) / ms / 1e6 });
     console.log(`kernels ${kernels}: ${ms.toFixed(1)} ms at B=${B}`);
   }
   setCpuKernels(info.cpuKernels);
@@ -141,7 +143,7 @@ async function main(): Promise<void> {
     '# SupCon loss on the CPU: forward + backward',
     '',
     `${machine().cpu}, ${info.cpuThreads} threads, kernels ${info.cpuKernels}; d = ${d}, v = ${v}, temperature 0.1.`,
-    `Measured fp32 FMA peak: ${peak.gflops.toFixed(1)} GFLOP/s. FLOPs counted as 6 B^2 d; the FMA floor is 4 B^2 d at the peak.`,
+    `Measured fp32 FMA peak: ${peak.gflops.toFixed(1)} GFLOP/s. FLOPs counted as 4 B^2 d (each pair once: its logit in both passes and the two gradient products); the FMA floor is 4 B^2 d at the peak.`,
     '',
     table(['B', 'fused (ms, median)', 'GFLOP/s', '% of peak', 'x FMA floor', 'peak memory (MB)', 'unfused (ms)', 'fused speed-up'],
       rows.map((r) => [r.B, r.fusedMs.toFixed(1), r.gflops.toFixed(0), (100 * r.fractionOfPeak).toFixed(1), r.timesFloor.toFixed(2), r.peakMemoryMB.toFixed(1), r.unfusedMs.toFixed(0), r.speedupVsUnfused.toFixed(1)])),

@@ -243,7 +243,7 @@ describe('gradients by finite differences', () => {
 });
 
 describe('identities', () => {
-  it('the own rows as the contrast set, at their own positions, reproduce the loss exactly', () => {
+  it('the own rows as the contrast set, at their own positions, reproduce the loss', () => {
     const random = rng(31);
     for (const [n, v, d] of [[13, 2, 7], [29, 3, 33], [6, 1, 5]]) {
       const x = randomNormal(n * v * d, random);
@@ -256,7 +256,9 @@ describe('identities', () => {
         const viaContrast = supconLoss({ data: x, shape: [n, v, d] }, labels, {
           ...options, contrast: { features: { data: ownRows(x, n, v, d), shape: [B, d] }, labels: rowLabels, positions },
         });
-        expect(viaContrast.loss).toBe(plain.loss);
+        // The same pairs; the batch-only kernel visits each pair once (the triangle), the
+        // contrast kernel each ordered pair, so the sums round apart.
+        expect(Math.abs(viaContrast.loss - plain.loss)).toBeLessThanOrEqual(2e-6 * Math.abs(plain.loss));
         const summed = Float32Array.from(viaContrast.grad);
         for (let r = 0; r < B; r++)
           for (let k = 0; k < d; k++) summed[((r % n) * v + Math.floor(r / n)) * d + k] += viaContrast.contrastGrad![r * d + k];

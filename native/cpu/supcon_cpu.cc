@@ -14,6 +14,17 @@ namespace {
 
 int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// The triangle's fixed shift must keep exp(s - shift) a normal float for every logit s in
+// [-shift, shift], with room to spare for the sums: 2 shift <= 64 (exp(-64) = 1.6e-28).
+constexpr double kTriangleRange = 64.0;
+
+// One zeroed ticket per row block.
+std::unique_ptr<std::atomic<int32_t>[]> makeTickets(int64_t blocks) {
+  std::unique_ptr<std::atomic<int32_t>[]> t(new std::atomic<int32_t>[static_cast<size_t>(blocks)]);
+  for (int64_t b = 0; b < blocks; ++b) t[b].store(0, std::memory_order_relaxed);
+  return t;
+}
+
 }  // namespace
 
 size_t LossState::bytes() const {
@@ -49,6 +60,7 @@ static KernelContext makeContext(const LossState& s, float* rowLoss, uint8_t* ro
   ctx.statB = const_cast<float*>(s.statB.data());
   ctx.statC = const_cast<float*>(s.statC.data());
   ctx.statG = statG;
+  ctx.shift = s.shift;
   return ctx;
 }
 
@@ -186,22 +198,55 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
     });
   }
 
+  if (s.symmetric && s.mask.empty() && s.numAnchors == s.B &&
+      options.denominator != Denominator::OnePositive) {
+    // Every |s_ij| <= max |z|^2 / tau (Cauchy-Schwarz).
+    double maxNorm2 = 0.0;
+    for (int64_t r = 0; r < s.B; ++r) {
+      const float* z = s.zw.data() + r * s.ld;
+      double ss = 0.0;
+      for (int64_t k = 0; k < s.d; ++k) ss += static_cast<double>(z[k]) * z[k];
+      maxNorm2 = std::max(maxNorm2, ss);
+    }
+    const double shift = maxNorm2 / static_cast<double>(options.temperature);
+    if (2.0 * shift <= kTriangleRange) {
+      s.triangle = true;
+      s.shift = static_cast<float>(shift);
+    }
+  }
+
   AlignedBuffer<float> rowLoss(padded);
   AlignedBuffer<uint8_t> rowCounts(padded);
-  const KernelContext ctx = makeContext(s, rowLoss.data(), rowCounts.data(), s.hasGrad.data(),
-                                        nullptr);
+  KernelContext ctx = makeContext(s, rowLoss.data(), rowCounts.data(), s.hasGrad.data(), nullptr);
   const int64_t scratchFloats = s.kernels->scratchFloats(s.ld);
   const int workers = std::max(1, threads);
   std::vector<AlignedBuffer<float>> scratch(static_cast<size_t>(workers));
   const int64_t blocks = (s.numAnchors + mb - 1) / mb;
-  // Scratch allocated here, on the calling thread: allocations on the pool's threads land in
-  // glibc's per-thread arenas, which keep freed memory (RSS that grows over a long run).
-  preallocate(scratch, blocks, scratchFloats);
-  pool.parallelFor(blocks, workers, [&](int64_t block, int worker) {
-    auto& buf = scratch[static_cast<size_t>(worker)];
-    if (buf.size() == 0) buf = AlignedBuffer<float>(static_cast<size_t>(scratchFloats));
-    s.kernels->forwardBlock(ctx, block * mb, buf.data());
-  });
+  if (s.triangle) {
+    // A block waits for the lower blocks' shares, so no block may fail: every worker's
+    // scratch is allocated before the loop.
+    AlignedBuffer<float> colDen(padded), colPosExp(padded), colSumPos(padded), colCount(padded);
+    auto tickets = makeTickets(blocks);
+    ctx.colDen = colDen.data();
+    ctx.colPosExp = colPosExp.data();
+    ctx.colSumPos = colSumPos.data();
+    ctx.colCount = colCount.data();
+    ctx.tickets = tickets.get();
+    const int used = static_cast<int>(std::min<int64_t>(workers, blocks));
+    for (int w = 0; w < used; ++w) scratch[static_cast<size_t>(w)] = AlignedBuffer<float>(static_cast<size_t>(scratchFloats));
+    pool.parallelFor(blocks, used, [&](int64_t block, int worker) {
+      s.kernels->triangleForwardBlock(ctx, block * mb, scratch[static_cast<size_t>(worker)].data());
+    });
+  } else {
+    // Scratch allocated here, on the calling thread: allocations on the pool's threads land
+    // in glibc's per-thread arenas, which keep freed memory (RSS that grows over a long run).
+    preallocate(scratch, blocks, scratchFloats);
+    pool.parallelFor(blocks, workers, [&](int64_t block, int worker) {
+      auto& buf = scratch[static_cast<size_t>(worker)];
+      if (buf.size() == 0) buf = AlignedBuffer<float>(static_cast<size_t>(scratchFloats));
+      s.kernels->forwardBlock(ctx, block * mb, buf.data());
+    });
+  }
 
   double sum = 0.0;
   int64_t counted = 0;
@@ -229,12 +274,54 @@ void lossBackward(const LossState& s, float gradLoss, float* grad, int threads, 
     const float g = static_cast<float>(scale * gradLoss / static_cast<double>(s.counted));
     for (int64_t r = 0; r < s.numAnchors; ++r) statG[r] = s.hasGrad[r] ? g : 0.0f;
   }
-  const KernelContext ctx = makeContext(s, nullptr, nullptr, nullptr, statG.data());
+  KernelContext ctx = makeContext(s, nullptr, nullptr, nullptr, statG.data());
   const float invTau = 1.0f / s.options.temperature;
   auto featureRow = [&](int64_t r) {
     const int64_t sample = r % s.n, view = r / s.n;
     return grad + (sample * s.v + view) * s.d;
   };
+  if (s.triangle) {
+    // G_ij = rowA_i exp(s_ij - shift) over den(i), minus rowP_i (times exp(s_ij - shift)
+    // for 'in') over P(i); rows without a gradient give exactly zero.
+    AlignedBuffer<float> rowA(padded), rowP(padded);
+    const bool expIn = ctx.positiveTerm == PositiveTerm::ExpIn;
+    for (int64_t r = 0; r < s.B; ++r) {
+      const double g = statG[r];
+      if (g == 0.0) continue;
+      rowA[r] = static_cast<float>(g * s.statC[r] * std::exp(static_cast<double>(s.shift) - s.statA[r]));
+      rowP[r] = static_cast<float>(expIn ? g * std::exp(static_cast<double>(s.shift) - s.statB[r])
+                                         : g * s.statB[r]);
+    }
+    const int64_t blocks = padded / mb;
+    AlignedBuffer<float> dzAcc(static_cast<size_t>(s.B) * static_cast<size_t>(s.ld));
+    auto tickets = makeTickets(blocks);
+    ctx.rowA = rowA.data();
+    ctx.rowP = rowP.data();
+    ctx.dzAcc = dzAcc.data();
+    ctx.tickets = tickets.get();
+    // No block may fail once the loop runs (the others wait for it): buffers first.
+    const int used = static_cast<int>(std::min<int64_t>(std::max(1, threads), blocks));
+    std::vector<AlignedBuffer<float>> scratch, dzt;
+    for (int w = 0; w < used; ++w) {
+      scratch.emplace_back(static_cast<size_t>(s.kernels->scratchFloats(s.ld)));
+      dzt.emplace_back(static_cast<size_t>(s.ld * mb));
+    }
+    ThreadPool::instance().parallelFor(blocks, used, [&](int64_t block, int worker) {
+      const int64_t r0 = block * mb;
+      float* acc = dzt[static_cast<size_t>(worker)].data();
+      s.kernels->triangleBackwardBlock(ctx, r0, scratch[static_cast<size_t>(worker)].data(), acc);
+      waitTicket(tickets[block], static_cast<int32_t>(block));
+      const int64_t rows = std::min(mb, s.B - r0);
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t r = r0 + i;
+        float* out = featureRow(r);
+        const float* lower = dzAcc.data() + r * s.ld;
+        for (int64_t k = 0; k < s.d; ++k) out[k] = (lower[k] + acc[k * mb + i]) * invTau;
+        if (s.options.normalize) normalizeBackward(s.zw.data() + r * s.ld, s.norms[r], s.d, out);
+      }
+    });
+    return;
+  }
   // Own rows: sum_c H_rc zc_c (H = G + G^T without a contrast set).
   const bool finishOwn = s.symmetric || !s.withAnchors;
   const int64_t ownRows = s.symmetric ? s.B : s.numAnchors;

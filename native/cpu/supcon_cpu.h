@@ -45,6 +45,10 @@ struct LossState {
   bool symmetric = true;     // no contrast set: the contrast rows are the own rows
   bool withAnchors = false;
   bool contrastGradient = false;
+  // The symmetric triangle (KernelTable::triangleForwardBlock): every pair once, with the
+  // fixed shift; chosen from the problem alone, so the bits do not depend on the threads.
+  bool triangle = false;
+  float shift = 0.0f;
   LossOptions options;
   const KernelTable* kernels = nullptr;
   double loss = 0.0;

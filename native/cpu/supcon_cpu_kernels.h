@@ -2,7 +2,9 @@
 // kernels (supcon_kernel.inl compiled once per instruction set).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <thread>
 
 #include "../common/supcon_types.h"
 
@@ -34,7 +36,26 @@ struct KernelContext {
   float* statB;
   float* statC;
   float* statG;
+  // The symmetric triangle (triangleForwardBlock / triangleBackwardBlock): every pair of
+  // rows in different row blocks is visited once, by the lower block, which adds the upper
+  // block's share into these arrays in block order (tickets[b] = the lower blocks that have
+  // added theirs to block b). Null outside it.
+  float shift = 0.0f;           // the fixed log-sum-exp shift: every |s_ij| <= shift
+  float* colDen = nullptr;      // [B] sum over den(r) of exp(s - shift), from lower blocks
+  float* colPosExp = nullptr;   // [B] sum over P(r) of exp(s - shift) ('in')
+  float* colSumPos = nullptr;   // [B] sum over P(r) of s
+  float* colCount = nullptr;    // [B] |P(r)|
+  const float* rowA = nullptr;  // [padded] g c exp(shift - a): G's den term is rowA * exp(s - shift)
+  const float* rowP = nullptr;  // [padded] g b ('out'), g exp(shift - b) ('in'): its positive term
+  float* dzAcc = nullptr;       // [B, ld] the gradient's share from lower blocks (not yet / tau)
+  std::atomic<int32_t>* tickets = nullptr;  // [row blocks]
 };
+
+// Waits until a block's ticket reaches `want` (the lower blocks before it have added theirs).
+inline void waitTicket(const std::atomic<int32_t>& ticket, int32_t want) {
+  for (int spin = 0; ticket.load(std::memory_order_acquire) != want; ++spin)
+    if (spin >= 64) std::this_thread::yield();
+}
 
 struct KernelTable {
   const char* name;
@@ -48,6 +69,15 @@ struct KernelTable {
   // dzt[k * rowBlock + c] = sum_i G_ic z_i[k] over the anchors, for contrast rows c0 + c.
   void (*backwardContrastBlock)(const KernelContext& ctx, int64_t c0, float* scratch, float* dzt);
   int64_t (*scratchFloats)(int64_t ld);
+  // The symmetric triangle without a mask, for contrastMode 'all' and the denominators
+  // 'all' and 'onlyNegatives', when every logit is within [-shift, shift] and exp(-2 shift)
+  // stays a normal float. Row block r0 / rowBlock visits the columns [r0, B): its own block
+  // as a square, the blocks above once for both orders of each pair. The forward pass
+  // writes the block's row results once tickets[block] == block (the driver need not wait).
+  void (*triangleForwardBlock)(const KernelContext& ctx, int64_t r0, float* scratch);
+  // dzt as backwardBlock's, for the pairs it visits; the upper blocks' share goes into
+  // dzAcc. A row's gradient is dzAcc + dzt once tickets[block] == block.
+  void (*triangleBackwardBlock)(const KernelContext& ctx, int64_t r0, float* scratch, float* dzt);
 };
 
 namespace avx512 { extern const KernelTable kKernels; }

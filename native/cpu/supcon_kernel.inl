@@ -447,11 +447,224 @@ void backwardContrastBlock(const KernelContext& ctx, int64_t c0, float* scratch,
   }
 }
 
+// ---- The symmetric triangle ----
+//
+// Row block I visits the columns [r0, B) in tiles of NT = TB whole row blocks: its own
+// block as a square (the row side only), each block above once, for both orders of a pair:
+// the row side into the block's registers, the column side into the upper block's entries
+// of colDen... (forward) or dzAcc (backward), added in block order through the tickets, so
+// a result does not depend on which thread ran which block. One exponential per pair,
+// e = exp(s - shift) for a fixed shift >= every |s|: exp(s - a_i) = e exp(shift - a_i).
+constexpr int TB = (NB + MB - 1) / MB;  // row blocks per triangle tile
+constexpr int NT = TB * MB;             // columns per triangle tile
+
+inline float hsum(VF v) {
+#if SUPCON_SIMD_WIDTH == 16
+  v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+#elif SUPCON_SIMD_WIDTH == 8
+  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+  v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+#elif SUPCON_SIMD_WIDTH == 4
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
+  v += __builtin_shufflevector(v, v, 1, 0, 3, 2);
+#else
+#error "hsum: unsupported SIMD width"
+#endif
+  return v[0];
+}
+
+// The masks of block lanes against column j of the triangle: `own` when j is in the
+// block's own rows (then lane j itself is excluded), else every live lane.
+struct TriangleMasks {
+  VI pos[MV], den[MV];
+};
+
+inline void triangleMasks(const KernelContext& ctx, const Block& blk, const VI* live, int64_t j,
+                          bool own, TriangleMasks& tm) {
+  const bool denAll = ctx.options.denominator == Denominator::All;
+  const VI cj = splati(ctx.rowClass[j]);
+  const VI jv = splati(static_cast<int32_t>(j));
+  for (int m = 0; m < MV; ++m) {
+    const VI valid = own ? (blk.laneIdx[m] != jv) & live[m] : live[m];
+    tm.pos[m] = (blk.laneCls[m] == cj) & valid;
+    tm.den[m] = denAll ? valid : (valid & ~tm.pos[m]);
+  }
+}
+
+void liveLanes(const KernelContext& ctx, const Block& blk, VI* live) {
+  const VI end = splati(static_cast<int32_t>(ctx.B));
+  for (int m = 0; m < MV; ++m) live[m] = blk.laneIdx[m] < end;
+}
+
+void triangleForwardBlock(const KernelContext& ctx, int64_t r0, float* scratch) {
+  const Block blk = makeBlock(ctx, r0);
+  const int32_t self = static_cast<int32_t>(r0 / MB);
+  float* zt = scratch;
+  float* st = zt + ctx.ld * MB;
+  packBlock(ctx, blk, ctx.zw, zt);
+  VI live[MV];
+  liveLanes(ctx, blk, live);
+  const bool expIn = ctx.positiveTerm == PositiveTerm::ExpIn;
+  const VF shift = splat(ctx.shift), zero = splat(0.0f), one = splat(1.0f);
+  VF rowDen[MV], rowPos[MV], rowSum[MV], rowCnt[MV];
+  for (int m = 0; m < MV; ++m) rowDen[m] = rowPos[m] = rowSum[m] = rowCnt[m] = zero;
+  TriangleMasks tm;
+  for (int64_t j0 = r0; j0 < ctx.B; j0 += NT) {
+    const int jn = static_cast<int>(std::min<int64_t>(NT, ctx.B - j0));
+    tileLogits(ctx, zt, ctx.zw, j0, jn, st);
+    for (int jb = 0; jb < jn; jb += MB) {
+      const int32_t b = static_cast<int32_t>((j0 + jb) / MB);
+      const bool own = b == self;
+      const int je = std::min(jb + MB, jn);
+      if (!own) waitTicket(ctx.tickets[b], self);
+      for (int jj = jb; jj < je; ++jj) {
+        const int64_t j = j0 + jj;
+        triangleMasks(ctx, blk, live, j, own, tm);
+        VF colDen = zero, colPos = zero, colSum = zero, colCnt = zero;
+        for (int m = 0; m < MV; ++m) {
+          const VF s = load(st + jj * MB + m * W);
+          const VF e = vexp(s - shift);
+          const VF de = select(tm.den[m], e, zero);
+          const VF ps = select(tm.pos[m], s, zero);
+          const VF pc = select(tm.pos[m], one, zero);
+          rowDen[m] += de;
+          rowSum[m] += ps;
+          rowCnt[m] += pc;
+          colDen += de;
+          colSum += ps;
+          colCnt += pc;
+          if (expIn) {
+            const VF pe = select(tm.pos[m], e, zero);
+            rowPos[m] += pe;
+            colPos += pe;
+          }
+        }
+        if (own) continue;
+        ctx.colDen[j] += hsum(colDen);
+        ctx.colSumPos[j] += hsum(colSum);
+        ctx.colCount[j] += hsum(colCnt);
+        if (expIn) ctx.colPosExp[j] += hsum(colPos);
+      }
+      if (!own) ctx.tickets[b].store(self + 1, std::memory_order_release);
+    }
+  }
+  // Every lower block has added its share of this block's rows once the ticket reads `self`.
+  waitTicket(ctx.tickets[self], self);
+  const float numOthers = static_cast<float>(ctx.B - 1);
+  for (int i = 0; i < blk.rows; ++i) {
+    const int64_t r = r0 + i;
+    const int m = i / W, l = i % W;
+    const float cnt = ctx.colCount[r] + rowCnt[m][l];
+    RowAccum acc{ctx.shift, ctx.colDen[r] + rowDen[m][l], ctx.shift, ctx.colPosExp[r] + rowPos[m][l],
+                 ctx.colSumPos[r] + rowSum[m][l], cnt, 0.0f, 0.0f, 0.0f};
+    const float numDen = ctx.options.denominator == Denominator::All ? numOthers : numOthers - cnt;
+    const RowResult res = finishRow(acc, numDen, ctx.options.variant, ctx.options.denominator);
+    ctx.rowLoss[r] = res.loss;
+    ctx.rowCounts[r] = res.counts ? 1 : 0;
+    ctx.rowHasGrad[r] = res.hasGradient ? 1 : 0;
+    ctx.statA[r] = res.a;
+    ctx.statB[r] = res.b;
+    ctx.statC[r] = res.c;
+  }
+}
+
+// Register blocking of the column side of the backward pass: JC columns x KV vectors of k.
+constexpr int JC = W >= 16 ? 3 : 2;
+constexpr int KV = W >= 16 ? 8 : 4;
+
+// out[c][k] += sum_i h[c * MB + i] * z_i[k] for c < C, k < V * W, i < rows.
+template <int C, int V>
+inline void columnMicro(const float* h, const float* z, int64_t ld, int rows, float* out) {
+  VF acc[C][V];
+  for (int c = 0; c < C; ++c)
+    for (int v = 0; v < V; ++v) acc[c][v] = splat(0.0f);
+  for (int i = 0; i < rows; ++i) {
+    VF zv[V];
+    for (int v = 0; v < V; ++v) zv[v] = load(z + i * ld + v * W);
+    for (int c = 0; c < C; ++c) {
+      const float hv = h[c * MB + i];
+      for (int v = 0; v < V; ++v) acc[c][v] += zv[v] * hv;
+    }
+  }
+  for (int c = 0; c < C; ++c)
+    for (int v = 0; v < V; ++v) {
+      float* p = out + c * ld + v * W;
+      store(p, load(p) + acc[c][v]);
+    }
+}
+
+template <int C>
+inline void columnRows(const float* h, const float* z, int64_t ld, int rows, float* out) {
+  int64_t k = 0;
+  for (; k + KV * W <= ld; k += KV * W) columnMicro<C, KV>(h, z + k, ld, rows, out + k);
+  for (; k < ld; k += W) columnMicro<C, 1>(h, z + k, ld, rows, out + k);
+}
+
+// dzAcc[j][k] += sum_i h[j][i] z_i[k] over the block's rows, for the tile's columns [jb, je).
+void columnSide(const KernelContext& ctx, const Block& blk, int64_t j0, int jb, int je,
+                const float* h) {
+  const int64_t ld = ctx.ld;
+  const float* z = ctx.zw + blk.r0 * ld;
+  int jj = jb;
+  for (; jj + JC <= je; jj += JC)
+    columnRows<JC>(h + jj * MB, z, ld, blk.rows, ctx.dzAcc + (j0 + jj) * ld);
+  for (; jj < je; ++jj) columnRows<1>(h + jj * MB, z, ld, blk.rows, ctx.dzAcc + (j0 + jj) * ld);
+}
+
+void triangleBackwardBlock(const KernelContext& ctx, int64_t r0, float* scratch, float* dzt) {
+  const Block blk = makeBlock(ctx, r0);
+  const int32_t self = static_cast<int32_t>(r0 / MB);
+  float* zt = scratch;
+  float* st = zt + ctx.ld * MB;
+  packBlock(ctx, blk, ctx.zw, zt);
+  std::fill(dzt, dzt + ctx.ld * MB, 0.0f);
+  VI live[MV];
+  liveLanes(ctx, blk, live);
+  const bool expIn = ctx.positiveTerm == PositiveTerm::ExpIn;
+  const VF shift = splat(ctx.shift), zero = splat(0.0f);
+  VF ai[MV], pi[MV];
+  for (int m = 0; m < MV; ++m) {
+    ai[m] = load(ctx.rowA + r0 + m * W);
+    pi[m] = load(ctx.rowP + r0 + m * W);
+  }
+  TriangleMasks tm;
+  for (int64_t j0 = r0; j0 < ctx.B; j0 += NT) {
+    const int jn = static_cast<int>(std::min<int64_t>(NT, ctx.B - j0));
+    tileLogits(ctx, zt, ctx.zw, j0, jn, st);
+    // H_ij = G_ij + G_ji in place: e (rowA_i + rowA_j) over den, minus the positive terms.
+    for (int jj = 0; jj < jn; ++jj) {
+      const int64_t j = j0 + jj;
+      triangleMasks(ctx, blk, live, j, j < r0 + MB, tm);
+      const VF aj = splat(ctx.rowA[j]), pj = splat(ctx.rowP[j]);
+      for (int m = 0; m < MV; ++m) {
+        const VF s = load(st + jj * MB + m * W);
+        const VF e = vexp(s - shift);
+        const VF p = expIn ? e * (pi[m] + pj) : pi[m] + pj;
+        store(st + jj * MB + m * W,
+              select(tm.den[m], e * (ai[m] + aj), zero) - select(tm.pos[m], p, zero));
+      }
+    }
+    accumulateTile(ctx, ctx.zw, j0, jn, st, dzt);
+    for (int jb = 0; jb < jn; jb += MB) {
+      const int32_t b = static_cast<int32_t>((j0 + jb) / MB);
+      if (b == self) continue;
+      waitTicket(ctx.tickets[b], self);
+      columnSide(ctx, blk, j0, jb, std::min(jb + MB, jn), st);
+      ctx.tickets[b].store(self + 1, std::memory_order_release);
+    }
+  }
+}
+
 }  // namespace
 
 extern const KernelTable kKernels = {
     SUPCON_ISA_LABEL, W, MB, forwardBlock, backwardBlock, backwardContrastBlock,
-    [](int64_t ld) -> int64_t { return ld * MB + static_cast<int64_t>(NB) * MB; },
+    [](int64_t ld) -> int64_t { return ld * MB + static_cast<int64_t>(std::max(NB, NT)) * MB; },
+    triangleForwardBlock, triangleBackwardBlock,
 };
 
 }  // namespace supcon::cpu::SUPCON_ISA_NAMESPACE

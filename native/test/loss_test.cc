@@ -111,8 +111,10 @@ void runCase(const Case& c, std::mt19937& rng, int threads) {
     expectClose("loss", where, state->loss, ref.loss, 1e-5, 1e-6);
     double gmax = 0;
     for (double g : ref.grad) gmax = std::max(gmax, std::fabs(g));
+    // The floor: where the exact gradient is 0 (one view pair, say), the symmetric
+    // triangle's fixed shift leaves rounding of a few 1e-7 (docs/LOSS.md).
     for (int64_t i = 0; i < B * c.d; ++i)
-      expectClose("grad", where, grad[16 + i], ref.grad[i], 1e-4, 1e-4 * gmax + 1e-7);
+      expectClose("grad", where, grad[16 + i], ref.grad[i], 1e-4, 1e-4 * gmax + 1e-6);
     for (int i = 0; i < 16; ++i) {
       expectClose("guard", where, grad[i], 12345.0f, 0, 0);
       expectClose("guard", where, grad[16 + B * c.d + i], 12345.0f, 0, 0);
@@ -180,7 +182,9 @@ void runContrastCase(int64_t n, int64_t v, int64_t d, int64_t extra, const LossO
   auto plain = cpu::lossForward(cpu::LossInput{x.data(), n, v, d, labels.data(), nullptr}, o, threads);
   std::vector<float> gp(B * d);
   cpu::lossBackward(*plain, 1.0f, gp.data(), threads);
-  expectClose("identity loss", where, a->loss, plain->loss, 0, 0);
+  // The same pairs; the batch-only kernel may visit each pair once (the symmetric triangle)
+  // where the contrast kernel visits each ordered pair, so the sums round apart.
+  expectClose("identity loss", where, a->loss, plain->loss, 2e-6, 0);
 }
 
 }  // namespace
