@@ -41,13 +41,29 @@ const ALL_WORKLOADS: Workload[] = [
 ];
 const WORKLOADS = ALL_WORKLOADS.filter((w) => !quick || w.batch !== 128);
 
-function torchPython(): { python: string | null; reason: string } {
+// The BLAS libraries the peer's process maps once a linear layer has run: Debian's torch
+// calls whichever libblas.so.3 the system's alternatives name, and the reference one (the
+// libblas3 package, without libopenblas0-*) runs the ConvNet's linear layer some 50x slower
+// than OpenBLAS, which would make the peer's step no fair measure.
+const BLAS_PROBE = [
+  'import torch, torchvision',
+  'torch.nn.functional.linear(torch.randn(8, 64), torch.randn(16, 64)).sum()',
+  "print('\\n'.join(sorted({l.split()[-1] for l in open('/proc/self/maps') if 'blas' in l.lower() and '/' in l})))",
+].join('; ');
+
+function torchPython(): { python: string | null; reason: string; blas: string[]; referenceBlas: boolean } {
   const candidates = process.env.SUPCON_PYTHON ? [process.env.SUPCON_PYTHON] : ['python3', '/usr/bin/python3'];
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
   for (const python of candidates) {
-    const r = spawnSync(python, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
-    if (r.status === 0) return { python, reason: '' };
+    const r = spawnSync(python, ['-c', BLAS_PROBE], { encoding: 'utf8', env });
+    if (r.status !== 0) continue;
+    const blas = r.stdout.split('\n').filter((l) => l.startsWith('/'));
+    const referenceBlas = blas.length > 0 && !blas.some((l) => /openblas|mkl|blis/i.test(l));
+    return { python, reason: '', blas, referenceBlas };
   }
-  return { python: null, reason: `PyTorch not found: 'import torch, torchvision' fails in ${candidates.join(' and ')} (set SUPCON_PYTHON)` };
+  return { python: null, reason: `PyTorch not found: 'import torch, torchvision' fails in ${candidates.join(' and ')} (set SUPCON_PYTHON)`, blas: [], referenceBlas: false };
 }
 
 /** Per-kind milliseconds of one step: the median over the profiled steps of each kind's total. */
@@ -100,7 +116,9 @@ function main(): void {
   let peak = fmaPeak(threads, quick ? 3 : 6).wall;
   console.log(`measured fp32 FMA peak: ${fmt(peak)} GFLOP/s on ${threads} threads`);
   const py = torchPython();
-  console.log(py.python === null ? py.reason : `PyTorch: ${py.python}, ${threads} threads`);
+  console.log(py.python === null ? py.reason : `PyTorch: ${py.python}, ${threads} threads, BLAS ${py.blas.join(', ') || 'not mapped'}`);
+  if (py.referenceBlas)
+    console.log('WARNING: PyTorch runs the reference BLAS (Debian\'s libblas3): its linear layers are far slower than with OpenBLAS, so the ratios below flatter us; `apt-get install libopenblas0-pthread` makes the peer fair.');
 
   const results = [];
   const ratioRows: (string | number)[][] = [];
@@ -175,7 +193,7 @@ function main(): void {
   }
 
   const ratioTable = table(['workload', 'ours ms', 'PyTorch ms (best)', 'ours / PyTorch images/s', 'same, our augmentation left out'], ratioRows);
-  const files = writeResults('train-cpu', { machine: { ...machine(), threads, kernels: info.cpuKernels }, quick, peakGflops: peak, python: py.python, workloads: results },
+  const files = writeResults('train-cpu', { machine: { ...machine(), threads, kernels: info.cpuKernels }, quick, peakGflops: peak, python: py.python, pythonBlas: py.blas, referenceBlas: py.referenceBlas, workloads: results },
     [`# Training steps on the CPU (${machine().cpu}, ${threads} threads, ${info.cpuKernels})`, '',
       `FMA peak measured in the run: ${fmt(peak)} GFLOP/s.`, '', ...mdSections, '## Ratios', '', ratioTable].join('\n'));
   console.log(`\nwrote ${files.join(', ')}\n\nRatios (our images/s over PyTorch's, same run, same threads):\n${ratioTable}`);
