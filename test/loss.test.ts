@@ -17,8 +17,8 @@ function check(
 ) {
   const ref = referenceLoss(x, n, v, d, labels, options.mask ?? null, options);
   const { loss, grad } = supconLoss({ data: x, shape: [n, v, d] }, labels, options);
-  // The batch-only kernel's fixed shift (docs/LOSS.md, "Accuracy") costs the exactness of
-  // exp(0) at a row's largest logit: a loss of 0 comes out within a few 1e-7.
+  // The batch-only kernel's fixed shift (docs/LOSS.md, "The symmetric triangle") costs the
+  // exactness of exp(0) at a row's largest logit: a loss of 0 comes out within a few 1e-7.
   expect(Math.abs(loss - ref.loss)).toBeLessThanOrEqual(1e-5 * Math.abs(ref.loss) + 1e-6);
   expect(grad.length).toBe(n * v * d);
   // Relative to the largest gradient entry; where the exact gradient is 0 (d = 1 with
