@@ -132,6 +132,14 @@ export interface PeerOptions {
 }
 
 /** PyTorch's step in each precision and memory format; unavailable with the reason when torch (or torchvision) is not there. */
+/** The PyTorch peer's environment: the machine's OpenBLAS settings are tuned for our process's host, not the peer's. */
+export function peerEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  return env;
+}
+
 export function timePeerStep(python: string, batch: number, size: number, steps: number, device: 'cpu' | 'cuda', timeoutS: number,
   options: PeerOptions = {}): { available: boolean; reason: string; rows: PeerStep[] } {
   const script = path.join(__dirname, '..', '..', 'bench', 'peers', 'torch_resnet_step.py');
@@ -140,10 +148,7 @@ export function timePeerStep(python: string, batch: number, size: number, steps:
   if (options.channels !== undefined) args.push('--channels', String(options.channels));
   if (options.threads !== undefined) args.push('--threads', String(options.threads));
   if (options.profile) args.push('--profile');
-  // The machine's OpenBLAS settings are tuned for our process's host, not the peer's.
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
+  const env = peerEnv();
   if (options.threads !== undefined) env.OPENBLAS_NUM_THREADS = String(options.threads);
   const run = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 24, timeout: timeoutS * 1000, cwd: path.dirname(script), env });
   const rows: PeerStep[] = [];

@@ -19,7 +19,7 @@ import { channelStats, trainingPipeline } from '../lib/train/trainer';
 import { TRAIN_DEFAULTS } from '../lib/cli/args';
 import { fmaPeak } from './common';
 import { machine, table, writeResults } from './results';
-import { median, PeerStep, syntheticSet, timePeerStep, timeTrainerStep } from './train-step';
+import { median, PeerStep, peerEnv, syntheticSet, timePeerStep, timeTrainerStep } from './train-step';
 
 const quick = process.argv.includes('--quick');
 const STEPS = quick ? 3 : 5;
@@ -53,9 +53,7 @@ const BLAS_PROBE = [
 
 function torchPython(): { python: string | null; reason: string; blas: string[]; referenceBlas: boolean } {
   const candidates = process.env.SUPCON_PYTHON ? [process.env.SUPCON_PYTHON] : ['python3', '/usr/bin/python3'];
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
+  const env = peerEnv();
   for (const python of candidates) {
     const r = spawnSync(python, ['-c', BLAS_PROBE], { encoding: 'utf8', env });
     if (r.status !== 0) continue;

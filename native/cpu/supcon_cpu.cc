@@ -103,6 +103,14 @@ void normalizeBackward(const float* z, double norm, int64_t d, float* out) {
     out[k] = static_cast<float>((out[k] - static_cast<double>(z[k]) * dot) / norm);
 }
 
+// One buffer of `floats` for each of `workers` workers, allocated now: the triangle's blocks
+// wait for one another, so none may fail (or allocate) once its loop runs.
+std::vector<AlignedBuffer<float>> buffersForAll(int workers, int64_t floats) {
+  std::vector<AlignedBuffer<float>> buffers;
+  for (int w = 0; w < workers; ++w) buffers.emplace_back(static_cast<size_t>(floats));
+  return buffers;
+}
+
 // Runs kernel(ctx, block * mb, scratch, dzt) over `blocks` blocks, then emit(first row, rows,
 // dzt) on the same worker: each block writes only its own rows.
 template <class Kernel, class Emit>
@@ -220,11 +228,8 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
   KernelContext ctx = makeContext(s, rowLoss.data(), rowCounts.data(), s.hasGrad.data(), nullptr);
   const int64_t scratchFloats = s.kernels->scratchFloats(s.ld);
   const int workers = std::max(1, threads);
-  std::vector<AlignedBuffer<float>> scratch(static_cast<size_t>(workers));
   const int64_t blocks = (s.numAnchors + mb - 1) / mb;
   if (s.triangle) {
-    // A block waits for the lower blocks' shares, so no block may fail: every worker's
-    // scratch is allocated before the loop.
     AlignedBuffer<float> colDen(padded), colPosExp(padded), colSumPos(padded), colCount(padded);
     auto tickets = makeTickets(blocks);
     ctx.colDen = colDen.data();
@@ -233,13 +238,14 @@ std::unique_ptr<LossState> lossForward(const LossInput& in, const LossOptions& o
     ctx.colCount = colCount.data();
     ctx.tickets = tickets.get();
     const int used = static_cast<int>(std::min<int64_t>(workers, blocks));
-    for (int w = 0; w < used; ++w) scratch[static_cast<size_t>(w)] = AlignedBuffer<float>(static_cast<size_t>(scratchFloats));
+    auto scratch = buffersForAll(used, scratchFloats);
     pool.parallelFor(blocks, used, [&](int64_t block, int worker) {
       s.kernels->triangleForwardBlock(ctx, block * mb, scratch[static_cast<size_t>(worker)].data());
     });
   } else {
     // Scratch allocated here, on the calling thread: allocations on the pool's threads land
     // in glibc's per-thread arenas, which keep freed memory (RSS that grows over a long run).
+    std::vector<AlignedBuffer<float>> scratch(static_cast<size_t>(workers));
     preallocate(scratch, blocks, scratchFloats);
     pool.parallelFor(blocks, workers, [&](int64_t block, int worker) {
       auto& buf = scratch[static_cast<size_t>(worker)];
@@ -299,13 +305,9 @@ void lossBackward(const LossState& s, float gradLoss, float* grad, int threads, 
     ctx.rowP = rowP.data();
     ctx.dzAcc = dzAcc.data();
     ctx.tickets = tickets.get();
-    // No block may fail once the loop runs (the others wait for it): buffers first.
     const int used = static_cast<int>(std::min<int64_t>(std::max(1, threads), blocks));
-    std::vector<AlignedBuffer<float>> scratch, dzt;
-    for (int w = 0; w < used; ++w) {
-      scratch.emplace_back(static_cast<size_t>(s.kernels->scratchFloats(s.ld)));
-      dzt.emplace_back(static_cast<size_t>(s.ld * mb));
-    }
+    auto scratch = buffersForAll(used, s.kernels->scratchFloats(s.ld));
+    auto dzt = buffersForAll(used, s.ld * mb);
     ThreadPool::instance().parallelFor(blocks, used, [&](int64_t block, int worker) {
       const int64_t r0 = block * mb;
       float* acc = dzt[static_cast<size_t>(worker)].data();
