@@ -487,17 +487,19 @@ interface ConvConfig {
   R: number; S: number; strideH: number; strideW: number; padH: number; padW: number;
   /** The forward case adds a bias; the weight-gradient case also sums db. */
   bias: boolean;
+  /** Also the data gradient into a fresh dx (overwrite: written, not added into), in fp32. */
+  written?: boolean;
   covers: string;
 }
 
 // Channel counts off the 64-wide tiles and N*P*Q off the 64-row tiles at the small sizes,
 // except where a config is there for an exact multiple.
 const CONV_CONFIGS: readonly ConvConfig[] = [
-  { sizes: [[8, 3, 32, 32, 64], [2, 3, 9, 8, 20]], R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, bias: true, covers: '3x3 stem, C = 3' },
+  { sizes: [[8, 3, 32, 32, 64], [2, 3, 9, 8, 20]], R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, bias: true, written: true, covers: '3x3 stem, C = 3' },
   { sizes: [[4, 130, 16, 16, 70], [2, 70, 5, 7, 66]], R: 1, S: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, bias: false, covers: '1x1, C and K just past a tile' },
   { sizes: [[4, 64, 17, 17, 128], [2, 36, 9, 9, 40]], R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, bias: true, covers: '3x3 stride 2 (the gather skips taps off the stride)' },
   { sizes: [[2, 17, 20, 20, 33], [1, 5, 11, 11, 9]], R: 5, S: 5, strideH: 1, strideW: 1, padH: 2, padW: 2, bias: true, covers: '5x5 pad 2' },
-  { sizes: [[3, 20, 15, 12, 24], [2, 7, 9, 6, 11]], R: 3, S: 1, strideH: 2, strideW: 1, padH: 1, padW: 0, bias: false, covers: 'non-square 3x1 window, stride (2, 1)' },
+  { sizes: [[3, 20, 15, 12, 24], [2, 7, 9, 6, 11]], R: 3, S: 1, strideH: 2, strideW: 1, padH: 1, padW: 0, bias: false, written: true, covers: 'non-square 3x1 window, stride (2, 1)' },
   { sizes: [[4, 64, 16, 16, 128], [2, 24, 8, 8, 72]], R: 1, S: 1, strideH: 2, strideW: 2, padH: 0, padW: 0, bias: false, covers: '1x1 stride 2 (a ResNet shortcut)' },
   { sizes: [[16, 8, 32, 32, 16], [4, 4, 13, 13, 8]], R: 3, S: 3, strideH: 1, strideW: 1, padH: 0, padW: 0, bias: true, covers: '3x3 pad 0, N*P*Q long against few weight tiles (the weight gradient split into partial sums)' },
   { sizes: [[2, 64, 8, 8, 64], [1, 64, 8, 8, 64]], R: 1, S: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, bias: true, covers: 'every size a multiple of the tiles' },
@@ -532,22 +534,35 @@ export function convCases(scale: Scale, precisions: readonly Precision[] = PRECI
         { name: 'x', count: x, role: 'input' }, { name: 'w', count: w, role: 'input', scale: wScale }, { name: 'dy', count: y, role: 'input' },
         { name: 'dw', count: w, role: 'output', accumulate: true }, ...(c.bias ? [{ name: 'db', count: K, role: 'output' as const, accumulate: true }] : []),
       ], convWork(desc, 'weights')],
+      // A fresh gradient (overwrite): dx starts as NaN and must be written, not added into.
+      ...(c.written ? [['bwd-data-written', 'conv2dBackward', [
+        { name: 'x', count: x, role: 'input' }, { name: 'w', count: w, role: 'input', scale: wScale }, { name: 'dy', count: y, role: 'input' },
+        { name: 'dx', count: x, role: 'output' },
+      ], convWork(desc, 'data')] as [string, string, NnTensor[], Work]] : []),
     ];
     variants.forEach(([name, op, tensors, work]) => {
+      const written = name.endsWith('-written');
       for (const precision of precisions)
-        out.push({
-          id: `conv-${String(k + 1).padStart(2, '0')}-${name}-${precision}`, op, precision, params: { ...desc }, tensors,
-          seed: 1500 + k, covers: `${c.covers}; ${name}${tensors.some((t) => t.name === 'b' || t.name === 'db') ? ' with bias' : ''}; ${shape}`, work,
-        });
+        if (!written || precision === 'fp32')
+          out.push({
+            id: `conv-${String(k + 1).padStart(2, '0')}-${name}-${precision}`, op, precision, params: written ? { ...desc, overwrite: true } : { ...desc }, tensors,
+            seed: 1500 + k, covers: `${c.covers}; ${name}${tensors.some((t) => t.name === 'b' || t.name === 'db') ? ' with bias' : ''}; ${shape}`, work,
+          });
     });
   });
   return out;
 }
 
-interface LinearConfig { sizes: readonly [readonly [number, number, number], readonly [number, number, number]]; bias: boolean; covers: string }
+interface LinearConfig {
+  sizes: readonly [readonly [number, number, number], readonly [number, number, number]];
+  bias: boolean;
+  /** Also the backward pass into a fresh dx (overwrite: written, not added into), in fp32. */
+  written?: boolean;
+  covers: string;
+}
 const LINEAR_CONFIGS: readonly LinearConfig[] = [
-  { sizes: [[512, 300, 130], [70, 33, 20]], bias: true, covers: 'sizes off the tiles' },
-  { sizes: [[1, 2048, 10], [1, 129, 10]], bias: true, covers: 'one row (a classifier on one image)' },
+  { sizes: [[512, 300, 130], [70, 33, 20]], bias: true, written: true, covers: 'sizes off the tiles' },
+  { sizes: [[1, 2048, 10], [1, 129, 10]], bias: true, written: true, covers: 'one row (a classifier on one image)' },
   { sizes: [[256, 512, 128], [64, 64, 64]], bias: false, covers: 'tile multiples, no bias' },
 ];
 
@@ -563,13 +578,20 @@ export function linearCases(scale: Scale, precisions: readonly Precision[] = PRE
       ['bwd', 'linearBackward', [x, w, { name: 'dy', count: N * outF, role: 'input' },
         { name: 'dx', count: N * inF, role: 'output', accumulate: true }, { name: 'dw', count: outF * inF, role: 'output', accumulate: true },
         ...(c.bias ? [{ name: 'db', count: outF, role: 'output' as const, accumulate: true }] : [])], work(2)],
+      // A fresh dx (overwrite): written, not added into; dw adds as ever.
+      ...(c.written ? [['bwd-written', 'linearBackward', [x, w, { name: 'dy', count: N * outF, role: 'input' },
+        { name: 'dx', count: N * inF, role: 'output' }, { name: 'dw', count: outF * inF, role: 'output', accumulate: true }], work(2)] as
+        [string, string, NnTensor[], Work]] : []),
     ];
     variants.forEach(([name, op, tensors, wk]) => {
+      const written = name.endsWith('-written');
       for (const precision of precisions)
-        out.push({
-          id: `linear-${String(k + 1).padStart(2, '0')}-${name}-${precision}`, op, precision, params: { N, inF, outF }, tensors,
-          seed: 1600 + k, covers: `${c.covers}; ${name}; N=${N} in=${inF} out=${outF}`, work: wk,
-        });
+        if (!written || precision === 'fp32')
+          out.push({
+            id: `linear-${String(k + 1).padStart(2, '0')}-${name}-${precision}`, op, precision,
+            params: written ? { N, inF, outF, overwrite: true } : { N, inF, outF }, tensors,
+            seed: 1600 + k, covers: `${c.covers}; ${name}; N=${N} in=${inF} out=${outF}`, work: wk,
+          });
     });
   });
   return out;
@@ -616,6 +638,7 @@ function layerOpRows(scale: Scale): LayerOpRow[] {
   return [
     { op: 'reluForward', params: { n }, tensors: [input('x', n), output('y', n)], covers: 'ReLU', work: streamWork(n, 2) },
     { op: 'reluBackward', params: { n }, tensors: [input('y', n), input('dy', n), added('dx', n)], covers: 'ReLU backward (adds)', work: streamWork(n, 3) },
+    { op: 'reluBackward', params: { n, overwrite: true }, tensors: [input('y', n), input('dy', n), output('dx', n)], covers: 'ReLU backward writing a fresh dx (overwrite)', work: streamWork(n, 3) },
     { op: 'add', params: { n }, tensors: [input('a', n), input('b', n), output('y', n)], covers: 'the residual add', work: streamWork(n, 3) },
     { op: 'addInto', params: { n }, tensors: [input('x', n), added('y', n)], covers: 'gradient accumulation', work: streamWork(n, 2) },
     { op: 'fill', params: { n, value: -0.375 }, tensors: [output('x', n)], covers: 'gradient zeroing and constants', work: streamWork(n, 1) },
@@ -630,6 +653,7 @@ function layerOpRows(scale: Scale): LayerOpRow[] {
     { op: 'batchNormBackward', params: { ...bn, training: true }, tensors: [input('x', N * C * hw), input('gamma', C), input('saveMean', C), input('saveInvStd', C, { positive: true }), input('dy', N * C * hw), added('dx', N * C * hw), added('dgamma', C), added('dbeta', C)], covers: 'batch norm backward in training', work: streamWork(N * C * hw, 3, 6) },
     { op: 'batchNormForward', params: { ...bn, training: true, relu: true }, tensors: [input('x', N * C * hw), input('gamma', C), input('beta', C), added('runningMean', C), added('runningVar', C, { positive: true }), output('y', N * C * hw), output('saveMean', C), output('saveInvStd', C)], covers: 'batch norm with a fused ReLU: max(y, 0)', work: streamWork(N * C * hw, 3, 5) },
     { op: 'batchNormBackward', params: { ...bn, training: true, relu: true }, tensors: [input('x', N * C * hw), input('gamma', C), input('saveMean', C), input('saveInvStd', C, { positive: true }), input('dy', N * C * hw), input('y', N * C * hw), added('dx', N * C * hw), added('dgamma', C), added('dbeta', C)], covers: 'batch norm backward with a fused ReLU: dy where the output y is > 0 (y random, both signs)', work: streamWork(N * C * hw, 4, 7) },
+    { op: 'batchNormBackward', params: { ...bn, training: true, relu: true, overwrite: true }, tensors: [input('x', N * C * hw), input('gamma', C), input('saveMean', C), input('saveInvStd', C, { positive: true }), input('dy', N * C * hw), input('y', N * C * hw), output('dx', N * C * hw), added('dgamma', C), added('dbeta', C)], covers: 'batch norm backward with a fused ReLU writing a fresh dx (overwrite)', work: streamWork(N * C * hw, 4, 7) },
     { op: 'l2NormalizeForward', params: { rows, dim, eps: 1e-12 }, tensors: [input('x', rows * dim), output('y', rows * dim), output('norms', rows)], covers: 'L2 normalisation of rows', work: streamWork(rows * dim, 2, 3) },
     { op: 'l2NormalizeForward', params: { rows, dim, eps: 1e-12 }, tensors: [input('x', rows * dim, { scale: 5e37 }), output('y', rows * dim), output('norms', rows)], covers: 'L2 normalisation of rows near the float32 maximum: norms past it (the division in double, as on the CPU)', work: streamWork(rows * dim, 2, 3) },
     { op: 'l2NormalizeBackward', params: { rows, dim, eps: 1e-12 }, tensors: [input('y', rows * dim), input('norms', rows, { positive: true }), input('dy', rows * dim), added('dx', rows * dim)], covers: 'L2 normalisation backward', work: streamWork(rows * dim, 3, 4) },

@@ -476,6 +476,8 @@ interface NnOp {
 
 const convDescOf = (c: NnCall) => c.params as unknown as ConvDescOfCase;
 const dimsOf = (c: NnCall) => c.params as { N: number; inF: number; outF: number };
+/** A backward case of a fresh gradient: dx is written (params.overwrite), not added into. */
+const overwriteOf = (c: NnCall) => (c.params as { overwrite?: boolean }).overwrite === true;
 /** A tensor by name; a missing one (an optional input or output the case leaves out) is null. */
 const T = (t: NnTensors, name: string) => t[name] ?? null;
 const need = (t: NnTensors, name: string) => {
@@ -490,16 +492,18 @@ const NN_OPS: Record<string, NnOp> = {
     cuda: (c, t) => native.nn.conv2dForward(convDescOf(c), need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), undefined, c.precision),
   },
   conv2dBackward: {
-    cpu: (c, t, threads) => native.nn.conv2dBackward(convDescOf(c), need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), threads),
-    cuda: (c, t) => native.nn.conv2dBackward(convDescOf(c), need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), undefined, c.precision),
+    cpu: (c, t, threads) => native.nn.conv2dBackward(convDescOf(c), need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), threads,
+      undefined, overwriteOf(c)),
+    cuda: (c, t) => native.nn.conv2dBackward(convDescOf(c), need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), undefined,
+      c.precision, overwriteOf(c)),
   },
   linearForward: {
     cpu: (c, t, threads) => { const d = dimsOf(c); native.nn.linearForward(need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), d.N, d.inF, d.outF, threads); },
     cuda: (c, t) => { const d = dimsOf(c); native.nn.linearForward(need(t, 'x'), need(t, 'w'), T(t, 'b'), need(t, 'y'), d.N, d.inF, d.outF, undefined, c.precision); },
   },
   linearBackward: {
-    cpu: (c, t, threads) => { const d = dimsOf(c); native.nn.linearBackward(need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), d.N, d.inF, d.outF, threads); },
-    cuda: (c, t) => { const d = dimsOf(c); native.nn.linearBackward(need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), d.N, d.inF, d.outF, undefined, c.precision); },
+    cpu: (c, t, threads) => { const d = dimsOf(c); native.nn.linearBackward(need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), d.N, d.inF, d.outF, threads, undefined, overwriteOf(c)); },
+    cuda: (c, t) => { const d = dimsOf(c); native.nn.linearBackward(need(t, 'x'), need(t, 'w'), need(t, 'dy'), T(t, 'dx'), T(t, 'dw'), T(t, 'db'), d.N, d.inF, d.outF, undefined, c.precision, overwriteOf(c)); },
   },
 };
 
@@ -512,7 +516,7 @@ const both = (run: (c: NnCall, t: NnTensors, threads?: number) => number | void)
 
 const LAYER_OPS: Record<string, NnOp> = {
   reluForward: both((c, t, th) => native.nn.reluForward(need(t, 'x'), need(t, 'y'), P(c).n, th)),
-  reluBackward: both((c, t, th) => native.nn.reluBackward(need(t, 'y'), need(t, 'dy'), need(t, 'dx'), P(c).n, th)),
+  reluBackward: both((c, t, th) => native.nn.reluBackward(need(t, 'y'), need(t, 'dy'), need(t, 'dx'), P(c).n, th, overwriteOf(c))),
   add: both((c, t, th) => native.nn.add(need(t, 'a'), need(t, 'b'), need(t, 'y'), P(c).n, th)),
   addInto: both((c, t, th) => native.nn.addInto(need(t, 'y'), need(t, 'x'), P(c).n, th)),
   fill: both((c, t, th) => native.nn.fill(need(t, 'x'), P(c).n, P(c).value, th)),
@@ -525,7 +529,7 @@ const LAYER_OPS: Record<string, NnOp> = {
   batchNormForward: both((c, t, th) => native.nn.batchNormForward(bnDescOf(c), P(c).training, need(t, 'x'), need(t, 'gamma'), need(t, 'beta'),
     need(t, 'runningMean'), need(t, 'runningVar'), need(t, 'y'), need(t, 'saveMean'), need(t, 'saveInvStd'), th)),
   batchNormBackward: both((c, t, th) => native.nn.batchNormBackward(bnDescOf(c), P(c).training, need(t, 'x'), need(t, 'gamma'), need(t, 'saveMean'),
-    need(t, 'saveInvStd'), need(t, 'dy'), T(t, 'dx'), T(t, 'dgamma'), T(t, 'dbeta'), th, T(t, 'y'))),
+    need(t, 'saveInvStd'), need(t, 'dy'), T(t, 'dx'), T(t, 'dgamma'), T(t, 'dbeta'), th, T(t, 'y'), overwriteOf(c))),
   l2NormalizeForward: both((c, t, th) => native.nn.l2NormalizeForward(need(t, 'x'), need(t, 'y'), need(t, 'norms'), P(c).rows, P(c).dim, P(c).eps, th)),
   l2NormalizeBackward: both((c, t, th) => native.nn.l2NormalizeBackward(need(t, 'y'), need(t, 'norms'), need(t, 'dy'), need(t, 'dx'), P(c).rows, P(c).dim, P(c).eps, th)),
   crossEntropyForward: both((c, t, th) => native.nn.crossEntropyForward(need(t, 'logits'), need(t, 'labels'), P(c).rows, P(c).classes, th)),
@@ -577,7 +581,10 @@ let nnCache: NnInputs | null = null;
  * others NaN) and the CPU twin's outputs, once for every precision.
  */
 function nnInputs(c: NnCase): NnInputs {
-  const key = `${c.seed}|${c.op}|${c.tensors.map((t) => `${t.name}:${t.count}`).join(',')}`;
+  // Everything the CPU twin's run depends on but the precision: the cases of one shape in
+  // each precision share it (a case that writes a fresh dx differs from its adding twin in
+  // its params and in how dx starts).
+  const key = `${c.seed}|${c.op}|${JSON.stringify(c.params)}|${c.tensors.map((t) => `${t.name}:${t.count}:${t.role}:${t.accumulate === true}`).join(',')}`;
   if (nnCache?.key === key) return nnCache;
   nnCache = null;
   const rnd = random(c.seed);

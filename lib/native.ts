@@ -86,20 +86,24 @@ export interface NativeNn {
   fmaPeak(threads: number, seconds: number): number;
   /** The layers' products take a precision on CUDA tensors (fp32 only on the CPU). */
   linearForward(x: F32, w: F32, b: Opt<F32>, y: F32, N: number, inF: number, outF: number, threads?: number, precision?: Precision): void;
+  /**
+   * The backward passes add into their gradients; with overwrite true, dx is written instead
+   * (a fresh buffer, never read: autograd's intoGrad).
+   */
   linearBackward(x: F32, w: F32, dy: F32, dx: Opt<F32>, dw: Opt<F32>, db: Opt<F32>, N: number, inF: number,
-    outF: number, threads?: number, precision?: Precision): void;
+    outF: number, threads?: number, precision?: Precision, overwrite?: boolean): void;
   conv2dForward(d: NativeConvDesc, x: F32, w: F32, b: Opt<F32>, y: F32, threads?: number, precision?: Precision): void;
   conv2dBackward(d: NativeConvDesc, x: F32, w: F32, dy: F32, dx: Opt<F32>, dw: Opt<F32>, db: Opt<F32>, threads?: number,
-    precision?: Precision): void;
+    precision?: Precision, overwrite?: boolean): void;
   /** The CPU's algorithm for one pass of this convolution (docs/LAYERS.md). */
   conv2dAlgorithm(d: NativeConvDesc, pass: 'forward' | 'data' | 'weights'): 'winograd' | 'direct' | 'im2col-gemm';
   batchNormForward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, beta: F32, runningMean: Opt<F32>,
     runningVar: Opt<F32>, y: F32, saveMean: F32, saveInvStd: F32, threads?: number): void;
   /** y: the forward output, when d.relu (a fused ReLU: dy counts where y > 0). */
   batchNormBackward(d: NativeBatchNormDesc, training: boolean, x: F32, gamma: F32, saveMean: F32, saveInvStd: F32,
-    dy: F32, dx: Opt<F32>, dgamma: Opt<F32>, dbeta: Opt<F32>, threads?: number, y?: Opt<F32>): void;
+    dy: F32, dx: Opt<F32>, dgamma: Opt<F32>, dbeta: Opt<F32>, threads?: number, y?: Opt<F32>, overwrite?: boolean): void;
   reluForward(x: F32, y: F32, n: number, threads?: number): void;
-  reluBackward(y: F32, dy: F32, dx: F32, n: number, threads?: number): void;
+  reluBackward(y: F32, dy: F32, dx: F32, n: number, threads?: number, overwrite?: boolean): void;
   add(a: F32, b: F32, y: F32, n: number, threads?: number): void;
   addInto(y: F32, x: F32, n: number, threads?: number): void;
   copyFloats(src: F32, dst: F32, n: number): void;
@@ -134,7 +138,7 @@ export interface NativeNn {
 }
 
 export interface NativeAddon {
-  Storage: new (bytes: number, device?: 'cpu' | 'cuda') => NativeStorage;
+  Storage: new (bytes: number, device?: 'cpu' | 'cuda', zero?: boolean) => NativeStorage;
   /** The layer ops: each runs on the CPU or on CUDA by where its tensors are. */
   nn: NativeNn;
   lossForward(

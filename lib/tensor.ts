@@ -98,7 +98,7 @@ export class Tensor<D extends DType = DType> {
     const dims = shape === undefined ? [values.length] : checkShape(shape, 'shape');
     if (product(dims) !== values.length)
       throw new RangeError(`shape: [${dims.join(', ')}] holds ${product(dims)} elements, but data has ${values.length}`);
-    const t = Tensor.empty(dims, { dtype: dtypeOf(values) as D, device: options.device });
+    const t = Tensor.uninitialized(dims, { dtype: dtypeOf(values) as D, device: options.device });
     try {
       t.storage.write(values, 0);
     } catch (e) {
@@ -114,8 +114,17 @@ export class Tensor<D extends DType = DType> {
     return Tensor.empty(checkShape(shape, 'shape'), options);
   }
 
-  /** @internal A zero-filled tensor of a checked shape. */
-  static empty<D extends DType>(shape: number[], options: TensorOptions<D>): Tensor<D> {
+  /**
+   * @internal A tensor of a checked shape whose host memory is not cleared (what it held
+   * before, or NaN under SUPCON_POISON_UNINITIALIZED=1): for outputs that the kernel writes
+   * in full. On a GPU it is zero-filled as ever.
+   */
+  static uninitialized<D extends DType>(shape: number[], options: TensorOptions<D>): Tensor<D> {
+    return Tensor.empty(shape, options, false);
+  }
+
+  /** @internal A zero-filled tensor of a checked shape (`zero` false: see uninitialized). */
+  static empty<D extends DType>(shape: number[], options: TensorOptions<D>, zero = true): Tensor<D> {
     const dtype = (options.dtype ?? 'float32') as D;
     if (!DTYPES.includes(dtype))
       throw new RangeError(`options.dtype: expected one of 'float32', 'int32', 'uint8', got ${describe(dtype)}`);
@@ -125,7 +134,7 @@ export class Tensor<D extends DType = DType> {
     const bytes = product(shape) * BYTES[dtype];
     if (!(bytes <= MAX_STORAGE_BYTES))
       throw new RangeError(`shape: [${shape.join(', ')}] needs ${bytes} bytes, more than the ${MAX_STORAGE_BYTES} one tensor may hold`);
-    return new Tensor(new native.Storage(bytes, device), shape, dtype, device);
+    return new Tensor(new native.Storage(bytes, device, zero), shape, dtype, device);
   }
 
   /** @internal The native storage (throws when disposed). */
@@ -202,7 +211,7 @@ export class Tensor<D extends DType = DType> {
 
   /** A copy of this tensor on `device` (a new tensor even when it is already there). */
   to(device: DeviceName): Tensor<D> {
-    const out = Tensor.empty<D>(this.shape.slice(), { dtype: this.dtype, device });
+    const out = Tensor.uninitialized<D>(this.shape.slice(), { dtype: this.dtype, device });
     try {
       out.storage.write(this.dataSync(), 0);
     } catch (e) {

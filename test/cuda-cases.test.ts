@@ -131,11 +131,16 @@ describe.each(scales)('the layer cases (%s sizes)', (scale) => {
   it('gradients accumulate, forward outputs are written, and the ids are unique', () => {
     const all = nnCases(scale);
     expect(new Set(all.map((c) => c.id)).size).toBe(all.length);
-    // Backward passes add into their gradients and forward passes write; the other ops'
-    // in-place outputs (a running statistic, an optimizer's state, addInto) accumulate too.
-    for (const c of all.filter((x) => x.op.endsWith('Forward') || x.op.endsWith('Backward')))
+    // Backward passes add into their gradients (but write a fresh dx: params.overwrite) and
+    // forward passes write; the other ops' in-place outputs (a running statistic, an
+    // optimizer's state, addInto) accumulate too.
+    for (const c of all.filter((x) => x.op.endsWith('Forward') || x.op.endsWith('Backward'))) {
+      const written = (c.params as { overwrite?: boolean }).overwrite === true;
       for (const t of c.tensors.filter((x) => x.role === 'output'))
-        expect(Boolean(t.accumulate), `${c.id} ${t.name}`).toBe(c.op.endsWith('Backward') || t.name.startsWith('running'));
+        expect(Boolean(t.accumulate), `${c.id} ${t.name}`).toBe((c.op.endsWith('Backward') && !(written && t.name === 'dx')) || t.name.startsWith('running'));
+    }
+    const writtenOps = new Set(all.filter((c) => (c.params as { overwrite?: boolean }).overwrite === true).map((c) => c.op));
+    expect([...writtenOps].sort()).toEqual(['batchNormBackward', 'conv2dBackward', 'linearBackward', 'reluBackward']);
     for (const c of all.filter((x) => x.op.endsWith('Step')))
       expect(c.tensors.find((t) => t.name === 'param')?.accumulate, c.id).toBe(true);
     for (const c of convs) {

@@ -118,6 +118,7 @@ describe('the addon itself checks every argument', () => {
     ['options not an object', () => addon.lossForward(x, n, v, d, null, null, 7), TypeError, /^options: expected an object, got number 7/],
     ['backward without a context', () => addon.lossBackward({}, 1, new Float32Array(48)), TypeError, /^context: expected the result of a forward pass, got an object/],
     ['a storage that is too small', () => addon.lossForward(new addon.Storage(16), n, v, d, null, null, opts), RangeError, /^features: expected storage of at least 192 bytes, got 16/],
+    ['a storage whose zero flag is not a boolean', () => new addon.Storage(16, 'cpu', 1), TypeError, /^zero: expected a boolean or undefined, got number 1/],
     ['an unknown kernel set', () => addon.cpuKernels('sse9'), RangeError, /^kernels: expected one of 'avx512'|^kernels: expected one of/],
   ])('%s', (_name, fn, kind, pattern) => {
     expectError(fn as () => unknown, kind as typeof TypeError, pattern as RegExp);

@@ -453,3 +453,100 @@ describe('the native layer checks what reaches it', () => {
     });
   });
 });
+
+// A gradient that a backward kernel makes fresh (no other consumer wrote it yet) is not
+// cleared first: the kernel writes it (overwrite), and the next consumer adds into it.
+describe('fresh gradients: written, not cleared and added into', () => {
+  it.each(kernels)('a chain of ops whose intermediates all take both paths, against finite differences (kernels %s)', (kernel) => {
+    setCpuKernels(kernel);
+    const random = rng(41);
+    const N = 3, C = 2, H = 9, W = 7, K = 5;
+    const d1: ConvShape = { N, C, H, W, K, R: 3, S: 3, stride: [2, 2], pad: [1, 1] };
+    const [P, Q] = convOut(d1);
+    const d2: ConvShape = { N, C: K, H: P, W: Q, K, R: 3, S: 3, stride: [1, 1], pad: [1, 1] };
+    const L = P * Q, F = K * L, O = 4;
+    const relu = (v: Float64Array) => v.map((e) => Math.max(e, 0));
+    const ref = ([x, w1, g, b, w2, w3, b3]: Float64Array[]) => {
+      const h2 = relu(batchNormRef(conv2dRef(x, w1, null, d1), g, b, N, K, L, 1e-5, null).y);
+      const h3 = conv2dRef(h2, w2, null, d2);
+      return linearRef(relu(h3.map((e, i) => e + h2[i])), w3, b3, N, F, O);
+    };
+    check(
+      [input([N, C, H, W], random), input([K, C, 3, 3], random, 0.5), input([K], random), input([K], random),
+        input([K, K, 3, 3], random, 0.3), input([O, F], random, 0.2), input([O], random)],
+      ([x, w1, g, b, w2, w3, b3]) => {
+        // h2 feeds both the second convolution and the sum: its gradient is written by one
+        // and added into by the other.
+        const h2 = ops.batchNorm(ops.conv2d(x, w1, null, { stride: 2, padding: 1 }), g, b, null, null, { training: true, relu: true });
+        const h4 = ops.relu(ops.add(ops.conv2d(h2, w2, null, { padding: 1 }), h2));
+        return ops.linear(ops.reshape(h4, [N, F]), w3, b3);
+      },
+      ref, 43);
+  });
+
+  // Each kernel's overwrite flag against the same call adding into zeros (the same values;
+  // -0 and +0 taken as equal), and without it, adding into what dx holds.
+  const nan = (n: number) => Tensor.from(new Float32Array(n).fill(NaN), [n]);
+  const same = (a: Float32Array, b: Float32Array) => expect(Array.from(a, (v) => v + 0)).toEqual(Array.from(b, (v) => v + 0));
+  function overwriteMatches(n: number, run: (dx: Tensor, overwrite: boolean | undefined) => void) {
+    tidy(() => {
+      const zero = Tensor.zeros([n]);
+      run(zero, false);
+      const written = nan(n);
+      run(written, true);
+      same(written.dataSync(), zero.dataSync());
+      const base = randomNormal(n, rng(n));
+      const added = Tensor.from(base, [n]);
+      run(added, undefined);
+      const g = zero.dataSync(), got = added.dataSync();
+      for (let i = 0; i < n; i++) expect(Math.abs(got[i] - (base[i] + g[i]))).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(base[i] + g[i])));
+    });
+  }
+  const t = (n: number, seed: number) => Tensor.from(randomNormal(n, rng(seed)), [n]);
+
+  it.each(kernels)('conv2dBackward: im2col and Winograd data paths (kernels %s)', (kernel) => {
+    setCpuKernels(kernel);
+    for (const d of [
+      { N: 3, C: 2, H: 9, W: 7, K: 5, R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1 },
+      { N: 2, C: 16, H: 5, W: 7, K: 17, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 },
+    ]) {
+      const P = Math.floor((d.H + 2 * d.padH - d.R) / d.strideH) + 1, Q = Math.floor((d.W + 2 * d.padW - d.S) / d.strideW) + 1;
+      tidy(() => {
+        const x = t(d.N * d.C * d.H * d.W, 1), w = t(d.K * d.C * d.R * d.S, 2), dy = t(d.N * d.K * P * Q, 3);
+        overwriteMatches(d.N * d.C * d.H * d.W, (dx, o) => native.nn.conv2dBackward(d, x.storage, w.storage, dy.storage, dx.storage, null, null, 2, 'fp32', o));
+      });
+    }
+  });
+
+  it.each(kernels)('linearBackward, batchNormBackward (fused ReLU or not, training or not), reluBackward (kernels %s)', (kernel) => {
+    setCpuKernels(kernel);
+    tidy(() => {
+      const [N, inF, outF] = [7, 33, 5];
+      const x = t(N * inF, 4), w = t(outF * inF, 5), dy = t(N * outF, 6);
+      overwriteMatches(N * inF, (dx, o) => native.nn.linearBackward(x.storage, w.storage, dy.storage, dx.storage, null, null, N, inF, outF, 2, 'fp32', o));
+      const [bn, C, L] = [3, 4, 19];
+      const n = bn * C * L;
+      const bx = t(n, 7), g = t(C, 8), b = t(C, 9), by = Tensor.zeros([n]), sm = Tensor.zeros([C]), si = Tensor.zeros([C]), bdy = t(n, 10);
+      for (const relu of [false, true])
+        for (const training of [true, false]) {
+          const desc = { N: bn, C, L, eps: 1e-5, momentum: 0.1, relu };
+          const rm = t(C, 11), rv = Tensor.from(new Float32Array(C).fill(1.5), [C]);
+          native.nn.batchNormForward(desc, training, bx.storage, g.storage, b.storage, rm.storage, rv.storage, by.storage, sm.storage, si.storage);
+          overwriteMatches(n, (dx, o) => native.nn.batchNormBackward(desc, training, bx.storage, g.storage, sm.storage, si.storage, bdy.storage,
+            dx.storage, null, null, 2, relu ? by.storage : null, o));
+        }
+      const ry = t(n, 12);
+      overwriteMatches(n, (dx, o) => native.nn.reluBackward(ry.storage, bdy.storage, dx.storage, n, 2, o));
+    });
+  });
+
+  it('the flag is a boolean', () => {
+    tidy(() => {
+      const f = (n: number) => Tensor.zeros([n]).storage;
+      expect(() => native.nn.reluBackward(f(4), f(4), f(4), 4, 1, 1 as unknown as boolean))
+        .toThrow(/^overwrite: expected a boolean or undefined, got number 1/);
+      expect(() => native.nn.linearBackward(f(6), f(6), f(4), f(6), null, null, 2, 3, 2, 1, 'fp32', 'yes' as unknown as boolean))
+        .toThrow(/^overwrite: expected a boolean or undefined, got/);
+    });
+  });
+});

@@ -120,3 +120,41 @@ describe('Tensor', () => {
     expect(after).toBe(0);
   });
 });
+
+describe('memory an op writes in full is not cleared first', () => {
+  // The test suite runs with SUPCON_POISON_UNINITIALIZED=1 (vitest.config.mts): what every
+  // other test then checks is that no op leaves part of an output unwritten.
+  it('the suite runs with uninitialised memory poisoned to NaN', () => {
+    expect(process.env.SUPCON_POISON_UNINITIALIZED).toBe('1');
+    const t = (Tensor as unknown as { uninitialized(s: number[], o: object): Tensor }).uninitialized([257], {});
+    const values = t.dataSync();
+    t.dispose();
+    expect(values.every((v) => Number.isNaN(v))).toBe(true);
+  });
+
+  it('zeros() is zero even in a block that held other values', () => {
+    const sizes = [3, 1000, 70_000]; // small blocks from the heap, 280 KB mapped ones
+    for (const size of sizes) {
+      const ones = Tensor.from(new Float32Array(size).fill(7), [size]);
+      ones.dispose(); // its block goes back to the cache and is handed out again below
+      const z = Tensor.zeros([size]);
+      expect(z.dataSync().every((v) => v === 0)).toBe(true);
+      z.dispose();
+    }
+  });
+
+  it('Tensor.from and to() hold exactly the values given, in reused blocks', () => {
+    const r = rng(5);
+    for (const size of [1, 17, 70_001]) {
+      const filler = Tensor.zeros([size]);
+      filler.dispose();
+      const values = randomNormal(size, r);
+      const t = Tensor.from(values, [size]);
+      const copy = t.to('cpu');
+      expect(t.dataSync()).toEqual(values);
+      expect(copy.dataSync()).toEqual(values);
+      t.dispose();
+      copy.dispose();
+    }
+  });
+});

@@ -144,6 +144,26 @@ export function gradOf(v: Variable): Tensor<'float32'> {
   return v.grad;
 }
 
+/**
+ * @internal Runs a backward kernel with v's gradient as its output dx. When v has no
+ * gradient yet and is not a parameter, the buffer is a fresh one that is not cleared, and
+ * the kernel is told to write it (overwrite true) rather than add into it: a pass over the
+ * memory saved. Otherwise (v has a gradient from another consumer, or is a parameter) the
+ * kernel adds into v's buffer. A kernel that throws leaves no fresh buffer behind.
+ */
+export function intoGrad<T>(v: Variable, kernel: (dx: Tensor<'float32'>, overwrite: boolean) => T): T {
+  if (v instanceof Parameter || (v.grad !== null && !v.grad.isDisposed)) return kernel(gradOf(v), false);
+  const fresh = Tensor.uninitialized<'float32'>(v.shape.slice(), { device: v.value.device });
+  v.grad = fresh;
+  try {
+    return kernel(fresh, true);
+  } catch (e) {
+    v.grad = null;
+    fresh.dispose();
+    throw e;
+  }
+}
+
 /** @internal Whether an op on these inputs records a node. */
 export function recording(...inputs: (Variable | null | undefined)[]): boolean {
   if (!gradEnabled) return false;

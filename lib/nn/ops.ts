@@ -3,9 +3,9 @@
 // that name the argument, what was expected and what came.
 import { describe, MAX_RANK, optionsObject, plainArray } from '../check';
 import { supconForwardDeferred, SupconOptions } from '../loss';
-import { native } from '../native';
+import { native, NativeStorage } from '../native';
 import { Tensor } from '../tensor';
-import { gradOf, matmulPrecision, needsGrad, numThreads, recording, result, Variable } from './autograd';
+import { gradOf, intoGrad, matmulPrecision, needsGrad, numThreads, recording, result, Variable } from './autograd';
 import { profiling, timed } from './profile';
 
 const MIN_NORMAL_FLOAT32 = 2 ** -126;
@@ -66,9 +66,19 @@ function into<T>(outputs: readonly Tensor[], kernel: () => T): T {
 const storageOrNull = (v: Variable | null) => (v === null ? null : v.value.storage);
 /** The products' precision for v's device: the CPU computes in fp32 whatever is set. */
 const precisionFor = (v: Variable) => (v.value.device === 'cuda' ? matmulPrecision() : 'fp32');
-/** A zero tensor on v's device: every op's outputs live where its inputs are (the kernels then run there). */
-const zerosOn = (v: Variable, shape: readonly number[]) => Tensor.zeros<'float32'>(shape, { device: v.value.device });
+/**
+ * An op's output on v's device (every op's outputs live where its inputs are; the kernels
+ * then run there), its host memory not cleared: each kernel below writes every element of
+ * its outputs, which the whole test suite checks by running with uninitialised memory
+ * poisoned to NaN (SUPCON_POISON_UNINITIALIZED=1, vitest.config.mts).
+ */
+const outputOn = <D extends 'float32' | 'int32' = 'float32'>(v: Variable, shape: readonly number[], dtype?: D) =>
+  Tensor.uninitialized<D>(shape.slice(), { device: v.value.device, dtype });
 const gradIfNeeded = (v: Variable | null) => (needsGrad(v) ? gradOf(v).storage : null);
+/** v's gradient += g (a copy of g when v has none yet). */
+const gradFrom = (v: Variable, g: Tensor<'float32'>) => intoGrad(v, (dx, overwrite) => (overwrite
+  ? native.nn.copyFloats(g.storage, dx.storage, v.size)
+  : native.nn.addInto(dx.storage, g.storage, v.size, numThreads())));
 
 /** y = x W^T + b, x [N, in], W [out, in], b [out]. */
 export function linear(x: VariableLike, weight: VariableLike, bias: VariableLike | null = null): Variable {
@@ -80,14 +90,16 @@ export function linear(x: VariableLike, weight: VariableLike, bias: VariableLike
   if (xv.shape[1] !== inF) throw new RangeError(`x: expected [N, ${inF}] (the weight's in features), got ${shapeText(xv.shape)}`);
   if (b !== null) requireShape(b, [outF], 'bias');
   const N = xv.shape[0];
-  const y = zerosOn(xv, [N, outF]);
+  const y = outputOn(xv, [N, outF]);
   into([y], () => timed('linear', () => native.nn.linearForward(xv.value.storage, w.value.storage, storageOrNull(b), y.storage, N, inF, outF, numThreads(), precisionFor(xv))));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
     inputs: b === null ? [xv, w] : [xv, w, b],
     backward(g) {
-      timed('linear', () => native.nn.linearBackward(xv.value.storage, w.value.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w),
-        gradIfNeeded(b), N, inF, outF, numThreads(), precisionFor(xv)));
+      const run = (dx: Tensor<'float32'> | null, overwrite: boolean) => timed('linear', () => native.nn.linearBackward(xv.value.storage,
+        w.value.storage, g.storage, dx?.storage ?? null, gradIfNeeded(w), gradIfNeeded(b), N, inF, outF, numThreads(), precisionFor(xv), overwrite));
+      if (needsGrad(xv)) intoGrad(xv, run);
+      else run(null, false);
     },
     release() {},
   });
@@ -123,20 +135,22 @@ export function conv2d(x: VariableLike, weight: VariableLike, bias: VariableLike
     throw new RangeError(`x: the padded input [${H + 2 * padH}, ${W + 2 * padW}] is smaller than the kernel [${R}, ${S}]`);
   const P = Math.floor((H + 2 * padH - R) / strideH) + 1, Q = Math.floor((W + 2 * padW - S) / strideW) + 1;
   const desc: Conv2dDesc = { N, C, H, W, K, R, S, strideH, strideW, padH, padW };
-  const y = zerosOn(xv, [N, K, P, Q]);
+  const y = outputOn(xv, [N, K, P, Q]);
   into([y], () => timed('conv forward', () => native.nn.conv2dForward(desc, xv.value.storage, w.value.storage, storageOrNull(b), y.storage,
     numThreads(), precisionFor(xv)), desc));
   if (!recording(xv, w, b)) return result(y, null);
   return result(y, {
     inputs: b === null ? [xv, w] : [xv, w, b],
     backward(g) {
-      const dx = gradIfNeeded(xv), dw = gradIfNeeded(w), db = gradIfNeeded(b);
-      const run = (dxOut: typeof dx, dwOut: typeof dw, dbOut: typeof db) => native.nn.conv2dBackward(desc, xv.value.storage,
-        w.value.storage, g.storage, dxOut, dwOut, dbOut, numThreads(), precisionFor(xv));
-      if (!profiling()) return run(dx, dw, db);
+      const dw = gradIfNeeded(w), db = gradIfNeeded(b);
+      type Out = NativeStorage | null;
+      const run = (dxOut: Out, dwOut: Out, dbOut: Out, overwrite: boolean) => native.nn.conv2dBackward(desc, xv.value.storage,
+        w.value.storage, g.storage, dxOut, dwOut, dbOut, numThreads(), precisionFor(xv), overwrite);
+      const withDx = (all: (dx: Out, overwrite: boolean) => void) => (needsGrad(xv) ? intoGrad(xv, (dx, overwrite) => all(dx.storage, overwrite)) : all(null, false));
+      if (!profiling()) return withDx((dx, overwrite) => run(dx, dw, db, overwrite));
       // Timed apart: each gradient is computed independently, so the two calls give the same bits as one.
-      if (dx !== null) timed('conv backward data', () => run(dx, null, null), desc);
-      if (dw !== null || db !== null) timed('conv backward weights', () => run(null, dw, db), desc);
+      if (needsGrad(xv)) withDx((dx, overwrite) => timed('conv backward data', () => run(dx, null, null, overwrite), desc));
+      if (dw !== null || db !== null) timed('conv backward weights', () => run(null, dw, db, false), desc);
     },
     release() {},
   });
@@ -188,8 +202,8 @@ export function batchNorm(
   if (options.training && N * L < 2)
     throw new RangeError(`x: training batch norm needs more than one value per channel, got shape ${shapeText(xv.shape)}`);
   const desc = { N, C, L, eps, momentum, relu };
-  const y = zerosOn(xv, xv.shape);
-  const saveMean = zerosOn(xv, [C]), saveInvStd = zerosOn(xv, [C]);
+  const y = outputOn(xv, xv.shape);
+  const saveMean = outputOn(xv, [C]), saveInvStd = outputOn(xv, [C]);
   into([y, saveMean, saveInvStd], () => timed('batch norm', () => native.nn.batchNormForward(desc, options.training, xv.value.storage,
     w.value.storage, b.value.storage, runningMean?.storage ?? null, runningVar?.storage ?? null, y.storage, saveMean.storage,
     saveInvStd.storage, numThreads())));
@@ -205,8 +219,11 @@ export function batchNorm(
   return result(y, {
     inputs: [xv, w, b],
     backward(g) {
-      timed('batch norm', () => native.nn.batchNormBackward(desc, training, xv.value.storage, w.value.storage, saveMean.storage,
-        saveInvStd.storage, g.storage, gradIfNeeded(xv), gradIfNeeded(w), gradIfNeeded(b), numThreads(), relu ? y.storage : null));
+      const run = (dx: Tensor<'float32'> | null, overwrite: boolean) => timed('batch norm', () => native.nn.batchNormBackward(desc,
+        training, xv.value.storage, w.value.storage, saveMean.storage, saveInvStd.storage, g.storage, dx?.storage ?? null, gradIfNeeded(w),
+        gradIfNeeded(b), numThreads(), relu ? y.storage : null, overwrite));
+      if (needsGrad(xv)) intoGrad(xv, run);
+      else run(null, false);
     },
     release,
   });
@@ -215,13 +232,13 @@ export function batchNorm(
 /** max(x, 0). */
 export function relu(x: VariableLike): Variable {
   const xv = asVariable(x, 'x');
-  const y = zerosOn(xv, xv.shape);
+  const y = outputOn(xv, xv.shape);
   into([y], () => timed('relu', () => native.nn.reluForward(xv.value.storage, y.storage, xv.size, numThreads())));
   if (!recording(xv)) return result(y, null);
   return result(y, {
     inputs: [xv],
     backward(g) {
-      timed('relu', () => native.nn.reluBackward(y.storage, g.storage, gradOf(xv).storage, xv.size, numThreads()));
+      intoGrad(xv, (dx, overwrite) => timed('relu', () => native.nn.reluBackward(y.storage, g.storage, dx.storage, xv.size, numThreads(), overwrite)));
     },
     release() {},
   });
@@ -231,13 +248,13 @@ export function relu(x: VariableLike): Variable {
 export function add(a: VariableLike, b: VariableLike): Variable {
   const av = asVariable(a, 'a'), bv = asVariable(b, 'b');
   requireShape(bv, av.shape, 'b');
-  const y = zerosOn(av, av.shape);
+  const y = outputOn(av, av.shape);
   into([y], () => timed('add', () => native.nn.add(av.value.storage, bv.value.storage, y.storage, av.size, numThreads())));
   if (!recording(av, bv)) return result(y, null);
   return result(y, {
     inputs: [av, bv],
     backward(g) {
-      for (const v of [av, bv]) if (needsGrad(v)) timed('add', () => native.nn.addInto(gradOf(v).storage, g.storage, v.size, numThreads()));
+      for (const v of [av, bv]) if (needsGrad(v)) timed('add', () => gradFrom(v, g));
     },
     release() {},
   });
@@ -254,13 +271,13 @@ export function reshape(x: VariableLike, shape: readonly number[]): Variable {
   if (free >= 0) dims[free] = xv.size / known;
   if (!Number.isSafeInteger(dims[free >= 0 ? free : 0]) || dims.reduce((p, s) => p * s, 1) !== xv.size)
     throw new RangeError(`shape: ${shapeText(shape)} does not hold the ${xv.size} values of shape ${shapeText(xv.shape)}`);
-  const y = zerosOn(xv, dims);
+  const y = outputOn(xv, dims);
   into([y], () => timed('copy', () => native.nn.copyFloats(xv.value.storage, y.storage, xv.size)));
   if (!recording(xv)) return result(y, null);
   return result(y, {
     inputs: [xv],
     backward(g) {
-      timed('copy', () => native.nn.addInto(gradOf(xv).storage, g.storage, xv.size, numThreads()));
+      timed('copy', () => gradFrom(xv, g));
     },
     release() {},
   });
@@ -296,8 +313,8 @@ export function maxPool2d(x: VariableLike, options: MaxPool2dOptions): Variable 
     throw new RangeError(`x: the padded input [${H + 2 * padH}, ${W + 2 * padW}] is smaller than the kernel [${R}, ${S}]`);
   const P = Math.floor((H + 2 * padH - R) / strideH) + 1, Q = Math.floor((W + 2 * padW - S) / strideW) + 1;
   const desc = { N, C, H, W, R, S, strideH, strideW, padH, padW };
-  const y = zerosOn(xv, [N, C, P, Q]);
-  const indices = Tensor.zeros<'int32'>([N, C, P, Q], { dtype: 'int32', device: xv.value.device });
+  const y = outputOn(xv, [N, C, P, Q]);
+  const indices = outputOn(xv, [N, C, P, Q], 'int32');
   into([y, indices], () => timed('pooling', () => native.nn.maxPool2dForward(desc, xv.value.storage, y.storage, indices.storage, numThreads())));
   if (!recording(xv)) {
     indices.dispose();
@@ -320,7 +337,7 @@ export function globalAvgPool(x: VariableLike): Variable {
   if (xv.shape.length < 3) throw new RangeError(`x: expected [N, C, H, W] (or [N, C, L]), got shape ${shapeText(xv.shape)}`);
   const [N, C] = xv.shape;
   const L = xv.size / (N * C);
-  const y = zerosOn(xv, [N, C]);
+  const y = outputOn(xv, [N, C]);
   into([y], () => timed('pooling', () => native.nn.globalAvgPoolForward(xv.value.storage, y.storage, N * C, L, numThreads())));
   if (!recording(xv)) return result(y, null);
   return result(y, {
@@ -339,8 +356,8 @@ export function l2Normalize(x: VariableLike, eps = 1e-12): Variable {
   if (!(typeof eps === 'number' && eps >= MIN_NORMAL_FLOAT32 && eps <= MAX_FLOAT32))
     throw new RangeError(`eps: expected a finite number > 0 that float32 holds as a normal number (>= ${MIN_NORMAL_FLOAT32}), got ${describe(eps)}`);
   const [rows, dim] = xv.shape;
-  const y = zerosOn(xv, [rows, dim]);
-  const norms = zerosOn(xv, [rows]);
+  const y = outputOn(xv, [rows, dim]);
+  const norms = outputOn(xv, [rows]);
   into([y, norms], () => timed('normalize', () => native.nn.l2NormalizeForward(xv.value.storage, y.storage, norms.storage, rows, dim, eps,
     numThreads())));
   if (!recording(xv)) {
@@ -444,7 +461,7 @@ export function supcon(features: VariableLike, labels?: Int32Array | readonly nu
     throw new RangeError(`features: expected [n, v, d] or [n * v, d], got shape ${shapeText(f.shape)}`);
   }
   // [n * v, d] features are the same values as [n, v, d]: a copy under that shape.
-  const reshaped = f.shape.length === 2 ? zerosOn(f, shape) : null;
+  const reshaped = f.shape.length === 2 ? outputOn(f, shape) : null;
   if (reshaped !== null) into([reshaped], () => timed('copy', () => native.nn.copyFloats(f.value.storage, reshaped.storage, f.size)));
   let forward;
   try {

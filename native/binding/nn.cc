@@ -112,6 +112,14 @@ int64_t dim(const Napi::Value& value, const std::string& name, int64_t min = 1) 
   return requireInteger(value, name, min, kMaxDim);
 }
 
+// The last argument of the backward passes that can write dx instead of adding into it:
+// true for a fresh gradient buffer (its contents are never read), undefined or false to add.
+bool overwriteOf(const Napi::Value& value) {
+  if (value.IsUndefined()) return false;
+  if (!value.IsBoolean()) throw typeError("overwrite: expected a boolean or undefined, got " + describe(value));
+  return value.As<Napi::Boolean>().Value();
+}
+
 // The kernels compute in float32: a value must stay finite there (1e300 would be Infinity).
 float finite(const Napi::Value& value, const std::string& name) { return requireFloat32(value, name); }
 
@@ -188,7 +196,8 @@ Napi::Value linearForward(const Napi::CallbackInfo& info) {
   });
 }
 
-// linearBackward(x, w, dy, dx | null, dw | null, db | null, N, in, out, threads?, precision?)
+// linearBackward(x, w, dy, dx | null, dw | null, db | null, N, in, out, threads?, precision?,
+//                overwrite?): overwrite, dx is written rather than added into (overwriteOf)
 Napi::Value linearBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
@@ -199,7 +208,8 @@ Napi::Value linearBackward(const Napi::CallbackInfo& info) {
     float* dx = at.optionalFloats(i[3], "dx", N * in);
     float* dw = at.optionalFloats(i[4], "dweight", out * in);
     float* db = at.optionalFloats(i[5], "dbias", out);
-    SUPCON_DISPATCH_PRODUCTS(linearBackward, threadsOf(i[9]), precisionOf(i[10]), x, w, dy, dx, dw, db, N, in, out);
+    const bool overwrite = overwriteOf(i[11]);
+    SUPCON_DISPATCH_PRODUCTS(linearBackward, threadsOf(i[9]), precisionOf(i[10]), x, w, dy, dx, dw, db, N, in, out, overwrite);
     return i.Env().Undefined();
   });
 }
@@ -241,7 +251,7 @@ Napi::Value conv2dForward(const Napi::CallbackInfo& info) {
   });
 }
 
-// conv2dBackward(desc, x, w, dy, dx | null, dw | null, db | null, threads?, precision?)
+// conv2dBackward(desc, x, w, dy, dx | null, dw | null, db | null, threads?, precision?, overwrite?)
 Napi::Value conv2dBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
@@ -252,7 +262,8 @@ Napi::Value conv2dBackward(const Napi::CallbackInfo& info) {
     float* dx = at.optionalFloats(i[4], "dx", d.N * d.C * d.H * d.W);
     float* dw = at.optionalFloats(i[5], "dweight", d.K * d.C * d.R * d.S);
     float* db = at.optionalFloats(i[6], "dbias", d.K);
-    SUPCON_DISPATCH_PRODUCTS(conv2dBackward, threadsOf(i[7]), precisionOf(i[8]), d, x, w, dy, dx, dw, db);
+    const bool overwrite = overwriteOf(i[9]);
+    SUPCON_DISPATCH_PRODUCTS(conv2dBackward, threadsOf(i[7]), precisionOf(i[8]), d, x, w, dy, dx, dw, db, overwrite);
     return i.Env().Undefined();
   });
 }
@@ -312,8 +323,8 @@ Napi::Value batchNormForward(const Napi::CallbackInfo& info) {
 }
 
 // batchNormBackward(desc, training, x, gamma, saveMean, saveInvStd, dy, dx | null,
-//                   dgamma | null, dbeta | null, threads?, y?): y, the forward pass's output,
-//                   when desc.relu (and only then)
+//                   dgamma | null, dbeta | null, threads?, y?, overwrite?): y, the forward
+//                   pass's output, when desc.relu (and only then)
 Napi::Value batchNormBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
@@ -333,13 +344,14 @@ Napi::Value batchNormBackward(const Napi::CallbackInfo& info) {
       y = at.floats(i[11], "y", n);
     else if (!i[11].IsUndefined() && !i[11].IsNull())
       throw typeError("y: only a fused ReLU (desc.relu) takes the forward output, got " + describe(i[11]));
-    SUPCON_DISPATCH(batchNormBackward, threadsOf(i[10]), d, training, x, gamma, sm, si, dy, y, dx, dg, db);
+    const bool overwrite = overwriteOf(i[12]);
+    SUPCON_DISPATCH(batchNormBackward, threadsOf(i[10]), d, training, x, gamma, sm, si, dy, y, dx, dg, db, overwrite);
     return i.Env().Undefined();
   });
 }
 
-// Element-wise: reluForward(x, y, n), reluBackward(y, dy, dx, n), add(a, b, y, n),
-// addInto(y, x, n), each with threads? last.
+// Element-wise: reluForward(x, y, n), reluBackward(y, dy, dx, n, threads?, overwrite?),
+// add(a, b, y, n), addInto(y, x, n), each with threads? after the sizes.
 Napi::Value reluForward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
@@ -353,7 +365,11 @@ Napi::Value reluBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [](const Napi::CallbackInfo& i) -> Napi::Value {
     Operands at;
     const int64_t n = requireInteger(i[3], "n", 0, kMaxElements);
-    SUPCON_DISPATCH(reluBackward, threadsOf(i[4]), at.floats(i[0], "y", n), at.floats(i[1], "dy", n), at.floats(i[2], "dx", n), n);
+    const float* y = at.floats(i[0], "y", n);
+    const float* dy = at.floats(i[1], "dy", n);
+    float* dx = at.floats(i[2], "dx", n);
+    const bool overwrite = overwriteOf(i[5]);
+    SUPCON_DISPATCH(reluBackward, threadsOf(i[4]), y, dy, dx, n, overwrite);
     return i.Env().Undefined();
   });
 }

@@ -54,13 +54,18 @@ Napi::Function Storage::define(Napi::Env env) {
   return ctor;
 }
 
-// new Storage(bytes, device = 'cpu'): zero-filled memory on the host or the GPU.
+// new Storage(bytes, device = 'cpu', zero = true): memory on the host or the GPU, zero-filled.
+// zero = false leaves host memory as it was (an op's output that its kernel writes in full;
+// see hostAlloc); GPU memory is zero-filled either way.
 Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {
   Napi::Env env = info.Env();
   napi_type_tag_object(env, info.This(), &kStorageTag);
   guarded(info, [&](const Napi::CallbackInfo& i) -> Napi::Value {
     const int64_t bytes = requireInteger(i[0], "bytes", 0, kMaxBytes);
     const std::string device = i[1].IsUndefined() ? "cpu" : requireString(i[1], "device");
+    if (!i[2].IsUndefined() && !i[2].IsBoolean())
+      throw typeError("zero: expected a boolean or undefined, got " + describe(i[2]));
+    const bool zero = i[2].IsUndefined() || i[2].As<Napi::Boolean>().Value();
     if (device == "cuda") {
 #if defined(SUPCON_WITH_CUDA)
       std::string reason;
@@ -77,7 +82,7 @@ Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(inf
       throw rangeError("device: 'cuda' is not available: this build has no CUDA kernels");
 #endif
     } else if (device == "cpu") {
-      host_ = cpu::hostAlloc(static_cast<size_t>(bytes));
+      host_ = cpu::hostAlloc(static_cast<size_t>(bytes), zero);
       gLiveBytes += bytes;
       gLiveCount += 1;
       Napi::MemoryManagement::AdjustExternalMemory(env, bytes);

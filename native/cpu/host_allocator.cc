@@ -126,9 +126,17 @@ void evictLocked(int64_t room, std::vector<Block>& out) {
   }
 }
 
+bool poisonUninitialized() {
+  static const bool poison = [] {
+    const char* env = std::getenv("SUPCON_POISON_UNINITIALIZED");
+    return env != nullptr && env[0] != '\0' && std::strcmp(env, "0") != 0;
+  }();
+  return poison;
+}
+
 }  // namespace
 
-void* hostAlloc(size_t bytes) {
+void* hostAlloc(size_t bytes, bool zero) {
   if (bytes > SIZE_MAX - 64) throw std::bad_alloc();
   const size_t size = blockSize(bytes);
   void* p = nullptr;
@@ -146,7 +154,10 @@ void* hostAlloc(size_t bytes) {
   }
   bool zeroed = false;
   if (p == nullptr) p = rawAlloc(size, zeroed);
-  if (!zeroed) std::memset(p, 0, size);
+  if (!zero && poisonUninitialized())
+    std::memset(p, 0xFF, size);
+  else if (zero && !zeroed)
+    std::memset(p, 0, size);
   std::lock_guard<std::mutex> lock(state().mutex);
   state().live += static_cast<int64_t>(size);
   state().peak = std::max(state().peak, state().live);

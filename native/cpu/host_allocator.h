@@ -9,8 +9,12 @@
 
 namespace supcon::cpu {
 
-// 64-byte aligned, zero-filled; throws std::bad_alloc when the memory cannot be had.
-void* hostAlloc(size_t bytes);
+// 64-byte aligned; zero-filled unless `zero` is false (then the memory holds whatever it
+// held: for outputs that a kernel writes in full). With SUPCON_POISON_UNINITIALIZED=1 in the
+// environment, memory asked for without zeros is filled with 0xFF bytes instead (NaN as
+// float32, -1 as int32), so that a kernel that leaves part of its output unwritten shows
+// in every test. Throws std::bad_alloc when the memory cannot be had.
+void* hostAlloc(size_t bytes, bool zero = true);
 void hostFree(void* p, size_t bytes);
 
 struct HostCacheStats {

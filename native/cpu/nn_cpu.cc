@@ -487,9 +487,10 @@ void linearForward(const float* x, const float* w, const float* b, float* y, int
 }
 
 void linearBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
-                    float* db, int64_t N, int64_t in, int64_t out, int threads) {
-  // dx [N, in] += dy [N, out] w [out, in]; dw [out, in] += dy^T x.
-  if (dx != nullptr) sgemm(gemmDesc(false, false, N, in, out, dy, out, w, in, 1.0f, dx, in), threads);
+                    float* db, int64_t N, int64_t in, int64_t out, bool overwriteDx, int threads) {
+  // dx [N, in] += dy [N, out] w [out, in] (= with overwriteDx: beta 0 never reads dx); dw [out, in] += dy^T x.
+  if (dx != nullptr)
+    sgemm(gemmDesc(false, false, N, in, out, dy, out, w, in, overwriteDx ? 0.0f : 1.0f, dx, in), threads);
   if (dw != nullptr) sgemm(gemmDesc(true, false, out, in, N, dy, out, x, in, 1.0f, dw, in), threads);
   if (db != nullptr) {
     const int64_t blocks = ceilDiv(out, 256);
@@ -558,13 +559,14 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
 }
 
 void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* dy,
-                    float* dx, float* dw, float* db, int threads) {
+                    float* dx, float* dw, float* db, bool overwriteDx, int threads) {
   if (dw != nullptr && fewTaps(d)) {
     fewTapsWeightGrad(d, x, dy, dw, threads);
     dw = nullptr;
   }
   if (dx != nullptr && winograd(d)) {
-    winogradConv(d.N, d.K, d.C, d.H, d.W, dy, winogradWeights(w, d.C, d.K, true, threads), nullptr, dx, true, threads);
+    winogradConv(d.N, d.K, d.C, d.H, d.W, dy, winogradWeights(w, d.C, d.K, true, threads), nullptr, dx, !overwriteDx,
+                 threads);
     dx = nullptr;
   }
   if (dw != nullptr && winograd(d)) {
@@ -616,7 +618,11 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
         GemmDesc gd = gemmDesc(false, false, CRS, ld, d.K, wtp, 0, dyg, ld, 0.0f, col, ld);
         gd.packedA = true;
         sgemm(gd, gemmThreads);
-        for (int64_t i = 0; i < count; ++i) col2imAdd(d, col, ld, i * PQ, dx + (n0 + i) * CHW);
+        for (int64_t i = 0; i < count; ++i) {
+          // A fresh dx is cleared an image at a time, just before its sums (in cache then).
+          if (overwriteDx) std::fill(dx + (n0 + i) * CHW, dx + (n0 + i + 1) * CHW, 0.0f);
+          col2imAdd(d, col, ld, i * PQ, dx + (n0 + i) * CHW);
+        }
       }
     }
   };
@@ -681,7 +687,7 @@ void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x,
 void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x,
                        const float* gamma, const float* saveMean, const float* saveInvStd,
                        const float* dy, const float* y, float* dx, float* dgamma, float* dbeta,
-                       int threads) {
+                       bool overwriteDx, int threads) {
   const NnKernelTable& kt = activeNn();
   const double count = static_cast<double>(d.N * d.L);
   ThreadPool::instance().parallelFor(d.C, threads, [&](int64_t c, int) {
@@ -704,9 +710,9 @@ void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x
     for (int64_t n = 0; n < d.N; ++n) {
       const int64_t off = (n * d.C + c) * d.L;
       if (d.relu)
-        kt.affineGradRelu(x + off, y + off, dy + off, dx + off, d.L, k1, k2, mean, k3);
+        kt.affineGradRelu(x + off, y + off, dy + off, dx + off, d.L, k1, k2, mean, k3, !overwriteDx);
       else
-        kt.affineGrad(x + off, dy + off, dx + off, d.L, k1, k2, mean, k3);
+        kt.affineGrad(x + off, dy + off, dx + off, d.L, k1, k2, mean, k3, !overwriteDx);
     }
   });
 }
@@ -716,9 +722,9 @@ void reluForward(const float* x, float* y, int64_t n, int threads) {
   forChunks(n, threads, [&](int64_t b, int64_t len) { kt.reluForward(x + b, y + b, len); });
 }
 
-void reluBackward(const float* y, const float* dy, float* dx, int64_t n, int threads) {
+void reluBackward(const float* y, const float* dy, float* dx, int64_t n, bool overwriteDx, int threads) {
   const NnKernelTable& kt = activeNn();
-  forChunks(n, threads, [&](int64_t b, int64_t len) { kt.reluBackward(y + b, dy + b, dx + b, len); });
+  forChunks(n, threads, [&](int64_t b, int64_t len) { kt.reluBackward(y + b, dy + b, dx + b, len, !overwriteDx); });
 }
 
 void addForward(const float* a, const float* b, float* y, int64_t n, int threads) {

@@ -13,13 +13,15 @@ namespace supcon::cpu {
 // y [N, out] = x [N, in] w^T + b, with w [out, in] and b [out] (b may be null).
 void linearForward(const float* x, const float* w, const float* b, float* y, int64_t N,
                    int64_t in, int64_t out, int threads);
+// The backward passes add into their gradients, except dx with overwriteDx: then dx is
+// written (a fresh buffer whose contents are not read; see docs/ARCHITECTURE.md, "Memory").
 void linearBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
-                    float* db, int64_t N, int64_t in, int64_t out, int threads);
+                    float* db, int64_t N, int64_t in, int64_t out, bool overwriteDx, int threads);
 
 void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* b,
                    float* y, int threads);
 void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* dy,
-                    float* dx, float* dw, float* db, int threads);
+                    float* dx, float* dw, float* db, bool overwriteDx, int threads);
 // The algorithm a pass of this convolution takes on the CPU (pass 0: forward, 1: data
 // gradient, 2: weight gradient): "winograd" (F(2x2, 3x3); F(3x3, 2x2) for the weights),
 // "direct" (at most 32 taps), or "im2col-gemm".
@@ -36,10 +38,10 @@ void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x,
 void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x,
                        const float* gamma, const float* saveMean, const float* saveInvStd,
                        const float* dy, const float* y, float* dx, float* dgamma, float* dbeta,
-                       int threads);
+                       bool overwriteDx, int threads);
 
 void reluForward(const float* x, float* y, int64_t n, int threads);
-void reluBackward(const float* y, const float* dy, float* dx, int64_t n, int threads);
+void reluBackward(const float* y, const float* dy, float* dx, int64_t n, bool overwriteDx, int threads);
 void addForward(const float* a, const float* b, float* y, int64_t n, int threads);
 void addInto(float* y, const float* x, int64_t n, int threads);
 

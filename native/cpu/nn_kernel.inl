@@ -22,8 +22,11 @@ void reluForward(const float* __restrict x, float* __restrict y, int64_t n) {
 }
 
 void reluBackward(const float* __restrict y, const float* __restrict dy, float* __restrict dx,
-                  int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+                  int64_t n, bool add) {
+  if (add)
+    for (int64_t i = 0; i < n; ++i) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+  else
+    for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 void add(const float* __restrict a, const float* __restrict b, float* __restrict y, int64_t n) {
@@ -109,10 +112,16 @@ void gradMomentsOf(const float* x, const float* y, const float* dy, int64_t n, f
   }
 }
 
-template <bool Relu>
+template <bool Relu, bool Add>
 void affineGradOf(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
                   float* __restrict dx, int64_t n, float k1, float k2, float mean, float k3) {
-  for (int64_t i = 0; i < n; ++i) dx[i] += k1 * gradAt<Relu>(y, dy, i) + k2 * (x[i] - mean) + k3;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = k1 * gradAt<Relu>(y, dy, i) + k2 * (x[i] - mean) + k3;
+    if constexpr (Add)
+      dx[i] += v;
+    else
+      dx[i] = v;
+  }
 }
 
 void gradMoments(const float* x, const float* dy, int64_t n, float mean, double* sums) {
@@ -121,12 +130,19 @@ void gradMoments(const float* x, const float* dy, int64_t n, float mean, double*
 void gradMomentsRelu(const float* x, const float* y, const float* dy, int64_t n, float mean, double* sums) {
   gradMomentsOf<true>(x, y, dy, n, mean, sums);
 }
-void affineGrad(const float* x, const float* dy, float* dx, int64_t n, float k1, float k2, float mean, float k3) {
-  affineGradOf<false>(x, nullptr, dy, dx, n, k1, k2, mean, k3);
+void affineGrad(const float* x, const float* dy, float* dx, int64_t n, float k1, float k2, float mean, float k3,
+                bool add) {
+  if (add)
+    affineGradOf<false, true>(x, nullptr, dy, dx, n, k1, k2, mean, k3);
+  else
+    affineGradOf<false, false>(x, nullptr, dy, dx, n, k1, k2, mean, k3);
 }
 void affineGradRelu(const float* x, const float* y, const float* dy, float* dx, int64_t n, float k1, float k2,
-                    float mean, float k3) {
-  affineGradOf<true>(x, y, dy, dx, n, k1, k2, mean, k3);
+                    float mean, float k3, bool add) {
+  if (add)
+    affineGradOf<true, true>(x, y, dy, dx, n, k1, k2, mean, k3);
+  else
+    affineGradOf<true, false>(x, y, dy, dx, n, k1, k2, mean, k3);
 }
 
 double sumSquares(const float* x, int64_t n) {

@@ -13,8 +13,8 @@ struct NnKernelTable {
   const char* name;
   // y = max(x, 0)
   void (*reluForward)(const float* x, float* y, int64_t n);
-  // dx += dy where y > 0
-  void (*reluBackward)(const float* y, const float* dy, float* dx, int64_t n);
+  // dx += dy where y > 0 (add), or dx = that (not add: dx is written, never read)
+  void (*reluBackward)(const float* y, const float* dy, float* dx, int64_t n, bool add);
   // y = a + b
   void (*add)(const float* a, const float* b, float* y, int64_t n);
   // y += x
@@ -27,14 +27,14 @@ struct NnKernelTable {
   void (*centeredMoments)(const float* x, int64_t n, float shift, double* sums);
   // sums[0] += sum(dy), sums[1] += sum(dy * (x - mean))
   void (*gradMoments)(const float* x, const float* dy, int64_t n, float mean, double* sums);
-  // dx += k1 * dy + k2 * (x - mean) + k3
+  // dx += k1 * dy + k2 * (x - mean) + k3 (add), or dx = that (not add)
   void (*affineGrad)(const float* x, const float* dy, float* dx, int64_t n, float k1, float k2,
-                     float mean, float k3);
+                     float mean, float k3, bool add);
   // gradMoments and affineGrad with dy taken as 0 where y <= 0 (a ReLU after the layer).
   void (*gradMomentsRelu)(const float* x, const float* y, const float* dy, int64_t n, float mean,
                           double* sums);
   void (*affineGradRelu)(const float* x, const float* y, const float* dy, float* dx, int64_t n,
-                         float k1, float k2, float mean, float k3);
+                         float k1, float k2, float mean, float k3, bool add);
   // sum(x^2)
   double (*sumSquares)(const float* x, int64_t n);
   // A convolution with few taps T (C * R * S) on n pixels of an im2col block col [T, ldc]:

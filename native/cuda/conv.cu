@@ -430,8 +430,9 @@ void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, cons
 }
 
 void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* dy, float* dx, float* dw,
-                    float* db, Precision precision) {
+                    float* db, bool overwriteDx, Precision precision) {
   const ConvShape s = shapeOf(d);
+  if (overwriteDx && dx != nullptr) memsetDevice(dx, 0, static_cast<size_t>(d.N * d.C * d.H * d.W) * sizeof(float));
   switch (precision) {
     case Precision::Fp32: backward<Fp32Engine>(s, x, w, dy, dx, dw, db); break;
     case Precision::Tf32: backward<Tf32Engine>(s, x, w, dy, dx, dw, db); break;

@@ -56,7 +56,8 @@ void linearForward(const float* x, const float* w, const float* b, float* y, int
 }
 
 void linearBackward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db, int64_t N,
-                    int64_t in, int64_t out, Precision precision) {
+                    int64_t in, int64_t out, bool overwriteDx, Precision precision) {
+  if (overwriteDx && dx != nullptr) memsetDevice(dx, 0, static_cast<size_t>(N * in) * sizeof(float));
   // dx [N, in] += dy [N, out] w [out, in]; dw [out, in] += dy^T x.
   if (dx != nullptr) gemm(product(false, false, N, in, out, dy, out, w, in, 1.f, dx, in), precision);
   if (dw != nullptr) gemm(product(true, false, out, in, N, dy, out, x, in, 1.f, dw, in), precision);

@@ -361,8 +361,9 @@ void reluForward(const float* x, float* y, int64_t n) {
   launchKernel("reluForwardKernel", reluForwardKernel, blocksFor(n), kThreads, 0, stream(), x, y, n);
   checkLaunch("running relu");
 }
-void reluBackward(const float* y, const float* dy, float* dx, int64_t n) {
+void reluBackward(const float* y, const float* dy, float* dx, int64_t n, bool overwriteDx) {
   if (n == 0) return;
+  if (overwriteDx) memsetDevice(dx, 0, static_cast<size_t>(n) * sizeof(float));
   launchKernel("reluBackwardKernel", reluBackwardKernel, blocksFor(n), kThreads, 0, stream(), y, dy, dx, n);
   checkLaunch("running the relu backward pass");
 }
@@ -457,8 +458,9 @@ void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x,
 }
 void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x, const float* gamma,
                        const float* saveMean, const float* saveInvStd, const float* dy, const float* y, float* dx,
-                       float* dgamma, float* dbeta) {
+                       float* dgamma, float* dbeta, bool overwriteDx) {
   if (d.C == 0) return;
+  if (overwriteDx && dx != nullptr) memsetDevice(dx, 0, static_cast<size_t>(d.N * d.C * d.L) * sizeof(float));
   launchKernel("batchNormBackwardKernel", batchNormBackwardKernel, static_cast<unsigned>(d.C), kBnThreads, 0, stream(), d,
                training ? 1 : 0, x, gamma, saveMean, saveInvStd, dy, y, dx, dgamma, dbeta);
   checkLaunch("running the batch normalisation backward pass");

@@ -16,24 +16,26 @@ namespace supcon::cuda {
 // y [N, out] = x [N, in] w^T + b (b may be null), by the GEMM of gemm_cuda.h.
 void linearForward(const float* x, const float* w, const float* b, float* y, int64_t N, int64_t in, int64_t out,
                    Precision precision);
+// The backward passes add into their gradients, except dx with overwriteDx: then dx is
+// cleared first (as the CPU's, which writes it).
 void linearBackward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db, int64_t N,
-                    int64_t in, int64_t out, Precision precision);
+                    int64_t in, int64_t out, bool overwriteDx, Precision precision);
 
 // Implicit GEMM on the tile engines of mma.cuh (no im2col buffer).
 void conv2dForward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* b, float* y,
                    Precision precision);
 void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, const float* dy, float* dx, float* dw,
-                    float* db, Precision precision);
+                    float* db, bool overwriteDx, Precision precision);
 
 void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x, const float* gamma,
                       const float* beta, float* runningMean, float* runningVar, float* y, float* saveMean,
                       float* saveInvStd);
 void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x, const float* gamma,
                        const float* saveMean, const float* saveInvStd, const float* dy, const float* y, float* dx,
-                       float* dgamma, float* dbeta);
+                       float* dgamma, float* dbeta, bool overwriteDx);
 
 void reluForward(const float* x, float* y, int64_t n);
-void reluBackward(const float* y, const float* dy, float* dx, int64_t n);
+void reluBackward(const float* y, const float* dy, float* dx, int64_t n, bool overwriteDx);
 void addForward(const float* a, const float* b, float* y, int64_t n);
 void addInto(float* y, const float* x, int64_t n);
 
