@@ -25,6 +25,7 @@ namespace {
 constexpr int64_t KC = 256;         // K slice: an MR x KC panel of A sits in L1
 constexpr int64_t MC = 256;         // rows per tile: MC x KC of A and KC x 8 NR of B fit in L2
 constexpr int64_t kTilePanels = 8;  // B panels per tile
+constexpr int64_t kTilesPerThread = 4;
 // Floats of one packed operand at most (64 MiB); larger operands go in chunks of rows (A)
 // or columns (B).
 constexpr int64_t kMaxPacked = int64_t{1} << 24;
@@ -174,9 +175,14 @@ void sgemm(const GemmDesc& d, int threads) {
 
       // Row blocks of about MC rows (whole panels, balanced), column blocks of
       // kTilePanels panels.
-      const int64_t rowBlocks = ceilDiv(mPanels * mr, MC);
-      const int64_t panelsPerRowBlock = ceilDiv(mPanels, rowBlocks);
       const int64_t colBlocks = ceilDiv(nPanels, kTilePanels);
+      // Row blocks of at most MC rows; more (smaller) ones when that leaves fewer than
+      // kTilesPerThread tiles a thread (a product with few columns and a long K: 512 x 256
+      // x 6,272 made 3 tiles for 2 threads). The tiling never changes a sum: the same bits.
+      int64_t rowBlocks = ceilDiv(mPanels * mr, MC);
+      if (threads > 1)
+        rowBlocks = std::max(rowBlocks, std::min(mPanels, ceilDiv(kTilesPerThread * threads, colBlocks)));
+      const int64_t panelsPerRowBlock = ceilDiv(mPanels, rowBlocks);
       pool.parallelFor(rowBlocks * colBlocks, threads, [&](int64_t tile, int) {
         const int64_t rb = tile % rowBlocks, cb = tile / rowBlocks;
         const int64_t pa0 = rb * panelsPerRowBlock;
