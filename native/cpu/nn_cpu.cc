@@ -660,7 +660,7 @@ void batchNormForward(const nn::BatchNormDesc& d, bool training, const float* x,
       // Moments about the channel's first value (stable for large means).
       const float shift = x[c * d.L];
       double sums[2] = {0.0, 0.0};
-      for (int64_t n = 0; n < d.N; ++n) kt.centeredMoments(x + (n * d.C + c) * d.L, d.L, shift, sums);
+      kt.centeredMoments(x + c * d.L, d.N, d.C * d.L, d.L, shift, sums);
       const double m = sums[0] / static_cast<double>(count);
       const double var = std::max(0.0, sums[1] / static_cast<double>(count) - m * m);
       mean = static_cast<float>(shift + m);
@@ -693,13 +693,10 @@ void batchNormBackward(const nn::BatchNormDesc& d, bool training, const float* x
   ThreadPool::instance().parallelFor(d.C, threads, [&](int64_t c, int) {
     const float mean = saveMean[c], invStd = saveInvStd[c];
     double sums[2] = {0.0, 0.0};  // sum dy, sum dy (x - mean)
-    for (int64_t n = 0; n < d.N; ++n) {
-      const int64_t off = (n * d.C + c) * d.L;
-      if (d.relu)
-        kt.gradMomentsRelu(x + off, y + off, dy + off, d.L, mean, sums);
-      else
-        kt.gradMoments(x + off, dy + off, d.L, mean, sums);
-    }
+    if (d.relu)
+      kt.gradMomentsRelu(x + c * d.L, y + c * d.L, dy + c * d.L, d.N, d.C * d.L, d.L, mean, sums);
+    else
+      kt.gradMoments(x + c * d.L, dy + c * d.L, d.N, d.C * d.L, d.L, mean, sums);
     if (dbeta != nullptr) dbeta[c] += static_cast<float>(sums[0]);
     if (dgamma != nullptr) dgamma[c] += static_cast<float>(sums[1] * invStd);
     if (dx == nullptr) return;

@@ -56,25 +56,75 @@ float hsum(VF v) {
   return s;
 }
 
-void centeredMoments(const float* x, int64_t n, float shift, double* sums) {
-  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-    const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
-    VF s = splat(0.0f), q = splat(0.0f);
+// The n < W values from p in a vector, zeros after them.
+inline VF loadTail(const float* p, int64_t n) {
+  float buf[W] = {};
+  for (int64_t i = 0; i < n; ++i) buf[i] = p[i];
+  return load(buf);
+}
+// Lanes [0, n) set.
+inline VI lanesBelow(int64_t n) {
+  VI lane;
+  for (int l = 0; l < W; ++l) lane[l] = l;
+  return lane < splati(static_cast<int32_t>(n));
+}
+
+// Float partial sums of a channel's runs, added into double a block at a time: a block is
+// whole runs (or one piece of a run longer than kBlock) of at most kBlock values. Short runs
+// (the deep layers: 16 to 256 values) then share one horizontal sum per block instead of
+// one each, which had cost more than their arithmetic.
+// A run's last values (fewer than a vector) go through the same vector arithmetic, zeros
+// after them, so that the sums of batch norm with and without its fused ReLU are the same
+// bits (scalar tails were contracted into FMAs in one and not the other).
+struct RunSums {
+  VF s = splat(0.0f), q = splat(0.0f);
+  int64_t count = 0;
+  double* sums;
+  explicit RunSums(double* out) : sums(out) {}
+  // Before a piece of n values: closes the block when they would not fit.
+  void makeRoom(int64_t n) {
+    if (count + n > kBlock && count > 0) flush();
+    count += n;
+  }
+  void flush() {
+    sums[0] += hsum(s);
+    sums[1] += hsum(q);
+    s = q = splat(0.0f);
+    count = 0;
+  }
+};
+
+// fn(run start offset, piece start, piece end) over the runs, each cut into pieces of at
+// most kBlock values.
+template <typename F>
+inline void forPieces(int64_t runs, int64_t stride, int64_t L, RunSums& acc, F&& fn) {
+  for (int64_t r = 0; r < runs; ++r)
+    for (int64_t b0 = 0; b0 < L; b0 += kBlock) {
+      const int64_t b1 = b0 + kBlock < L ? b0 + kBlock : L;
+      acc.makeRoom(b1 - b0);
+      fn(r * stride, b0, b1);
+    }
+  acc.flush();
+}
+
+void centeredMoments(const float* x, int64_t runs, int64_t stride, int64_t L, float shift, double* sums) {
+  RunSums acc(sums);
+  forPieces(runs, stride, L, acc, [&](int64_t off, int64_t b0, int64_t b1) {
+    const float* p = x + off;
+    VF s = acc.s, q = acc.q;
     int64_t i = b0;
     for (; i + W <= b1; i += W) {
-      const VF d = load(x + i) - shift;
+      const VF d = load(p + i) - shift;
       s += d;
       q += d * d;
     }
-    float ss = hsum(s), qq = hsum(q);
-    for (; i < b1; ++i) {
-      const float d = x[i] - shift;
-      ss += d;
-      qq += d * d;
+    if (i < b1) {
+      const VF d = select(lanesBelow(b1 - i), loadTail(p + i, b1 - i) - shift, splat(0.0f));
+      s += d;
+      q += d * d;
     }
-    sums[0] += ss;
-    sums[1] += qq;
-  }
+    acc.s = s, acc.q = q;
+  });
 }
 
 // dy as the layer's gradient sees it: with a fused ReLU after it (Relu), 0 where the
@@ -91,25 +141,28 @@ inline VF gradVecAt(const float* y, const float* dy, int64_t i) {
 }
 
 template <bool Relu>
-void gradMomentsOf(const float* x, const float* y, const float* dy, int64_t n, float mean, double* sums) {
-  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-    const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
-    VF s = splat(0.0f), q = splat(0.0f);
+void gradMomentsOf(const float* x, const float* y, const float* dy, int64_t runs, int64_t stride, int64_t L,
+                   float mean, double* sums) {
+  RunSums acc(sums);
+  forPieces(runs, stride, L, acc, [&](int64_t off, int64_t b0, int64_t b1) {
+    const float *px = x + off, *py = Relu ? y + off : nullptr, *pdy = dy + off;
+    VF s = acc.s, q = acc.q;
     int64_t i = b0;
     for (; i + W <= b1; i += W) {
-      const VF g = gradVecAt<Relu>(y, dy, i);
+      const VF g = gradVecAt<Relu>(py, pdy, i);
       s += g;
-      q += g * (load(x + i) - mean);
+      q += g * (load(px + i) - mean);
     }
-    float ss = hsum(s), qq = hsum(q);
-    for (; i < b1; ++i) {
-      const float g = gradAt<Relu>(y, dy, i);
-      ss += g;
-      qq += g * (x[i] - mean);
+    if (i < b1) {
+      // Zeros after the run's values: g is 0 there (and y, with a ReLU), so they add nothing.
+      const int64_t n = b1 - i;
+      const VF dyt = loadTail(pdy + i, n);
+      const VF g = Relu ? select(loadTail(py + i, n) > 0.0f, dyt, splat(0.0f)) : dyt;
+      s += g;
+      q += g * (loadTail(px + i, n) - mean);
     }
-    sums[0] += ss;
-    sums[1] += qq;
-  }
+    acc.s = s, acc.q = q;
+  });
 }
 
 template <bool Relu, bool Add>
@@ -124,11 +177,12 @@ void affineGradOf(const float* __restrict x, const float* __restrict y, const fl
   }
 }
 
-void gradMoments(const float* x, const float* dy, int64_t n, float mean, double* sums) {
-  gradMomentsOf<false>(x, nullptr, dy, n, mean, sums);
+void gradMoments(const float* x, const float* dy, int64_t runs, int64_t stride, int64_t L, float mean, double* sums) {
+  gradMomentsOf<false>(x, nullptr, dy, runs, stride, L, mean, sums);
 }
-void gradMomentsRelu(const float* x, const float* y, const float* dy, int64_t n, float mean, double* sums) {
-  gradMomentsOf<true>(x, y, dy, n, mean, sums);
+void gradMomentsRelu(const float* x, const float* y, const float* dy, int64_t runs, int64_t stride, int64_t L,
+                     float mean, double* sums) {
+  gradMomentsOf<true>(x, y, dy, runs, stride, L, mean, sums);
 }
 void affineGrad(const float* x, const float* dy, float* dx, int64_t n, float k1, float k2, float mean, float k3,
                 bool add) {

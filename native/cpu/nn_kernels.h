@@ -23,16 +23,20 @@ struct NnKernelTable {
   void (*scaleShift)(const float* x, float* y, int64_t n, float scale, float shift);
   // y = max(x * scale + shift, 0)
   void (*scaleShiftRelu)(const float* x, float* y, int64_t n, float scale, float shift);
-  // sums[0] += sum(x - shift), sums[1] += sum((x - shift)^2)
-  void (*centeredMoments)(const float* x, int64_t n, float shift, double* sums);
-  // sums[0] += sum(dy), sums[1] += sum(dy * (x - mean))
-  void (*gradMoments)(const float* x, const float* dy, int64_t n, float mean, double* sums);
+  // The moments of a batch-norm channel: its `runs` runs of L values, `stride` apart (one an
+  // image), summed in float over blocks of whole runs (or of a long run) of at most 1,024
+  // values, each block then added into double. sums[0] += sum(x - shift), sums[1] +=
+  // sum((x - shift)^2).
+  void (*centeredMoments)(const float* x, int64_t runs, int64_t stride, int64_t L, float shift, double* sums);
+  // sums[0] += sum(dy), sums[1] += sum(dy * (x - mean)), over the same runs of x and dy.
+  void (*gradMoments)(const float* x, const float* dy, int64_t runs, int64_t stride, int64_t L, float mean,
+                      double* sums);
   // dx += k1 * dy + k2 * (x - mean) + k3 (add), or dx = that (not add)
   void (*affineGrad)(const float* x, const float* dy, float* dx, int64_t n, float k1, float k2,
                      float mean, float k3, bool add);
   // gradMoments and affineGrad with dy taken as 0 where y <= 0 (a ReLU after the layer).
-  void (*gradMomentsRelu)(const float* x, const float* y, const float* dy, int64_t n, float mean,
-                          double* sums);
+  void (*gradMomentsRelu)(const float* x, const float* y, const float* dy, int64_t runs, int64_t stride,
+                          int64_t L, float mean, double* sums);
   void (*affineGradRelu)(const float* x, const float* y, const float* dy, float* dx, int64_t n,
                          float k1, float k2, float mean, float k3, bool add);
   // sum(x^2)
