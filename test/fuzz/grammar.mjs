@@ -472,18 +472,20 @@ const targets = [
     const i = () => maybe(ctx, r.int(0, 8), 0.15);
     const f = () => maybe(ctx, r.pick([1, 0.5, -1, 0, 1e-5]), 0.1);
     const s = () => storageArg(ctx, k);
+    // A backward pass's overwrite flag (write a fresh dx instead of adding into it).
+    const ow = () => maybe(ctx, r.chance(0.5), 0.15);
     const desc = () => maybe(ctx, { N: i(), C: i(), H: i(), W: i(), K: i(), R: i(), S: i(), strideH: i(), strideW: i(), padH: i(), padW: i(), L: i(), eps: f(), momentum: f() }, 0.1);
     const opt = () => maybe(ctx, { lr: f(), momentum: f(), dampening: f(), weightDecay: f(), nesterov: r.chance(0.5), firstStep: r.chance(0.5), trustCoefficient: f(), eps: f(), adapt: r.chance(0.5), beta1: f(), beta2: f(), step: i(), alpha: f() }, 0.1);
     const spec = () => (r.chance(0.15) ? (x) => treacherous(ctx, x) : (x) => x)(maybe(ctx, { dtype: r.pick(['uint8', 'float32']), n: i(), channels: r.pick([1, 3, 2]), height: i(), width: i(), outHeight: i(), outWidth: i(), views: i(), seedLow: i(), seedHigh: i(), epoch: i() }, 0.1));
     const calls = [
       () => native.nn.gemm(r.chance(0.5), r.chance(0.5), i(), i(), i(), f(), s(), i(), s(), i(), f(), s(), i()),
       () => native.nn.linearForward(s(), s(), r.chance(0.5) ? null : s(), s(), i(), i(), i()),
-      () => native.nn.linearBackward(s(), s(), s(), s(), null, s(), i(), i(), i()),
+      () => native.nn.linearBackward(s(), s(), s(), s(), null, s(), i(), i(), i(), undefined, undefined, ow()),
       () => native.nn.conv2dForward(desc(), s(), s(), null, s()),
-      () => native.nn.conv2dBackward(desc(), s(), s(), s(), s(), s(), null),
+      () => native.nn.conv2dBackward(desc(), s(), s(), s(), s(), s(), null, undefined, undefined, ow()),
       () => native.nn.batchNormForward(desc(), r.chance(0.5), s(), s(), s(), s(), s(), s(), s(), s()),
-      () => native.nn.batchNormBackward(desc(), r.chance(0.5), s(), s(), s(), s(), s(), s(), s(), s()),
-      () => native.nn.reluForward(s(), s(), i()), () => native.nn.reluBackward(s(), s(), s(), i()),
+      () => native.nn.batchNormBackward(desc(), r.chance(0.5), s(), s(), s(), s(), s(), s(), s(), s(), undefined, r.chance(0.5) ? s() : undefined, ow()),
+      () => native.nn.reluForward(s(), s(), i()), () => native.nn.reluBackward(s(), s(), s(), i(), undefined, ow()),
       () => native.nn.add(s(), s(), s(), i()), () => native.nn.addInto(s(), s(), i()), () => native.nn.copyFloats(s(), s(), i()),
       () => native.nn.fill(s(), i(), f()),
       () => native.nn.maxPool2dForward(desc(), s(), s(), storageArg(ctx, k)), () => native.nn.maxPool2dBackward(desc(), s(), s(), s()),
@@ -511,7 +513,7 @@ const targets = [
       () => { const img = maybe(ctx, r.chance(0.5) ? bytes(ctx, k) : ctx.track(Tensor.from(bytes(ctx, k), [k])).storage, 0.2); const mine = r.chance(0.5) ? ctx.track(Tensor.zeros([r.int(1, 4) * 64])).storage : null; const p = native.augmentOpsAsync(img, spec(), maybe(ctx, [treacherous(ctx, augmentOp(ctx, 4, 4))], 0.1), maybe(ctx, undefined, 0.2), mine ?? s()); if (mine !== null && r.chance(0.5)) mine.dispose(); return p; },
       () => native.augmentPipelineAsync(maybe(ctx, bytes(ctx, k), 0.2), spec(), maybe(ctx, {}, 0.3), maybe(ctx, undefined, 0.2), s()),
       () => native.philox4x32(i(), i(), i(), i(), i(), i()),
-      () => { const st = new native.Storage(maybe(ctx, r.int(0, 64), 0.2), maybe(ctx, undefined, 0.1)); ctx.tensors.push(st); st.write(maybe(ctx, floats(ctx, r.int(0, 20)), 0.2), i()); st.read(maybe(ctx, new Float32Array(r.int(0, 20)), 0.2), i()); },
+      () => { const st = new native.Storage(maybe(ctx, r.int(0, 64), 0.2), maybe(ctx, undefined, 0.1), maybe(ctx, r.chance(0.5) ? false : undefined, 0.1)); ctx.tensors.push(st); st.write(maybe(ctx, floats(ctx, r.int(0, 20)), 0.2), i()); st.read(maybe(ctx, new Float32Array(r.int(0, 20)), 0.2), i()); },
       () => native.cpuKernels(maybe(ctx, undefined, 0.3)), () => native.memory(),
       () => native.cudaGemm(r.chance(0.5), r.chance(0.5), i(), i(), i(), f(), s(), i(), s(), i(), f(), s(), i()),
     ];
