@@ -75,6 +75,9 @@ const precisionFor = (v: Variable) => (v.value.device === 'cuda' ? matmulPrecisi
 const outputOn = <D extends 'float32' | 'int32' = 'float32'>(v: Variable, shape: readonly number[], dtype?: D) =>
   Tensor.uninitialized<D>(shape.slice(), { device: v.value.device, dtype });
 const gradIfNeeded = (v: Variable | null) => (needsGrad(v) ? gradOf(v).storage : null);
+/** intoGrad for an input that may want no gradient: then the kernel runs with dx null. */
+const intoGradIfNeeded = <T>(v: Variable | null, kernel: (dx: Tensor<'float32'> | null, overwrite: boolean) => T): T =>
+  (needsGrad(v) ? intoGrad(v, kernel) : kernel(null, false));
 /** v's gradient += g (a copy of g when v has none yet). */
 const gradFrom = (v: Variable, g: Tensor<'float32'>) => intoGrad(v, (dx, overwrite) => (overwrite
   ? native.nn.copyFloats(g.storage, dx.storage, v.size)
@@ -98,8 +101,7 @@ export function linear(x: VariableLike, weight: VariableLike, bias: VariableLike
     backward(g) {
       const run = (dx: Tensor<'float32'> | null, overwrite: boolean) => timed('linear', () => native.nn.linearBackward(xv.value.storage,
         w.value.storage, g.storage, dx?.storage ?? null, gradIfNeeded(w), gradIfNeeded(b), N, inF, outF, numThreads(), precisionFor(xv), overwrite));
-      if (needsGrad(xv)) intoGrad(xv, run);
-      else run(null, false);
+      intoGradIfNeeded(xv, run);
     },
     release() {},
   });
@@ -146,10 +148,9 @@ export function conv2d(x: VariableLike, weight: VariableLike, bias: VariableLike
       type Out = NativeStorage | null;
       const run = (dxOut: Out, dwOut: Out, dbOut: Out, overwrite: boolean) => native.nn.conv2dBackward(desc, xv.value.storage,
         w.value.storage, g.storage, dxOut, dwOut, dbOut, numThreads(), precisionFor(xv), overwrite);
-      const withDx = (all: (dx: Out, overwrite: boolean) => void) => (needsGrad(xv) ? intoGrad(xv, (dx, overwrite) => all(dx.storage, overwrite)) : all(null, false));
-      if (!profiling()) return withDx((dx, overwrite) => run(dx, dw, db, overwrite));
+      if (!profiling()) return intoGradIfNeeded(xv, (dx, overwrite) => run(dx?.storage ?? null, dw, db, overwrite));
       // Timed apart: each gradient is computed independently, so the two calls give the same bits as one.
-      if (needsGrad(xv)) withDx((dx, overwrite) => timed('conv backward data', () => run(dx, null, null, overwrite), desc));
+      if (needsGrad(xv)) intoGrad(xv, (dx, overwrite) => timed('conv backward data', () => run(dx.storage, null, null, overwrite), desc));
       if (dw !== null || db !== null) timed('conv backward weights', () => run(null, dw, db, false), desc);
     },
     release() {},
@@ -222,8 +223,7 @@ export function batchNorm(
       const run = (dx: Tensor<'float32'> | null, overwrite: boolean) => timed('batch norm', () => native.nn.batchNormBackward(desc,
         training, xv.value.storage, w.value.storage, saveMean.storage, saveInvStd.storage, g.storage, dx?.storage ?? null, gradIfNeeded(w),
         gradIfNeeded(b), numThreads(), relu ? y.storage : null, overwrite));
-      if (needsGrad(xv)) intoGrad(xv, run);
-      else run(null, false);
+      intoGradIfNeeded(xv, run);
     },
     release,
   });
