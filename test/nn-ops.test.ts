@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { backendInfo, nn, setCpuKernels, Tensor, tidy } from '../dist/index.js';
 import {
-  batchNormRef, conv2dRef, ConvShape, convOut, crossEntropyRef, dot, finiteDifferences, l2NormalizeRef, linearRef,
+  batchNormRef, conv2dBackwardRef, conv2dRef, ConvShape, convOut, crossEntropyRef, dot, finiteDifferences, l2NormalizeRef, linearRef,
   maxPoolRef, maxRelDiff,
 } from './nn-reference';
 import { randomNormal, referenceLoss, rng } from './reference';
@@ -76,6 +76,9 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     ['7x7 stride 2 pad 3', { N: 2, C: 3, H: 9, W: 11, K: 2, R: 7, S: 7, stride: [2, 2], pad: [3, 3] }],
     ['3x3 on 1x1 images, 5 images (grouped GEMM)', { N: 5, C: 3, H: 1, W: 1, K: 4, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
     ['3x3 with 31 channels (C R S = 279: two K slices of the GEMM)', { N: 2, C: 31, H: 5, W: 6, K: 3, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+    ['3x3 stride 2 on 3 x 64 (im2col runs of 31 and 32: two vector blocks, one cut)', { N: 1, C: 4, H: 3, W: 64, K: 3, R: 3, S: 3, stride: [2, 2], pad: [1, 1] }],
+    ['3x3 stride 2 with 32 channels (the weight gradient\'s taps channels-last)', { N: 2, C: 32, H: 5, W: 6, K: 3, R: 3, S: 3, stride: [2, 2], pad: [1, 1] }],
+    ['1x1 stride 2 with 48 channels (taps channels-last with AVX2 panels, not AVX-512 ones)', { N: 2, C: 48, H: 3, W: 5, K: 2, R: 1, S: 1, stride: [2, 2], pad: [0, 0] }],
   ] as [string, ConvShape][])('conv2d %s', (_label, d) => {
     setCpuKernels(kernel);
     const random = rng(d.N * 100 + d.H);
@@ -119,6 +122,25 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     });
   });
 
+  it.each([
+    ['3x3 stride 2, 32 channels on 35 x 33 (one image a group: two chunks of images)', { N: 2, C: 32, H: 35, W: 33, K: 5, R: 3, S: 3, stride: [2, 2], pad: [1, 1] }],
+    ['3x3 stride 2, 64 channels on 7 x 9, 23 images (five images a group, four chunks)', { N: 23, C: 64, H: 7, W: 9, K: 3, R: 3, S: 3, stride: [2, 2], pad: [1, 1] }],
+    ['1x1 stride 2, 32 channels on 16 x 16, 3 images', { N: 3, C: 32, H: 16, W: 16, K: 4, R: 1, S: 1, stride: [2, 2], pad: [0, 0] }],
+  ] as [string, ConvShape][])('conv2d weight gradient with the taps channels-last against a float64 sum, %s', (_label, d) => {
+    setCpuKernels(kernel);
+    const random = rng(d.C * 7 + d.N);
+    const x = input([d.N, d.C, d.H, d.W], random), w = input([d.K, d.C, d.R, d.S], random);
+    const [P, Q] = convOut(d);
+    const g = randomNormal(d.N * d.K * P * Q, random);
+    tidy(() => {
+      const wp = new Parameter(Tensor.from(w.data, w.shape));
+      const y = ops.conv2d(Tensor.from(x.data, x.shape), wp, null, { stride: d.stride, padding: d.pad });
+      y.backward(Tensor.from(g, y.shape.slice()));
+      expect(maxRelDiff(wp.grad!.dataSync(), conv2dBackwardRef(x.data, w.data, g, d).dw)).toBeLessThan(2e-5);
+      wp.dispose();
+    });
+  });
+
   it('conv2dAlgorithm names the path each pass takes', () => {
     const desc = (C: number, K: number, R: number, stride: number, pad: number) =>
       ({ N: 2, C, H: 9, W: 9, K, R, S: R, strideH: stride, strideW: stride, padH: pad, padW: pad });
@@ -156,26 +178,7 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
     const x = input([d.N, d.C, d.H, d.W], random), w = input([d.K, d.C, d.R, d.S], random), b = input([d.K], random);
     const [P, Q] = convOut(d);
     const dy = randomNormal(d.N * d.K * P * Q, random);
-    // dx[n, c, h, w] = sum over k, r, s of w[k, c, r, s] dy[n, k, h - r + 1, w - s + 1] (the adjoint) and
-    // dw[k, c, r, s] = sum over n, p, q of dy[n, k, p, q] x[n, c, p + r - 1, q + s - 1], in float64.
-    const dxRef = new Float64Array(x.data.length), dwRef = new Float64Array(w.data.length);
-    for (let n = 0; n < d.N; n++)
-      for (let k = 0; k < d.K; k++)
-        for (let p = 0; p < P; p++)
-          for (let q = 0; q < Q; q++) {
-            const g = dy[((n * d.K + k) * P + p) * Q + q];
-            for (let c = 0; c < d.C; c++)
-              for (let r = 0; r < 3; r++) {
-                const h = p - 1 + r;
-                if (h < 0 || h >= d.H) continue;
-                for (let t = 0; t < 3; t++) {
-                  const ww = q - 1 + t;
-                  if (ww < 0 || ww >= d.W) continue;
-                  dxRef[((n * d.C + c) * d.H + h) * d.W + ww] += g * w.data[((k * d.C + c) * 3 + r) * 3 + t];
-                  dwRef[((k * d.C + c) * 3 + r) * 3 + t] += g * x.data[((n * d.C + c) * d.H + h) * d.W + ww];
-                }
-              }
-          }
+    const { dx: dxRef, dw: dwRef } = conv2dBackwardRef(x.data, w.data, dy, d);
     tidy(() => {
       const xp = new Parameter(Tensor.from(x.data, x.shape)), wp = new Parameter(Tensor.from(w.data, w.shape));
       const y = ops.conv2d(xp, wp, Tensor.from(b.data, b.shape), { padding: 1 });

@@ -58,6 +58,33 @@ export function conv2dRef(x: Arr, w: Arr, b: Arr | null, d: ConvShape): Float64A
   return y;
 }
 
+/**
+ * The gradients of conv2dRef for an upstream gradient dy [N, K, P, Q], by brute force in
+ * float64: dx[n, c, h, w] = sum over k, r, s of w[k, c, r, s] dy[n, k, p, q] (the adjoint)
+ * and dw[k, c, r, s] = sum over n, p, q of dy[n, k, p, q] x[n, c, h, w], where h = p
+ * stride - pad + r and w = q stride - pad + s.
+ */
+export function conv2dBackwardRef(x: Arr, w: Arr, dy: Arr, d: ConvShape): { dx: Float64Array; dw: Float64Array } {
+  const [P, Q] = convOut(d);
+  const dx = new Float64Array(d.N * d.C * d.H * d.W), dw = new Float64Array(d.K * d.C * d.R * d.S);
+  for (let n = 0; n < d.N; n++)
+    for (let k = 0; k < d.K; k++)
+      for (let p = 0; p < P; p++)
+        for (let q = 0; q < Q; q++) {
+          const g = dy[((n * d.K + k) * P + p) * Q + q];
+          for (let c = 0; c < d.C; c++)
+            for (let r = 0; r < d.R; r++)
+              for (let t = 0; t < d.S; t++) {
+                const h = p * d.stride[0] - d.pad[0] + r, ww = q * d.stride[1] - d.pad[1] + t;
+                if (h < 0 || h >= d.H || ww < 0 || ww >= d.W) continue;
+                const xi = ((n * d.C + c) * d.H + h) * d.W + ww, wi = ((k * d.C + c) * d.R + r) * d.S + t;
+                dx[xi] += g * w[wi];
+                dw[wi] += g * x[xi];
+              }
+        }
+  return { dx, dw };
+}
+
 /** Batch norm of x [N, C, L]; training uses the batch statistics (biased variance). */
 export function batchNormRef(
   x: Arr, g: Arr, b: Arr, N: number, C: number, L: number, eps: number,

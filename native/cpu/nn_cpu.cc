@@ -214,6 +214,40 @@ void im2colTransposedPacked(const nn::Conv2dDesc& d, const float* x, int64_t cou
   }
 }
 
+// The same operand with the taps in (r, s, c) order (column (r * S + s) * C + c), for C a
+// whole number of panels: the images are copied channels-last (16 x 16 blocks transposed in
+// registers), and each panel of nr taps is then nr channels of one (r, s) at one input
+// pixel, a vector copy. The weight gradient it gives is in the same order (see
+// conv2dBackward).
+bool tapsLast(const nn::Conv2dDesc& d) { return d.C % packedBLayout(1, 1).nr == 0 && d.R * d.S <= 64; }
+
+void im2colTapsLastPacked(const nn::Conv2dDesc& d, const float* x, int64_t count, const PackedBLayout& L,
+                          float* dst) {
+  const int64_t C = d.C, H = d.H, W = d.W, PQ = d.P * d.Q, CHW = C * H * W, nr = L.nr;
+  const int taps = static_cast<int>(d.R * d.S);
+  const NnKernelTable& kt = activeNn();
+  float* xn = scratch(static_cast<size_t>(count * CHW), 4);
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t h = 0; h < H; ++h) kt.toChannelsLast(x + i * CHW + h * W, H * W, C, W, xn + (i * H + h) * W * C);
+  const float* src[64];
+  const int64_t rowsTotal = count * PQ;
+  for (int64_t k0 = 0; k0 < rowsTotal; k0 += L.kc) {
+    const int64_t kc = std::min(L.kc, rowsTotal - k0);
+    float* slice = dst + k0 * L.paddedN;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const int64_t j = k0 + kk, i = j / PQ, p = (j % PQ) / d.Q, q = j % d.Q;
+      for (int64_t r = 0; r < d.R; ++r) {
+        const int64_t h = p * d.strideH - d.padH + r;
+        for (int64_t s = 0; s < d.S; ++s) {
+          const int64_t w = q * d.strideW - d.padW + s;
+          src[r * d.S + s] = h >= 0 && h < H && w >= 0 && w < W ? xn + ((i * H + h) * W + w) * C : nullptr;
+        }
+      }
+      kt.tapsLastRow(src, taps, C, static_cast<int>(nr), slice + kk * nr, kc * nr);
+    }
+  }
+}
+
 // Winograd F(2x2, 3x3) for the stride-1, pad-1 3x3 convolutions of enough channels (the
 // forward pass and the data gradient, which is the same convolution of dy with the weights
 // flipped and transposed): each 2x2 block of outputs (a tile) comes from its 4x4 input
@@ -412,38 +446,89 @@ void winogradConv(int64_t N, int64_t Ci, int64_t Ko, int64_t H, int64_t W, const
 // dw [K, C, 3, 3] += the weight gradient of a Winograd-eligible convolution, through
 // F(3x3, 2x2): each tile's 4x4 input patch d and 2x2 outputs g give dw as A^T [sum over
 // tiles of (G' g G'^T) . (B^T d B)] A, so the sum over pixels becomes 16 GEMMs [K x tiles] x
-// [tiles x C], 2.25x fewer multiply-adds. Blocks of tiles go in order, and each of the 16
-// sums is one task's, so the bits do not depend on the thread count.
+// [tiles x C], 2.25x fewer multiply-adds. Each run of tiles along a tile row copies its 4
+// input rows and 2 rows of dy channels-last (a pixel's channels contiguous, zeros outside),
+// (an in-register transpose), transforms a tile's channels a vector at a time, and stores the
+// results straight into the GEMM's packed panels of U_xi [K x tiles] and V_xi [tiles x C]
+// (no packing pass, no scalar gathers). Blocks of tiles go in order, and each of the 16 sums
+// is one task's, so the bits do not depend on the thread count.
 constexpr int64_t kWinogradGradTiles = 256;
 
 void winogradWeightGrad(const nn::Conv2dDesc& d, const float* x, const float* dy, float* dw, int threads) {
   const WinogradTiles tiles(d.N, d.H, d.W);
-  const int64_t C = d.C, K = d.K, T = tiles.T, tb = std::min(T, kWinogradGradTiles), blocks = ceilDiv(T, tb);
-  // U_xi [K x tb] and V_xi [C x tb] of a block (a cache line more than a power of two apart),
-  // and the 16 sums M_xi [K x C].
-  const int64_t uStride = K * tb + 16, vStride = C * tb + 16, mStride = K * C + 16;
+  const int64_t C = d.C, K = d.K, H = d.H, W = d.W, T = tiles.T, tb = std::min(T, kWinogradGradTiles);
+  const int64_t blocks = ceilDiv(T, tb);
+  // U_xi [K x tb] and V_xi [tb x C] of a block in the GEMM's packed layouts (A and B), a
+  // cache line more than a power of two apart, and the 16 sums M_xi [K x C].
+  const int64_t uStride = packedALayout(K, tb).floats() + 16, vStride = packedBLayout(tb, C).floats() + 16;
+  const int64_t mStride = K * C + 16;
   float* u = scratch(static_cast<size_t>(16 * uStride), 5);
   float* v = scratch(static_cast<size_t>(16 * vStride), 2);
   float* m = scratch(static_cast<size_t>(16 * mStride), 3);
   const NnKernelTable& kt = activeNn();
   ThreadPool& pool = ThreadPool::instance();
+  struct Run {
+    int64_t n, th, tw0, count, j;
+  };
+  std::vector<Run> runs;
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int64_t j0 = blk * tb, nt = std::min(tb, T - j0);
-    pool.parallelFor(C + K, threads, [&](int64_t ch, int) {
-      float* gathered = scratch(static_cast<size_t>(16 * tb), 4);
-      if (ch < C) {
-        tiles.patches(x, C, ch, j0, nt, gathered, tb);
-        kt.winogradInputTransform(gathered, tb, nt, v + ch * tb, vStride);
-      } else {
-        tiles.outputs(dy, K, ch - C, j0, nt, gathered, tb);
-        kt.winogradGradTransform(gathered, tb, nt, u + (ch - C) * tb, uStride);
+    const PackedALayout LA = packedALayout(K, nt);
+    const PackedBLayout LB = packedBLayout(nt, C);
+    runs.clear();
+    tiles.forRuns(j0, nt, [&](int64_t n, int64_t th, int64_t tw0, int64_t count, int64_t j) {
+      runs.push_back(Run{n, th, tw0, count, j});
+    });
+    pool.parallelFor(static_cast<int64_t>(runs.size()), threads, [&](int64_t r, int) {
+      const Run& run = runs[static_cast<size_t>(r)];
+      // Input columns 2 tw0 - 1 .. 2 (tw0 + count), rows 2 th - 1 .. 2 th + 2: xr[a][col][c].
+      const int64_t cols = 2 * run.count + 2, xRow = cols * C, w0 = 2 * run.tw0 - 1;
+      const int64_t gCols = 2 * run.count, gRow = gCols * K;
+      float* xr = scratch(static_cast<size_t>(4 * xRow + 2 * gRow + 16 * (C + K)), 4);
+      float* gr = xr + 4 * xRow;
+      // One tile's 16 transformed rows of C (V) and K (U) values, then their packed panels.
+      float* tv = gr + 2 * gRow;
+      float* tu = tv + 16 * C;
+      for (int a = 0; a < 4; ++a) {
+        const int64_t h = 2 * run.th - 1 + a;
+        float* dst = xr + a * xRow;
+        if (h < 0 || h >= H) {
+          std::fill(dst, dst + xRow, 0.0f);
+          continue;
+        }
+        const int64_t lo = std::max<int64_t>(0, -w0), hi = std::min(cols, W - w0);
+        for (int64_t col = 0; col < lo; ++col) std::fill(dst + col * C, dst + (col + 1) * C, 0.0f);
+        for (int64_t col = std::max(hi, lo); col < cols; ++col) std::fill(dst + col * C, dst + (col + 1) * C, 0.0f);
+        if (hi > lo) kt.toChannelsLast(x + (run.n * C * H + h) * W + w0 + lo, H * W, C, hi - lo, dst + lo * C);
+      }
+      for (int a = 0; a < 2; ++a) {
+        const int64_t h = 2 * run.th + a, q0 = 2 * run.tw0;
+        float* dst = gr + a * gRow;
+        const int64_t hi = h < H ? std::min(gCols, W - q0) : 0;
+        for (int64_t col = hi; col < gCols; ++col) std::fill(dst + col * K, dst + (col + 1) * K, 0.0f);
+        if (hi > 0) kt.toChannelsLast(dy + (run.n * K * H + h) * W + q0, H * W, K, hi, dst);
+      }
+      for (int64_t i = 0; i < run.count; ++i) {
+        kt.winogradInputTransformChannels(xr + 2 * i * C, xRow, C, tv, C);
+        kt.winogradGradTransformChannels(gr + 2 * i * K, gRow, K, tu, K);
+        // Tile t is row t of packed B (V) and column t of packed A (U): in slice t / kc, k
+        // index t % kc of each panel.
+        const int64_t t = run.j + i, k0 = t / LB.kc * LB.kc, rows = std::min(LB.kc, nt - k0);
+        for (int xi = 0; xi < 16; ++xi) {
+          kt.storePanels(tv + xi * C, C, static_cast<int>(LB.nr), v + xi * vStride + k0 * LB.paddedN + (t - k0) * LB.nr,
+                         rows * LB.nr);
+          kt.storePanels(tu + xi * K, K, static_cast<int>(LA.mr), u + xi * uStride + k0 * LA.paddedM + (t - k0) * LA.mr,
+                         rows * LA.mr);
+        }
       }
     });
-    // M_xi += U_xi V_xi^T.
+    // M_xi += U_xi V_xi.
     pool.parallelFor(16, threads, [&](int64_t xi, int) {
-      sgemm(gemmDesc(false, true, K, C, nt, u + xi * uStride, tb, v + xi * vStride, tb, blk == 0 ? 0.0f : 1.0f,
-                     m + xi * mStride, C),
-            1);
+      GemmDesc gd = gemmDesc(false, false, K, C, nt, u + xi * uStride, 0, v + xi * vStride, 0, blk == 0 ? 0.0f : 1.0f,
+                             m + xi * mStride, C);
+      gd.packedA = true;
+      gd.packedB = true;
+      sgemm(gd, 1);
     });
   }
   // dw[k][c] += A^T M A, A^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
@@ -579,7 +664,21 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   // buffer (chunk 0 straight into dw), then the chunks are added in order.
   const int64_t perChunk = ceilDiv(groups, std::min(groups, kConvGroups));
   const int64_t chunks = ceilDiv(groups, perChunk);  // none of them empty
-  float* partial = dw != nullptr && chunks > 1 ? scratch(static_cast<size_t>((chunks - 1) * KCRS), 3) : nullptr;
+  // With the taps channels-last (im2colTapsLastPacked), chunk 0 sums into dw reordered to
+  // [K, R, S, C] and the others into their own buffers; the same additions in the same order
+  // as into dw itself, so the same bits, then dw gets its order back.
+  const bool last = dw != nullptr && tapsLast(d);
+  float* partial = dw != nullptr && (chunks > 1 || last)
+                       ? scratch(static_cast<size_t>((last ? chunks : chunks - 1) * KCRS), 3)
+                       : nullptr;
+  const int64_t RS = d.R * d.S;
+  if (last)
+    ThreadPool::instance().parallelFor(d.K, threads, [&](int64_t k, int) {
+      for (int64_t c = 0; c < d.C; ++c)
+        for (int64_t t = 0; t < RS; ++t) partial[k * CRS + t * d.C + c] = dw[(k * d.C + c) * RS + t];
+    });
+  float* dwBase = last ? partial : dw;
+  float* partials = last ? partial + KCRS : partial;
   // w^T [CRS, K], packed once for every group.
   float* wtp = nullptr;
   if (dx != nullptr) {
@@ -588,7 +687,7 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   }
   auto chunk = [&](int64_t c, int gemmThreads) {
     if (dw == nullptr && dx == nullptr) return;
-    float* dwc = dw == nullptr ? nullptr : (c == 0 ? dw : partial + (c - 1) * KCRS);
+    float* dwc = dw == nullptr ? nullptr : (c == 0 ? dwBase : partials + (c - 1) * KCRS);
     // col: the transposed, packed im2col matrix of a group (weights), then w^T dy (data).
     const int64_t colFloats = std::max(CRS * G * PQ, packedBLayout(G * PQ, CRS).floats());
     float* col = scratch(static_cast<size_t>(colFloats), 0);
@@ -605,7 +704,10 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
         dyg = dygBuffer;
       }
       if (dwc != nullptr) {
-        im2colTransposedPacked(d, x + n0 * CHW, count, packedBLayout(ld, CRS), col);
+        if (last)
+          im2colTapsLastPacked(d, x + n0 * CHW, count, packedBLayout(ld, CRS), col);
+        else
+          im2colTransposedPacked(d, x + n0 * CHW, count, packedBLayout(ld, CRS), col);
         // dw [K, CRS] += dy_g [K, ld] col^T.
         // Chunk 0 adds into dw; the others start their partial sums with their first group.
         const float beta = c == 0 || g > c * perChunk ? 1.0f : 0.0f;
@@ -633,9 +735,14 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   }
   if (dw != nullptr && chunks > 1) {
     forChunks(KCRS, threads, [&](int64_t b0, int64_t len) {
-      for (int64_t c = 1; c < chunks; ++c) activeNn().addInto(dw + b0, partial + (c - 1) * KCRS + b0, len);
+      for (int64_t c = 1; c < chunks; ++c) activeNn().addInto(dwBase + b0, partials + (c - 1) * KCRS + b0, len);
     });
   }
+  if (last)
+    ThreadPool::instance().parallelFor(d.K, threads, [&](int64_t k, int) {
+      for (int64_t c = 0; c < d.C; ++c)
+        for (int64_t t = 0; t < RS; ++t) dw[(k * d.C + c) * RS + t] = partial[k * CRS + t * d.C + c];
+    });
   if (db != nullptr) {
     ThreadPool::instance().parallelFor(d.K, threads, [&](int64_t k, int) {
       double s = 0.0;

@@ -7,6 +7,9 @@
 #include <cmath>
 
 #include "nn_kernels.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include "simd.h"
 
 namespace supcon::cpu::SUPCON_ISA_NAMESPACE {
@@ -308,14 +311,17 @@ void fewTapsWeightGrad(const float* __restrict dy, int64_t ldy, int64_t K, int64
 
 // The Winograd transforms work on W tiles at a time (one vector per matrix element), with
 // a scalar tail: the same arithmetic through a generic lane type.
+// Patch element (a, b) at d + a * rs + b * cs: rs = 4 ldd, cs = ldd for patches gathered one
+// matrix element a row (d[(4 a + b) * ldd]), or a row and a pixel apart in a channels-last
+// buffer; the same arithmetic either way.
 template <typename V, typename Load, typename Store>
-inline void inputTransformStep(const float* d, int64_t ldd, float* v, int64_t ldv, Load ld, Store st) {
+inline void inputTransformStep(const float* d, int64_t rs, int64_t cs, float* v, int64_t ldv, Load ld, Store st) {
   // t = B^T d (rows), then v = t B (columns); B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
   V t[4][4];
 #pragma GCC unroll 4
   for (int b = 0; b < 4; ++b) {
-    const V d0 = ld(d + (0 + b) * ldd), d1 = ld(d + (4 + b) * ldd);
-    const V d2 = ld(d + (8 + b) * ldd), d3 = ld(d + (12 + b) * ldd);
+    const V d0 = ld(d + b * cs), d1 = ld(d + rs + b * cs);
+    const V d2 = ld(d + 2 * rs + b * cs), d3 = ld(d + 3 * rs + b * cs);
     t[0][b] = d0 - d2;
     t[1][b] = d1 + d2;
     t[2][b] = d2 - d1;
@@ -347,10 +353,11 @@ inline void outputTransformStep(const float* m, int64_t ldm, float* y, int64_t l
   st(y + 3 * ldy, t1[1] - t1[2] - t1[3]);
 }
 
+// Output element (a, b) at g + a * rs + b * cs (rs = 2 ldg, cs = ldg for one element a row).
 template <typename V, typename Load, typename Store>
-inline void gradTransformStep(const float* g, int64_t ldg, float* u, int64_t ldu, Load ld, Store st) {
+inline void gradTransformStep(const float* g, int64_t rs, int64_t cs, float* u, int64_t ldu, Load ld, Store st) {
   // t = G' g (4 x 2), then u = t G'^T (4 x 4); G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 -1].
-  const V g00 = ld(g + 0 * ldg), g01 = ld(g + 1 * ldg), g10 = ld(g + 2 * ldg), g11 = ld(g + 3 * ldg);
+  const V g00 = ld(g), g01 = ld(g + cs), g10 = ld(g + rs), g11 = ld(g + rs + cs);
   const V t[4][2] = {{g00, g01},
                      {(g00 + g10) * 0.5f, (g01 + g11) * 0.5f},
                      {(g00 - g10) * 0.5f, (g01 - g11) * 0.5f},
@@ -371,8 +378,14 @@ const auto sstore = [](float* p, float x) { *p = x; };
 
 void winogradInputTransform(const float* d, int64_t ldd, int64_t n, float* v, int64_t ldv) {
   int64_t i = 0;
-  for (; i + W <= n; i += W) inputTransformStep<VF>(d + i, ldd, v + i, ldv, vload, vstore);
-  for (; i < n; ++i) inputTransformStep<float>(d + i, ldd, v + i, ldv, sload, sstore);
+  for (; i + W <= n; i += W) inputTransformStep<VF>(d + i, 4 * ldd, ldd, v + i, ldv, vload, vstore);
+  for (; i < n; ++i) inputTransformStep<float>(d + i, 4 * ldd, ldd, v + i, ldv, sload, sstore);
+}
+
+void winogradInputTransformChannels(const float* d, int64_t rs, int64_t C, float* v, int64_t ldv) {
+  int64_t c = 0;
+  for (; c + W <= C; c += W) inputTransformStep<VF>(d + c, rs, C, v + c, ldv, vload, vstore);
+  for (; c < C; ++c) inputTransformStep<float>(d + c, rs, C, v + c, ldv, sload, sstore);
 }
 
 void winogradOutputTransform(const float* m, int64_t ldm, int64_t n, float* y) {
@@ -383,8 +396,94 @@ void winogradOutputTransform(const float* m, int64_t ldm, int64_t n, float* y) {
 
 void winogradGradTransform(const float* g, int64_t ldg, int64_t n, float* u, int64_t ldu) {
   int64_t i = 0;
-  for (; i + W <= n; i += W) gradTransformStep<VF>(g + i, ldg, u + i, ldu, vload, vstore);
-  for (; i < n; ++i) gradTransformStep<float>(g + i, ldg, u + i, ldu, sload, sstore);
+  for (; i + W <= n; i += W) gradTransformStep<VF>(g + i, 2 * ldg, ldg, u + i, ldu, vload, vstore);
+  for (; i < n; ++i) gradTransformStep<float>(g + i, 2 * ldg, ldg, u + i, ldu, sload, sstore);
+}
+
+void winogradGradTransformChannels(const float* g, int64_t rs, int64_t K, float* u, int64_t ldu) {
+  int64_t k = 0;
+  for (; k + W <= K; k += W) gradTransformStep<VF>(g + k, rs, K, u + k, ldu, vload, vstore);
+  for (; k < K; ++k) gradTransformStep<float>(g + k, rs, K, u + k, ldu, sload, sstore);
+}
+
+// A W x W block transposed in registers: dst[j * ldd + i] = src[i * lds + j]. Stage b
+// swaps bit b of the row index with bit b of the column index (the off-diagonal b x b
+// blocks of every 2b x 2b block); after every bit, rows are columns.
+template <int B>
+inline void transposeStage(VF* r) {
+  VI lowMask, highMask;
+  for (int j = 0; j < W; ++j) {
+    lowMask[j] = (j & B) != 0 ? W + j - B : j;
+    highMask[j] = (j & B) != 0 ? W + j : j + B;
+  }
+  for (int i = 0; i < W; ++i) {
+    if ((i & B) != 0) continue;
+    const VF a = r[i], b = r[i + B];
+    r[i] = __builtin_shuffle(a, b, lowMask);
+    r[i + B] = __builtin_shuffle(a, b, highMask);
+  }
+}
+
+inline void transposeBlock(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  VF r[W];
+  for (int i = 0; i < W; ++i) r[i] = load(src + i * lds);
+  if constexpr (W >= 2) transposeStage<1>(r);
+  if constexpr (W >= 4) transposeStage<2>(r);
+  if constexpr (W >= 8) transposeStage<4>(r);
+  if constexpr (W >= 16) transposeStage<8>(r);
+  for (int j = 0; j < W; ++j) store(dst + j * ldd, r[j]);
+}
+
+void toChannelsLast(const float* src, int64_t cstride, int64_t C, int64_t n, float* dst) {
+  int64_t c0 = 0;
+  for (; c0 + W <= C; c0 += W) {
+    int64_t j = 0;
+    for (; j + W <= n; j += W) transposeBlock(src + c0 * cstride + j, cstride, dst + j * C + c0, C);
+    for (; j < n; ++j)
+      for (int64_t c = c0; c < c0 + W; ++c) dst[j * C + c] = src[c * cstride + j];
+  }
+  for (int64_t c = c0; c < C; ++c)
+    for (int64_t j = 0; j < n; ++j) dst[j * C + c] = src[c * cstride + j];
+}
+
+// Panels of a packed GEMM operand from one row of n values: panel p gets
+// src[p * width, p * width + width) at dst + p * panelStride, zeros past n. The AVX-512 path
+// moves a panel in masked vectors (widths such as 14 are not a whole vector); the others
+// copy.
+void storePanels(const float* src, int64_t n, int width, float* dst, int64_t panelStride) {
+  for (int64_t p = 0; p * width < n; ++p) {
+    const float* in = src + p * width;
+    float* out = dst + p * panelStride;
+    const int64_t valid = n - p * width < width ? n - p * width : width;
+#if defined(__AVX512F__)
+    for (int o = 0; o < width; o += 16) {
+      const int lanes = width - o < 16 ? width - o : 16;
+      const int64_t have = valid - o;
+      const __mmask16 take = have >= 16 ? static_cast<__mmask16>(0xFFFF)
+                             : have <= 0 ? static_cast<__mmask16>(0)
+                                         : static_cast<__mmask16>((1u << have) - 1);
+      const __mmask16 put = lanes == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << lanes) - 1);
+      _mm512_mask_storeu_ps(out + o, put, _mm512_maskz_loadu_ps(take, in + o));
+    }
+#else
+    for (int64_t i = 0; i < valid; ++i) out[i] = in[i];
+    for (int64_t i = valid; i < width; ++i) out[i] = 0.0f;
+#endif
+  }
+}
+
+void tapsLastRow(const float* const* src, int taps, int64_t C, int nr, float* dst, int64_t panelStride) {
+  const int64_t panels = C / nr;
+  for (int t = 0; t < taps; ++t)
+    for (int64_t p = 0; p < panels; ++p) {
+      float* out = dst + (t * panels + p) * panelStride;
+      if (src[t] == nullptr) {
+        for (int o = 0; o < nr; o += W) store(out + o, splat(0.0f));
+      } else {
+        const float* in = src[t] + p * nr;
+        for (int o = 0; o < nr; o += W) store(out + o, load(in + o));
+      }
+    }
 }
 
 void sgdUpdate(float* __restrict p, const float* __restrict g, float* __restrict buf, int64_t n,
@@ -466,6 +565,11 @@ extern const NnKernelTable kNnKernels = {
     winogradInputTransform,
     winogradOutputTransform,
     winogradGradTransform,
+    winogradInputTransformChannels,
+    winogradGradTransformChannels,
+    toChannelsLast,
+    storePanels,
+    tapsLastRow,
     sgdUpdate,
     larsUpdate,
     adamwUpdate,

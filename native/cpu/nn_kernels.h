@@ -57,6 +57,21 @@ struct NnKernelTable {
   // g[(2 a + b) * ldg + i] = the tile's 2x2 outputs, u[xi * ldu + i] = (G' g G'^T)[xi] with
   // G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 -1] (so that the input side is winogradInputTransform's).
   void (*winogradGradTransform)(const float* g, int64_t ldg, int64_t n, float* u, int64_t ldu);
+  // The same two transforms of one tile for C (or K) channels at once, from a channels-last
+  // buffer: patch element (a, b) of channel c at d[a * rs + b * C + c] (rs: a row of pixels),
+  // v[xi * ldv + c] = (B^T d B)[xi]; dy's 2x2 outputs at g[a * rs + b * K + k], u[xi * ldu + k].
+  void (*winogradInputTransformChannels)(const float* d, int64_t rs, int64_t C, float* v, int64_t ldv);
+  void (*winogradGradTransformChannels)(const float* g, int64_t rs, int64_t K, float* u, int64_t ldu);
+  // n pixels of C channels (channel c's at src + c * cstride) channels-last: dst[j * C + c] =
+  // src[c * cstride + j].
+  void (*toChannelsLast)(const float* src, int64_t cstride, int64_t C, int64_t n, float* dst);
+  // One k of a packed GEMM operand from a row of n values: panel p (width values, zeros past
+  // n) at dst + p * panelStride gets src[p * width, p * width + width).
+  void (*storePanels)(const float* src, int64_t n, int width, float* dst, int64_t panelStride);
+  // One pixel's row of a weight gradient's packed operand with the taps channels-last: tap
+  // t's C channels (from src[t], zeros where it is null; C a multiple of nr, nr a multiple
+  // of the vector width) into the panels at dst + (t * C / nr + p) * panelStride.
+  void (*tapsLastRow)(const float* const* src, int taps, int64_t C, int nr, float* dst, int64_t panelStride);
   // Optimizer updates of one parameter range (docs/LAYERS.md).
   void (*sgdUpdate)(float* p, const float* g, float* buf, int64_t n, const nn::SgdParams& o);
   // buf = momentum * buf + scale * (g + wd * p); p -= lr * buf
