@@ -171,6 +171,8 @@ describe.each(kernels)('ops with kernels %s', (kernel) => {
   it.each([
     ['several tile blocks (441 tiles an image; 882 tiles: four blocks of the weight gradient)', { N: 2, C: 40, H: 41, W: 41, K: 24, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
     ['C = 260 (two channel slices of the GEMM), odd width', { N: 2, C: 260, H: 6, W: 5, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+    ['rows of 31 and of 32 pixels (a vector of 16 tiles whose patches reach past the right edge)', { N: 2, C: 16, H: 5, W: 31, K: 17, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
+    ['rows of 32 pixels, 3 images', { N: 3, C: 16, H: 4, W: 32, K: 16, R: 3, S: 3, stride: [1, 1], pad: [1, 1] }],
   ] as [string, ConvShape][])('conv2d through Winograd, %s: forward, data and weight gradients against float64 references', (_label, d) => {
     setCpuKernels(kernel);
     expectWinograd(d);

@@ -295,15 +295,7 @@ struct WinogradTiles {
           for (int b = 0; b < 4; ++b) std::fill(dst[b], dst[b] + count, 0.0f);
           continue;
         }
-        const float* row = plane + h * W;
-        for (int64_t i = 0; i < count; ++i) {
-          const int64_t w0 = 2 * (tw0 + i) - 1;
-          if (w0 >= 0 && w0 + 4 <= W) {
-            for (int b = 0; b < 4; ++b) dst[b][i] = row[w0 + b];
-          } else {
-            for (int b = 0; b < 4; ++b) dst[b][i] = w0 + b >= 0 && w0 + b < W ? row[w0 + b] : 0.0f;
-          }
-        }
+        activeNn().winogradPatchRow(plane + h * W, W, 2 * tw0 - 1, count, dst[0], ld);
       }
     });
   }

@@ -72,6 +72,9 @@ struct NnKernelTable {
   // t's C channels (from src[t], zeros where it is null; C a multiple of nr, nr a multiple
   // of the vector width) into the panels at dst + (t * C / nr + p) * panelStride.
   void (*tapsLastRow)(const float* const* src, int taps, int64_t C, int nr, float* dst, int64_t panelStride);
+  // One row (a) of the 4x4 input patches of `count` Winograd tiles along a tile row:
+  // out[b * ld + i] = row[w0 + 2 i + b], b < 4, zero outside [0, width).
+  void (*winogradPatchRow)(const float* row, int64_t width, int64_t w0, int64_t count, float* out, int64_t ld);
   // Optimizer updates of one parameter range (docs/LAYERS.md).
   void (*sgdUpdate)(float* p, const float* g, float* buf, int64_t n, const nn::SgdParams& o);
   // buf = momentum * buf + scale * (g + wd * p); p -= lr * buf
