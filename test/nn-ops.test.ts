@@ -509,10 +509,11 @@ describe('fresh gradients: written, not cleared and added into', () => {
   }
   const t = (n: number, seed: number) => Tensor.from(randomNormal(n, rng(seed)), [n]);
 
-  it.each(kernels)('conv2dBackward: im2col and Winograd data paths (kernels %s)', (kernel) => {
+  it.each(kernels)('conv2dBackward: im2col (plain and taps channels-last) and Winograd data paths (kernels %s)', (kernel) => {
     setCpuKernels(kernel);
     for (const d of [
       { N: 3, C: 2, H: 9, W: 7, K: 5, R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1 },
+      { N: 3, C: 32, H: 9, W: 7, K: 5, R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1 },
       { N: 2, C: 16, H: 5, W: 7, K: 17, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 },
     ]) {
       const P = Math.floor((d.H + 2 * d.padH - d.R) / d.strideH) + 1, Q = Math.floor((d.W + 2 * d.padW - d.S) / d.strideW) + 1;

@@ -673,9 +673,22 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
     });
   float* dwBase = last ? partial : dw;
   float* partials = last ? partial + KCRS : partial;
-  // w^T [CRS, K], packed once for every group.
+  // The data gradient with the taps channels-last (C a whole number of panels): dcol^T
+  // [G P Q, R S C] = dy_g^T w' with w' = w as [K, R, S, C]; each output pixel's row adds
+  // a C-vector per tap into the image's dx held channels-last, taps in the plain path's
+  // order (so the same bits), then dx goes back to [C, H, W]. Otherwise w^T [CRS, K],
+  // packed once for every group.
+  const bool dataLast = dx != nullptr && tapsLast(d);
+  float* wl = nullptr;
+  if (dataLast) {
+    wl = scratch(static_cast<size_t>(KCRS), 5);
+    ThreadPool::instance().parallelFor(d.K, threads, [&](int64_t k, int) {
+      for (int64_t c = 0; c < d.C; ++c)
+        for (int64_t t = 0; t < RS; ++t) wl[k * CRS + t * d.C + c] = w[(k * d.C + c) * RS + t];
+    });
+  }
   float* wtp = nullptr;
-  if (dx != nullptr) {
+  if (dx != nullptr && !dataLast) {
     wtp = scratch(static_cast<size_t>(packedALayout(CRS, d.K).floats()), 2);
     packA(gemmDesc(true, false, CRS, 0, d.K, w, CRS, nullptr, 0, 0.0f, nullptr, 0), wtp, threads);
   }
@@ -709,7 +722,31 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
         gd.packedB = true;
         sgemm(gd, gemmThreads);
       }
-      if (dx != nullptr) {
+      if (dataLast) {
+        sgemm(gemmDesc(true, false, ld, CRS, d.K, dyg, ld, wl, CRS, 0.0f, col, CRS), gemmThreads);
+        const NnKernelTable& kt = activeNn();
+        const int64_t HW = d.H * d.W;
+        float* xn = scratch(static_cast<size_t>(CHW), 4);
+        for (int64_t i = 0; i < count; ++i) {
+          float* dxi = dx + (n0 + i) * CHW;
+          if (overwriteDx)
+            std::fill(xn, xn + CHW, 0.0f);
+          else
+            kt.toChannelsLast(dxi, HW, d.C, HW, xn);
+          for (int64_t r = 0; r < d.R; ++r)
+            for (int64_t s = 0; s < d.S; ++s)
+              for (int64_t p = 0; p < d.P; ++p) {
+                const int64_t h = p * d.strideH - d.padH + r;
+                if (h < 0 || h >= d.H) continue;
+                const float* row = col + (i * PQ + p * d.Q) * CRS + (r * d.S + s) * d.C;
+                for (int64_t q = 0; q < d.Q; ++q) {
+                  const int64_t wq = q * d.strideW - d.padW + s;
+                  if (wq >= 0 && wq < d.W) kt.addInto(xn + (h * d.W + wq) * d.C, row + q * CRS, d.C);
+                }
+              }
+          kt.toChannelsLast(xn, d.C, HW, d.C, dxi);
+        }
+      } else if (dx != nullptr) {
         // dcol [CRS, ld] = w^T dy_g, scattered back image by image.
         GemmDesc gd = gemmDesc(false, false, CRS, ld, d.K, wtp, 0, dyg, ld, 0.0f, col, ld);
         gd.packedA = true;
