@@ -61,32 +61,6 @@ void microKernel(int64_t kc, const float* __restrict ap, const float* __restrict
   }
 }
 
-// v[i] (i < W) transposed in place: W / 2, ..., 1 butterflies, each a two-source shuffle
-// per output with constant indices (at distance h, rows i and i + h trade their lanes with
-// bit h set).
-template <int H, size_t... L>
-inline VF shuffleLo(VF a, VF b, std::index_sequence<L...>) {
-  return __builtin_shufflevector(a, b, ((L & H) != 0 ? W + L - H : L)...);
-}
-template <int H, size_t... L>
-inline VF shuffleHi(VF a, VF b, std::index_sequence<L...>) {
-  return __builtin_shufflevector(a, b, ((L & H) != 0 ? W + L : L + H)...);
-}
-
-template <int H>
-inline void butterfly(VF* v) {
-  if constexpr (H >= 1) {
-#pragma GCC unroll 16
-    for (int i = 0; i < W; ++i) {
-      if ((i & H) != 0) continue;
-      const VF a = v[i], b = v[i + H];
-      v[i] = shuffleLo<H>(a, b, std::make_index_sequence<W>{});
-      v[i + H] = shuffleHi<H>(a, b, std::make_index_sequence<W>{});
-    }
-    butterfly<H / 2>(v);
-  }
-}
-
 void gatherRows(const float* const* src, int n, int width, int64_t kc, float* __restrict out) {
   for (int g0 = 0; g0 < width; g0 += W) {
     const int lanes = width - g0 < W ? width - g0 : W;
@@ -95,7 +69,7 @@ void gatherRows(const float* const* src, int n, int width, int64_t kc, float* __
       VF v[W];
 #pragma GCC unroll 16
       for (int i = 0; i < W; ++i) v[i] = g0 + i < n && i < lanes ? load(src[g0 + i] + k) : splat(0.0f);
-      butterfly<W / 2>(v);
+      transposeInPlace(v);
       if (lanes == W) {
 #pragma GCC unroll 16
         for (int j = 0; j < W; ++j) store(out + (k + j) * width + g0, v[j]);

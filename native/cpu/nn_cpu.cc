@@ -214,6 +214,17 @@ void im2colTransposedPacked(const nn::Conv2dDesc& d, const float* x, int64_t cou
   }
 }
 
+// [K, C, R S] weights (or their gradient) to [K, R S, C] (toLast) or back.
+void reorderTaps(const float* src, float* dst, int64_t K, int64_t C, int64_t RS, bool toLast, int threads) {
+  ThreadPool::instance().parallelFor(K, threads, [&](int64_t k, int) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t t = 0; t < RS; ++t) {
+        const int64_t plain = (k * C + c) * RS + t, last = (k * RS + t) * C + c;
+        dst[toLast ? last : plain] = src[toLast ? plain : last];
+      }
+  });
+}
+
 // The same operand with the taps in (r, s, c) order (column (r * S + s) * C + c), for C a
 // whole number of panels: the images are copied channels-last (16 x 16 blocks transposed in
 // registers), and each panel of nr taps is then nr channels of one (r, s) at one input
@@ -296,33 +307,6 @@ struct WinogradTiles {
           continue;
         }
         activeNn().winogradPatchRow(plane + h * W, W, 2 * tw0 - 1, count, dst[0], ld);
-      }
-    });
-  }
-  // g[(2 a + b) * ld + j] = the 2x2 outputs of each tile (rows 2 th + a, columns 2 tw + b;
-  // zero past the edge) of channel k of dy [N, K, H, W].
-  void outputs(const float* dy, int64_t K, int64_t k, int64_t j0, int64_t nt, float* g, int64_t ld) const {
-    forRuns(j0, nt, [&](int64_t n, int64_t th, int64_t tw0, int64_t count, int64_t j) {
-      const float* plane = dy + (n * K + k) * H * W;
-      for (int a = 0; a < 2; ++a) {
-        const int64_t h = 2 * th + a;
-        float* g0 = g + (2 * a) * ld + j;
-        float* g1 = g + (2 * a + 1) * ld + j;
-        if (h >= H) {
-          std::fill(g0, g0 + count, 0.0f);
-          std::fill(g1, g1 + count, 0.0f);
-          continue;
-        }
-        const float* row = plane + h * W + 2 * tw0;
-        const int64_t full = std::min(count, (W - 2 * tw0) / 2);
-        for (int64_t i = 0; i < full; ++i) {
-          g0[i] = row[2 * i];
-          g1[i] = row[2 * i + 1];
-        }
-        if (full < count) {
-          g0[full] = row[2 * full];
-          g1[full] = 0.0f;
-        }
       }
     });
   }
@@ -439,8 +423,8 @@ void winogradConv(int64_t N, int64_t Ci, int64_t Ko, int64_t H, int64_t W, const
 // F(3x3, 2x2): each tile's 4x4 input patch d and 2x2 outputs g give dw as A^T [sum over
 // tiles of (G' g G'^T) . (B^T d B)] A, so the sum over pixels becomes 16 GEMMs [K x tiles] x
 // [tiles x C], 2.25x fewer multiply-adds. Each run of tiles along a tile row copies its 4
-// input rows and 2 rows of dy channels-last (a pixel's channels contiguous, zeros outside),
-// (an in-register transpose), transforms a tile's channels a vector at a time, and stores the
+// input rows and 2 rows of dy channels-last (a pixel's channels contiguous, zeros outside;
+// in-register transposes), transforms a tile's channels a vector at a time, and stores the
 // results straight into the GEMM's packed panels of U_xi [K x tiles] and V_xi [tiles x C]
 // (no packing pass, no scalar gathers). Blocks of tiles go in order, and each of the 16 sums
 // is one task's, so the bits do not depend on the thread count.
@@ -666,11 +650,7 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
                        ? scratch(static_cast<size_t>((last ? chunks : chunks - 1) * KCRS), 3)
                        : nullptr;
   const int64_t RS = d.R * d.S;
-  if (last)
-    ThreadPool::instance().parallelFor(d.K, threads, [&](int64_t k, int) {
-      for (int64_t c = 0; c < d.C; ++c)
-        for (int64_t t = 0; t < RS; ++t) partial[k * CRS + t * d.C + c] = dw[(k * d.C + c) * RS + t];
-    });
+  if (last) reorderTaps(dw, partial, d.K, d.C, RS, true, threads);
   float* dwBase = last ? partial : dw;
   float* partials = last ? partial + KCRS : partial;
   // The data gradient with the taps channels-last (C a whole number of panels): dcol^T
@@ -682,10 +662,7 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
   float* wl = nullptr;
   if (dataLast) {
     wl = scratch(static_cast<size_t>(KCRS), 5);
-    ThreadPool::instance().parallelFor(d.K, threads, [&](int64_t k, int) {
-      for (int64_t c = 0; c < d.C; ++c)
-        for (int64_t t = 0; t < RS; ++t) wl[k * CRS + t * d.C + c] = w[(k * d.C + c) * RS + t];
-    });
+    reorderTaps(w, wl, d.K, d.C, RS, true, threads);
   }
   float* wtp = nullptr;
   if (dx != nullptr && !dataLast) {
@@ -769,11 +746,7 @@ void conv2dBackward(const nn::Conv2dDesc& d, const float* x, const float* w, con
       for (int64_t c = 1; c < chunks; ++c) activeNn().addInto(dwBase + b0, partials + (c - 1) * KCRS + b0, len);
     });
   }
-  if (last)
-    ThreadPool::instance().parallelFor(d.K, threads, [&](int64_t k, int) {
-      for (int64_t c = 0; c < d.C; ++c)
-        for (int64_t t = 0; t < RS; ++t) dw[(k * d.C + c) * RS + t] = partial[k * CRS + t * d.C + c];
-    });
+  if (last) reorderTaps(partial, dw, d.K, d.C, RS, false, threads);
   if (db != nullptr) {
     ThreadPool::instance().parallelFor(d.K, threads, [&](int64_t k, int) {
       double s = 0.0;

@@ -4,7 +4,6 @@
 //
 // Included by nn_kernel_{avx512,avx2,baseline}.cc; SUPCON_SIMD_WIDTH and
 // SUPCON_ISA_NAMESPACE are set there.
-#include <algorithm>
 #include <cmath>
 
 #include "nn_kernels.h"
@@ -354,7 +353,8 @@ inline void outputTransformStep(const float* m, int64_t ldm, float* y, int64_t l
   st(y + 3 * ldy, t1[1] - t1[2] - t1[3]);
 }
 
-// Output element (a, b) at g + a * rs + b * cs (rs = 2 ldg, cs = ldg for one element a row).
+// The weight gradient's F(3x3, 2x2) transform of dy's 2x2 outputs: element (a, b) at g + a *
+// rs + b * cs.
 template <typename V, typename Load, typename Store>
 inline void gradTransformStep(const float* g, int64_t rs, int64_t cs, float* u, int64_t ldu, Load ld, Store st) {
   // t = G' g (4 x 2), then u = t G'^T (4 x 4); G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 -1].
@@ -395,43 +395,17 @@ void winogradOutputTransform(const float* m, int64_t ldm, int64_t n, float* y) {
   for (; i < n; ++i) outputTransformStep<float>(m + i, ldm, y + i, n, sload, sstore);
 }
 
-void winogradGradTransform(const float* g, int64_t ldg, int64_t n, float* u, int64_t ldu) {
-  int64_t i = 0;
-  for (; i + W <= n; i += W) gradTransformStep<VF>(g + i, 2 * ldg, ldg, u + i, ldu, vload, vstore);
-  for (; i < n; ++i) gradTransformStep<float>(g + i, 2 * ldg, ldg, u + i, ldu, sload, sstore);
-}
-
 void winogradGradTransformChannels(const float* g, int64_t rs, int64_t K, float* u, int64_t ldu) {
   int64_t k = 0;
   for (; k + W <= K; k += W) gradTransformStep<VF>(g + k, rs, K, u + k, ldu, vload, vstore);
   for (; k < K; ++k) gradTransformStep<float>(g + k, rs, K, u + k, ldu, sload, sstore);
 }
 
-// A W x W block transposed in registers: dst[j * ldd + i] = src[i * lds + j]. Stage b
-// swaps bit b of the row index with bit b of the column index (the off-diagonal b x b
-// blocks of every 2b x 2b block); after every bit, rows are columns.
-template <int B>
-inline void transposeStage(VF* r) {
-  VI lowMask, highMask;
-  for (int j = 0; j < W; ++j) {
-    lowMask[j] = (j & B) != 0 ? W + j - B : j;
-    highMask[j] = (j & B) != 0 ? W + j : j + B;
-  }
-  for (int i = 0; i < W; ++i) {
-    if ((i & B) != 0) continue;
-    const VF a = r[i], b = r[i + B];
-    r[i] = __builtin_shuffle(a, b, lowMask);
-    r[i + B] = __builtin_shuffle(a, b, highMask);
-  }
-}
-
+// A W x W block transposed in registers: dst[j * ldd + i] = src[i * lds + j].
 inline void transposeBlock(const float* src, int64_t lds, float* dst, int64_t ldd) {
   VF r[W];
   for (int i = 0; i < W; ++i) r[i] = load(src + i * lds);
-  if constexpr (W >= 2) transposeStage<1>(r);
-  if constexpr (W >= 4) transposeStage<2>(r);
-  if constexpr (W >= 8) transposeStage<4>(r);
-  if constexpr (W >= 16) transposeStage<8>(r);
+  transposeInPlace(r);
   for (int j = 0; j < W; ++j) store(dst + j * ldd, r[j]);
 }
 
@@ -447,6 +421,17 @@ void toChannelsLast(const float* src, int64_t cstride, int64_t C, int64_t n, flo
     for (int64_t j = 0; j < n; ++j) dst[j * C + c] = src[c * cstride + j];
 }
 
+// Lanes [lo, hi) of a mask (clamped to [0, 16)).
+#if defined(__AVX512F__)
+inline __mmask16 lanesBetween(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : lo;
+  hi = hi > 16 ? 16 : hi;
+  if (hi <= lo) return 0;
+  const uint32_t upTo = (1u << hi) - 1, below = (1u << lo) - 1;
+  return static_cast<__mmask16>(upTo & ~below);
+}
+#endif
+
 // Panels of a packed GEMM operand from one row of n values: panel p gets
 // src[p * width, p * width + width) at dst + p * panelStride, zeros past n. The AVX-512 path
 // moves a panel in masked vectors (widths such as 14 are not a whole vector); the others
@@ -457,15 +442,8 @@ void storePanels(const float* src, int64_t n, int width, float* dst, int64_t pan
     float* out = dst + p * panelStride;
     const int64_t valid = n - p * width < width ? n - p * width : width;
 #if defined(__AVX512F__)
-    for (int o = 0; o < width; o += 16) {
-      const int lanes = width - o < 16 ? width - o : 16;
-      const int64_t have = valid - o;
-      const __mmask16 take = have >= 16 ? static_cast<__mmask16>(0xFFFF)
-                             : have <= 0 ? static_cast<__mmask16>(0)
-                                         : static_cast<__mmask16>((1u << have) - 1);
-      const __mmask16 put = lanes == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << lanes) - 1);
-      _mm512_mask_storeu_ps(out + o, put, _mm512_maskz_loadu_ps(take, in + o));
-    }
+    for (int o = 0; o < width; o += 16)
+      _mm512_mask_storeu_ps(out + o, lanesBetween(0, width - o), _mm512_maskz_loadu_ps(lanesBetween(0, valid - o), in + o));
 #else
     for (int64_t i = 0; i < valid; ++i) out[i] = in[i];
     for (int64_t i = valid; i < width; ++i) out[i] = 0.0f;
@@ -491,15 +469,6 @@ void tapsLastRow(const float* const* src, int taps, int64_t C, int nr, float* ds
 // for b < 4 (w0 = 2 tw0 - 1), zero outside [0, W). The AVX-512 path takes 16 tiles from two
 // pairs of masked loads (the masks are the padding: nothing outside the row is read) and
 // even/odd permutes, for whole vectors of tiles; the rest is the scalar loop. Copies: the same bits on every path.
-#if defined(__AVX512F__)
-inline __mmask16 lanesBetween(int64_t lo, int64_t hi) {
-  lo = lo < 0 ? 0 : lo;
-  hi = hi > 16 ? 16 : hi;
-  if (hi <= lo) return 0;
-  const uint32_t upTo = (1u << hi) - 1, below = (1u << lo) - 1;
-  return static_cast<__mmask16>(upTo & ~below);
-}
-#endif
 
 void winogradPatchRow(const float* row, int64_t width, int64_t w0, int64_t count, float* out, int64_t ld) {
   int64_t i = 0;
@@ -508,18 +477,15 @@ void winogradPatchRow(const float* row, int64_t width, int64_t w0, int64_t count
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   // Whole vectors of tiles (rows of 32 pixels and wider): at 8 tiles (16 x 16 images) the
   // half-empty vectors measured no faster than the scalar copies.
-  for (; count - i >= 16; i += 16) {
-    const int64_t m = count - i < 16 ? count - i : 16;
-    const __mmask16 keep = lanesBetween(0, m);
+  for (; count - i >= 16; i += 16)
     for (int half = 0; half < 2; ++half) {
-      // Lane j of the pair is column b0 + j; lanes below 2 m are the ones the tiles take.
+      // Lane j of the pair is column b0 + j; the row's columns [0, width) are the ones loaded.
       const int64_t b0 = w0 + 2 * i + 2 * half;
-      const __m512 lo = _mm512_maskz_loadu_ps(lanesBetween(-b0, std::min<int64_t>(width - b0, 2 * m)), row + b0);
-      const __m512 hi = _mm512_maskz_loadu_ps(lanesBetween(-b0 - 16, std::min<int64_t>(width - b0, 2 * m) - 16), row + b0 + 16);
-      _mm512_mask_storeu_ps(out + (2 * half) * ld + i, keep, _mm512_permutex2var_ps(lo, even, hi));
-      _mm512_mask_storeu_ps(out + (2 * half + 1) * ld + i, keep, _mm512_permutex2var_ps(lo, odd, hi));
+      const __m512 lo = _mm512_maskz_loadu_ps(lanesBetween(-b0, width - b0), row + b0);
+      const __m512 hi = _mm512_maskz_loadu_ps(lanesBetween(-b0 - 16, width - b0 - 16), row + b0 + 16);
+      _mm512_storeu_ps(out + (2 * half) * ld + i, _mm512_permutex2var_ps(lo, even, hi));
+      _mm512_storeu_ps(out + (2 * half + 1) * ld + i, _mm512_permutex2var_ps(lo, odd, hi));
     }
-  }
 #endif
   for (; i < count; ++i) {
     const int64_t c0 = w0 + 2 * i;
@@ -605,7 +571,6 @@ extern const NnKernelTable kNnKernels = {
     fewTapsWeightGrad,
     winogradInputTransform,
     winogradOutputTransform,
-    winogradGradTransform,
     winogradInputTransformChannels,
     winogradGradTransformChannels,
     toChannelsLast,

@@ -53,13 +53,11 @@ struct NnKernelTable {
   void (*winogradInputTransform)(const float* d, int64_t ldd, int64_t n, float* v, int64_t ldv);
   // The output transform of n tiles: from m[xi * ldm + i], y[(2 a + b) * n + i] = (A^T m A)[a][b].
   void (*winogradOutputTransform)(const float* m, int64_t ldm, int64_t n, float* y);
-  // The weight gradient's F(3x3, 2x2): the transform of n tiles of dy, from
-  // g[(2 a + b) * ldg + i] = the tile's 2x2 outputs, u[xi * ldu + i] = (G' g G'^T)[xi] with
-  // G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 -1] (so that the input side is winogradInputTransform's).
-  void (*winogradGradTransform)(const float* g, int64_t ldg, int64_t n, float* u, int64_t ldu);
-  // The same two transforms of one tile for C (or K) channels at once, from a channels-last
-  // buffer: patch element (a, b) of channel c at d[a * rs + b * C + c] (rs: a row of pixels),
-  // v[xi * ldv + c] = (B^T d B)[xi]; dy's 2x2 outputs at g[a * rs + b * K + k], u[xi * ldu + k].
+  // The weight gradient's transforms of one tile for C (or K) channels at once, from a
+  // channels-last buffer: the input transform with patch element (a, b) of channel c at
+  // d[a * rs + b * C + c] (rs: a row of pixels), v[xi * ldv + c] = (B^T d B)[xi]; F(3x3,
+  // 2x2) of dy's 2x2 outputs at g[a * rs + b * K + k], u[xi * ldu + k] = (G' g G'^T)[xi] with
+  // G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 -1] (so that the input side is the forward pass's).
   void (*winogradInputTransformChannels)(const float* d, int64_t rs, int64_t C, float* v, int64_t ldv);
   void (*winogradGradTransformChannels)(const float* g, int64_t rs, int64_t K, float* u, int64_t ldu);
   // n pixels of C channels (channel c's at src + c * cstride) channels-last: dst[j * C + c] =

@@ -6,8 +6,10 @@
 // AVX-512, an AVX2 and a baseline kernel that are chosen at run time.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #ifndef SUPCON_SIMD_WIDTH
 #error "define SUPCON_SIMD_WIDTH before including simd.h"
@@ -107,5 +109,33 @@ inline VF vsoftplus(VF x) {
 
 // 1 / (1 + exp(-x)).
 inline VF vsigmoid(VF x) { return 1.0f / (vexp(-x) + 1.0f); }
+
+// v[i] (i < kWidth) transposed in place: kWidth / 2, ..., 1 butterflies, each a two-source
+// shuffle per output with constant indices (at distance h, rows i and i + h trade their lanes
+// with bit h set). The GEMM's transposing packs and the layers' channels-last copies use it.
+template <int H, size_t... L>
+inline VF shuffleLo(VF a, VF b, std::index_sequence<L...>) {
+  return __builtin_shufflevector(a, b, ((L & H) != 0 ? kWidth + L - H : L)...);
+}
+template <int H, size_t... L>
+inline VF shuffleHi(VF a, VF b, std::index_sequence<L...>) {
+  return __builtin_shufflevector(a, b, ((L & H) != 0 ? kWidth + L : L + H)...);
+}
+
+template <int H>
+inline void butterfly(VF* v) {
+  if constexpr (H >= 1) {
+#pragma GCC unroll 16
+    for (int i = 0; i < kWidth; ++i) {
+      if ((i & H) != 0) continue;
+      const VF a = v[i], b = v[i + H];
+      v[i] = shuffleLo<H>(a, b, std::make_index_sequence<kWidth>{});
+      v[i + H] = shuffleHi<H>(a, b, std::make_index_sequence<kWidth>{});
+    }
+    butterfly<H / 2>(v);
+  }
+}
+
+inline void transposeInPlace(VF* v) { butterfly<kWidth / 2>(v); }
 
 }  // namespace supcon::simd
